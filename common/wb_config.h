@@ -1,0 +1,128 @@
+/* wb_config.h — the one YAML config shared by wbctl, wb-flusher, wb-refresher. */
+#ifndef WB_CONFIG_H
+#define WB_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wbcache.h"
+
+typedef enum wb_value_type_e { WB_VT_TEXT = 0, WB_VT_JSONB = 1, WB_VT_BYTEA = 2 } wb_value_type_t;
+typedef enum wb_schema_mode_e { WB_SCHEMA_CREATE = 0, WB_SCHEMA_VERIFY = 1 } wb_schema_mode_t;
+
+/* name=value pair of the kafka.properties map, passed verbatim to librdkafka. */
+typedef struct wb_kv_s {
+    char *name;
+    char *value;
+} wb_kv_t;
+
+typedef struct wb_entity_s {
+    char *name;           /* entities[].name — carried in every change event */
+    char *prefix;         /* entities[].prefix — cache key = prefix + id */
+    char *table;          /* entities[].table — PostgreSQL table (quoted when used) */
+    int64_t ttl_ms;       /* entities[].ttl_ms — TTL of a clean cache entry */
+    double refresh_ahead; /* entities[].refresh_ahead — 0 disables; (0,1) */
+    wb_value_type_t value_type; /* entities[].value_type: text | jsonb | bytea */
+} wb_entity_t;
+
+typedef struct wb_config_s {
+    char *path; /* file it was loaded from ("<memory>" for strings) */
+
+    struct {
+        char *host;
+        int port;
+        char *password; /* secret: WBCACHE_REDIS_PASSWORD overrides */
+        int db;
+        int timeout_ms;
+        char *dirty_index; /* sorted set of dirty keys, score = write time (us) */
+    } redis;
+
+    struct {
+        char *brokers;
+        char *topic_changes;     /* kafka.topics.changes */
+        char *topic_refresh;     /* kafka.topics.refresh */
+        char *topic_dead_letter; /* kafka.topics.dead_letter */
+        int partitions;          /* used when topics are created */
+        wb_kv_t *props;          /* kafka.properties, in file order */
+        size_t nprops;
+    } kafka;
+
+    struct {
+        char *dsn;      /* secret: WBCACHE_PG_DSN overrides */
+        char *password; /* secret: WBCACHE_PG_PASSWORD overrides */
+        int connect_timeout_ms;
+        int statement_timeout_ms;
+        wb_schema_mode_t schema;
+    } postgres;
+
+    struct {
+        wb_ack_t ack;
+        int queue_max;        /* events waiting for Kafka (ack: cache) */
+        int max_value_bytes;
+        int kafka_timeout_ms; /* ack: log waits at most this long */
+        int negative_ttl_ms;  /* not-found cached this long */
+        int lock_ttl_ms;      /* stampede lock lifetime */
+        int lock_wait_ms;     /* how long losers wait for the winner */
+        int refresh_dedupe_ms;
+        int ttl_jitter_pct;   /* 0..50: +-% random jitter on fill TTLs */
+    } producer;
+
+    struct {
+        char *group_id;
+        int batch_max_events;
+        int64_t batch_max_bytes;
+        int batch_max_wait_ms;
+        int retry_initial_ms;
+        int retry_max_ms;
+        char *http_listen; /* "host:port" for /metrics /healthz /readyz */
+        int shutdown_deadline_ms;
+        int64_t tombstone_retention_ms; /* soft-deleted rows purged after this */
+    } flusher;
+
+    struct {
+        char *group_id;
+        int batch_max_keys;
+        int batch_max_wait_ms;
+        int collapse_window_ms;
+        int sweep_interval_ms;
+        int sweep_after_ms;
+        int sweep_max_per_pass;
+        char *http_listen;
+        int shutdown_deadline_ms;
+    } refresher;
+
+    struct {
+        char *level; /* debug | info | warn | error */
+    } log;
+
+    wb_entity_t *entities;
+    size_t nentities;
+} wb_config_t;
+
+/* Loads and strictly validates the YAML file at path. On success *confp owns
+ * a new config (free with wb_config_destroy). On failure returns
+ * WB_ERR_CONFIG (or WB_ERR_IO / WB_ERR_NOMEM) and writes one message per
+ * line into errstr: "FILE:LINE:COL: key.path: what is wrong". */
+wb_err_t wb_config_load(const char *path, wb_config_t **confp, char *errstr, size_t errstr_size);
+
+/* As wb_config_load, from a buffer; name is used in messages. */
+wb_err_t wb_config_load_string(const char *name, const char *yaml, size_t len, wb_config_t **confp,
+                               char *errstr, size_t errstr_size);
+
+/* Path a program uses when -c is not given: $WBCACHE_CONFIG, else
+ * "config/wbcache.yaml". Static storage / environment; do not free. */
+const char *wb_config_default_path(void);
+
+/* Writes the effective config as YAML to out; secrets are shown as "****". */
+void wb_config_print(const wb_config_t *conf, FILE *out);
+
+/* Frees conf and everything it owns; NULL is fine. */
+void wb_config_destroy(wb_config_t *conf);
+
+/* Entity lookups. Return NULL when nothing matches. by_key picks the entity
+ * with the longest prefix that key starts with. */
+const wb_entity_t *wb_config_entity(const wb_config_t *conf, const char *name);
+const wb_entity_t *wb_config_entity_by_key(const wb_config_t *conf, const char *key, size_t keylen);
+
+#endif /* WB_CONFIG_H */

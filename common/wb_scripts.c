@@ -1,0 +1,545 @@
+/* wb_scripts.c — the Redis Lua scripts of the cache entry layout, and calling them by SHA. */
+#include "wb_scripts.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wb_redis.h"
+#include "wb_util.h"
+
+/* Redis < 5 refuses writes after TIME unless effects replication is on;
+ * Redis >= 5 does it by default and 7.x keeps the call as a no-op. */
+#define LUA_PROLOGUE "if redis.replicate_commands then redis.replicate_commands() end\n"
+
+#define LUA_NOW                                                                                    \
+    "local t = redis.call('TIME')\n"                                                               \
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+
+/* One Lua line per C line: */
+/* clang-format off */
+/*
+ * put — write-behind put/del (invariants 1 and 2).
+ * KEYS[1] cache key, KEYS[2] dirty index; ARGV[1] value, ARGV[2] "1" for a
+ * delete (the value is then stored as "" with del=1: a tombstone must stay
+ * in the cache, dirty, until PostgreSQL holds the soft delete). Atomically:
+ * now = TIME in µs; ver = max(max(ver, rv) + 1, now); HSET v/ver/d=1/wt=now/
+ * del; drop rv (ver is above it now); PERSIST, because a dirty entry must not
+ * expire or be picked by volatile-* eviction; ZADD the index with score now.
+ * The index type is checked first so that a failure cannot leave a dirty
+ * entry outside the index (a script error does not roll back earlier
+ * writes). Returns {ver, now} as integers (exact: see the header).
+ */
+static const char LUA_PUT[] =
+    LUA_PROLOGUE
+    "local ty = redis.call('TYPE', KEYS[2]).ok\n"
+    "if ty ~= 'zset' and ty ~= 'none' then\n"
+    "  return redis.error_reply('WRONGTYPE wb put: dirty index is not a sorted set')\n"
+    "end\n"
+    LUA_NOW
+    "local h = redis.call('HMGET', KEYS[1], 'ver', 'rv')\n"
+    "local prev = tonumber(h[1]) or 0\n"
+    "local r = tonumber(h[2]) or 0\n"
+    "if r > prev then prev = r end\n"
+    "local ver = now\n"
+    "if prev + 1 > ver then ver = prev + 1 end\n"
+    "local del, v = '0', ARGV[1]\n"
+    "if ARGV[2] == '1' then del, v = '1', '' end\n"
+    "local snow = string.format('%d', now)\n"
+    "redis.call('HSET', KEYS[1], 'v', v, 'ver', string.format('%d', ver), 'd', '1',\n"
+    "           'wt', snow, 'del', del)\n"
+    "if h[2] then redis.call('HDEL', KEYS[1], 'rv') end\n"
+    "redis.call('PERSIST', KEYS[1])\n"
+    "redis.call('ZADD', KEYS[2], snow, KEYS[1])\n"
+    "return {ver, now}\n";
+
+/*
+ * version — the version of a write-through, reserved without touching the
+ * value. KEYS[1] cache key; ARGV[1] reservation TTL ms (<= 0: 1000).
+ * Write-through commits PostgreSQL with version V first and only then sets
+ * the cache (the `through` script), so V must be (a) above every version the
+ * key had so far, and (b) below every version handed out later — also to a
+ * write-behind put that runs while the PostgreSQL transaction is open. If V
+ * were only computed (max(prev+1, now)) and not stored, a put in the same
+ * microsecond, or one after a burst that ran `ver` ahead of the clock, could
+ * get the same V for a different value; PostgreSQL's strict `version <`
+ * guard would then keep whichever arrived first while the cache keeps the
+ * other — a permanent divergence. Writing V into `ver` is wrong too: the
+ * cache would label the OLD value with V, and if the write-through then
+ * failed, the flusher and sweeper would publish that old value as V. So V
+ * goes into the separate field `rv` (reserved version), which `put` and
+ * `version` include in their max. If the key has no value, the hash
+ * created here holds only `rv` — a reservation that reads as a miss (the
+ * layout says an entry exists only if `v` exists) — and gets a short TTL so
+ * a failed write-through leaves nothing behind; once it expired the clock
+ * is past V, so the time floor keeps later versions above V. Returns V.
+ */
+static const char LUA_VERSION[] =
+    LUA_PROLOGUE
+    LUA_NOW
+    "local h = redis.call('HMGET', KEYS[1], 'ver', 'rv', 'v')\n"
+    "local prev = tonumber(h[1]) or 0\n"
+    "local r = tonumber(h[2]) or 0\n"
+    "if r > prev then prev = r end\n"
+    "local ver = now\n"
+    "if prev + 1 > ver then ver = prev + 1 end\n"
+    "redis.call('HSET', KEYS[1], 'rv', string.format('%d', ver))\n"
+    "if not h[3] then\n"
+    "  local ttl = tonumber(ARGV[1]) or 0\n"
+    "  if ttl < 1 then ttl = 1000 end\n"
+    "  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end\n"
+    "end\n"
+    "return ver\n";
+
+/*
+ * clean — the flusher has committed version V (invariant 2).
+ * KEYS[1] cache key, KEYS[2] dirty index; ARGV[1] V, ARGV[2] TTL ms (<= 0:
+ * no TTL). Only an entry whose ver is still V and dirty becomes clean
+ * (d=0, PEXPIRE TTL, ZREM) -> 1. A newer entry is left alone -> 0, and stays
+ * indexed if dirty (its own event will clean it) or is unindexed if clean
+ * (the index lists only dirty entries). Same version already clean
+ * (duplicate delivery, replay) -> 2. No entry (`v` absent: evicted, deleted
+ * by hand, data lost) -> ZREM only -> 3. An entry OLDER than V (Redis came
+ * back from an old snapshot, a replay after a restore) holds a value that
+ * PostgreSQL has superseded: its value fields are dropped, `ver` (and `rv`)
+ * kept as version memory with the TTL so the next read misses and reloads
+ * -> 4. Dropping it is safe for invariant 2: its newest write is older than
+ * a durable one. A cleaned tombstone stays as a clean tombstone with the
+ * TTL: a read answers not-found without asking PostgreSQL, and its version
+ * keeps a lagging read-through fill from resurrecting the key.
+ */
+static const char LUA_CLEAN[] =
+    "local V = tonumber(ARGV[1])\n"
+    "if not V then return redis.error_reply('ERR wb clean: version is not a number') end\n"
+    "local ttl = tonumber(ARGV[2]) or 0\n"
+    "local h = redis.call('HMGET', KEYS[1], 'v', 'ver', 'd')\n"
+    "if not h[1] then\n"
+    "  redis.call('ZREM', KEYS[2], KEYS[1])\n"
+    "  return 3\n"
+    "end\n"
+    "local cur = tonumber(h[2]) or 0\n"
+    "if cur == V then\n"
+    "  redis.call('ZREM', KEYS[2], KEYS[1])\n"
+    "  if h[3] ~= '1' then return 2 end\n"
+    "  redis.call('HSET', KEYS[1], 'd', '0')\n"
+    "  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end\n"
+    "  return 1\n"
+    "end\n"
+    "if cur > V then\n"
+    "  if h[3] ~= '1' then redis.call('ZREM', KEYS[2], KEYS[1]) end\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('HDEL', KEYS[1], 'v', 'd', 'wt', 'del')\n"
+    "if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('DEL', KEYS[1]) end\n"
+    "redis.call('ZREM', KEYS[2], KEYS[1])\n"
+    "return 4\n";
+
+/*
+ * fill — versioned cache fill from PostgreSQL: read-through miss and
+ * refresh-ahead (invariant 8). KEYS[1] cache key; ARGV[1] value, ARGV[2]
+ * version of the row, ARGV[3] TTL ms (<= 0: no TTL), ARGV[4] "1" if the row
+ * is a soft-deleted tombstone. A dirty entry is never touched, not even its
+ * TTL (it must stay pinned) -> 5. An entry with a newer version -> 4; this
+ * includes a value-less hash whose remembered `ver` is newer (the read raced
+ * a commit). Same version, clean: only extend the TTL, never shorten it
+ * -> 3. Older clean entry: replaced -> 2. No entry: created -> 1. The new
+ * entry is clean; wt is the fill time; a reservation `rv` is preserved.
+ */
+static const char LUA_FILL[] =
+    LUA_PROLOGUE
+    "local V = tonumber(ARGV[2])\n"
+    "if not V then return redis.error_reply('ERR wb fill: version is not a number') end\n"
+    "local ttl = tonumber(ARGV[3]) or 0\n"
+    "local h = redis.call('HMGET', KEYS[1], 'v', 'ver', 'd')\n"
+    "local cur = tonumber(h[2])\n"
+    "local code = 1\n"
+    "if h[1] then\n"
+    "  if h[3] == '1' then return 5 end\n"
+    "  cur = cur or 0\n"
+    "  if cur > V then return 4 end\n"
+    "  if cur == V then\n"
+    "    local left = redis.call('PTTL', KEYS[1])\n"
+    "    if ttl <= 0 then redis.call('PERSIST', KEYS[1])\n"
+    "    elseif left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end\n"
+    "    return 3\n"
+    "  end\n"
+    "  code = 2\n"
+    "elseif cur and cur > V then\n"
+    "  return 4\n"
+    "end\n"
+    LUA_NOW
+    "local del, v = '0', ARGV[1]\n"
+    "if ARGV[4] == '1' then del, v = '1', '' end\n"
+    "redis.call('HSET', KEYS[1], 'v', v, 'ver', string.format('%d', V), 'd', '0',\n"
+    "           'wt', string.format('%d', now), 'del', del)\n"
+    "if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end\n"
+    "return code\n";
+
+/*
+ * fill_aside — cache-aside fill from the caller's loader, which has no
+ * version (invariant 8, last sentence). KEYS[1] cache key; ARGV[1] value,
+ * ARGV[2] TTL ms (<= 0: no TTL), ARGV[3] "1" for a negative entry (the
+ * loader found nothing: stored as a tombstone). Creates the entry only if
+ * there is none (no `v`), clean, with ver 0 unless the hash remembers a
+ * version (kept: it still floors the next put). Returns 1 created, 0 not.
+ */
+static const char LUA_FILL_ASIDE[] =
+    LUA_PROLOGUE
+    "if redis.call('HEXISTS', KEYS[1], 'v') == 1 then return 0 end\n"
+    "local ttl = tonumber(ARGV[2]) or 0\n"
+    LUA_NOW
+    "local del, v = '0', ARGV[1]\n"
+    "if ARGV[3] == '1' then del, v = '1', '' end\n"
+    "redis.call('HSET', KEYS[1], 'v', v, 'd', '0', 'wt', string.format('%d', now), 'del', del)\n"
+    "redis.call('HSETNX', KEYS[1], 'ver', '0')\n"
+    "if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end\n"
+    "return 1\n";
+
+/*
+ * through — write-through cache set, after PostgreSQL committed version V
+ * (V from the `version` script). KEYS[1] cache key, KEYS[2] dirty index;
+ * ARGV[1] value, ARGV[2] V, ARGV[3] TTL ms (<= 0: no TTL), ARGV[4] "1" for a
+ * delete. If the cache holds a newer version (a put after the reservation)
+ * nothing changes -> 0: that put's event will supersede V in PostgreSQL too.
+ * Otherwise the entry becomes V, CLEAN, with the TTL, even if it was dirty
+ * with an older version: PostgreSQL already holds V and will refuse the
+ * older event, so keeping the older dirty value (as `fill` would) would
+ * leave cache and database apart once it got cleaned. It is unindexed, and
+ * `rv` is dropped if V covers it -> 1.
+ */
+static const char LUA_THROUGH[] =
+    LUA_PROLOGUE
+    "local V = tonumber(ARGV[2])\n"
+    "if not V then return redis.error_reply('ERR wb through: version is not a number') end\n"
+    "local ttl = tonumber(ARGV[3]) or 0\n"
+    "local h = redis.call('HMGET', KEYS[1], 'ver', 'd', 'rv')\n"
+    "local cur = tonumber(h[1])\n"
+    "if cur and cur > V then return 0 end\n"
+    LUA_NOW
+    "local del, v = '0', ARGV[1]\n"
+    "if ARGV[4] == '1' then del, v = '1', '' end\n"
+    "redis.call('HSET', KEYS[1], 'v', v, 'ver', string.format('%d', V), 'd', '0',\n"
+    "           'wt', string.format('%d', now), 'del', del)\n"
+    "if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end\n"
+    "if h[2] == '1' then redis.call('ZREM', KEYS[2], KEYS[1]) end\n"
+    "local r = tonumber(h[3])\n"
+    "if r and r <= V then redis.call('HDEL', KEYS[1], 'rv') end\n"
+    "return 1\n";
+/* clang-format on */
+
+static const struct {
+    const char *name;
+    const char *body;
+} scripts[WB_SCRIPT__COUNT] = {
+    [WB_SCRIPT_PUT] = {"put", LUA_PUT},
+    [WB_SCRIPT_VERSION] = {"version", LUA_VERSION},
+    [WB_SCRIPT_CLEAN] = {"clean", LUA_CLEAN},
+    [WB_SCRIPT_FILL] = {"fill", LUA_FILL},
+    [WB_SCRIPT_FILL_ASIDE] = {"fill_aside", LUA_FILL_ASIDE},
+    [WB_SCRIPT_THROUGH] = {"through", LUA_THROUGH},
+};
+
+static char shas[WB_SCRIPT__COUNT][41];
+static pthread_once_t shas_once = PTHREAD_ONCE_INIT;
+
+/* SHA1 (FIPS 180-1), only to name scripts for EVALSHA: no crypto needed,
+ * and computing it locally makes the SHAs constant and race-free. */
+static uint32_t rol32(uint32_t x, int n)
+{
+    return (x << n) | (x >> (32 - n));
+}
+
+static void sha1_block(uint32_t h[5], const unsigned char *p)
+{
+    uint32_t w[80], a, b, c, d, e, f, k, tmp;
+    int i;
+
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+    for (i = 16; i < 80; i++)
+        w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (i = 0; i < 80; i++) {
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999u;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1u;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDCu;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6u;
+        }
+        tmp = rol32(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = rol32(b, 30);
+        b = a;
+        a = tmp;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+}
+
+static void sha1_hex(const void *data, size_t len, char out[41])
+{
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    const unsigned char *p = data;
+    unsigned char last[128];
+    uint64_t bits = (uint64_t)len * 8;
+    size_t rest, tail, i;
+
+    for (rest = len; rest >= 64; rest -= 64, p += 64)
+        sha1_block(h, p);
+    memset(last, 0, sizeof(last));
+    memcpy(last, p, rest);
+    last[rest] = 0x80;
+    tail = rest + 1 + 8 <= 64 ? 64 : 128;
+    for (i = 0; i < 8; i++)
+        last[tail - 1 - i] = (unsigned char)(bits >> (8 * i));
+    sha1_block(h, last);
+    if (tail == 128) sha1_block(h, last + 64);
+    for (i = 0; i < 5; i++)
+        snprintf(out + 8 * i, 9, "%08x", (unsigned)h[i]);
+}
+
+static void compute_shas(void)
+{
+    int i;
+
+    for (i = 0; i < WB_SCRIPT__COUNT; i++)
+        sha1_hex(scripts[i].body, strlen(scripts[i].body), shas[i]);
+}
+
+static int valid_id(wb_script_id_t id)
+{
+    return (int)id >= 0 && id < WB_SCRIPT__COUNT;
+}
+
+const char *wb_scripts_body(wb_script_id_t id)
+{
+    return valid_id(id) ? scripts[id].body : NULL;
+}
+
+const char *wb_scripts_name(wb_script_id_t id)
+{
+    return valid_id(id) ? scripts[id].name : "?";
+}
+
+const char *wb_scripts_sha(wb_script_id_t id)
+{
+    if (!valid_id(id)) return NULL;
+    pthread_once(&shas_once, compute_shas);
+    return shas[id];
+}
+
+wb_err_t wb_scripts_load(redisContext *ctx, char *errstr, size_t errstr_size)
+{
+    int i;
+
+    if (!ctx) {
+        wb_set_err(errstr, errstr_size, "redis script load: no connection");
+        return WB_ERR_INVALID_ARG;
+    }
+    for (i = 0; i < WB_SCRIPT__COUNT; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", scripts[i].body};
+        size_t argvlen[3] = {6, 4, strlen(scripts[i].body)};
+        redisReply *r = redisCommandArgv(ctx, 3, argv, argvlen);
+        wb_err_t err = WB_OK;
+
+        if (!r) return wb_redis_ctx_error(ctx, "redis SCRIPT LOAD", errstr, errstr_size);
+        if (r->type == REDIS_REPLY_ERROR) {
+            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: %s", scripts[i].name, r->str);
+            err = WB_ERR_REDIS;
+        } else if (r->type != REDIS_REPLY_STRING || r->len != 40 ||
+                   memcmp(r->str, wb_scripts_sha((wb_script_id_t)i), 40) != 0) {
+            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: unexpected SHA from server",
+                       scripts[i].name);
+            err = WB_ERR_REDIS;
+        }
+        freeReplyObject(r);
+        if (err != WB_OK) return err;
+    }
+    return WB_OK;
+}
+
+/* Builds "EVALSHA sha nkeys argv..." (or EVAL body ...) into cmd/cmdlen,
+ * which must hold WB_SCRIPTS_MAX_ARGS + 3 entries; nkbuf backs the nkeys
+ * string. Returns the element count, or -1 for bad arguments. */
+static int build_cmd(wb_script_id_t id, int use_eval, int nkeys, int argc, const char **argv,
+                     const size_t *argvlen, const char **cmd, size_t *cmdlen, char *nkbuf,
+                     size_t nkbuf_size)
+{
+    int i;
+
+    if (!valid_id(id) || nkeys < 0 || argc < nkeys || argc > WB_SCRIPTS_MAX_ARGS ||
+        (argc > 0 && (!argv || !argvlen)))
+        return -1;
+    for (i = 0; i < argc; i++)
+        if (!argv[i]) return -1;
+    cmd[0] = use_eval ? "EVAL" : "EVALSHA";
+    cmdlen[0] = strlen(cmd[0]);
+    cmd[1] = use_eval ? scripts[id].body : wb_scripts_sha(id);
+    cmdlen[1] = strlen(cmd[1]);
+    snprintf(nkbuf, nkbuf_size, "%d", nkeys);
+    cmd[2] = nkbuf;
+    cmdlen[2] = strlen(nkbuf);
+    for (i = 0; i < argc; i++) {
+        cmd[3 + i] = argv[i];
+        cmdlen[3 + i] = argvlen[i];
+    }
+    return argc + 3;
+}
+
+int wb_scripts_is_noscript(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ERROR && reply->str &&
+           strncmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+wb_err_t wb_scripts_call(redisContext *ctx, wb_script_id_t id, int nkeys, int argc,
+                         const char **argv, const size_t *argvlen, redisReply **reply, char *errstr,
+                         size_t errstr_size)
+{
+    const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
+    size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
+    char nkbuf[16];
+    redisReply *r;
+    int n;
+
+    if (reply) *reply = NULL;
+    n = build_cmd(id, 0, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
+    if (!ctx || !reply || n < 0) {
+        wb_set_err(errstr, errstr_size, "redis script %s: invalid arguments", wb_scripts_name(id));
+        return WB_ERR_INVALID_ARG;
+    }
+    r = redisCommandArgv(ctx, n, cmd, cmdlen);
+    if (r && wb_scripts_is_noscript(r)) {
+        freeReplyObject(r);
+        build_cmd(id, 1, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
+        r = redisCommandArgv(ctx, n, cmd, cmdlen);
+    }
+    if (!r) {
+        char what[64];
+
+        snprintf(what, sizeof(what), "redis script %s", wb_scripts_name(id));
+        return wb_redis_ctx_error(ctx, what, errstr, errstr_size);
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        wb_set_err(errstr, errstr_size, "redis script %s: %s", wb_scripts_name(id), r->str);
+        freeReplyObject(r);
+        return WB_ERR_REDIS;
+    }
+    *reply = r;
+    return WB_OK;
+}
+
+wb_err_t wb_scripts_append(redisContext *ctx, wb_script_id_t id, int nkeys, int argc,
+                           const char **argv, const size_t *argvlen)
+{
+    const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
+    size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
+    char nkbuf[16];
+    int n;
+
+    n = build_cmd(id, 0, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
+    if (!ctx || n < 0) return WB_ERR_INVALID_ARG;
+    if (redisAppendCommandArgv(ctx, n, cmd, cmdlen) != REDIS_OK) return WB_ERR_NOMEM;
+    return WB_OK;
+}
+
+/* Reads and drops n pending replies so ctx is usable again after a
+ * partial append; an I/O error leaves ctx broken, which the caller reports. */
+static void drain(redisContext *ctx, size_t n)
+{
+    void *r;
+
+    while (n-- > 0) {
+        if (redisGetReply(ctx, &r) != REDIS_OK) return;
+        freeReplyObject(r);
+    }
+}
+
+static void free_replies(redisReply **replies, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (replies[i]) freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+}
+
+wb_err_t wb_scripts_pipeline(redisContext *ctx, const wb_script_call_t *calls, size_t n,
+                             redisReply **replies, char *errstr, size_t errstr_size)
+{
+    const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
+    size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
+    char nkbuf[16];
+    size_t i, nretry = 0, nsent = 0;
+    wb_err_t err;
+
+    if (!ctx || (n > 0 && (!calls || !replies))) {
+        wb_set_err(errstr, errstr_size, "redis script pipeline: invalid arguments");
+        return WB_ERR_INVALID_ARG;
+    }
+    for (i = 0; i < n; i++) {
+        replies[i] = NULL;
+        if (build_cmd(calls[i].id, 0, calls[i].nkeys, calls[i].argc, calls[i].argv,
+                      calls[i].argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf)) < 0) {
+            wb_set_err(errstr, errstr_size, "redis script pipeline: invalid arguments in call %zu",
+                       i);
+            return WB_ERR_INVALID_ARG;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        err = wb_scripts_append(ctx, calls[i].id, calls[i].nkeys, calls[i].argc, calls[i].argv,
+                                calls[i].argvlen);
+        if (err != WB_OK) {
+            drain(ctx, nsent);
+            wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
+            return err;
+        }
+        nsent++;
+    }
+    for (i = 0; i < n; i++) {
+        if (redisGetReply(ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) goto io_error;
+        if (wb_scripts_is_noscript(replies[i])) nretry++;
+    }
+    if (nretry == 0) return WB_OK;
+
+    /* The script cache was lost (restart, SCRIPT FLUSH, failover): the
+     * first EVAL re-caches the script, the rest could use EVALSHA again,
+     * but the calls are few and EVAL is always right. */
+    nsent = 0;
+    for (i = 0; i < n; i++) {
+        int m;
+
+        if (!wb_scripts_is_noscript(replies[i])) continue;
+        m = build_cmd(calls[i].id, 1, calls[i].nkeys, calls[i].argc, calls[i].argv,
+                      calls[i].argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
+        if (redisAppendCommandArgv(ctx, m, cmd, cmdlen) != REDIS_OK) {
+            drain(ctx, nsent);
+            free_replies(replies, n);
+            wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
+            return WB_ERR_NOMEM;
+        }
+        nsent++;
+    }
+    for (i = 0; i < n; i++) {
+        if (!wb_scripts_is_noscript(replies[i])) continue;
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+        if (redisGetReply(ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) goto io_error;
+    }
+    return WB_OK;
+
+io_error:
+    err = wb_redis_ctx_error(ctx, "redis script pipeline", errstr, errstr_size);
+    free_replies(replies, n);
+    return err;
+}

@@ -1,0 +1,220 @@
+/* wbcache.h — public API of libwbcache, the write-behind cache client.
+ *
+ * This is the only public header. Everything else (common/, producer/lib/)
+ * is internal. Handles are opaque.
+ */
+#ifndef WBCACHE_H
+#define WBCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WBCACHE_VERSION_MAJOR 0
+#define WBCACHE_VERSION_MINOR 1
+#define WBCACHE_VERSION_PATCH 0
+
+/* One error enum for the whole project; 0 is success. Errors of hiredis,
+ * libpq and librdkafka are translated into these at the boundary; the
+ * detail goes into the caller's errstr buffer where a call takes one. */
+typedef enum wb_err_e {
+    WB_OK = 0,
+    WB_ERR_INVALID_ARG,    /* a NULL, empty or malformed argument */
+    WB_ERR_NOMEM,          /* allocation failed */
+    WB_ERR_CONFIG,         /* configuration file invalid */
+    WB_ERR_IO,             /* file or socket error (errno kept in errstr) */
+    WB_ERR_REDIS,          /* Redis unreachable or replied with an error */
+    WB_ERR_KAFKA,          /* Kafka client or broker error */
+    WB_ERR_PG,             /* PostgreSQL unreachable or statement failed */
+    WB_ERR_TIMEOUT,        /* an operation exceeded its configured timeout */
+    WB_ERR_NOT_FOUND,      /* key absent (or deleted) */
+    WB_ERR_QUEUE_FULL,     /* the local event queue is full (ack: cache) */
+    WB_ERR_TOO_LARGE,      /* value above producer.max_value_bytes */
+    WB_ERR_UNKNOWN_ENTITY, /* entity name not in the config */
+    WB_ERR_DECODE,         /* change event malformed */
+    WB_ERR_STALE,          /* a version guard refused an older write */
+    WB_ERR_LOADER,         /* the caller's loader callback failed */
+    WB_ERR_CLOSED,         /* handle is shutting down */
+    WB_ERR__COUNT
+} wb_err_t;
+
+/* Returns a static, human-readable name for err; never NULL (an unknown
+ * value gives "unknown error"). Thread-safe. */
+const char *wb_err2str(wb_err_t err);
+
+
+/* ------------------------------------------------------------------------
+ * Client handle
+ *
+ * Threads: a wb_client_t is thread-safe. Any number of threads may call
+ * any function on one handle at once (it keeps a small pool of Redis and
+ * PostgreSQL connections and one Kafka producer); only wb_client_close()
+ * must not race with other calls on the same handle.
+ * Keys: every call names an entity (entities[].name in the config) and an
+ * id; the cache key is the entity's prefix followed by the id, and the
+ * PostgreSQL row's key is the id.
+ * ------------------------------------------------------------------------ */
+
+typedef struct wb_client_s wb_client_t;
+typedef struct wb_config_s wb_config_t; /* a loaded config (internal) */
+
+/* Acknowledgement mode of write-behind writes. */
+typedef enum wb_ack_e {
+    WB_ACK_CACHE = 0,    /* return after Redis; Kafka send in the background */
+    WB_ACK_LOG = 1,      /* return after Kafka acknowledged (acks=all) */
+    WB_ACK_DEFAULT = -1, /* producer.ack from the config */
+} wb_ack_t;
+
+/* Library log lines (already formatted, one line, no newline) go to this
+ * callback; the library itself never prints. level: 0 debug, 1 info,
+ * 2 warn, 3 error. Called from any thread of the library (including its
+ * Kafka poll thread); it must be thread-safe and must not call back into
+ * the client. */
+typedef void (*wb_log_fn)(int level, const char *line, void *opaque);
+
+/* Loads and strictly validates a YAML config (see config/README.md). On
+ * success *confp owns it (free with wb_config_destroy); on failure returns
+ * WB_ERR_CONFIG / WB_ERR_IO and errstr holds one "FILE:LINE:COL: key: what"
+ * line per error. Thread-safe (no shared state). */
+wb_err_t wb_config_load(const char *path, wb_config_t **confp, char *errstr, size_t errstr_size);
+
+/* Frees a config; NULL is fine. */
+void wb_config_destroy(wb_config_t *conf);
+
+/* Opens a client from the YAML config at config_path (NULL: $WBCACHE_CONFIG,
+ * else config/wbcache.yaml). Connects to Redis (and loads the scripts) and
+ * creates the Kafka producer; PostgreSQL is connected lazily on the first
+ * read-through or write-through miss. log_cb may be NULL (logs dropped).
+ * On success *clientp owns a new handle. On failure returns WB_ERR_CONFIG,
+ * WB_ERR_REDIS, WB_ERR_KAFKA, WB_ERR_NOMEM and writes the detail into errstr. */
+wb_err_t wb_client_open(const char *config_path, wb_log_fn log_cb, void *log_opaque,
+                        wb_client_t **clientp, char *errstr, size_t errstr_size);
+
+/* As wb_client_open, from a config already loaded; the client takes
+ * ownership of conf on success only (on failure the caller still owns it). */
+wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_opaque,
+                               wb_client_t **clientp, char *errstr, size_t errstr_size);
+
+/* Waits up to timeout_ms for queued change events to be acknowledged by
+ * Kafka. Returns WB_OK when the queue is empty, else WB_ERR_TIMEOUT (the
+ * entries stay dirty in Redis, so the sweeper re-publishes them). */
+wb_err_t wb_client_flush(wb_client_t *client, int timeout_ms);
+
+/* Flushes (up to producer.kafka_timeout_ms), closes every connection and
+ * frees the handle. NULL is fine. */
+void wb_client_close(wb_client_t *client);
+
+/* ---------------------------------------------------------------- values */
+
+/* A value read from the cache or the database. data is malloc'ed and owned
+ * by the caller: release with wb_value_free(). */
+typedef struct wb_value_s {
+    void *data;      /* value bytes (NUL-terminated for convenience, not counted in len) */
+    size_t len;
+    int64_t version; /* 0 when unknown (cache-aside fill from a loader) */
+    int hit;         /* 1 when served from the cache, 0 when loaded */
+} wb_value_t;
+
+/* Frees value->data and zeroes the struct. NULL is fine. */
+void wb_value_free(wb_value_t *value);
+
+/* ------------------------------------------------------ write-behind */
+
+/* Write-behind put: one Redis script gives the write a new version, stores
+ * the value dirty (no TTL, listed in the dirty index), then the change
+ * event is sent to Kafka. ack: see wb_ack_t. On success *versionp (may be
+ * NULL) receives the version.
+ * Errors: WB_ERR_UNKNOWN_ENTITY; WB_ERR_INVALID_ARG (NULL or empty id, an
+ * id that is not UTF-8 or holds control bytes or braces, value NULL with
+ * len > 0); WB_ERR_TOO_LARGE (value above producer.max_value_bytes, or too
+ * big for one Kafka message per kafka.properties message.max.bytes);
+ * WB_ERR_QUEUE_FULL (producer.queue_max events already wait for Kafka).
+ * For these nothing is written. WB_ERR_REDIS / WB_ERR_TIMEOUT: Redis
+ * failed, nothing acknowledged. With ack: log, WB_ERR_KAFKA /
+ * WB_ERR_TIMEOUT: the cache holds the write, dirty, and the sweeper will
+ * deliver it, but the caller must treat the write as not acknowledged.
+ * With ack: cache a produce failure after the Redis write still returns
+ * WB_OK (the write is acknowledged by the cache; the failure is logged and
+ * counted in wb_stats_t.kafka_errors; the sweeper delivers the entry). */
+wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id, const void *value,
+                size_t len, wb_ack_t ack, int64_t *versionp);
+
+/* Write-behind delete: a versioned tombstone in the cache (dirty) and a
+ * Kafka tombstone (null value). Same errors as wb_put. */
+wb_err_t wb_del(wb_client_t *client, const char *entity, const char *id, wb_ack_t ack,
+                int64_t *versionp);
+
+/* One write of a batch for wb_put_batch. value == NULL means delete. */
+typedef struct wb_write_s {
+    const char *entity;
+    const char *id;
+    const void *value;
+    size_t len;
+    int64_t version; /* out: the version given to this write */
+    wb_err_t err;    /* out: this write's result */
+} wb_write_t;
+
+/* Throughput form of wb_put/wb_del: all n writes go to Redis in one
+ * pipelined round trip, then to Kafka; with ack: log it waits once for all
+ * of them. Each write gets its own err/version. Returns WB_OK when every
+ * write succeeded, else the first error (look at writes[i].err). */
+wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack);
+
+/* ------------------------------------------------------ write-through */
+
+/* Write-through put: a version from Redis, then a version-guarded upsert
+ * committed in PostgreSQL, then the cache (clean, with the entity's TTL).
+ * If PostgreSQL fails the call fails and the cache is not touched.
+ * Errors: WB_ERR_PG, WB_ERR_STALE (PostgreSQL already holds a newer
+ * version), and those of wb_put. */
+wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
+                        const void *value, size_t len, int64_t *versionp);
+
+/* ------------------------------------------------- read-through / aside */
+
+/* Read-through get: a cache hit returns the value (and may trigger a
+ * refresh-ahead request, never waited for); a miss reads the entity's table
+ * and fills the cache with a version-checked script (never overwrites a
+ * newer or dirty entry). At most one process loads a key at a time; the
+ * others wait up to producer.lock_wait_ms for its result.
+ * Returns WB_OK with *out filled, WB_ERR_NOT_FOUND (absent or deleted;
+ * cached negatively for producer.negative_ttl_ms), WB_ERR_REDIS, WB_ERR_PG,
+ * WB_ERR_TIMEOUT. */
+wb_err_t wb_get(wb_client_t *client, const char *entity, const char *id, wb_value_t *out);
+
+/* Cache-aside loader: fills *value (malloc'ed; the library takes ownership)
+ * and *len and returns WB_OK, or returns WB_ERR_NOT_FOUND, or another error
+ * (reported to the caller as WB_ERR_LOADER). Called on the calling thread,
+ * at most once per key at a time across all processes sharing the Redis. */
+typedef wb_err_t (*wb_loader_fn)(void *opaque, const char *entity, const char *id, void **value,
+                                 size_t *len);
+
+/* Cache-aside get: like wb_get but a miss calls loader. The loaded value is
+ * stored only if the key is still absent (it carries no version). */
+wb_err_t wb_get_or_load(wb_client_t *client, const char *entity, const char *id,
+                        wb_loader_fn loader, void *loader_opaque, wb_value_t *out);
+
+/* ------------------------------------------------------------ statistics */
+
+typedef struct wb_stats_s {
+    uint64_t puts;             /* write-behind writes acknowledged (incl. deletes) */
+    uint64_t put_errors;
+    uint64_t through_writes;   /* write-through writes committed */
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t loads;            /* loader / table reads done by this client */
+    uint64_t refresh_requests; /* refresh-ahead requests published */
+    uint64_t kafka_errors;     /* events Kafka failed to take (entries stay dirty) */
+    uint64_t queue_depth;      /* events waiting for Kafka right now */
+} wb_stats_t;
+
+/* Copies the handle's counters into *stats. Thread-safe. */
+void wb_client_stats(wb_client_t *client, wb_stats_t *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* WBCACHE_H */

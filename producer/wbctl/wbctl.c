@@ -1,0 +1,67 @@
+/* wbctl.c — operator tool: entry point and subcommand dispatch. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wbctl.h"
+
+typedef struct wbctl_cmd_s {
+    const char *name;
+    int (*run)(const wbctl_opts_t *opts, int argc, char **argv);
+    const char *summary;
+} wbctl_cmd_t;
+
+static const wbctl_cmd_t wbctl_cmds[] = {
+    {"config", wbctl_cmd_config, "config check|show   validate or print the effective config"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: wbctl [-c FILE] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(wbctl_cmds) / sizeof(wbctl_cmds[0]); i++)
+        fprintf(out, "  %s\n", wbctl_cmds[i].summary);
+    fprintf(out, "\n  -c, --config FILE   config file (default: $WBCACHE_CONFIG, else "
+                 "config/wbcache.yaml)\n"
+                 "  -h, --help          this help\n"
+                 "  -V, --version       print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
+    wbctl_opts_t o = {0};
+    int c;
+
+    while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            o.config_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("wbctl %s\n", WB_VERSION_STRING);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof(wbctl_cmds) / sizeof(wbctl_cmds[0]); i++) {
+        if (strcmp(argv[optind], wbctl_cmds[i].name) == 0) {
+            char **sub = argv + optind;
+            optind = 1; /* subcommands parse their own options from sub[1] */
+            return wbctl_cmds[i].run(&o, argc - (int)(sub - argv), sub);
+        }
+    }
+    fprintf(stderr, "wbctl: unknown command \"%s\" (try wbctl --help)\n", argv[optind]);
+    return 2;
+}

@@ -1,0 +1,741 @@
+/* test_redis.c — the cache-entry scripts and wb_redis against a real Redis (invariants 1, 2, 8). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "wb_config.h"
+#include "wb_redis.h"
+#include "wb_scripts.h"
+
+#define TTL_MS 60000
+
+static wb_config_t *conf;
+static redisContext *ctx;
+static char prefix[64]; /* every key of this run starts with it */
+static char dirty[96];  /* this run's own dirty index */
+static char errstr[1024];
+
+static const char *config_path(void)
+{
+    const char *p = getenv("WB_CONFIG");
+
+    return p && p[0] ? p : WB_SOURCE_DIR "/config/wbcache.yaml";
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A key unique to this run and test. */
+static const char *key(const char *name)
+{
+    static char buf[4][160];
+    static int i;
+
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof(buf[i]), "%s%s", prefix, name);
+    return buf[i];
+}
+
+static redisReply *cmd(const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(ctx, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+static long long cmd_int(const char *fmt, ...)
+{
+    redisReply *r;
+    long long v;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(ctx, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* HGET as a decimal number; -1 if the field is missing. */
+static int64_t hget_i64(const char *k, const char *field)
+{
+    redisReply *r = cmd("HGET %s %s", k, field);
+    int64_t v = -1;
+
+    if (r->type == REDIS_REPLY_STRING) v = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+static int64_t zscore(const char *k)
+{
+    redisReply *r = cmd("ZSCORE %s %s", dirty, k);
+    int64_t v = -1;
+
+    if (r->type == REDIS_REPLY_STRING) v = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+static int64_t redis_time_us(void)
+{
+    redisReply *r = cmd("TIME");
+    int64_t v;
+
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    v = strtoll(r->element[0]->str, NULL, 10) * 1000000 + strtoll(r->element[1]->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+static int64_t put(const char *k, const char *v, int is_delete)
+{
+    int64_t ver = 0, wt = 0;
+
+    assert_int_equal(wb_redis_put(ctx, k, strlen(k), v, v ? strlen(v) : 0, is_delete, dirty, &ver,
+                                  &wt, errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_true(ver >= wt);
+    return ver;
+}
+
+static void get(const char *k, wb_redis_entry_t *e)
+{
+    assert_int_equal(wb_redis_get(ctx, k, strlen(k), e, errstr, sizeof(errstr)), WB_OK);
+}
+
+static int setup(void **state)
+{
+    wb_err_t err = wb_config_load(config_path(), &conf, errstr, sizeof(errstr));
+
+    if (err != WB_OK) {
+        fprintf(stderr, "config %s: %s\n", config_path(), errstr);
+        return -1;
+    }
+    if (wb_redis_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
+        fprintf(stderr, "%s\n", errstr);
+        return -1;
+    }
+    snprintf(prefix, sizeof(prefix), "wbtest:redis:%ld:%lld:", (long)getpid(),
+             (long long)time(NULL));
+    snprintf(dirty, sizeof(dirty), "%sdirty", prefix);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    /* Drop this run's keys; other users of the shared server are untouched. */
+    if (ctx) {
+        long long cursor = 0;
+
+        do {
+            redisReply *r = redisCommand(ctx, "SCAN %lld MATCH %s* COUNT 1000", cursor, prefix);
+            size_t i;
+
+            if (!r || r->type != REDIS_REPLY_ARRAY) {
+                if (r) freeReplyObject(r);
+                break;
+            }
+            cursor = strtoll(r->element[0]->str, NULL, 10);
+            for (i = 0; i < r->element[1]->elements; i++)
+                freeReplyObject(redisCommand(ctx, "DEL %b", r->element[1]->element[i]->str,
+                                             r->element[1]->element[i]->len));
+            freeReplyObject(r);
+        } while (cursor != 0);
+        redisFree(ctx);
+    }
+    wb_config_destroy(conf);
+    return 0;
+}
+
+/* Invariant 1: versions strictly increase and are never below Redis TIME;
+ * invariant 2: the entry is dirty, pinned (no TTL) and indexed at wt. */
+static void test_put_versions_increase(void **state)
+{
+    const char *k = key("inc");
+    int64_t prev = 0;
+    int i;
+
+    for (i = 0; i < 500; i++) {
+        int64_t before = redis_time_us(), ver = 0, wt = 0;
+        char val[32];
+
+        snprintf(val, sizeof(val), "value-%d", i);
+        assert_int_equal(wb_redis_put(ctx, k, strlen(k), val, strlen(val), 0, dirty, &ver, &wt,
+                                      errstr, sizeof(errstr)),
+                         WB_OK);
+        assert_true(ver > prev);
+        assert_true(ver >= before);
+        assert_true(wt >= before);
+        prev = ver;
+        if (i % 100 == 0 || i == 499) {
+            wb_redis_entry_t e;
+
+            get(k, &e);
+            assert_true(e.found);
+            assert_true(e.dirty);
+            assert_false(e.deleted);
+            assert_int_equal(e.version, ver);
+            assert_int_equal(e.write_us, wt);
+            assert_int_equal(e.pttl_ms, -1);
+            assert_string_equal(e.value, val);
+            assert_int_equal(zscore(k), wt);
+            wb_redis_entry_clear(&e);
+        }
+    }
+}
+
+/* The time floor: after the key vanished (eviction, data loss) the next
+ * version is still above the last one. */
+static void test_version_after_key_lost(void **state)
+{
+    const char *k = key("lost");
+    int64_t last = 0;
+    int i;
+
+    for (i = 0; i < 50; i++) {
+        int64_t v = put(k, "x", 0);
+
+        assert_true(v > last);
+        last = v;
+        assert_int_equal(cmd_int("DEL %s", k), 1);
+    }
+    /* A version far ahead of the clock (a burst or a clock step back) is
+     * still followed by +1, not by the smaller clock value. */
+    freeReplyObject(cmd("HSET %s ver 4000000000000000", k));
+    assert_int_equal(put(k, "y", 0), 4000000000000001LL);
+}
+
+/* Versions near 2^53 (far beyond µs since the epoch) stay exact integers. */
+static void test_version_precision(void **state)
+{
+    const char *k = key("precision");
+    int64_t big = (INT64_C(1) << 53) - 10;
+
+    freeReplyObject(cmd("HSET %s ver %lld", k, (long long)big));
+    assert_int_equal(put(k, "a", 0), big + 1);
+    assert_int_equal(put(k, "b", 0), big + 2);
+    assert_int_equal(hget_i64(k, "ver"), big + 2);
+}
+
+static void test_delete_is_dirty_tombstone(void **state)
+{
+    const char *k = key("del");
+    wb_redis_entry_t e;
+    int64_t v1 = put(k, "alive", 0), v2 = put(k, "ignored", 1);
+
+    assert_true(v2 > v1);
+    get(k, &e);
+    assert_true(e.found);
+    assert_true(e.deleted);
+    assert_true(e.dirty);
+    assert_int_equal(e.value_len, 0);
+    assert_int_equal(e.pttl_ms, -1);
+    assert_int_equal(zscore(k), e.write_us);
+    wb_redis_entry_clear(&e);
+}
+
+/* Invariant 2: clean only the committed version, and only then a TTL. */
+static void test_clean(void **state)
+{
+    const char *k = key("clean");
+    wb_clean_result_t res;
+    wb_redis_entry_t e;
+    int64_t v1, v2, wt2;
+
+    v1 = put(k, "one", 0);
+    assert_int_equal(
+        wb_redis_clean(ctx, k, strlen(k), dirty, v1, TTL_MS, &res, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(res, WB_CLEAN_CLEANED);
+    get(k, &e);
+    assert_true(e.found);
+    assert_false(e.dirty);
+    assert_true(e.pttl_ms > 0 && e.pttl_ms <= TTL_MS);
+    assert_string_equal(e.value, "one");
+    wb_redis_entry_clear(&e);
+    assert_int_equal(zscore(k), -1);
+
+    /* Duplicate delivery of the same commit changes nothing. */
+    assert_int_equal(wb_redis_clean(ctx, k, strlen(k), dirty, v1, 5, &res, errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(res, WB_CLEAN_ALREADY);
+    assert_true(cmd_int("PTTL %s", k) > 5);
+
+    /* A newer write arrived before the flusher committed the older one. */
+    v1 = put(k, "two", 0);
+    assert_int_equal(
+        wb_redis_put(ctx, k, strlen(k), "three", 5, 0, dirty, &v2, &wt2, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(
+        wb_redis_clean(ctx, k, strlen(k), dirty, v1, TTL_MS, &res, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(res, WB_CLEAN_NEWER);
+    get(k, &e);
+    assert_true(e.dirty);
+    assert_int_equal(e.version, v2);
+    assert_int_equal(e.pttl_ms, -1);
+    assert_string_equal(e.value, "three");
+    wb_redis_entry_clear(&e);
+    assert_int_equal(zscore(k), wt2);
+
+    /* Then the newer one is committed. */
+    assert_int_equal(
+        wb_redis_clean(ctx, k, strlen(k), dirty, v2, TTL_MS, &res, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(res, WB_CLEAN_CLEANED);
+    assert_int_equal(zscore(k), -1);
+}
+
+static void test_clean_gone_and_stale(void **state)
+{
+    const char *k = key("gone"), *s = key("stale");
+    wb_clean_result_t res;
+    wb_redis_entry_t e;
+    int64_t v;
+
+    /* The entry vanished: the index member goes too. */
+    v = put(k, "x", 0);
+    assert_int_equal(cmd_int("DEL %s", k), 1);
+    assert_int_equal(
+        wb_redis_clean(ctx, k, strlen(k), dirty, v, TTL_MS, &res, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(res, WB_CLEAN_GONE);
+    assert_int_equal(zscore(k), -1);
+    assert_int_equal(cmd_int("EXISTS %s", k), 0);
+
+    /* PostgreSQL committed a version newer than the cache holds (Redis came
+     * back from an old snapshot): the stale value is dropped, its version
+     * remembered, and the next write is above both. */
+    v = put(s, "old", 0);
+    assert_int_equal(
+        wb_redis_clean(ctx, s, strlen(s), dirty, v + 1000, TTL_MS, &res, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(res, WB_CLEAN_STALE);
+    get(s, &e);
+    assert_false(e.found);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(zscore(s), -1);
+    assert_int_equal(hget_i64(s, "ver"), v);
+    assert_true(cmd_int("PTTL %s", s) > 0);
+    assert_true(put(s, "new", 0) > v);
+}
+
+/* Invariant 8: a fill never goes back in time and never touches a dirty entry. */
+static void test_fill(void **state)
+{
+    const char *k = key("fill");
+    wb_fill_result_t res;
+    wb_redis_entry_t e;
+    int64_t v;
+
+    assert_int_equal(
+        wb_redis_fill(ctx, k, strlen(k), "db-100", 6, 100, TTL_MS, 0, &res, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(res, WB_FILL_CREATED);
+    get(k, &e);
+    assert_true(e.found);
+    assert_false(e.dirty);
+    assert_int_equal(e.version, 100);
+    assert_true(e.pttl_ms > 0 && e.pttl_ms <= TTL_MS);
+    wb_redis_entry_clear(&e);
+
+    /* Same version: only the TTL is extended, never shortened. */
+    assert_int_equal(cmd_int("PEXPIRE %s 1000", k), 1);
+    assert_int_equal(
+        wb_redis_fill(ctx, k, strlen(k), "other", 5, 100, TTL_MS, 0, &res, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(res, WB_FILL_EXTENDED);
+    assert_true(cmd_int("PTTL %s", k) > 1000);
+    assert_int_equal(
+        wb_redis_fill(ctx, k, strlen(k), "other", 5, 100, 10, 0, &res, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(res, WB_FILL_EXTENDED);
+    assert_true(cmd_int("PTTL %s", k) > 1000);
+    get(k, &e);
+    assert_string_equal(e.value, "db-100");
+    wb_redis_entry_clear(&e);
+
+    /* Older: skipped. Newer and clean: replaced. */
+    assert_int_equal(
+        wb_redis_fill(ctx, k, strlen(k), "db-99", 5, 99, TTL_MS, 0, &res, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(res, WB_FILL_SKIPPED_NEWER);
+    assert_int_equal(
+        wb_redis_fill(ctx, k, strlen(k), "db-200", 6, 200, TTL_MS, 0, &res, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(res, WB_FILL_REPLACED);
+    get(k, &e);
+    assert_string_equal(e.value, "db-200");
+    assert_int_equal(e.version, 200);
+    wb_redis_entry_clear(&e);
+
+    /* Dirty: untouched whatever the version, and stays pinned. */
+    v = put(k, "dirty", 0);
+    assert_int_equal(wb_redis_fill(ctx, k, strlen(k), "db-future", 9, v + 1000000, TTL_MS, 0, &res,
+                                   errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(res, WB_FILL_SKIPPED_DIRTY);
+    assert_int_equal(
+        wb_redis_fill(ctx, k, strlen(k), "db-same", 7, v, TTL_MS, 0, &res, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(res, WB_FILL_SKIPPED_DIRTY);
+    get(k, &e);
+    assert_string_equal(e.value, "dirty");
+    assert_true(e.dirty);
+    assert_int_equal(e.pttl_ms, -1);
+    wb_redis_entry_clear(&e);
+
+    /* A soft-deleted row fills a clean tombstone. */
+    k = key("fill-del");
+    assert_int_equal(wb_redis_fill(ctx, k, strlen(k), "ignored", 7, 300, TTL_MS, 1, &res, errstr,
+                                   sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(res, WB_FILL_CREATED);
+    get(k, &e);
+    assert_true(e.found && e.deleted && !e.dirty);
+    assert_int_equal(e.value_len, 0);
+    wb_redis_entry_clear(&e);
+}
+
+static void test_fill_aside(void **state)
+{
+    const char *k = key("aside");
+    wb_redis_entry_t e;
+    int created = -1;
+
+    assert_int_equal(wb_redis_fill_aside(ctx, k, strlen(k), "loaded", 6, TTL_MS, 0, &created,
+                                         errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(created, 1);
+    get(k, &e);
+    assert_true(e.found && !e.dirty && !e.deleted);
+    assert_int_equal(e.version, 0);
+    assert_true(e.pttl_ms > 0);
+    wb_redis_entry_clear(&e);
+
+    assert_int_equal(wb_redis_fill_aside(ctx, k, strlen(k), "second", 6, TTL_MS, 0, &created,
+                                         errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(created, 0);
+    put(k, "written", 0);
+    assert_int_equal(wb_redis_fill_aside(ctx, k, strlen(k), "third", 5, TTL_MS, 0, &created, errstr,
+                                         sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(created, 0);
+    get(k, &e);
+    assert_string_equal(e.value, "written");
+    assert_true(e.dirty);
+    assert_int_equal(e.pttl_ms, -1);
+    wb_redis_entry_clear(&e);
+
+    /* Negative entry: the loader found nothing. */
+    k = key("aside-neg");
+    assert_int_equal(
+        wb_redis_fill_aside(ctx, k, strlen(k), NULL, 0, 5000, 1, &created, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(created, 1);
+    get(k, &e);
+    assert_true(e.found && e.deleted);
+    wb_redis_entry_clear(&e);
+}
+
+/* Write-through: the reserved version sits between what was and what comes. */
+static void test_version_and_through(void **state)
+{
+    const char *k = key("wt");
+    wb_redis_entry_t e;
+    int64_t before, v, p, p2, wt;
+    int applied = -1;
+
+    /* Absent key: a reservation that reads as a miss and expires. */
+    before = redis_time_us();
+    assert_int_equal(wb_redis_version(ctx, k, strlen(k), 5000, &v, errstr, sizeof(errstr)), WB_OK);
+    assert_true(v >= before);
+    get(k, &e);
+    assert_false(e.found);
+    wb_redis_entry_clear(&e);
+    assert_true(cmd_int("PTTL %s", k) > 0);
+    assert_int_equal(wb_redis_through(ctx, k, strlen(k), dirty, "through", 7, v, TTL_MS, 0,
+                                      &applied, errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(applied, 1);
+    get(k, &e);
+    assert_true(e.found && !e.dirty);
+    assert_int_equal(e.version, v);
+    assert_string_equal(e.value, "through");
+    wb_redis_entry_clear(&e);
+    assert_int_equal(hget_i64(k, "rv"), -1);
+
+    /* Dirty entry P: the reservation is above P and leaves P's value and
+     * pin alone; a put after it is above the reservation, and the late
+     * write-through then does not overwrite it. */
+    p = put(k, "p", 0);
+    assert_int_equal(wb_redis_version(ctx, k, strlen(k), 5000, &v, errstr, sizeof(errstr)), WB_OK);
+    assert_true(v > p);
+    get(k, &e);
+    assert_string_equal(e.value, "p");
+    assert_true(e.dirty);
+    assert_int_equal(e.version, p);
+    assert_int_equal(e.pttl_ms, -1);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(
+        wb_redis_put(ctx, k, strlen(k), "p2", 2, 0, dirty, &p2, &wt, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_true(p2 > v);
+    assert_int_equal(wb_redis_through(ctx, k, strlen(k), dirty, "late", 4, v, TTL_MS, 0, &applied,
+                                      errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(applied, 0);
+    get(k, &e);
+    assert_string_equal(e.value, "p2");
+    assert_true(e.dirty);
+    wb_redis_entry_clear(&e);
+
+    /* Dirty entry older than the committed write-through: replaced, clean,
+     * unindexed (PostgreSQL holds the newer version already). */
+    p = put(k, "p3", 0);
+    assert_int_equal(wb_redis_version(ctx, k, strlen(k), 5000, &v, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_redis_through(ctx, k, strlen(k), dirty, "wt", 2, v, TTL_MS, 0, &applied,
+                                      errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(applied, 1);
+    get(k, &e);
+    assert_string_equal(e.value, "wt");
+    assert_false(e.dirty);
+    assert_true(e.pttl_ms > 0);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(zscore(k), -1);
+
+    /* Two reservations in a row are distinct and increasing. */
+    assert_int_equal(wb_redis_version(ctx, k, strlen(k), 5000, &p, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_redis_version(ctx, k, strlen(k), 5000, &v, errstr, sizeof(errstr)), WB_OK);
+    assert_true(v > p);
+}
+
+/* SCRIPT FLUSH (or a restart) empties the script cache: calls still work. */
+static void test_noscript_fallback(void **state)
+{
+    const char *k = key("noscript");
+    redisReply *replies[3], *r;
+    wb_script_call_t calls[3];
+    const char *argv[3][4];
+    size_t argvlen[3][4];
+    char vers[3][24];
+    int64_t v[3];
+    int i;
+
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    r = cmd("SCRIPT EXISTS %s", wb_scripts_sha(WB_SCRIPT_PUT));
+    assert_int_equal(r->element[0]->integer, 0);
+    freeReplyObject(r);
+    v[0] = put(k, "after-flush", 0);
+    assert_true(v[0] > 0);
+    /* The fallback EVAL cached the script again. */
+    r = cmd("SCRIPT EXISTS %s", wb_scripts_sha(WB_SCRIPT_PUT));
+    assert_int_equal(r->element[0]->integer, 1);
+    freeReplyObject(r);
+
+    /* Pipelined: every call answers, in order, after the fallback. */
+    for (i = 0; i < 3; i++) {
+        v[i] = put(key(i == 0 ? "pipe0" : i == 1 ? "pipe1" : "pipe2"), "x", 0);
+    }
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    for (i = 0; i < 3; i++) {
+        const char *kk = key(i == 0 ? "pipe0" : i == 1 ? "pipe1" : "pipe2");
+
+        snprintf(vers[i], sizeof(vers[i]), "%lld", (long long)v[i]);
+        argv[i][0] = strdup(kk);
+        argvlen[i][0] = strlen(kk);
+        argv[i][1] = dirty;
+        argvlen[i][1] = strlen(dirty);
+        argv[i][2] = vers[i];
+        argvlen[i][2] = strlen(vers[i]);
+        argv[i][3] = "60000";
+        argvlen[i][3] = 5;
+        calls[i].id = WB_SCRIPT_CLEAN;
+        calls[i].nkeys = 2;
+        calls[i].argc = 4;
+        calls[i].argv = argv[i];
+        calls[i].argvlen = argvlen[i];
+    }
+    assert_int_equal(wb_scripts_pipeline(ctx, calls, 3, replies, errstr, sizeof(errstr)), WB_OK);
+    for (i = 0; i < 3; i++) {
+        assert_non_null(replies[i]);
+        assert_int_equal(replies[i]->type, REDIS_REPLY_INTEGER);
+        assert_int_equal(replies[i]->integer, WB_CLEAN_CLEANED);
+        freeReplyObject(replies[i]);
+        assert_int_equal(zscore(argv[i][0]), -1);
+        free((void *)argv[i][0]);
+    }
+
+    /* The server now knows the scripts again under our locally computed SHAs. */
+    assert_int_equal(wb_scripts_load(ctx, errstr, sizeof(errstr)), WB_OK);
+    for (i = 0; i < WB_SCRIPT__COUNT; i++) {
+        r = cmd("SCRIPT EXISTS %s", wb_scripts_sha((wb_script_id_t)i));
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        assert_int_equal(r->element[0]->integer, 1);
+        freeReplyObject(r);
+    }
+}
+
+static void test_binary_values(void **state)
+{
+    const char *k = key("bin");
+    char big[200], bin[64], bkey[32];
+    wb_redis_entry_t e;
+    size_t i, bkeylen;
+    int64_t ver;
+
+    for (i = 0; i < sizeof(big); i++)
+        big[i] = (char)('a' + i % 26);
+    assert_int_equal(wb_redis_put(ctx, k, strlen(k), big, sizeof(big), 0, dirty, &ver, NULL, errstr,
+                                  sizeof(errstr)),
+                     WB_OK);
+    get(k, &e);
+    assert_int_equal(e.value_len, sizeof(big));
+    assert_memory_equal(e.value, big, sizeof(big));
+    wb_redis_entry_clear(&e);
+
+    for (i = 0; i < sizeof(bin); i++)
+        bin[i] = (char)(i * 37);
+    bin[0] = bin[10] = bin[63] = '\0';
+    /* The key itself carries a NUL too. */
+    bkeylen = (size_t)snprintf(bkey, sizeof(bkey), "%sb", prefix);
+    if (bkeylen >= sizeof(bkey)) bkeylen = sizeof(bkey) - 1;
+    bkey[bkeylen - 1] = '\0';
+    assert_int_equal(wb_redis_put(ctx, bkey, bkeylen, bin, sizeof(bin), 0, dirty, &ver, NULL,
+                                  errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(wb_redis_get(ctx, bkey, bkeylen, &e, errstr, sizeof(errstr)), WB_OK);
+    assert_true(e.found);
+    assert_int_equal(e.value_len, sizeof(bin));
+    assert_memory_equal(e.value, bin, sizeof(bin));
+    assert_int_equal(e.version, ver);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(wb_redis_fill(ctx, bkey, bkeylen, bin, 20, ver + 1, TTL_MS, 0, NULL, errstr,
+                                   sizeof(errstr)),
+                     WB_OK);
+    freeReplyObject(cmd("DEL %b", bkey, bkeylen));
+    freeReplyObject(cmd("ZREM %s %b", dirty, bkey, bkeylen));
+}
+
+/* A dirty index of the wrong type fails the put without a half-written entry. */
+static void test_put_wrong_index_type(void **state)
+{
+    const char *k = key("wrongtype"), *idx = key("not-a-zset");
+    int64_t ver = 0;
+
+    freeReplyObject(cmd("SET %s x", idx));
+    assert_int_equal(
+        wb_redis_put(ctx, k, strlen(k), "v", 1, 0, idx, &ver, NULL, errstr, sizeof(errstr)),
+        WB_ERR_REDIS);
+    assert_non_null(strstr(errstr, "dirty index"));
+    assert_int_equal(cmd_int("EXISTS %s", k), 0);
+}
+
+static void test_connect_refused_fast(void **state)
+{
+    int saved_port = conf->redis.port, saved_timeout = conf->redis.timeout_ms;
+    redisContext *c = (redisContext *)1;
+    int64_t t0;
+    wb_err_t err;
+
+    conf->redis.port = 1; /* nothing listens on tcpmux */
+    conf->redis.timeout_ms = 500;
+    t0 = now_ms();
+    err = wb_redis_connect(conf, &c, errstr, sizeof(errstr));
+    conf->redis.port = saved_port;
+    conf->redis.timeout_ms = saved_timeout;
+    assert_int_equal(err, WB_ERR_REDIS);
+    assert_null(c);
+    assert_non_null(strstr(errstr, "127.0.0.1:1"));
+    assert_true(now_ms() - t0 < 2000);
+}
+
+/* A server that accepts but never answers: bounded by timeout_ms. */
+static void test_silent_server_times_out(void **state)
+{
+    int saved_port = conf->redis.port, saved_timeout = conf->redis.timeout_ms;
+    struct sockaddr_in sa;
+    socklen_t salen = sizeof(sa);
+    redisContext *c = NULL;
+    int64_t t0, took;
+    wb_err_t err;
+    int fd;
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &salen), 0);
+
+    conf->redis.port = ntohs(sa.sin_port);
+    conf->redis.timeout_ms = 300;
+    t0 = now_ms();
+    err = wb_redis_connect(conf, &c, errstr, sizeof(errstr));
+    took = now_ms() - t0;
+    conf->redis.port = saved_port;
+    conf->redis.timeout_ms = saved_timeout;
+    close(fd);
+    assert_int_equal(err, WB_ERR_TIMEOUT);
+    assert_null(c);
+    assert_true(took >= 250 && took < 2000);
+}
+
+static void test_reconnect(void **state)
+{
+    redisContext *old = ctx;
+    int64_t v;
+
+    assert_int_equal(wb_redis_reconnect(conf, &ctx, errstr, sizeof(errstr)), WB_OK);
+    assert_ptr_not_equal(ctx, old);
+    v = put(key("reconnected"), "x", 0);
+    assert_true(v > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_versions_increase),
+        cmocka_unit_test(test_version_after_key_lost),
+        cmocka_unit_test(test_version_precision),
+        cmocka_unit_test(test_delete_is_dirty_tombstone),
+        cmocka_unit_test(test_clean),
+        cmocka_unit_test(test_clean_gone_and_stale),
+        cmocka_unit_test(test_fill),
+        cmocka_unit_test(test_fill_aside),
+        cmocka_unit_test(test_version_and_through),
+        cmocka_unit_test(test_noscript_fallback),
+        cmocka_unit_test(test_binary_values),
+        cmocka_unit_test(test_put_wrong_index_type),
+        cmocka_unit_test(test_connect_refused_fast),
+        cmocka_unit_test(test_silent_server_times_out),
+        cmocka_unit_test(test_reconnect),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
