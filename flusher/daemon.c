@@ -1,0 +1,304 @@
+/* daemon.c — wb-flusher's main loop: consumer group, batches, outages, rebalance, shutdown. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "flusher.h"
+#include "wb_cli.h"
+#include "wb_kafka.h"
+#include "wb_log.h"
+#include "wb_util.h"
+
+#define FL_POLL_MS       100
+#define FL_LAG_EVERY_MS  1000
+#define FL_SUMMARY_MS    10000
+#define FL_CLOSE_RESERVE 2000 /* of the shutdown deadline, kept for leaving the group */
+
+static void set_assigned(fl_t *fl, const rd_kafka_topic_partition_list_t *parts, int assigned)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        fl_part_t *p = fl_part_get(fl, parts->elems[i].topic, parts->elems[i].partition);
+        if (!p) continue;
+        p->assigned = assigned;
+        if (assigned) {
+            p->committed = -1;
+            p->committed_time = 0;
+        }
+    }
+}
+
+static void pause_all(fl_t *fl, int pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (rd_kafka_assignment(fl->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
+    if (parts->cnt > 0) {
+        if (pause)
+            rd_kafka_pause_partitions(fl->consumer, parts);
+        else
+            rd_kafka_resume_partitions(fl->consumer, parts);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+static void enter_outage(fl_t *fl, const char *why)
+{
+    int64_t delay = wb_backoff_next_ms(&fl->backoff);
+
+    wb_counter_add(fl->m.retries, 1);
+    fl->retry_at_ms = wb_time_mono_ms() + delay;
+    snprintf(fl->outage_reason, sizeof(fl->outage_reason), "%.200s", why);
+    if (!fl->outage) {
+        /* Pausing keeps group membership (we go on polling) without
+         * fetching more: nothing is skipped, the batch just waits. */
+        fl->outage = 1;
+        pause_all(fl, 1);
+        wb_http_set_ready(fl->http, 0, why);
+        wb_gauge_set(fl->m.ready, 0);
+        WB_WARN("outage, consumption paused, retrying in %" PRId64 " ms: %s", delay, why);
+    } else {
+        WB_WARN("still failing, retrying in %" PRId64 " ms: %s", delay, why);
+    }
+}
+
+static void leave_outage(fl_t *fl)
+{
+    if (!fl->outage) return;
+    fl->outage = 0;
+    wb_backoff_reset(&fl->backoff);
+    pause_all(fl, 0);
+    wb_http_set_ready(fl->http, 1, NULL);
+    wb_gauge_set(fl->m.ready, 1);
+    WB_INFO("recovered, consumption resumed");
+}
+
+/* Runs on the thread that calls rd_kafka_consumer_poll (ours), so it may
+ * use fl freely. Cooperative protocol: only the partitions in parts move. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    fl_t *fl = opaque;
+    char errstr[512];
+    rd_kafka_error_t *error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        error = rd_kafka_incremental_assign(rk, parts);
+        set_assigned(fl, parts, 1);
+        /* Seed the lag gauges with the group's committed offsets, so an idle
+         * partition does not look behind until its first batch. */
+        rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+        if (rd_kafka_committed(rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int i = 0; i < committed->cnt; i++) {
+                fl_part_t *p =
+                    fl_part_get(fl, committed->elems[i].topic, committed->elems[i].partition);
+                if (p && committed->elems[i].offset >= 0) p->committed = committed->elems[i].offset;
+            }
+        }
+        rd_kafka_topic_partition_list_destroy(committed);
+        if (fl->outage) rd_kafka_pause_partitions(rk, parts);
+        WB_INFO("assigned %d partition(s)", parts->cnt);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        if (rd_kafka_assignment_lost(rk)) {
+            /* Someone else owns them already; committing would fail. */
+            fl_batch_drop_partitions(fl, parts);
+        } else if (fl->batch.n > 0) {
+            /* Finish the batch in flight before the partitions go, so the
+             * next owner starts after what we wrote. */
+            if (fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
+                WB_WARN("cannot finish the batch before revocation: %s", errstr);
+                fl_batch_drop_partitions(fl, parts);
+            }
+        }
+        error = rd_kafka_incremental_unassign(rk, parts);
+        set_assigned(fl, parts, 0);
+        WB_INFO("revoked %d partition(s)", parts->cnt);
+    } else {
+        WB_ERROR("rebalance error: %s", rd_kafka_err2str(err));
+    }
+    if (error) {
+        WB_ERROR("rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+static rd_kafka_t *consumer_new(fl_t *fl, char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *kc = fl_kafka_conf(fl->conf, errstr, errstr_size);
+
+    if (!kc) return NULL;
+    /* wb_kafka_consumer_new forces manual offsets (invariant 5),
+     * cooperative-sticky and auto.offset.reset=earliest. */
+    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_opaque(kc, fl);
+    if (wb_kafka_consumer_new(kc, fl->conf->flusher.group_id, &rk, errstr, errstr_size) != WB_OK) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+    }
+    return rk;
+}
+
+static int subscribe(fl_t *fl, char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, fl->conf->kafka.topic_changes, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(fl->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        wb_set_err(errstr, errstr_size, "subscribe %s: %s", fl->conf->kafka.topic_changes,
+                   rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
+{
+    double lag = 0;
+    for (size_t i = 0; i < fl->nparts; i++)
+        lag += wb_gauge_value(fl->parts[i].lag_msgs);
+    WB_INFO("consumed %" PRIu64 " (%.0f/s), rows written %" PRIu64 ", already newer %" PRIu64
+            ", coalesced %" PRIu64 ", dead-lettered %" PRIu64 ", batches %" PRIu64
+            ", lag %.0f, clean pending %zu",
+            fl->t_consumed,
+            elapsed_ms > 0 ? (double)(fl->t_consumed - *last_consumed) * 1000.0 / elapsed_ms : 0.0,
+            fl->t_upserted, fl->t_stale, fl->t_coalesced, fl->t_dead, fl->t_batches, lag, fl->cq_n);
+    *last_consumed = fl->t_consumed;
+}
+
+int fl_run(const wb_config_t *conf)
+{
+    fl_t fl;
+    char errstr[1024];
+    int rc = 1;
+    wb_err_t err;
+    uint64_t last_consumed = 0;
+    int64_t now, next_lag = 0, next_summary, next_purge, last_summary = 0;
+    int64_t purge_every = conf->flusher.tombstone_retention_ms / 4;
+
+    if (purge_every < 1000) purge_every = 1000;
+    if (purge_every > 600000) purge_every = 600000;
+    if (fl_init(&fl, conf, "wb-flusher") != WB_OK) {
+        WB_ERROR("out of memory");
+        return 1;
+    }
+    /* Start order: metrics + HTTP (not ready), PostgreSQL + schema,
+     * dead-letter producer, consumer; ready. Torn down in reverse. */
+    err = wb_http_start(conf->flusher.http_listen, fl.m.reg, &fl.http, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        WB_ERROR("http %s: %s", conf->flusher.http_listen, errstr);
+        goto out;
+    }
+    wb_http_set_ready(fl.http, 0, "connecting to PostgreSQL");
+    for (;;) {
+        err = fl_pg_ensure(&fl, errstr, sizeof(errstr));
+        if (err == WB_OK) break;
+        if (err == WB_ERR_CONFIG) {
+            WB_ERROR("schema: %s", errstr);
+            goto out;
+        }
+        int64_t delay = wb_backoff_next_ms(&fl.backoff);
+        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
+        wb_http_set_ready(fl.http, 0, errstr);
+        for (int64_t t = 0; t < delay && !wb_cli_stop_requested(); t += 50)
+            usleep(50000);
+        if (wb_cli_stop_requested()) {
+            rc = 0;
+            goto out;
+        }
+    }
+    wb_backoff_reset(&fl.backoff);
+    if (fl_dlq_open(&fl, errstr, sizeof(errstr)) != WB_OK ||
+        !(fl.consumer = consumer_new(&fl, errstr, sizeof(errstr))) ||
+        subscribe(&fl, errstr, sizeof(errstr)) != 0) {
+        WB_ERROR("%s", errstr);
+        goto out;
+    }
+    wb_http_set_ready(fl.http, 1, NULL);
+    wb_gauge_set(fl.m.ready, 1);
+    WB_INFO("ready: group %s, topic %s, %zu entities, http %s (port %d)", conf->flusher.group_id,
+            conf->kafka.topic_changes, conf->nentities, conf->flusher.http_listen,
+            wb_http_port(fl.http));
+
+    now = wb_time_mono_ms();
+    next_summary = now + FL_SUMMARY_MS;
+    next_purge = now + purge_every;
+    last_summary = now;
+    while (!wb_cli_stop_requested()) {
+        now = wb_time_mono_ms();
+        int timeout = FL_POLL_MS;
+        if (!fl.outage && fl.batch.n > 0) {
+            int64_t left = fl.batch.opened_ms + conf->flusher.batch_max_wait_ms - now;
+            timeout = left < 0 ? 0 : (left < FL_POLL_MS ? (int)left : FL_POLL_MS);
+        }
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(fl.consumer, timeout);
+        if (msg) {
+            if (!msg->err) {
+                fl_batch_add(&fl, msg);
+            } else {
+                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    WB_WARN("kafka: %s", rd_kafka_message_errstr(msg));
+                rd_kafka_message_destroy(msg);
+            }
+        }
+        now = wb_time_mono_ms();
+        if (fl.outage ? (now >= fl.retry_at_ms && fl.batch.n > 0) : fl_batch_due(&fl, now)) {
+            if (fl_batch_flush(&fl, errstr, sizeof(errstr)) == WB_OK)
+                leave_outage(&fl);
+            else
+                enter_outage(&fl, errstr);
+        } else if (fl.outage && fl.batch.n == 0) {
+            leave_outage(&fl); /* the batch left with a revoked partition */
+        }
+        if (now >= next_lag) {
+            fl_parts_update_lag(&fl);
+            fl_clean_drain(&fl);
+            next_lag = now + FL_LAG_EVERY_MS;
+        }
+        if (!fl.outage && now >= next_purge) {
+            if (fl_purge(&fl, errstr, sizeof(errstr)) != WB_OK)
+                WB_WARN("tombstone purge: %s", errstr);
+            next_purge = now + purge_every;
+        }
+        if (now >= next_summary) {
+            log_summary(&fl, &last_consumed, now - last_summary);
+            last_summary = now;
+            next_summary = now + FL_SUMMARY_MS;
+        }
+    }
+
+    /* Graceful stop: no more intake, finish and commit the batch, leave. */
+    int64_t deadline = wb_time_mono_ms() + conf->flusher.shutdown_deadline_ms - FL_CLOSE_RESERVE;
+    WB_INFO("stopping: finishing %zu buffered events", fl.batch.n);
+    wb_http_set_ready(fl.http, 0, "shutting down");
+    rc = 0;
+    while (fl.batch.n > 0) {
+        if (fl_batch_flush(&fl, errstr, sizeof(errstr)) == WB_OK) break;
+        int64_t delay = wb_backoff_next_ms(&fl.backoff);
+        if (wb_time_mono_ms() + delay >= deadline) {
+            /* Not committed, so not lost: the group re-delivers them. */
+            WB_ERROR("shutdown deadline: %zu events not written (they stay in Kafka "
+                     "uncommitted): %s",
+                     fl.batch.n, errstr);
+            fl_batch_discard(&fl);
+            rc = 1;
+            break;
+        }
+        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
+        usleep((useconds_t)delay * 1000);
+    }
+    fl_clean_drain(&fl);
+    log_summary(&fl, &last_consumed, wb_time_mono_ms() - last_summary);
+out:
+    fl_batch_discard(&fl); /* messages must go before their consumer */
+    if (fl.consumer) {
+        rd_kafka_consumer_close(fl.consumer);
+        rd_kafka_destroy(fl.consumer);
+        fl.consumer = NULL;
+    }
+    fl_fini(&fl);
+    if (rc == 0) WB_INFO("stopped");
+    return rc;
+}

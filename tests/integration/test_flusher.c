@@ -1,0 +1,245 @@
+/* test_flusher.c — wb-flusher against the real services: PostgreSQL converges to the
+ * highest version of every key, whatever the order, duplication or poison in the log. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "flusher_harness.h"
+#include "wb_schema.h"
+
+#define NKEYS 200
+
+/* N random puts and deletes over K keys, versions from Redis (wb_redis_put,
+ * as the library does), events to Kafka → PostgreSQL equals the ground
+ * truth, and every cache entry ends clean with its TTL (invariant 2). */
+static void random_puts_and_deletes_reach_truth(void **state)
+{
+    (void)state;
+    fh_t fh;
+    fh_row_t *truth = calloc(NKEYS, sizeof(*truth));
+    char key[64], val[64], errstr[256], dirty[160];
+    unsigned seed = 7;
+
+    fh_setup(&fh, "random", "text", "  batch:\n    max_events: 300\n    max_wait_ms: 50\n");
+    snprintf(dirty, sizeof(dirty), "%s:dirty", fh.tag);
+    fh_start(&fh);
+    for (int i = 0; i < 5000; i++) {
+        int k = rand_r(&seed) % NKEYS, del = rand_r(&seed) % 5 == 0;
+        int64_t ver = 0;
+        snprintf(key, sizeof(key), "item:%d", k);
+        snprintf(val, sizeof(val), "value %d of %d", i, k);
+        assert_int_equal(wb_redis_put(fh.redis, key, strlen(key), del ? NULL : val,
+                                      del ? 0 : strlen(val), del, dirty, &ver, NULL, errstr,
+                                      sizeof(errstr)),
+                         WB_OK);
+        fh_truth_apply(&truth[k], del ? NULL : val, ver);
+        fh_produce(&fh, key, del ? NULL : val, ver);
+    }
+    fh_flush(&fh);
+    int diffs = fh_wait_truth(&fh, truth, NKEYS, 60000);
+    if (diffs) fh_dump_log(&fh);
+    assert_int_equal(diffs, 0);
+    assert_true(fh_count(&fh, "WHERE deleted") > 0);
+
+    /* Clean-marking follows the commit: every entry clean, with a TTL, and
+     * the dirty index empty. */
+    int64_t t0 = wb_time_mono_ms();
+    long long dirty_left = -1;
+    while (wb_time_mono_ms() - t0 < 20000) {
+        redisReply *r = redisCommand(fh.redis, "ZCARD %s", dirty);
+        dirty_left = r ? r->integer : -1;
+        freeReplyObject(r);
+        if (dirty_left == 0) break;
+        usleep(100000);
+    }
+    assert_int_equal(dirty_left, 0);
+    for (int k = 0; k < NKEYS; k++) {
+        wb_redis_entry_t e;
+        if (!truth[k].present) continue;
+        snprintf(key, sizeof(key), "item:%d", k);
+        assert_int_equal(wb_redis_get(fh.redis, key, strlen(key), &e, errstr, sizeof(errstr)),
+                         WB_OK);
+        assert_int_equal(e.dirty, 0);
+        assert_int_equal(e.version, truth[k].version);
+        assert_true(e.pttl_ms > 0);
+        wb_redis_entry_clear(&e);
+        redisReply *r = redisCommand(fh.redis, "DEL %s", key);
+        freeReplyObject(r);
+    }
+    int64_t took = 0;
+    assert_int_equal(fh_stop(&fh, 30000, &took), 0);
+    fh_teardown(&fh);
+    free(truth);
+}
+
+static void shuffle(int64_t *a, int n, unsigned *seed)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = rand_r(seed) % (i + 1);
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+/* Every version of every key twice, shuffled, from two producers
+ * interleaving on the same keys, in batches smaller than the stream →
+ * the same final state as the ground truth (invariants 4 and 6). */
+static void duplicates_reordering_two_producers(void **state)
+{
+    (void)state;
+    enum { K = 100, V = 12 };
+    fh_t fh;
+    fh_row_t truth[K];
+    int64_t order[K * V];
+    char key[64], val[64], errstr[256];
+    unsigned seed = 99;
+    rd_kafka_t *p2 = NULL;
+    rd_kafka_conf_t *kc = NULL;
+
+    memset(truth, 0, sizeof(truth));
+    fh_setup(&fh, "reorder", "text", "  batch:\n    max_events: 97\n    max_wait_ms: 20\n");
+    assert_int_equal(wb_kafka_conf_new(fh.conf, "test2", 0, &kc, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_kafka_producer_new(kc, 1, &p2, errstr, sizeof(errstr)), WB_OK);
+    for (int i = 0; i < K * V; i++)
+        order[i] = i;
+    for (int round = 0; round < 2; round++) {
+        shuffle(order, K * V, &seed);
+        for (int i = 0; i < K * V; i++) {
+            int k = (int)(order[i] / V);
+            int64_t ver = 1000 + order[i] % V;
+            int del = ver % 5 == 0;
+            snprintf(key, sizeof(key), "item:%d", k);
+            snprintf(val, sizeof(val), "k%d v%" PRId64, k, ver);
+            fh_truth_apply(&truth[k], del ? NULL : val, ver);
+            /* Alternate producers: the two streams interleave per key. */
+            rd_kafka_t *save = fh.producer;
+            if (i % 2) fh.producer = p2;
+            fh_produce(&fh, key, del ? NULL : val, ver);
+            fh.producer = save;
+        }
+    }
+    fh_flush(&fh);
+    rd_kafka_flush(p2, 30000);
+    rd_kafka_destroy(p2);
+    fh_start(&fh);
+    int diffs = fh_wait_truth(&fh, truth, K, 60000);
+    if (diffs) fh_dump_log(&fh);
+    assert_int_equal(diffs, 0);
+    assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
+    fh_teardown(&fh);
+}
+
+/* Poison of every kind → each in the dead-letter topic with its reason and
+ * origin; all good events of the same batches land (invariant 7). */
+static void poison_goes_to_dead_letter_rest_lands(void **state)
+{
+    (void)state;
+    enum { K = 100 };
+    fh_t fh;
+    fh_row_t truth[K + 1];
+    char key[64], val[64];
+    fh_dead_t dead[32];
+
+    memset(truth, 0, sizeof(truth));
+    /* One big batch: the poison shares it with all the good events. */
+    fh_setup(&fh, "poison", "jsonb", "  batch:\n    max_events: 100000\n    max_wait_ms: 2000\n");
+    for (int k = 0; k < K; k++) {
+        snprintf(key, sizeof(key), "item:%d", k);
+        snprintf(val, sizeof(val), "{\"k\": %d}", k);
+        fh_truth_apply(&truth[k], val, 10);
+        fh_produce(&fh, key, val, 10);
+        if (k % 33 == 5) /* invalid JSON for a jsonb column: rejected by PostgreSQL */
+            fh_produce(&fh, key, "{not json", 11);
+    }
+    /* Key K: the newest version is poison, the older valid one must land. */
+    snprintf(key, sizeof(key), "item:%d", K);
+    fh_truth_apply(&truth[K], "{\"older\": true}", 20);
+    fh_produce(&fh, key, "{\"older\": true}", 20);
+    fh_produce(&fh, key, "\x01 not json", 21);
+    fh_produce_raw(&fh, "item:x1", "{}", 2, 5, "nosuch"); /* unknown entity */
+    fh_produce_raw(&fh, "other:1", "{}", 2, 5, "item");   /* key outside the prefix */
+    /* No headers at all: undecodable. */
+    assert_int_equal(rd_kafka_producev(fh.producer, RD_KAFKA_V_TOPIC(fh.topic),
+                                       RD_KAFKA_V_KEY("item:raw", 8), RD_KAFKA_V_VALUE("{}", 2),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+    fh_flush(&fh);
+    fh_start(&fh);
+    int diffs = fh_wait_truth(&fh, truth, K + 1, 60000);
+    if (diffs) fh_dump_log(&fh);
+    assert_int_equal(diffs, 0);
+
+    int n = 0;
+    int64_t t0 = wb_time_mono_ms();
+    while ((n = fh_read_dlq(&fh, dead, 32)) < 7 && wb_time_mono_ms() - t0 < 20000)
+        usleep(500000);
+    int json = 0, entity = 0, prefix = 0, decode = 0;
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(dead[i].topic, fh.topic);
+        assert_true(dead[i].partition >= 0 && dead[i].partition < 3);
+        assert_true(dead[i].offset >= 0);
+        json += strstr(dead[i].reason, "SQLSTATE 22P02") != NULL;
+        entity += strstr(dead[i].reason, "unknown entity") != NULL;
+        prefix += strstr(dead[i].reason, "prefix") != NULL;
+        decode += strstr(dead[i].reason, "undecodable") != NULL;
+    }
+    if (n != 7) fh_dump_log(&fh);
+    assert_int_equal(n, 7); /* 3 + 1 invalid JSON, unknown entity, prefix, undecodable */
+    assert_int_equal(json, 4);
+    assert_int_equal(entity, 1);
+    assert_int_equal(prefix, 1);
+    assert_int_equal(decode, 1);
+    assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
+    fh_teardown(&fh);
+}
+
+/* schema: verify refuses a table the flusher could not write, naming the
+ * table and the column; create makes one that verifies. */
+static void schema_verify_names_table_and_column(void **state)
+{
+    (void)state;
+    fh_t fh;
+    char sql[512], errstr[512];
+
+    fh_setup(&fh, "schema", "jsonb", NULL);
+    wb_entity_t ent = fh.conf->entities[0];
+    assert_int_equal(wb_schema_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "does not exist"));
+
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE \"%s\" (key text PRIMARY KEY, value jsonb, version integer NOT NULL, "
+             "deleted boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT "
+             "now())",
+             fh.table);
+    PQclear(fh_sql(&fh, sql));
+    assert_int_equal(wb_schema_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    assert_non_null(strstr(errstr, fh.table));
+    assert_non_null(strstr(errstr, "\"version\" is integer, expected bigint"));
+
+    snprintf(sql, sizeof(sql),
+             "ALTER TABLE \"%s\" ALTER version TYPE bigint, ALTER value SET NOT NULL", fh.table);
+    PQclear(fh_sql(&fh, sql));
+    assert_int_equal(wb_schema_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    assert_non_null(strstr(errstr, "\"value\" must allow NULL"));
+
+    snprintf(sql, sizeof(sql), "DROP TABLE \"%s\"", fh.table);
+    PQclear(fh_sql(&fh, sql));
+    assert_int_equal(wb_schema_create(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_schema_create(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_schema_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
+    fh_teardown(&fh);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(random_puts_and_deletes_reach_truth),
+        cmocka_unit_test(duplicates_reordering_two_producers),
+        cmocka_unit_test(poison_goes_to_dead_letter_rest_lands),
+        cmocka_unit_test(schema_verify_names_table_and_column),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
