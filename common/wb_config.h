@@ -103,7 +103,14 @@ typedef struct wb_config_s {
 /* Loads and strictly validates the YAML file at path. On success *confp owns
  * a new config (free with wb_config_destroy). On failure returns
  * WB_ERR_CONFIG (or WB_ERR_IO / WB_ERR_NOMEM) and writes one message per
- * line into errstr: "FILE:LINE:COL: key.path: what is wrong". */
+ * line into errstr: "FILE:LINE:COL: key.path: what is wrong".
+ * The environment is read during the load, with getenv: ${VAR},
+ * ${VAR:-default} in values are expanded, and the secrets
+ * WBCACHE_REDIS_PASSWORD, WBCACHE_PG_DSN, WBCACHE_PG_PASSWORD,
+ * WBCACHE_KAFKA_SASL_USERNAME and WBCACHE_KAFKA_SASL_PASSWORD override the
+ * file. The returned config is a snapshot; later environment changes do not
+ * affect it. Do not call setenv/unsetenv in another thread while a load
+ * runs (load before starting threads). */
 wb_err_t wb_config_load(const char *path, wb_config_t **confp, char *errstr, size_t errstr_size);
 
 /* As wb_config_load, from a buffer; name is used in messages. */

@@ -133,7 +133,9 @@ void wb_value_free(wb_value_t *value);
  * big for one Kafka message per kafka.properties message.max.bytes);
  * WB_ERR_QUEUE_FULL (producer.queue_max events already wait for Kafka).
  * For these nothing is written. WB_ERR_REDIS / WB_ERR_TIMEOUT: Redis
- * failed, nothing acknowledged. With ack: log, WB_ERR_KAFKA /
+ * failed within redis.timeout_ms, nothing acknowledged (a timed-out script
+ * may still run on a server that was only slow; its entry is then dirty
+ * and the sweeper delivers it). With ack: log, WB_ERR_KAFKA /
  * WB_ERR_TIMEOUT: the cache holds the write, dirty, and the sweeper will
  * deliver it, but the caller must treat the write as not acknowledged.
  * With ack: cache a produce failure after the Redis write still returns
@@ -168,8 +170,13 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
 /* Write-through put: a version from Redis, then a version-guarded upsert
  * committed in PostgreSQL, then the cache (clean, with the entity's TTL).
  * If PostgreSQL fails the call fails and the cache is not touched.
- * Errors: WB_ERR_PG, WB_ERR_STALE (PostgreSQL already holds a newer
- * version), and those of wb_put. */
+ * Errors: WB_ERR_PG (or WB_ERR_TIMEOUT for statement_timeout; the cache
+ * is not touched), WB_ERR_STALE (PostgreSQL already holds a newer version,
+ * from a later write-behind put), WB_ERR_REDIS / WB_ERR_TIMEOUT (before the
+ * upsert: nothing written; after it: PostgreSQL holds the write but the
+ * cache may serve the previous value until its TTL — logged), and the
+ * argument errors of wb_put. A write-through replaces an older dirty
+ * write-behind entry (its own value is newer and durable). */
 wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
                         const void *value, size_t len, int64_t *versionp);
 
@@ -180,9 +187,13 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
  * and fills the cache with a version-checked script (never overwrites a
  * newer or dirty entry). At most one process loads a key at a time; the
  * others wait up to producer.lock_wait_ms for its result.
- * Returns WB_OK with *out filled, WB_ERR_NOT_FOUND (absent or deleted;
- * cached negatively for producer.negative_ttl_ms), WB_ERR_REDIS, WB_ERR_PG,
- * WB_ERR_TIMEOUT. */
+ * Returns WB_OK with *out filled (out->hit 1 when served from the cache,
+ * also after waiting for another loader), WB_ERR_NOT_FOUND (absent or
+ * deleted; cached negatively for producer.negative_ttl_ms; a cached
+ * tombstone answers this too), WB_ERR_REDIS, WB_ERR_PG, WB_ERR_TIMEOUT
+ * (Redis or PostgreSQL timed out, or another process held the key's load
+ * lock for longer than lock_wait_ms), WB_ERR_UNKNOWN_ENTITY,
+ * WB_ERR_INVALID_ARG. *out is zeroed on every error. */
 wb_err_t wb_get(wb_client_t *client, const char *entity, const char *id, wb_value_t *out);
 
 /* Cache-aside loader: fills *value (malloc'ed; the library takes ownership)
@@ -192,8 +203,12 @@ wb_err_t wb_get(wb_client_t *client, const char *entity, const char *id, wb_valu
 typedef wb_err_t (*wb_loader_fn)(void *opaque, const char *entity, const char *id, void **value,
                                  size_t *len);
 
-/* Cache-aside get: like wb_get but a miss calls loader. The loaded value is
- * stored only if the key is still absent (it carries no version). */
+/* Cache-aside get: like wb_get but a miss calls loader (out->version is 0
+ * for a loaded value). The loaded value is stored only if the key is still
+ * absent (it carries no version); if a write got there first, that newer
+ * value is returned instead. WB_ERR_NOT_FOUND from the loader is cached
+ * negatively like a missing row; any other loader error is WB_ERR_LOADER
+ * (not cached). A NULL loader is WB_ERR_INVALID_ARG. */
 wb_err_t wb_get_or_load(wb_client_t *client, const char *entity, const char *id,
                         wb_loader_fn loader, void *loader_opaque, wb_value_t *out);
 

@@ -13,6 +13,12 @@ typedef struct wbctl_cmd_s {
 
 static const wbctl_cmd_t wbctl_cmds[] = {
     {"config", wbctl_cmd_config, "config check|show   validate or print the effective config"},
+    {"put", wbctl_cmd_put, "put ENTITY ID [VALUE|-] [--ack cache|log]   write-behind put"},
+    {"get", wbctl_cmd_get, "get ENTITY ID       read-through get (exit 3: not found)"},
+    {"del", wbctl_cmd_del, "del ENTITY ID [--ack cache|log]   write-behind delete"},
+    {"put-through", wbctl_cmd_put_through, "put-through ENTITY ID [VALUE|-]   write-through put"},
+    {"status", wbctl_cmd_status, "status              dirty entries, flusher lag, dead letters"},
+    {"load", wbctl_cmd_load, "load [OPTIONS]      load generator (wbctl load --help)"},
 };
 
 static void usage(FILE *out)

@@ -12,5 +12,37 @@ typedef struct wbctl_opts_s {
 } wbctl_opts_t;
 
 int wbctl_cmd_config(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_put(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_get(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_del(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_put_through(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_status(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv);
+
+/* ---- helpers shared by the client subcommands (wbctl_client.c) ---- */
+
+/* Exit status of a failed operation: 3 for WB_ERR_NOT_FOUND, else 1. */
+#define WBCTL_EXIT_NOT_FOUND 3
+
+/* Loads the config (errors printed) and opens a client whose library log
+ * lines at WARN and above go to stderr. *confp (may be NULL) borrows the
+ * client's config (valid until wb_client_close). NULL on failure, after
+ * printing why; *status then holds the exit status (2 config, 1 connect). */
+wb_client_t *wbctl_client_open(const wbctl_opts_t *opts, const wb_config_t **confp, int *status);
+
+/* As wbctl_client_open for a config already loaded; conf is the client's
+ * on success and destroyed on failure. */
+wb_client_t *wbctl_client_from_config(wb_config_t *conf, int *status);
+
+/* Reads the value argument: arg itself, or all of stdin when arg is NULL
+ * or "-". *buf is malloc'ed (caller frees). Returns 0, or -1 after
+ * printing the error. */
+int wbctl_read_value(const char *arg, char **buf, size_t *len);
+
+/* "cache" | "log" -> *ack. Returns 0, or -1 for anything else. */
+int wbctl_parse_ack(const char *s, wb_ack_t *ack);
+
+/* Prints "wbctl: what: <error>" to stderr and returns the exit status. */
+int wbctl_fail(const char *what, wb_err_t err);
 
 #endif /* WBCTL_H */

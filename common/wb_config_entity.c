@@ -1,0 +1,130 @@
+/* wb_config_entity.c — the entities: list (key prefix -> table) and its lookups.
+ *
+ * Each item is walked like a small config of its own against the entity
+ * table; then name, prefix and table must each be unique across items.
+ */
+#include "wb_config_int.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Reports a repeated name / prefix / table among the entities. */
+static void check_unique(wb_yaml_ctx_t *ctx, const wb_config_t *conf, const int *idx,
+                         const cfg_mark_t *marks, size_t field)
+{
+    const cfg_field_t *f = &wb_config_entity_fields[field];
+    size_t a, b;
+
+    for (b = 1; b < conf->nentities; b++) {
+        const char *vb = *(char *const *)((const char *)&conf->entities[b] + f->offset);
+
+        if (!vb || !*vb) continue;
+        for (a = 0; a < b; a++) {
+            const char *va = *(char *const *)((const char *)&conf->entities[a] + f->offset);
+            char pbuf[CFG_PATH_SIZE], ebuf[WB_YAML_ECHO_SIZE];
+            const cfg_mark_t *m = &marks[b * wb_config_entity_nfields + field];
+
+            if (!va || strcmp(va, vb) != 0) continue;
+            snprintf(pbuf, sizeof(pbuf), "entities[%d].%s", idx[b], f->key);
+            wb_yaml_error(ctx, m->line, m->col, pbuf, "duplicate of entities[%d].%s %s", idx[a],
+                          f->key, wb_yaml_echo(ebuf, sizeof(ebuf), vb, strlen(vb)));
+            break;
+        }
+    }
+}
+
+void wb_config_walk_entities(cfg_walk_t *w, const wb_yaml_node_t *key, const wb_yaml_node_t *val,
+                             const char *path)
+{
+    wb_config_t *conf = w->conf;
+    char dbuf[WB_YAML_ECHO_SIZE];
+    cfg_mark_t *marks = NULL;
+    int *idx = NULL;
+    size_t i, nf = wb_config_entity_nfields;
+
+    if (!wb_yaml_supported(w->ctx, val, path)) return;
+    if (val->kind != WB_YAML_SEQ) {
+        wb_yaml_error(w->ctx, key->line, key->col, path, "expected a sequence of entities, got %s",
+                      wb_yaml_describe(dbuf, sizeof(dbuf), val));
+        return;
+    }
+    if (val->nkids == 0) {
+        wb_yaml_error(w->ctx, key->line, key->col, path, "at least one entity is required");
+        return;
+    }
+    conf->entities = calloc(val->nkids, sizeof(*conf->entities));
+    marks = calloc(val->nkids * nf, sizeof(*marks));
+    idx = calloc(val->nkids, sizeof(*idx));
+    if (!conf->entities || !marks || !idx) {
+        w->ctx->nomem = true;
+        goto out;
+    }
+    for (i = 0; i < val->nkids; i++) {
+        const wb_yaml_node_t *item = val->kids[i];
+        char disp[32];
+        cfg_walk_t ew;
+
+        snprintf(disp, sizeof(disp), "entities[%zu]", i);
+        if (!wb_yaml_supported(w->ctx, item, disp)) continue;
+        if (item->kind != WB_YAML_MAP) {
+            wb_yaml_error(w->ctx, item->line, item->col, disp, "expected a mapping, got %s",
+                          wb_yaml_describe(dbuf, sizeof(dbuf), item));
+            continue;
+        }
+        if (wb_config_apply_defaults(wb_config_entity_fields, nf,
+                                     &conf->entities[conf->nentities]) != 0) {
+            wb_config_free_fields(wb_config_entity_fields, nf, &conf->entities[conf->nentities]);
+            w->ctx->nomem = true;
+            continue;
+        }
+        ew = (cfg_walk_t){.ctx = w->ctx,
+                          .conf = conf,
+                          .fields = wb_config_entity_fields,
+                          .nfields = nf,
+                          .base = &conf->entities[conf->nentities],
+                          .display = disp,
+                          .marks = &marks[conf->nentities * nf]};
+        wb_config_walk_mapping(&ew, item, "");
+        idx[conf->nentities] = i > INT_MAX ? INT_MAX : (int)i;
+        conf->nentities++;
+    }
+    for (i = 0; i < 3; i++) /* name, prefix, table */
+        check_unique(w->ctx, conf, idx, marks, i);
+out:
+    free(marks);
+    free(idx);
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+const wb_entity_t *wb_config_entity(const wb_config_t *conf, const char *name)
+{
+    size_t i;
+
+    if (!conf || !name) return NULL;
+    for (i = 0; i < conf->nentities; i++)
+        if (conf->entities[i].name && strcmp(conf->entities[i].name, name) == 0)
+            return &conf->entities[i];
+    return NULL;
+}
+
+const wb_entity_t *wb_config_entity_by_key(const wb_config_t *conf, const char *key, size_t keylen)
+{
+    const wb_entity_t *best = NULL;
+    size_t bestlen = 0, i;
+
+    if (!conf || (!key && keylen)) return NULL;
+    for (i = 0; i < conf->nentities; i++) {
+        const wb_entity_t *e = &conf->entities[i];
+        size_t plen = e->prefix ? strlen(e->prefix) : 0;
+
+        if (!e->prefix || plen > keylen || (best && plen <= bestlen)) continue;
+        if (memcmp(key, e->prefix, plen) == 0) {
+            best = e;
+            bestlen = plen;
+        }
+    }
+    return best;
+}

@@ -1,0 +1,98 @@
+/* wb_client_int.h — the client handle behind wbcache.h, and how its parts fit together.
+ *
+ * DESIGN (read this first)
+ *
+ * One wb_client_t is shared by all threads of an application:
+ *   rpool     a mutex-protected pool of blocking redisContexts (wb_rpool.c).
+ *             A call borrows one for its Redis round trips and gives it back;
+ *             the pool grows on demand (one per concurrent caller) and frees
+ *             broken contexts, so a Redis restart costs one reconnect per
+ *             caller, never a crash. Every command has redis.timeout_ms.
+ *   pgpool    the same for PGconn, connected lazily (wb_pgpool.c): only
+ *             read-through misses and write-through need PostgreSQL.
+ *   producer  one idempotent (acks=all) librdkafka producer plus a poll
+ *             thread that serves delivery reports (wb_producer.c). Its
+ *             local queue is the bounded queue of ack: cache: a put reserves
+ *             a slot BEFORE touching Redis and fails with WB_ERR_QUEUE_FULL
+ *             when none is free, so a Kafka outage turns into a clear error
+ *             instead of unbounded memory. ack: log waits for this message's
+ *             delivery report (a waiter passed as the message opaque).
+ *
+ * The patterns, one file each:
+ *   wb_write.c    write-behind put/del/batch: put script (version, dirty,
+ *                 no TTL, dirty index) -> change event.
+ *   wb_through.c  write-through: version script -> PostgreSQL upsert
+ *                 (wb_upsert_rows, n = 1) -> through script (clean + TTL).
+ *   wb_read.c     read-through and cache-aside with stampede protection;
+ *                 the hit path is ONE round trip (the "get" script of
+ *                 wb_lua.c also decides refresh-ahead and takes the lock).
+ *
+ * Errors never print: detail goes to the log callback (wb_log sink).
+ */
+#ifndef WB_CLIENT_INT_H
+#define WB_CLIENT_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "wb_config.h"
+#include "wb_lua.h"
+#include "wb_pgpool.h"
+#include "wb_producer.h"
+#include "wb_rpool.h"
+#include "wbcache.h"
+
+/* Room for error detail inside the library (logged, never returned). */
+#define WB_ERRSTR_MAX 512
+
+typedef struct wb_client_counters_s {
+    atomic_uint_fast64_t puts;
+    atomic_uint_fast64_t put_errors;
+    atomic_uint_fast64_t through_writes;
+    atomic_uint_fast64_t hits;
+    atomic_uint_fast64_t misses;
+    atomic_uint_fast64_t loads;
+    atomic_uint_fast64_t refresh_requests;
+    atomic_uint_fast64_t kafka_errors;
+} wb_client_counters_t;
+
+struct wb_client_s {
+    wb_config_t *conf; /* owned */
+    wb_log_fn log_cb;
+    void *log_opaque;
+    wb_rpool_t *rpool;
+    wb_pgpool_t *pgpool;
+    wb_producer_t *producer;
+    wb_lua_t lua; /* SHAs of the library's own scripts */
+    wb_client_counters_t stats;
+};
+
+/* Resolves entity and id to the entity and the cache key (buf holds
+ * WB_KEY_MAX bytes). Returns WB_ERR_UNKNOWN_ENTITY, WB_ERR_INVALID_ARG
+ * (bad id; logged at debug) or WB_OK. */
+wb_err_t wb_client_key(wb_client_t *client, const char *entity, const char *id,
+                       const wb_entity_t **entp, char *buf, size_t *lenp);
+
+/* One Redis step of a call: runs on a borrowed context. */
+typedef wb_err_t (*wb_redis_op_fn)(redisContext *ctx, void *arg, char *errstr, size_t errstr_size);
+
+/* Borrows a context, runs op, gives the context back (freed if broken).
+ * If op failed because a pooled connection had gone stale (the server
+ * restarted while it sat idle; the command never ran), drops the idle
+ * connections and runs op once more on a fresh one. Returns op's result or
+ * the connect error. */
+wb_err_t wb_client_redis(wb_client_t *client, wb_redis_op_fn op, void *arg, char *errstr,
+                         size_t errstr_size);
+
+/* TTL with +-pct % uniform jitter from the random number rnd; never below
+ * 1 ms, pct 0 returns ttl_ms. Pure. */
+int64_t wb_client_jitter_ttl(int64_t ttl_ms, int pct, uint64_t rnd);
+
+/* A per-thread pseudo-random number (xorshift, seeded per thread). */
+uint64_t wb_client_rand(void);
+
+/* Counts one refresh request and publishes it (fire-and-forget). */
+void wb_client_request_refresh(wb_client_t *client, const wb_entity_t *ent, const char *key,
+                               size_t keylen, int64_t version);
+
+#endif /* WB_CLIENT_INT_H */

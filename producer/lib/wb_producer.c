@@ -1,0 +1,383 @@
+/* wb_producer.c — the client's Kafka side: one idempotent producer, its bounded queue, delivery
+ * waiters. */
+#include "wb_producer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wb_kafka.h"
+#include "wb_log.h"
+#include "wb_util.h"
+
+/* librdkafka's queue also carries refresh requests, which take no reserved
+ * slot; this much room above queue_max keeps them from ever crowding out
+ * the change events the reservation admitted. */
+#define REFRESH_HEADROOM 10000
+#define LOG_EVERY_MS     5000 /* delivery failures are logged at most this often */
+#define HEADERS_ROOM     512  /* wb-* headers of a change event, with their framing */
+
+struct wb_producer_s {
+    const wb_config_t *conf;
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *changes;
+    rd_kafka_topic_t *refresh;
+    pthread_t poll_thread;
+    int poll_started;
+    atomic_int stop;
+    atomic_int_fast64_t reserved; /* change events admitted and not yet reported */
+    int64_t queue_max;
+    int64_t max_msg; /* librdkafka message.max.bytes: key + value + headers */
+    atomic_uint_fast64_t errors;
+    atomic_uint_fast64_t unlogged; /* failures since the last log line */
+    atomic_int_fast64_t last_log_ms;
+    char cache_tag; /* address = opaque of an ack: cache change event */
+};
+
+/* One message of a waiter: its opaque. */
+typedef struct wb_slot_s {
+    wb_waiter_t *w;
+    wb_err_t result;
+} wb_slot_t;
+
+struct wb_waiter_s {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int refs;       /* the caller + one per message without a report */
+    size_t pending; /* messages without a report */
+    size_t n;
+    wb_slot_t slots[];
+};
+
+/* ------------------------------------------------------------ waiters */
+
+wb_waiter_t *wb_waiter_new(size_t n)
+{
+    wb_waiter_t *w = calloc(1, sizeof(*w) + n * sizeof(wb_slot_t));
+    pthread_condattr_t ca;
+
+    if (!w) return NULL;
+    pthread_mutex_init(&w->mu, NULL);
+    /* Monotonic waits: a wall-clock jump must not stretch an ack: log wait. */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    w->refs = 1;
+    w->n = n;
+    for (size_t i = 0; i < n; i++) {
+        w->slots[i].w = w;
+        w->slots[i].result = WB_ERR_TIMEOUT;
+    }
+    return w;
+}
+
+static void waiter_free(wb_waiter_t *w)
+{
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+/* Drops one reference with w->mu held; unlocks; frees on the last one. */
+static void waiter_unref_unlock(wb_waiter_t *w)
+{
+    int last = --w->refs == 0;
+
+    pthread_mutex_unlock(&w->mu);
+    if (last) waiter_free(w);
+}
+
+wb_err_t wb_waiter_wait(wb_waiter_t *w, int timeout_ms)
+{
+    struct timespec ts;
+    wb_err_t err = WB_OK;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (w->pending > 0) {
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) {
+            err = w->pending > 0 ? WB_ERR_TIMEOUT : WB_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+wb_err_t wb_waiter_result(wb_waiter_t *w, size_t i)
+{
+    wb_err_t err;
+
+    pthread_mutex_lock(&w->mu);
+    err = i < w->n ? w->slots[i].result : WB_ERR_INVALID_ARG;
+    pthread_mutex_unlock(&w->mu);
+    return err;
+}
+
+void wb_waiter_release(wb_waiter_t *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    waiter_unref_unlock(w);
+}
+
+/* ------------------------------------------------------------ producer */
+
+static void note_failure(wb_producer_t *p, const char *what, rd_kafka_resp_err_t err)
+{
+    int64_t now = wb_time_mono_ms();
+    int64_t last = atomic_load(&p->last_log_ms);
+    uint64_t n = atomic_fetch_add(&p->unlogged, 1) + 1;
+
+    /* A broker outage fails every queued message at once: one line per
+     * LOG_EVERY_MS with a count, not one per message. */
+    if (now - last >= LOG_EVERY_MS && atomic_compare_exchange_strong(&p->last_log_ms, &last, now)) {
+        atomic_fetch_sub(&p->unlogged, n);
+        WB_WARN("kafka: %s failed: %s (%llu failure(s) since the last report; the entries stay "
+                "dirty and the sweeper re-publishes them)",
+                what, rd_kafka_err2str(err), (unsigned long long)n);
+    }
+}
+
+/* Runs on the poll thread (or a thread inside rd_kafka_flush). Touches
+ * only atomics and the waiter under its mutex. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    wb_producer_t *p = opaque;
+    void *mo = msg->_private;
+    wb_slot_t *slot;
+
+    (void)rk;
+    if (!mo) { /* refresh request: fire-and-forget */
+        if (msg->err)
+            WB_DEBUG("kafka: refresh request not delivered: %s", rd_kafka_err2str(msg->err));
+        return;
+    }
+    atomic_fetch_sub(&p->reserved, 1);
+    if (msg->err) {
+        atomic_fetch_add(&p->errors, 1);
+        note_failure(p, "change event delivery", msg->err);
+    }
+    if (mo == &p->cache_tag) return;
+    slot = mo;
+    pthread_mutex_lock(&slot->w->mu);
+    slot->result = wb_kafka_err(msg->err);
+    slot->w->pending--;
+    pthread_cond_broadcast(&slot->w->cv);
+    waiter_unref_unlock(slot->w);
+}
+
+static void *poll_main(void *arg)
+{
+    wb_producer_t *p = arg;
+
+    while (!atomic_load(&p->stop))
+        rd_kafka_poll(p->rk, 100);
+    return NULL;
+}
+
+static wb_err_t set_prop(rd_kafka_conf_t *kconf, const char *name, const char *value, char *errstr,
+                         size_t errstr_size)
+{
+    char why[256];
+
+    if (rd_kafka_conf_set(kconf, name, value, why, sizeof(why)) == RD_KAFKA_CONF_OK) return WB_OK;
+    wb_set_err(errstr, errstr_size, "kafka: cannot set %s=%s: %s", name, value, why);
+    return WB_ERR_CONFIG;
+}
+
+wb_err_t wb_producer_new(const wb_config_t *conf, wb_producer_t **out, char *errstr,
+                         size_t errstr_size)
+{
+    wb_producer_t *p = NULL;
+    rd_kafka_conf_t *kconf = NULL;
+    char buf[32];
+    wb_err_t err;
+
+    *out = NULL;
+    p = calloc(1, sizeof(*p));
+    if (!p) {
+        wb_set_err(errstr, errstr_size, "kafka producer: out of memory");
+        return WB_ERR_NOMEM;
+    }
+    p->conf = conf;
+    p->queue_max = conf->producer.queue_max > 0 ? conf->producer.queue_max : 1;
+    atomic_store(&p->last_log_ms, INT64_MIN / 2);
+    err = wb_kafka_conf_new(conf, "producer", 0, &kconf, errstr, errstr_size);
+    if (err != WB_OK) goto fail;
+    snprintf(buf, sizeof(buf), "%d",
+             conf->producer.kafka_timeout_ms > 0 ? conf->producer.kafka_timeout_ms : 5000);
+    if ((err = set_prop(kconf, "message.timeout.ms", buf, errstr, errstr_size)) != WB_OK) goto fail;
+    snprintf(buf, sizeof(buf), "%lld", (long long)p->queue_max + REFRESH_HEADROOM);
+    if ((err = set_prop(kconf, "queue.buffering.max.messages", buf, errstr, errstr_size)) != WB_OK)
+        goto fail;
+    {
+        size_t size = sizeof(buf);
+
+        p->max_msg = rd_kafka_conf_get(kconf, "message.max.bytes", buf, &size) == RD_KAFKA_CONF_OK
+                         ? strtoll(buf, NULL, 10)
+                         : 1000000;
+    }
+    rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
+    rd_kafka_conf_set_opaque(kconf, p);
+    err = wb_kafka_producer_new(kconf, 1, &p->rk, errstr, errstr_size);
+    if (err != WB_OK) goto fail;
+    kconf = NULL; /* owned by p->rk now */
+    p->changes = rd_kafka_topic_new(p->rk, conf->kafka.topic_changes, NULL);
+    p->refresh = rd_kafka_topic_new(p->rk, conf->kafka.topic_refresh, NULL);
+    if (!p->changes || !p->refresh) {
+        wb_set_err(errstr, errstr_size, "kafka producer: topic handle: %s",
+                   rd_kafka_err2str(rd_kafka_last_error()));
+        err = WB_ERR_KAFKA;
+        goto fail;
+    }
+    if (pthread_create(&p->poll_thread, NULL, poll_main, p) != 0) {
+        wb_set_err(errstr, errstr_size, "kafka producer: cannot start the poll thread");
+        err = WB_ERR_NOMEM;
+        goto fail;
+    }
+    p->poll_started = 1;
+    *out = p;
+    return WB_OK;
+
+fail:
+    if (kconf) rd_kafka_conf_destroy(kconf);
+    wb_producer_destroy(p, 0);
+    return err;
+}
+
+void wb_producer_destroy(wb_producer_t *p, int timeout_ms)
+{
+    if (!p) return;
+    if (p->rk && timeout_ms > 0 && rd_kafka_flush(p->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        WB_WARN("kafka: %d message(s) not delivered at close; their entries stay dirty and the "
+                "sweeper re-publishes them",
+                rd_kafka_outq_len(p->rk));
+    if (p->poll_started) {
+        atomic_store(&p->stop, 1);
+        pthread_join(p->poll_thread, NULL);
+    }
+    if (p->rk) {
+        /* Serve the reports of what is left now, while p is alive. */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->rk, 0);
+    }
+    if (p->changes) rd_kafka_topic_destroy(p->changes);
+    if (p->refresh) rd_kafka_topic_destroy(p->refresh);
+    if (p->rk) rd_kafka_destroy(p->rk);
+    free(p);
+}
+
+size_t wb_producer_reserve(wb_producer_t *p, size_t n)
+{
+    int_fast64_t cur = atomic_load(&p->reserved), take;
+
+    do {
+        int_fast64_t room = p->queue_max - cur;
+
+        if (room <= 0) return 0;
+        take = (int_fast64_t)n < room ? (int_fast64_t)n : room;
+    } while (!atomic_compare_exchange_weak(&p->reserved, &cur, cur + take));
+    return (size_t)take;
+}
+
+void wb_producer_unreserve(wb_producer_t *p, size_t n)
+{
+    atomic_fetch_sub(&p->reserved, (int_fast64_t)n);
+}
+
+int wb_producer_fits(const wb_producer_t *p, size_t keylen, size_t vlen)
+{
+    return (int64_t)(keylen + vlen + HEADERS_ROOM) <= p->max_msg;
+}
+
+uint64_t wb_producer_depth(wb_producer_t *p)
+{
+    int_fast64_t d = atomic_load(&p->reserved);
+
+    return d > 0 ? (uint64_t)d : 0;
+}
+
+uint64_t wb_producer_errors(wb_producer_t *p)
+{
+    return atomic_load(&p->errors);
+}
+
+static wb_err_t produce(wb_producer_t *p, rd_kafka_topic_t *topic, const wb_event_t *ev,
+                        void *opaque, char *errstr, size_t errstr_size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_resp_err_t rerr;
+    wb_err_t err;
+
+    err = wb_event_to_rd_headers(ev, &hdrs);
+    if (err != WB_OK) {
+        wb_set_err(errstr, errstr_size, "kafka: cannot encode the event headers");
+        return err;
+    }
+    /* The value is copied: the caller's buffer is only borrowed. The Kafka
+     * timestamp is the Redis write time, so a replay --from-time finds the
+     * writes by when they happened. */
+    rerr = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_KEY(ev->key, ev->keylen),
+                             RD_KAFKA_V_VALUE((void *)ev->value, ev->value ? ev->valuelen : 0),
+                             RD_KAFKA_V_HEADERS(hdrs),
+                             RD_KAFKA_V_TIMESTAMP(ev->time_us > 0 ? ev->time_us / 1000 : 0),
+                             RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (rerr) {
+        rd_kafka_headers_destroy(hdrs);
+        wb_set_err(errstr, errstr_size, "kafka produce: %s", rd_kafka_err2str(rerr));
+        return wb_kafka_err(rerr);
+    }
+    return WB_OK;
+}
+
+wb_err_t wb_producer_send(wb_producer_t *p, const wb_event_t *ev, wb_waiter_t *w, size_t slot,
+                          char *errstr, size_t errstr_size)
+{
+    void *opaque = &p->cache_tag;
+    wb_err_t err;
+
+    if (w) {
+        pthread_mutex_lock(&w->mu);
+        w->refs++;
+        w->pending++;
+        pthread_mutex_unlock(&w->mu);
+        opaque = &w->slots[slot];
+    }
+    err = produce(p, p->changes, ev, opaque, errstr, errstr_size);
+    if (err != WB_OK) {
+        atomic_fetch_sub(&p->reserved, 1);
+        atomic_fetch_add(&p->errors, 1);
+        if (w) {
+            pthread_mutex_lock(&w->mu);
+            w->slots[slot].result = err;
+            w->pending--;
+            waiter_unref_unlock(w);
+        }
+    }
+    return err;
+}
+
+wb_err_t wb_producer_send_refresh(wb_producer_t *p, const wb_event_t *ev)
+{
+    return produce(p, p->refresh, ev, NULL, NULL, 0);
+}
+
+wb_err_t wb_producer_flush(wb_producer_t *p, int timeout_ms)
+{
+    rd_kafka_resp_err_t rerr = rd_kafka_flush(p->rk, timeout_ms > 0 ? timeout_ms : 0);
+
+    return rerr == RD_KAFKA_RESP_ERR_NO_ERROR ? WB_OK : WB_ERR_TIMEOUT;
+}

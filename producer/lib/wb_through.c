@@ -1,0 +1,141 @@
+/* wb_through.c — write-through: version from Redis, committed upsert in PostgreSQL, then the cache.
+ *
+ * 1. The `version` script reserves V above every version the key had and
+ *    below every later one (field rv; see wb_scripts.c), without touching
+ *    the cached value — if PostgreSQL then fails, the cache is unchanged.
+ * 2. wb_upsert_rows(n = 1) in autocommit: the same version-guarded
+ *    statement the flusher uses, so there is one upsert code path.
+ *    applied == 0 means PostgreSQL already holds a newer version (a later
+ *    write-behind put got flushed first): WB_ERR_STALE.
+ * 3. The `through` script sets the entry to V, clean, with the entity's
+ *    TTL — also over an OLDER DIRTY write-behind value: V is durable and
+ *    newer, and keeping the older dirty value (as the fill script would)
+ *    would let the flusher later mark that older value clean, so the cache
+ *    would serve it until the TTL ran out. A newer entry is left alone.
+ */
+#include <string.h>
+
+#include "wb_client_int.h"
+#include "wb_key.h"
+#include "wb_log.h"
+#include "wb_redis.h"
+#include "wb_upsert.h"
+#include "wb_util.h"
+
+typedef struct through_op_s {
+    const wb_config_t *conf;
+    const char *key;
+    size_t keylen;
+    const void *value;
+    size_t len;
+    int64_t version;
+    int64_t ttl_ms;
+    int64_t reserve_ms;
+    int applied;
+} through_op_t;
+
+static wb_err_t version_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+{
+    through_op_t *op = arg;
+
+    return wb_redis_version(ctx, op->key, op->keylen, op->reserve_ms, &op->version, errstr,
+                            errstr_size);
+}
+
+static wb_err_t set_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+{
+    through_op_t *op = arg;
+
+    return wb_redis_through(ctx, op->key, op->keylen, op->conf->redis.dirty_index, op->value,
+                            op->len, op->version, op->ttl_ms, 0, &op->applied, errstr, errstr_size);
+}
+
+/* Runs the one-row upsert; a pooled connection found dead (PostgreSQL
+ * restarted while it sat idle: the statement never reached a server) is
+ * replaced once. */
+static wb_err_t upsert(wb_client_t *client, const wb_entity_t *ent, const wb_row_t *row,
+                       size_t *applied, char sqlstate[6], char *errstr, size_t errstr_size)
+{
+    for (int attempt = 0;; attempt++) {
+        PGconn *conn = NULL;
+        int reused = 0, retry;
+        wb_err_t err;
+
+        err = wb_pgpool_get(client->pgpool, &conn, &reused, errstr, errstr_size);
+        if (err != WB_OK) return err;
+        err = wb_upsert_rows(conn, ent, row, 1, applied, sqlstate, errstr, errstr_size);
+        retry = err != WB_OK && reused && attempt == 0 && PQstatus(conn) == CONNECTION_BAD;
+        wb_pgpool_put(client->pgpool, conn);
+        if (!retry) return err;
+    }
+}
+
+wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id, const void *value,
+                        size_t len, int64_t *versionp)
+{
+    char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX], sqlstate[6];
+    const wb_entity_t *ent = NULL;
+    through_op_t op;
+    wb_row_t row;
+    size_t keylen = 0, applied = 0;
+    wb_err_t err;
+
+    if (!client || (!value && len > 0)) return WB_ERR_INVALID_ARG;
+    err = wb_client_key(client, entity, id, &ent, key, &keylen);
+    if (err != WB_OK) goto fail;
+    if (len > (size_t)client->conf->producer.max_value_bytes) {
+        err = WB_ERR_TOO_LARGE;
+        goto fail;
+    }
+    memset(&op, 0, sizeof(op));
+    op.conf = client->conf;
+    op.key = key;
+    op.keylen = keylen;
+    op.value = value ? value : "";
+    op.len = len;
+    /* The reservation only has to outlive the PostgreSQL write. */
+    op.reserve_ms = (int64_t)client->conf->postgres.connect_timeout_ms +
+                    client->conf->postgres.statement_timeout_ms + 1000;
+    err = wb_client_redis(client, version_op, &op, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        WB_WARN("%s: %s", key, errstr);
+        goto fail;
+    }
+
+    memset(&row, 0, sizeof(row));
+    row.key = id;
+    row.keylen = strlen(id);
+    row.value = op.value;
+    row.valuelen = len;
+    row.version = op.version;
+    err = upsert(client, ent, &row, &applied, sqlstate, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        WB_WARN("%s: write-through: %s (cache not touched)", key, errstr);
+        if (err != WB_ERR_TIMEOUT && err != WB_ERR_NOMEM) err = WB_ERR_PG;
+        goto fail;
+    }
+    if (applied == 0) {
+        WB_DEBUG("%s: write-through version %lld refused: PostgreSQL holds a newer one", key,
+                 (long long)op.version);
+        err = WB_ERR_STALE;
+        goto fail;
+    }
+    atomic_fetch_add(&client->stats.through_writes, 1);
+
+    op.ttl_ms =
+        wb_client_jitter_ttl(ent->ttl_ms, client->conf->producer.ttl_jitter_pct, wb_client_rand());
+    err = wb_client_redis(client, set_op, &op, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        /* Committed, but the cache may still serve the previous value until
+         * its TTL: the caller must know, so this is an error. */
+        WB_WARN("%s: version %lld committed in PostgreSQL but the cache was not updated: %s", key,
+                (long long)op.version, errstr);
+        goto fail;
+    }
+    if (versionp) *versionp = op.version;
+    return WB_OK;
+
+fail:
+    atomic_fetch_add(&client->stats.put_errors, 1);
+    return err;
+}

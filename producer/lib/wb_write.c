@@ -1,0 +1,358 @@
+/* wb_write.c — write-behind: wb_put, wb_del and the pipelined wb_put_batch.
+ *
+ * Order of a write (why it is safe):
+ *   1. reserve a slot of the bounded Kafka queue — a full queue rejects the
+ *      write before Redis is touched (WB_ERR_QUEUE_FULL, nothing written);
+ *   2. the put script: new version (invariant 1), dirty, no TTL, in the
+ *      dirty index (invariant 2) — from here on the write cannot be lost:
+ *      if step 3 never happens the sweeper re-publishes it;
+ *   3. the change event (invariant 3). ack: cache returns now (a produce
+ *      failure is counted and logged; the entry stays dirty); ack: log
+ *      waits for the broker's acknowledgement (acks=all).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "wb_client_int.h"
+#include "wb_key.h"
+#include "wb_log.h"
+#include "wb_redis.h"
+#include "wb_util.h"
+
+static wb_ack_t resolve_ack(const wb_client_t *client, wb_ack_t ack)
+{
+    if (ack == WB_ACK_CACHE || ack == WB_ACK_LOG) return ack;
+    return client->conf->producer.ack == WB_ACK_LOG ? WB_ACK_LOG : WB_ACK_CACHE;
+}
+
+static int kafka_wait_ms(const wb_client_t *client)
+{
+    return client->conf->producer.kafka_timeout_ms > 0 ? client->conf->producer.kafka_timeout_ms
+                                                       : 5000;
+}
+
+static void fill_event(wb_event_t *ev, const wb_entity_t *ent, const char *key, size_t keylen,
+                       const void *value, size_t len, int is_delete, int64_t version,
+                       int64_t time_us)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->kind = WB_EVENT_CHANGE;
+    ev->key = key;
+    ev->keylen = keylen;
+    ev->is_delete = is_delete;
+    ev->value = is_delete ? NULL : (value ? value : "");
+    ev->valuelen = is_delete ? 0 : len;
+    ev->version = version;
+    ev->time_us = time_us;
+    ev->entity = ent->name;
+    ev->entitylen = strlen(ent->name);
+}
+
+/* Checks one write's arguments; on WB_OK *entp is its entity and key its
+ * cache key. */
+static wb_err_t check_write(wb_client_t *client, const char *entity, const char *id,
+                            const void *value, size_t len, int is_delete, const wb_entity_t **entp,
+                            char *key, size_t *keylen)
+{
+    wb_err_t err;
+
+    if (!is_delete && !value && len > 0) return WB_ERR_INVALID_ARG;
+    err = wb_client_key(client, entity, id, entp, key, keylen);
+    if (err != WB_OK) return err;
+    if (!is_delete && len > (size_t)client->conf->producer.max_value_bytes) {
+        WB_DEBUG("%s: value of %zu bytes is above producer.max_value_bytes (%d)", key, len,
+                 client->conf->producer.max_value_bytes);
+        return WB_ERR_TOO_LARGE;
+    }
+    if (!wb_producer_fits(client->producer, *keylen, is_delete ? 0 : len)) {
+        WB_DEBUG("%s: value of %zu bytes does not fit in a Kafka message (raise "
+                 "kafka.properties message.max.bytes and the broker's limit)",
+                 key, len);
+        return WB_ERR_TOO_LARGE;
+    }
+    return WB_OK;
+}
+
+/* ---------------------------------------------------------------- single */
+
+typedef struct put_op_s {
+    const wb_config_t *conf;
+    const char *key;
+    size_t keylen;
+    const void *value;
+    size_t len;
+    int is_delete;
+    int64_t version, time_us;
+} put_op_t;
+
+static wb_err_t put_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+{
+    put_op_t *op = arg;
+
+    return wb_redis_put(ctx, op->key, op->keylen, op->value, op->len, op->is_delete,
+                        op->conf->redis.dirty_index, &op->version, &op->time_us, errstr,
+                        errstr_size);
+}
+
+static wb_err_t write_one(wb_client_t *client, const char *entity, const char *id,
+                          const void *value, size_t len, int is_delete, wb_ack_t ack,
+                          int64_t *versionp)
+{
+    char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX];
+    const wb_entity_t *ent = NULL;
+    wb_waiter_t *w = NULL;
+    put_op_t op;
+    wb_event_t ev;
+    size_t keylen = 0;
+    wb_err_t err;
+
+    if (!client) return WB_ERR_INVALID_ARG;
+    err = check_write(client, entity, id, value, len, is_delete, &ent, key, &keylen);
+    if (err != WB_OK) goto fail;
+    ack = resolve_ack(client, ack);
+    /* Allocated before Redis so that running out of memory cannot strand
+     * a write that Redis already holds. */
+    if (ack == WB_ACK_LOG && !(w = wb_waiter_new(1))) {
+        err = WB_ERR_NOMEM;
+        goto fail;
+    }
+    if (wb_producer_reserve(client->producer, 1) == 0) {
+        err = WB_ERR_QUEUE_FULL;
+        WB_DEBUG("%s: local event queue full (%d); nothing written", key,
+                 client->conf->producer.queue_max);
+        goto fail;
+    }
+    memset(&op, 0, sizeof(op));
+    op.conf = client->conf;
+    op.key = key;
+    op.keylen = keylen;
+    op.value = value;
+    op.len = len;
+    op.is_delete = is_delete;
+    err = wb_client_redis(client, put_op, &op, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        wb_producer_unreserve(client->producer, 1);
+        WB_WARN("%s: %s", key, errstr);
+        goto fail;
+    }
+
+    fill_event(&ev, ent, key, keylen, value, len, is_delete, op.version, op.time_us);
+    err = wb_producer_send(client->producer, &ev, w, 0, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        WB_WARN("%s version %lld is in the cache (dirty) but not queued for Kafka: %s", key,
+                (long long)op.version, errstr);
+        if (ack == WB_ACK_CACHE)
+            err = WB_OK; /* acknowledged by the cache; the sweeper sends it */
+        else
+            goto fail;
+    }
+    if (ack == WB_ACK_LOG) {
+        err = wb_waiter_wait(w, kafka_wait_ms(client));
+        if (err == WB_OK) err = wb_waiter_result(w, 0);
+        if (err != WB_OK) {
+            WB_WARN("%s version %lld: Kafka did not acknowledge: %s (the entry stays dirty)", key,
+                    (long long)op.version, wb_err2str(err));
+            goto fail;
+        }
+    }
+    wb_waiter_release(w);
+    atomic_fetch_add(&client->stats.puts, 1);
+    if (versionp) *versionp = op.version;
+    return WB_OK;
+
+fail:
+    wb_waiter_release(w);
+    atomic_fetch_add(&client->stats.put_errors, 1);
+    return err;
+}
+
+wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id, const void *value,
+                size_t len, wb_ack_t ack, int64_t *versionp)
+{
+    return write_one(client, entity, id, value, len, 0, ack, versionp);
+}
+
+wb_err_t wb_del(wb_client_t *client, const char *entity, const char *id, wb_ack_t ack,
+                int64_t *versionp)
+{
+    return write_one(client, entity, id, NULL, 0, 1, ack, versionp);
+}
+
+/* ---------------------------------------------------------------- batch */
+
+/* One admitted write of a batch. */
+typedef struct bw_s {
+    size_t i; /* index in the caller's writes[] */
+    const wb_entity_t *ent;
+    char *key; /* in the batch's key arena */
+    size_t keylen;
+    const char *argv[4];
+    size_t argvlen[4];
+    int64_t time_us;
+} bw_t;
+
+typedef struct batch_op_s {
+    wb_script_call_t *calls;
+    redisReply **replies;
+    size_t n;
+} batch_op_t;
+
+static wb_err_t batch_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+{
+    batch_op_t *op = arg;
+
+    return wb_scripts_pipeline(ctx, op->calls, op->n, op->replies, errstr, errstr_size);
+}
+
+/* Reads a put script reply {version, time_us}. */
+static wb_err_t put_reply(const redisReply *r, int64_t *version, int64_t *time_us)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER)
+        return WB_ERR_REDIS;
+    *version = r->element[0]->integer;
+    *time_us = r->element[1]->integer;
+    return WB_OK;
+}
+
+wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack)
+{
+    char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX];
+    const char *idx;
+    bw_t *bw = NULL;
+    wb_script_call_t *calls = NULL;
+    redisReply **replies = NULL;
+    char *arena = NULL;
+    wb_waiter_t *w = NULL;
+    size_t nvalid = 0, nadmit = 0, arena_len = 0, off = 0, i, k;
+    wb_err_t err = WB_OK, first = WB_OK;
+    batch_op_t op;
+
+    if (!client || (n > 0 && !writes)) return WB_ERR_INVALID_ARG;
+    if (n == 0) return WB_OK;
+    ack = resolve_ack(client, ack);
+    idx = client->conf->redis.dirty_index;
+
+    /* Pass 1: check every write; size the key arena. */
+    for (i = 0; i < n; i++) {
+        const wb_entity_t *ent;
+        size_t keylen;
+
+        writes[i].version = 0;
+        writes[i].err = check_write(client, writes[i].entity, writes[i].id, writes[i].value,
+                                    writes[i].len, writes[i].value == NULL, &ent, key, &keylen);
+        if (writes[i].err == WB_OK) {
+            nvalid++;
+            arena_len += keylen + 1;
+        }
+    }
+    bw = calloc(nvalid ? nvalid : 1, sizeof(*bw));
+    calls = calloc(nvalid ? nvalid : 1, sizeof(*calls));
+    replies = calloc(nvalid ? nvalid : 1, sizeof(*replies));
+    arena = malloc(arena_len ? arena_len : 1);
+    if (ack == WB_ACK_LOG) w = wb_waiter_new(n);
+    if (!bw || !calls || !replies || !arena || (ack == WB_ACK_LOG && !w)) {
+        for (i = 0; i < n; i++)
+            if (writes[i].err == WB_OK) writes[i].err = WB_ERR_NOMEM;
+        goto done;
+    }
+
+    /* Pass 2: admit as many as the queue has room for, build the calls. */
+    nadmit = wb_producer_reserve(client->producer, nvalid);
+    for (i = 0, k = 0; i < n; i++) {
+        wb_write_t *wr = &writes[i];
+        bw_t *b;
+
+        if (wr->err != WB_OK) continue;
+        if (k == nadmit) {
+            wr->err = WB_ERR_QUEUE_FULL;
+            continue;
+        }
+        b = &bw[k];
+        b->i = i;
+        wb_client_key(client, wr->entity, wr->id, &b->ent, key, &b->keylen);
+        b->key = arena + off;
+        memcpy(b->key, key, b->keylen + 1);
+        off += b->keylen + 1;
+        b->argv[0] = b->key, b->argvlen[0] = b->keylen;
+        b->argv[1] = idx, b->argvlen[1] = strlen(idx);
+        b->argv[2] = wr->value ? wr->value : "", b->argvlen[2] = wr->value ? wr->len : 0;
+        b->argv[3] = wr->value ? "0" : "1", b->argvlen[3] = 1;
+        calls[k].id = WB_SCRIPT_PUT;
+        calls[k].nkeys = 2;
+        calls[k].argc = 4;
+        calls[k].argv = b->argv;
+        calls[k].argvlen = b->argvlen;
+        k++;
+    }
+    if (nadmit < nvalid)
+        WB_DEBUG("batch: local event queue full; %zu of %zu writes rejected", nvalid - nadmit,
+                 nvalid);
+    if (nadmit == 0) goto done;
+
+    /* One pipelined round trip for all admitted writes. */
+    op.calls = calls;
+    op.replies = replies;
+    op.n = nadmit;
+    err = wb_client_redis(client, batch_op, &op, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        WB_WARN("batch of %zu: %s", nadmit, errstr);
+        wb_producer_unreserve(client->producer, nadmit);
+        for (k = 0; k < nadmit; k++)
+            writes[bw[k].i].err = err;
+        goto done;
+    }
+
+    /* Then the events, in batch order (one key keeps its order within a
+     * partition). */
+    for (k = 0; k < nadmit; k++) {
+        wb_write_t *wr = &writes[bw[k].i];
+        wb_event_t ev;
+
+        if (put_reply(replies[k], &wr->version, &bw[k].time_us) != WB_OK) {
+            WB_WARN("%s: put script: %s", bw[k].key,
+                    replies[k] && replies[k]->type == REDIS_REPLY_ERROR ? replies[k]->str
+                                                                        : "unexpected reply");
+            wb_producer_unreserve(client->producer, 1);
+            wr->err = WB_ERR_REDIS;
+            continue;
+        }
+        fill_event(&ev, bw[k].ent, bw[k].key, bw[k].keylen, wr->value, wr->len, wr->value == NULL,
+                   wr->version, bw[k].time_us);
+        err = wb_producer_send(client->producer, &ev, w, bw[k].i, errstr, sizeof(errstr));
+        if (err != WB_OK) {
+            WB_WARN("%s version %lld is in the cache (dirty) but not queued for Kafka: %s",
+                    bw[k].key, (long long)wr->version, errstr);
+            if (ack == WB_ACK_LOG) wr->err = err;
+        }
+    }
+    if (ack == WB_ACK_LOG) {
+        /* One wait for the whole batch; a slot without a report by then is
+         * WB_ERR_TIMEOUT. */
+        wb_waiter_wait(w, kafka_wait_ms(client));
+        for (k = 0; k < nadmit; k++) {
+            wb_write_t *wr = &writes[bw[k].i];
+
+            if (wr->err == WB_OK) wr->err = wb_waiter_result(w, bw[k].i);
+        }
+    }
+
+done:
+    for (i = 0; i < n; i++) {
+        if (writes[i].err == WB_OK) {
+            atomic_fetch_add(&client->stats.puts, 1);
+        } else {
+            atomic_fetch_add(&client->stats.put_errors, 1);
+            writes[i].version = 0;
+            if (first == WB_OK) first = writes[i].err;
+        }
+    }
+    for (k = 0; replies && k < nadmit; k++)
+        if (replies[k]) freeReplyObject(replies[k]);
+    wb_waiter_release(w);
+    free(arena);
+    free(replies);
+    free(calls);
+    free(bw);
+    return first;
+}

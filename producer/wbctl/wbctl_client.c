@@ -1,0 +1,103 @@
+/* wbctl_client.c — what wbctl's client subcommands share: opening a client, reading values, errors.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wb_cli.h"
+#include "wbctl.h"
+
+/* Library log lines: warnings and errors only, as the library has no
+ * stderr of its own. Called from any library thread. */
+static void log_to_stderr(int level, const char *line, void *opaque)
+{
+    (void)opaque;
+    if (level >= 2) fprintf(stderr, "%s\n", line);
+}
+
+wb_client_t *wbctl_client_from_config(wb_config_t *conf, int *status)
+{
+    char errstr[1024];
+    wb_client_t *client = NULL;
+    wb_err_t err;
+
+    err = wb_client_open_config(conf, log_to_stderr, NULL, &client, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        fprintf(stderr, "wbctl: cannot open the client: %s: %s\n", wb_err2str(err), errstr);
+        wb_config_destroy(conf);
+        *status = err == WB_ERR_CONFIG ? 2 : 1;
+        return NULL;
+    }
+    *status = 0;
+    return client;
+}
+
+wb_client_t *wbctl_client_open(const wbctl_opts_t *opts, const wb_config_t **confp, int *status)
+{
+    wb_config_t *conf = wb_cli_load_config("wbctl", opts->config_path);
+    wb_client_t *client;
+
+    if (!conf) {
+        *status = 2;
+        return NULL;
+    }
+    client = wbctl_client_from_config(conf, status);
+    if (client && confp) *confp = conf;
+    return client;
+}
+
+int wbctl_read_value(const char *arg, char **buf, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *b;
+
+    if (arg && strcmp(arg, "-") != 0) {
+        *buf = strdup(arg);
+        *len = strlen(arg);
+        return *buf ? 0 : -1;
+    }
+    b = malloc(cap);
+    while (b) {
+        size_t got = fread(b + n, 1, cap - n, stdin);
+
+        n += got;
+        if (got == 0) break;
+        if (n == cap) {
+            char *nb = realloc(b, cap * 2);
+
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+            cap *= 2;
+        }
+    }
+    if (!b || ferror(stdin)) {
+        fprintf(stderr, "wbctl: cannot read the value from stdin\n");
+        free(b);
+        return -1;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+int wbctl_parse_ack(const char *s, wb_ack_t *ack)
+{
+    if (s && strcmp(s, "cache") == 0)
+        *ack = WB_ACK_CACHE;
+    else if (s && strcmp(s, "log") == 0)
+        *ack = WB_ACK_LOG;
+    else
+        return -1;
+    return 0;
+}
+
+int wbctl_fail(const char *what, wb_err_t err)
+{
+    fprintf(stderr, "wbctl: %s: %s\n", what, wb_err2str(err));
+    return err == WB_ERR_NOT_FOUND ? WBCTL_EXIT_NOT_FOUND : 1;
+}

@@ -1,0 +1,509 @@
+/* test_library.c — libwbcache against the real services: write-behind, write-through,
+ * read-through, refresh-ahead, argument checks and the throughput API. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "lib_harness.h"
+
+static lh_t H;
+static wb_client_t *C;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    lh_setup(&H);
+    C = lh_client(&H, NULL);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    wb_client_close(C);
+    lh_teardown(&H);
+    return 0;
+}
+
+/* Write-behind put: the event reaches Kafka with key = cache key, the
+ * version, entity and write time in its headers, and the cache entry is
+ * dirty, without TTL, listed in the dirty index (invariants 1-3). */
+static void put_event_in_kafka_and_entry_dirty(void **state)
+{
+    char id[128], key[160];
+    int64_t v1 = 0, v2 = 0, vd = 0;
+    lh_msg_t m[4];
+    char *s;
+
+    (void)state;
+    lh_id(&H, "wb1", id, sizeof(id));
+    snprintf(key, sizeof(key), "li:%s", id);
+    assert_int_equal(wb_put(C, "item", id, "hello", 5, WB_ACK_LOG, &v1), WB_OK);
+    assert_int_equal(wb_put(C, "item", id, "world", 5, WB_ACK_CACHE, &v2), WB_OK);
+    assert_true(v2 > v1);
+    assert_true(v1 > wb_time_real_us() - 60 * 1000000LL); /* the time floor of invariant 1 */
+
+    s = lh_hget(&H, key, "v");
+    assert_string_equal(s, "world");
+    free(s);
+    s = lh_hget(&H, key, "d");
+    assert_string_equal(s, "1");
+    free(s);
+    assert_int_equal(lh_pttl(&H, key), -1);
+    assert_true(lh_dirty_score(&H, key) > 0);
+
+    assert_int_equal(wb_del(C, "item", id, WB_ACK_LOG, &vd), WB_OK);
+    assert_true(vd > v2);
+    s = lh_hget(&H, key, "del");
+    assert_string_equal(s, "1");
+    free(s);
+    assert_int_equal(lh_pttl(&H, key), -1);
+
+    assert_int_equal(lh_consume(&H, H.changes, key, 0, m, 4, 3, 20000), 3);
+    assert_string_equal(m[0].value, "hello");
+    assert_int_equal(m[0].version, v1);
+    assert_string_equal(m[0].entity, "item");
+    assert_true(m[0].time_us > 0 && m[0].time_us <= v1);
+    assert_false(m[0].is_delete);
+    assert_string_equal(m[1].value, "world");
+    assert_int_equal(m[1].version, v2);
+    assert_null(m[2].value); /* a Kafka tombstone */
+    assert_true(m[2].is_delete);
+    assert_int_equal(m[2].version, vd);
+    lh_msgs_free(m, 3);
+
+    wb_value_t out = {0};
+    assert_int_equal(wb_get(C, "item", id, &out), WB_ERR_NOT_FOUND); /* dirty tombstone */
+}
+
+/* The pipelined batch: every write gets its own version (increasing per
+ * key in batch order), all are dirty in Redis and all events arrive. */
+static void put_batch_writes_all(void **state)
+{
+    enum { N = 50 };
+    wb_write_t w[N];
+    char ids[N][128], vals[N][32], key[160];
+    lh_msg_t m[4];
+
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        char name[32];
+
+        snprintf(name, sizeof(name), "batch%d", i % 25);
+        lh_id(&H, name, ids[i], sizeof(ids[i]));
+        snprintf(vals[i], sizeof(vals[i]), "value-%d", i);
+        memset(&w[i], 0, sizeof(w[i]));
+        w[i].entity = "item";
+        w[i].id = ids[i];
+        w[i].value = i == 30 ? NULL : vals[i]; /* one delete */
+        w[i].len = strlen(vals[i]);
+    }
+    assert_int_equal(wb_put_batch(C, w, N, WB_ACK_LOG), WB_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(w[i].err, WB_OK);
+        assert_true(w[i].version > 0);
+        if (i >= 25) assert_true(w[i].version > w[i - 25].version);
+    }
+    snprintf(key, sizeof(key), "li:%s", ids[7]);
+    char *s = lh_hget(&H, key, "v");
+    assert_string_equal(s, "value-32"); /* the later write of the same key wins */
+    free(s);
+    assert_true(lh_dirty_score(&H, key) > 0);
+    assert_int_equal(lh_consume(&H, H.changes, key, 0, m, 4, 2, 20000), 2);
+    assert_int_equal(m[0].version, w[7].version);
+    assert_int_equal(m[1].version, w[32].version);
+    lh_msgs_free(m, 2);
+
+    /* A bad write fails alone. */
+    w[0].entity = "nope";
+    w[1].value = NULL;
+    w[2].len = (size_t)H.conf->producer.max_value_bytes + 1;
+    w[2].value = calloc(1, w[2].len);
+    assert_int_equal(wb_put_batch(C, w, 4, WB_ACK_CACHE), WB_ERR_UNKNOWN_ENTITY);
+    assert_int_equal(w[0].err, WB_ERR_UNKNOWN_ENTITY);
+    assert_int_equal(w[1].err, WB_OK);
+    assert_int_equal(w[2].err, WB_ERR_TOO_LARGE);
+    assert_int_equal(w[3].err, WB_OK);
+    free((void *)w[2].value);
+}
+
+/* Write-through: the row is committed with the version the cache holds;
+ * the entry is clean with a TTL. */
+static void put_through_row_matches_cache(void **state)
+{
+    char id[128], key[160], ver[32];
+    int64_t v = 0;
+    PGresult *res;
+    char *s;
+
+    (void)state;
+    lh_id(&H, "wt1", id, sizeof(id));
+    snprintf(key, sizeof(key), "li:%s", id);
+    assert_int_equal(wb_put_through(C, "item", id, "through", 7, &v), WB_OK);
+    res = lh_sql(&H, "SELECT value, version, deleted FROM wb_libtest_items WHERE key = $1", 1, id,
+                 NULL, NULL);
+    assert_int_equal(PQntuples(res), 1);
+    assert_string_equal(PQgetvalue(res, 0, 0), "through");
+    snprintf(ver, sizeof(ver), "%" PRId64, v);
+    assert_string_equal(PQgetvalue(res, 0, 1), ver);
+    assert_string_equal(PQgetvalue(res, 0, 2), "f");
+    PQclear(res);
+    s = lh_hget(&H, key, "ver");
+    assert_string_equal(s, ver);
+    free(s);
+    s = lh_hget(&H, key, "d");
+    assert_string_equal(s, "0");
+    free(s);
+    long long pttl = lh_pttl(&H, key);
+    assert_true(pttl > 50000 && pttl <= 60000);
+    assert_int_equal(lh_dirty_score(&H, key), -1);
+}
+
+/* An older dirty write-behind value is replaced by the newer durable
+ * write-through value (and leaves the dirty index), so the flusher can
+ * never mark the older value clean later. */
+static void put_through_replaces_older_dirty_entry(void **state)
+{
+    char id[128], key[160];
+    int64_t vb = 0, vt = 0;
+    wb_value_t out = {0};
+
+    (void)state;
+    lh_id(&H, "wt2", id, sizeof(id));
+    snprintf(key, sizeof(key), "li:%s", id);
+    assert_int_equal(wb_put(C, "item", id, "behind", 6, WB_ACK_CACHE, &vb), WB_OK);
+    assert_true(lh_dirty_score(&H, key) > 0);
+    assert_int_equal(wb_put_through(C, "item", id, "through", 7, &vt), WB_OK);
+    assert_true(vt > vb);
+    assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
+    assert_int_equal(out.len, 7);
+    assert_memory_equal(out.data, "through", 7);
+    assert_int_equal(out.version, vt);
+    assert_int_equal(out.hit, 1);
+    wb_value_free(&out);
+    assert_int_equal(lh_dirty_score(&H, key), -1);
+    assert_true(lh_pttl(&H, key) > 0);
+}
+
+/* PostgreSQL fails (the ghost entity's table does not exist): the call
+ * fails and the cache keeps exactly what it had. */
+static void put_through_pg_failure_leaves_cache(void **state)
+{
+    char id[128], key[160], ver[32];
+    int64_t vb = 0, vt = 0;
+    char *s;
+
+    (void)state;
+    lh_id(&H, "wt3", id, sizeof(id));
+    snprintf(key, sizeof(key), "lg:%s", id);
+    assert_int_equal(wb_put_through(C, "ghost", id, "x", 1, &vt), WB_ERR_PG);
+    assert_int_equal(lh_int(&H, "HEXISTS %s %s", key, "v"), 0);
+
+    assert_int_equal(wb_put(C, "ghost", id, "before", 6, WB_ACK_CACHE, &vb), WB_OK);
+    assert_int_equal(wb_put_through(C, "ghost", id, "after", 5, &vt), WB_ERR_PG);
+    s = lh_hget(&H, key, "v");
+    assert_string_equal(s, "before");
+    free(s);
+    s = lh_hget(&H, key, "ver");
+    snprintf(ver, sizeof(ver), "%" PRId64, vb);
+    assert_string_equal(s, ver);
+    free(s);
+    s = lh_hget(&H, key, "d");
+    assert_string_equal(s, "1");
+    free(s);
+}
+
+/* Read-through: a miss loads the row (hit = 0, the row's version) and
+ * fills the cache clean with the entity TTL; the next read is a hit. */
+static void get_miss_loads_then_hits(void **state)
+{
+    char id[128], key[160];
+    wb_value_t out = {0};
+    wb_stats_t s0, s1;
+
+    (void)state;
+    lh_id(&H, "rt1", id, sizeof(id));
+    snprintf(key, sizeof(key), "li:%s", id);
+    PQclear(lh_sql(&H,
+                   "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'from-db', 42)",
+                   1, id, NULL, NULL));
+    wb_client_stats(C, &s0);
+    assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
+    assert_int_equal(out.hit, 0);
+    assert_int_equal(out.version, 42);
+    assert_int_equal(out.len, 7);
+    assert_string_equal(out.data, "from-db");
+    wb_value_free(&out);
+    char *d = lh_hget(&H, key, "d");
+    assert_string_equal(d, "0");
+    free(d);
+    assert_true(lh_pttl(&H, key) > 50000);
+    assert_int_equal(lh_dirty_score(&H, key), -1);
+
+    assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
+    assert_int_equal(out.hit, 1);
+    assert_int_equal(out.version, 42);
+    assert_string_equal(out.data, "from-db");
+    wb_value_free(&out);
+    wb_client_stats(C, &s1);
+    assert_int_equal(s1.loads - s0.loads, 1);
+    assert_int_equal(s1.misses - s0.misses, 1);
+    assert_int_equal(s1.hits - s0.hits, 1);
+}
+
+/* Not found (no row, or a soft-deleted row) is cached as a tombstone for
+ * negative_ttl_ms: the second read does not touch PostgreSQL. */
+static void get_not_found_cached_negatively(void **state)
+{
+    char id[128], id2[128], key[160];
+    wb_value_t out = {0};
+    wb_stats_t s0, s1;
+
+    (void)state;
+    lh_id(&H, "rt-none", id, sizeof(id));
+    snprintf(key, sizeof(key), "li:%s", id);
+    wb_client_stats(C, &s0);
+    assert_int_equal(wb_get(C, "item", id, &out), WB_ERR_NOT_FOUND);
+    assert_null(out.data);
+    long long pttl = lh_pttl(&H, key);
+    assert_true(pttl > 0 && pttl <= 3000);
+    assert_int_equal(wb_get(C, "item", id, &out), WB_ERR_NOT_FOUND);
+    wb_client_stats(C, &s1);
+    assert_int_equal(s1.loads - s0.loads, 1);
+
+    /* A soft-deleted row is not found either. */
+    lh_id(&H, "rt-deleted", id2, sizeof(id2));
+    PQclear(lh_sql(&H,
+                   "INSERT INTO wb_libtest_items (key, value, version, deleted) "
+                   "VALUES ($1, NULL, 7, true)",
+                   1, id2, NULL, NULL));
+    assert_int_equal(wb_get(C, "item", id2, &out), WB_ERR_NOT_FOUND);
+    snprintf(key, sizeof(key), "li:%s", id2);
+    char *ver = lh_hget(&H, key, "ver");
+    assert_string_equal(ver, "7"); /* the tombstone keeps the row's version */
+    free(ver);
+
+    /* After the negative TTL a new row is found. */
+    PQclear(lh_sql(&H, "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'late', 9)",
+                   1, id, NULL, NULL));
+    lh_sleep_ms(3100);
+    assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
+    assert_string_equal(out.data, "late");
+    wb_value_free(&out);
+}
+
+/* A read never brings back an older value over a newer dirty write. */
+static void get_prefers_newer_dirty_entry(void **state)
+{
+    char id[128];
+    wb_value_t out = {0};
+    int64_t v = 0;
+
+    (void)state;
+    lh_id(&H, "rt-dirty", id, sizeof(id));
+    PQclear(lh_sql(&H, "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'old', 5)",
+                   1, id, NULL, NULL));
+    assert_int_equal(wb_put(C, "item", id, "new", 3, WB_ACK_CACHE, &v), WB_OK);
+    assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
+    assert_string_equal(out.data, "new");
+    assert_int_equal(out.version, v);
+    wb_value_free(&out);
+}
+
+/* Refresh-ahead: no request while the remaining TTL is above
+ * (1 - 0.5) * 4000 ms; below it exactly one request per dedupe window
+ * (1000 ms), however many reads; the request lands on the refresh topic. */
+static void refresh_requests_below_threshold_once_per_window(void **state)
+{
+    char id[128], key[160];
+    wb_value_t out = {0};
+    wb_stats_t s0, s1;
+    lh_msg_t m[8];
+    int n;
+
+    (void)state;
+    lh_id(&H, "hot1", id, sizeof(id));
+    snprintf(key, sizeof(key), "lh:%s", id);
+    PQclear(lh_sql(&H, "INSERT INTO wb_libtest_hot (key, value, version) VALUES ($1, 'warm', 3)", 1,
+                   id, NULL, NULL));
+    wb_client_stats(C, &s0);
+    assert_int_equal(wb_get(C, "hot", id, &out), WB_OK); /* miss: fill, TTL 4000 */
+    wb_value_free(&out);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(wb_get(C, "hot", id, &out), WB_OK);
+        wb_value_free(&out);
+    }
+    wb_client_stats(C, &s1);
+    assert_int_equal(s1.refresh_requests - s0.refresh_requests, 0);
+
+    lh_sleep_ms(2200); /* remaining TTL ~1800 < 2000 */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(wb_get(C, "hot", id, &out), WB_OK);
+        assert_int_equal(out.hit, 1);
+        wb_value_free(&out);
+    }
+    wb_client_stats(C, &s1);
+    assert_int_equal(s1.refresh_requests - s0.refresh_requests, 1);
+
+    lh_sleep_ms(1100); /* next window, still below the threshold */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(wb_get(C, "hot", id, &out), WB_OK);
+        wb_value_free(&out);
+    }
+    wb_client_stats(C, &s1);
+    assert_int_equal(s1.refresh_requests - s0.refresh_requests, 2);
+
+    assert_int_equal(wb_client_flush(C, 10000), WB_OK);
+    n = lh_consume(&H, H.refresh, key, 1, m, 8, 3, 5000);
+    assert_int_equal(n, 2);
+    assert_int_equal(m[0].kind, WB_EVENT_REFRESH);
+    assert_string_equal(m[0].entity, "hot");
+    assert_int_equal(m[0].version, 3);
+    lh_msgs_free(m, n);
+}
+
+/* A dirty entry is never the subject of a refresh request (it has no TTL;
+ * the flusher owns it). */
+static void no_refresh_for_dirty_entries(void **state)
+{
+    char id[128];
+    wb_value_t out = {0};
+    wb_stats_t s0, s1;
+
+    (void)state;
+    lh_id(&H, "hot-dirty", id, sizeof(id));
+    wb_client_stats(C, &s0);
+    assert_int_equal(wb_put(C, "hot", id, "d", 1, WB_ACK_CACHE, NULL), WB_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(wb_get(C, "hot", id, &out), WB_OK);
+        wb_value_free(&out);
+    }
+    wb_client_stats(C, &s1);
+    assert_int_equal(s1.refresh_requests, s0.refresh_requests);
+}
+
+/* Clear errors, and nothing is written when a call is refused. */
+static void bad_arguments_are_refused(void **state)
+{
+    char id[128], key[160];
+    size_t big = (size_t)H.conf->producer.max_value_bytes + 1;
+    char *value = calloc(1, big);
+    wb_value_t out = {0};
+    int64_t v = 0;
+
+    (void)state;
+    lh_id(&H, "big", id, sizeof(id));
+    snprintf(key, sizeof(key), "li:%s", id);
+    assert_int_equal(wb_put(C, "item", id, value, big, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
+    assert_int_equal(wb_put_through(C, "item", id, value, big, &v), WB_ERR_TOO_LARGE);
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
+    /* max_value_bytes (1 MiB) is above librdkafka's default message.max.bytes
+     * (1000000): such a put could never reach Kafka, so it is refused too. */
+    assert_int_equal(wb_put(C, "item", id, value, big - 1, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
+    memset(value, 'x', 900000);
+    assert_int_equal(wb_put(C, "item", id, value, 900000, WB_ACK_LOG, &v), WB_OK);
+    free(value);
+
+    assert_int_equal(wb_put(C, "nope", id, "x", 1, WB_ACK_CACHE, &v), WB_ERR_UNKNOWN_ENTITY);
+    assert_int_equal(wb_get(C, "nope", id, &out), WB_ERR_UNKNOWN_ENTITY);
+    assert_int_equal(wb_put(C, "item", "", "x", 1, WB_ACK_CACHE, &v), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_put(C, "item", "a{b}", "x", 1, WB_ACK_CACHE, &v), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_put(C, "item", "a\nb", "x", 1, WB_ACK_CACHE, &v), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_put(C, "item", "\xff\xfe", "x", 1, WB_ACK_CACHE, &v), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_put(C, "item", NULL, "x", 1, WB_ACK_CACHE, &v), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_get(C, "item", "", &out), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_get_or_load(C, "item", id, NULL, NULL, &out), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_put(NULL, "item", id, "x", 1, WB_ACK_CACHE, &v), WB_ERR_INVALID_ARG);
+
+    /* An empty value is a value. */
+    lh_id(&H, "empty", id, sizeof(id));
+    assert_int_equal(wb_put(C, "item", id, "", 0, WB_ACK_CACHE, &v), WB_OK);
+    assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
+    assert_int_equal(out.len, 0);
+    assert_non_null(out.data);
+    wb_value_free(&out);
+}
+
+/* Cache-aside: the loader's value is stored only if the key is absent. */
+static wb_err_t loader_x(void *opaque, const char *entity, const char *id, void **value,
+                         size_t *len)
+{
+    (void)entity, (void)id;
+    (*(int *)opaque)++;
+    *value = strdup("loaded");
+    *len = 6;
+    return WB_OK;
+}
+
+static wb_err_t loader_none(void *opaque, const char *entity, const char *id, void **value,
+                            size_t *len)
+{
+    (void)entity, (void)id, (void)value, (void)len;
+    (*(int *)opaque)++;
+    return WB_ERR_NOT_FOUND;
+}
+
+static wb_err_t loader_fail(void *opaque, const char *entity, const char *id, void **value,
+                            size_t *len)
+{
+    (void)entity, (void)id, (void)value, (void)len;
+    (*(int *)opaque)++;
+    return WB_ERR_IO;
+}
+
+static void get_or_load_cache_aside(void **state)
+{
+    char id[128];
+    wb_value_t out = {0};
+    int calls = 0;
+
+    (void)state;
+    lh_id(&H, "aside1", id, sizeof(id));
+    assert_int_equal(wb_get_or_load(C, "item", id, loader_x, &calls, &out), WB_OK);
+    assert_int_equal(out.hit, 0);
+    assert_string_equal(out.data, "loaded");
+    wb_value_free(&out);
+    assert_int_equal(wb_get_or_load(C, "item", id, loader_x, &calls, &out), WB_OK);
+    assert_int_equal(out.hit, 1);
+    wb_value_free(&out);
+    assert_int_equal(calls, 1);
+
+    /* A newer write is never replaced by a loader's value. */
+    lh_id(&H, "aside2", id, sizeof(id));
+    assert_int_equal(wb_put(C, "item", id, "written", 7, WB_ACK_CACHE, NULL), WB_OK);
+    assert_int_equal(wb_get_or_load(C, "item", id, loader_x, &calls, &out), WB_OK);
+    assert_string_equal(out.data, "written");
+    wb_value_free(&out);
+    assert_int_equal(calls, 1);
+
+    lh_id(&H, "aside3", id, sizeof(id));
+    assert_int_equal(wb_get_or_load(C, "item", id, loader_none, &calls, &out), WB_ERR_NOT_FOUND);
+    assert_int_equal(wb_get_or_load(C, "item", id, loader_none, &calls, &out), WB_ERR_NOT_FOUND);
+    assert_int_equal(calls, 2); /* the second answer came from the negative entry */
+
+    lh_id(&H, "aside4", id, sizeof(id));
+    assert_int_equal(wb_get_or_load(C, "item", id, loader_fail, &calls, &out), WB_ERR_LOADER);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(put_event_in_kafka_and_entry_dirty),
+        cmocka_unit_test(put_batch_writes_all),
+        cmocka_unit_test(put_through_row_matches_cache),
+        cmocka_unit_test(put_through_replaces_older_dirty_entry),
+        cmocka_unit_test(put_through_pg_failure_leaves_cache),
+        cmocka_unit_test(get_miss_loads_then_hits),
+        cmocka_unit_test(get_not_found_cached_negatively),
+        cmocka_unit_test(get_prefers_newer_dirty_entry),
+        cmocka_unit_test(refresh_requests_below_threshold_once_per_window),
+        cmocka_unit_test(no_refresh_for_dirty_entries),
+        cmocka_unit_test(bad_arguments_are_refused),
+        cmocka_unit_test(get_or_load_cache_aside),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
