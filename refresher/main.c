@@ -4,20 +4,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "refresher.h"
 #include "wb_cli.h"
 #include "wb_config.h"
+#include "wb_log.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: wb-refresher [-c FILE] [run]\n"
-            "\n"
-            "Reloads hot keys from PostgreSQL before they expire (refresh-ahead) and\n"
-            "re-publishes cache entries that stayed dirty too long (sweeper).\n"
-            "\n"
-            "  -c, --config FILE   config file (default: $WBCACHE_CONFIG, else config/wbcache.yaml)\n"
-            "  -h, --help          this help\n"
-            "  -V, --version       print the version\n");
+    fprintf(
+        out,
+        "usage: wb-refresher [-c FILE] [run]\n"
+        "\n"
+        "Reloads hot keys from PostgreSQL before they expire (refresh-ahead) and\n"
+        "re-publishes cache entries that stayed dirty too long (sweeper).\n"
+        "\n"
+        "run (default): consumes refresh requests (kafka.topics.refresh) in the consumer\n"
+        "group refresher.group_id, collapses repeats, reloads the keys from PostgreSQL in\n"
+        "batches and applies them with the version-checked fill script (a newer or dirty\n"
+        "entry is never overwritten), then commits offsets. Every\n"
+        "refresher.sweep_interval_ms the replica holding the sweeper lease re-publishes\n"
+        "entries dirty for longer than refresher.sweep_after_ms, with their version.\n"
+        "Serves /metrics /healthz /readyz on refresher.http_listen. SIGTERM finishes the\n"
+        "batch and exits; a second signal exits at once.\n"
+        "\n"
+        "  -c, --config FILE   config file (default: $WBCACHE_CONFIG, else config/wbcache.yaml)\n"
+        "  -h, --help          this help\n"
+        "  -V, --version       print the version\n");
 }
 
 int main(int argc, char **argv)
@@ -27,7 +39,7 @@ int main(int argc, char **argv)
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     const char *config_path = NULL;
-    int c;
+    int c, rc;
 
     while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
         switch (c) {
@@ -45,10 +57,22 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    wb_config_t *conf = wb_cli_load_config("wb-refresher", config_path);
-    if (!conf)
+    if (optind < argc && strcmp(argv[optind], "run") != 0) {
+        fprintf(stderr, "wb-refresher: unknown command \"%s\"\n", argv[optind]);
+        usage(stderr);
         return 2;
-    fprintf(stderr, "wb-refresher: not implemented yet (config %s is valid)\n", conf->path);
+    }
+    if (optind + 1 < argc) {
+        fprintf(stderr, "wb-refresher: run takes no arguments\n");
+        return 2;
+    }
+    wb_config_t *conf = wb_cli_load_config("wb-refresher", config_path);
+    if (!conf) return 2;
+    wb_log_init("wb-refresher");
+    int level = wb_log_level_parse(conf->log.level);
+    if (level >= 0) wb_log_set_level((wb_log_level_t)level);
+    wb_cli_install_signals();
+    rc = rf_run(conf);
     wb_config_destroy(conf);
-    return 1;
+    return rc;
 }

@@ -24,9 +24,11 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "test_ports.h"
 #include "wb_config.h"
 #include "wb_event.h"
 #include "wb_kafka.h"
+#include "wb_pg.h"
 #include "wb_redis.h"
 #include "wb_util.h"
 
@@ -79,9 +81,18 @@ FH_FN void fh_pg_connect(fh_t *fh)
                                              "user=wbcache password=wbcache"));
 }
 
-/* Writes the config (extra YAML lines go under flusher:), creates the
- * topics, connects. value_type: text | jsonb | bytea. */
-FH_FN void fh_setup(fh_t *fh, const char *name, const char *value_type, const char *flusher_extra)
+/* fh->table quoted for SQL (it may be "schema.table"). */
+FH_FN const char *fh_qtable(const fh_t *fh, char *buf, size_t size)
+{
+    if (wb_pg_quote_ident(fh->table, buf, size) != WB_OK) fh_die("table name");
+    return buf;
+}
+
+/* As fh_setup, with the entity's table (NULL: the tag; may be
+ * "schema.table", the schema must exist) and the changes topic's partition
+ * count. */
+FH_FN void fh_setup_ex(fh_t *fh, const char *name, const char *value_type,
+                       const char *flusher_extra, const char *table, int partitions)
 {
     char errstr[512];
     static int seq;
@@ -92,17 +103,18 @@ FH_FN void fh_setup(fh_t *fh, const char *name, const char *value_type, const ch
     snprintf(fh->topic, sizeof(fh->topic), "%s.changes", fh->tag);
     snprintf(fh->dlq, sizeof(fh->dlq), "%s.dlq", fh->tag);
     snprintf(fh->group, sizeof(fh->group), "%s.group", fh->tag);
-    snprintf(fh->table, sizeof(fh->table), "%s", fh->tag);
+    snprintf(fh->table, sizeof(fh->table), "%s", table ? table : fh->tag);
     snprintf(fh->cfg, sizeof(fh->cfg), "/tmp/%s.yaml", fh->tag);
     snprintf(fh->log, sizeof(fh->log), "/tmp/%s.log", fh->tag);
-    fh->http_port = 27000 + (int)(getpid() % 2000) + seq * 3;
+    fh->http_port = wb_test_free_port();
+    if (fh->http_port <= 0) fh_die("no free TCP port");
 
     FILE *f = fopen(fh->cfg, "w");
     if (!f) fh_die("cannot write config");
     fprintf(f,
             "redis:\n  host: %s\n  port: %s\n  dirty_index: \"%s:dirty\"\n"
             "kafka:\n  brokers: %s\n  topics:\n    changes: %s\n    dead_letter: %s\n"
-            "  partitions: 3\n"
+            "  partitions: %d\n"
             "postgres:\n  dsn: \"%s\"\n  connect_timeout_ms: 2000\n"
             "flusher:\n  group_id: %s\n  http_listen: \"127.0.0.1:%d\"\n"
             "  retry:\n    initial_ms: 100\n    max_ms: 1000\n%s"
@@ -110,7 +122,7 @@ FH_FN void fh_setup(fh_t *fh, const char *name, const char *value_type, const ch
             "entities:\n  - name: item\n    prefix: \"item:\"\n    table: %s\n    ttl_ms: 60000\n"
             "    value_type: %s\n",
             fh_env("WB_REDIS_HOST", "127.0.0.1"), fh_env("WB_REDIS_PORT", "26370"), fh->tag,
-            fh_env("WB_KAFKA_BROKERS", "127.0.0.1:26372"), fh->topic, fh->dlq,
+            fh_env("WB_KAFKA_BROKERS", "127.0.0.1:26372"), fh->topic, fh->dlq, partitions,
             fh_env("WB_PG_DSN", "host=127.0.0.1 port=26371 dbname=wbcache user=wbcache "
                                 "password=wbcache"),
             fh->group, fh->http_port, flusher_extra ? flusher_extra : "", fh->table, value_type);
@@ -125,7 +137,8 @@ FH_FN void fh_setup(fh_t *fh, const char *name, const char *value_type, const ch
         fprintf(stderr, "%s\n", errstr);
         fh_die("producer");
     }
-    if (wb_kafka_create_topic(fh->producer, fh->topic, 3, 30000, errstr, sizeof(errstr)) != WB_OK ||
+    if (wb_kafka_create_topic(fh->producer, fh->topic, partitions, 30000, errstr, sizeof(errstr)) !=
+            WB_OK ||
         wb_kafka_create_topic(fh->producer, fh->dlq, 1, 30000, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "%s\n", errstr);
         fh_die("create topics");
@@ -136,6 +149,13 @@ FH_FN void fh_setup(fh_t *fh, const char *name, const char *value_type, const ch
         fprintf(stderr, "%s\n", errstr);
         fh_die("redis");
     }
+}
+
+/* Writes the config (extra YAML lines go under flusher:), creates the
+ * topics (3 partitions), connects. value_type: text | jsonb | bytea. */
+FH_FN void fh_setup(fh_t *fh, const char *name, const char *value_type, const char *flusher_extra)
+{
+    fh_setup_ex(fh, name, value_type, flusher_extra, NULL, 3);
 }
 
 /* Starts wb-flusher with args after "-c cfg" (NULL-terminated; none = run). */
@@ -308,9 +328,9 @@ FH_FN void fh_truth_apply(fh_row_t *t, const char *value, int64_t version)
  * from truth[k]; prints the first few differences. */
 FH_FN int fh_diff(fh_t *fh, const fh_row_t *truth, int nkeys, int verbose)
 {
-    char sql[256];
-    snprintf(sql, sizeof(sql),
-             "SELECT key::int, value::text, version, deleted FROM \"%s\" ORDER BY 1", fh->table);
+    char sql[512], qt[WB_PG_QUOTED_MAX];
+    snprintf(sql, sizeof(sql), "SELECT key::int, value::text, version, deleted FROM %s ORDER BY 1",
+             fh_qtable(fh, qt, sizeof(qt)));
     fh_pg_connect(fh);
     PGresult *res = PQexec(fh->pg, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -360,8 +380,9 @@ FH_FN int fh_wait_truth(fh_t *fh, const fh_row_t *truth, int nkeys, int timeout_
 
 FH_FN long fh_count(fh_t *fh, const char *where)
 {
-    char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT count(*) FROM \"%s\" %s", fh->table, where ? where : "");
+    char sql[512], qt[WB_PG_QUOTED_MAX];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s %s", fh_qtable(fh, qt, sizeof(qt)),
+             where ? where : "");
     fh_pg_connect(fh);
     PGresult *res = fh_sql(fh, sql);
     long n = res ? atol(PQgetvalue(res, 0, 0)) : -1;
@@ -432,10 +453,10 @@ FH_FN int fh_read_dlq(fh_t *fh, fh_dead_t *out, int max)
 /* Stops the flusher, drops the table and the topics. */
 FH_FN void fh_teardown(fh_t *fh)
 {
-    char sql[128], errstr[256];
+    char sql[512], errstr[256], qt[WB_PG_QUOTED_MAX];
     if (fh->pid > 0) fh_stop(fh, 10000, NULL);
     fh_pg_connect(fh);
-    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS \"%s\"", fh->table);
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", fh_qtable(fh, qt, sizeof(qt)));
     PQclear(fh_sql(fh, sql));
     if (fh->producer) {
         wb_kafka_delete_topic(fh->producer, fh->topic, 10000, errstr, sizeof(errstr));

@@ -1,0 +1,324 @@
+/* daemon.c — wb-refresher's main loop: consumer group, refresh batches, sweeps, outages, shutdown.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "refresher.h"
+#include "wb_cli.h"
+#include "wb_kafka.h"
+#include "wb_log.h"
+#include "wb_util.h"
+
+#define RF_POLL_MS       100
+#define RF_GAUGES_MS     1000
+#define RF_SUMMARY_MS    10000
+#define RF_CLOSE_RESERVE 2000 /* of the shutdown deadline, kept for leaving the group */
+
+static void pause_all(rf_t *rf, int pause)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+
+    if (rd_kafka_assignment(rf->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
+    if (parts->cnt > 0) {
+        if (pause)
+            rd_kafka_pause_partitions(rf->consumer, parts);
+        else
+            rd_kafka_resume_partitions(rf->consumer, parts);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+/* The batch failed (PostgreSQL or Redis): stop fetching, retry later. The
+ * dependency was marked down (not ready) by rf_batch_flush. */
+static void batch_failed(rf_t *rf, const char *why)
+{
+    int64_t delay = wb_backoff_next_ms(&rf->backoff);
+
+    rf->retry_at_ms = wb_time_mono_ms() + delay;
+    if (!rf->paused) {
+        /* Pausing keeps group membership (we go on polling) without
+         * fetching more; the batch just waits. */
+        rf->paused = 1;
+        pause_all(rf, 1);
+        WB_WARN("refresh batch failed, consumption paused, retrying in %" PRId64 " ms: %s", delay,
+                why);
+    } else {
+        WB_WARN("refresh batch still failing, retrying in %" PRId64 " ms: %s", delay, why);
+    }
+}
+
+static void batch_done(rf_t *rf)
+{
+    if (!rf->paused) return;
+    rf->paused = 0;
+    wb_backoff_reset(&rf->backoff);
+    pause_all(rf, 0);
+    WB_INFO("refresh batches flowing again, consumption resumed");
+}
+
+/* Runs on the thread that calls rd_kafka_consumer_poll (ours), so it may
+ * use rf freely. Cooperative protocol: only the partitions in parts move. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    rf_t *rf = opaque;
+    char errstr[512];
+    rd_kafka_error_t *error = NULL;
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        error = rd_kafka_incremental_assign(rk, parts);
+        if (rf->paused) rd_kafka_pause_partitions(rk, parts);
+        WB_INFO("assigned %d partition(s)", parts->cnt);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        if (rd_kafka_assignment_lost(rk)) {
+            rf_batch_drop_partitions(rf, parts);
+        } else if (rf->batch.nmsgs > 0) {
+            /* Apply and commit before the partitions go, so the next owner
+             * does not redo them. Failing that, they are simply redone. */
+            if (rf_batch_flush(rf, errstr, sizeof(errstr)) != WB_OK) {
+                WB_WARN("cannot finish the refresh batch before revocation: %s", errstr);
+                rf_batch_drop_partitions(rf, parts);
+            }
+        }
+        error = rd_kafka_incremental_unassign(rk, parts);
+        WB_INFO("revoked %d partition(s)", parts->cnt);
+    } else {
+        WB_ERROR("rebalance error: %s", rd_kafka_err2str(err));
+    }
+    if (error) {
+        WB_ERROR("rebalance: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+}
+
+static rd_kafka_t *consumer_new(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *kc = rf_kafka_conf(rf->conf, errstr, errstr_size);
+
+    if (!kc) return NULL;
+    /* Manual offsets, cooperative-sticky, earliest: wb_kafka_consumer_new. */
+    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_error_cb(kc, rf_kafka_error_cb);
+    rd_kafka_conf_set_opaque(kc, rf);
+    if (wb_kafka_consumer_new(kc, rf->conf->refresher.group_id, &rk, errstr, errstr_size) !=
+        WB_OK) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+    }
+    return rk;
+}
+
+static int subscribe(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, rf->conf->kafka.topic_refresh, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rf->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        wb_set_err(errstr, errstr_size, "subscribe %s: %s", rf->conf->kafka.topic_refresh,
+                   rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+/* While Kafka is marked down, ask a broker for metadata to notice it is
+ * back even when no request arrives and the sweeper has nothing to send. */
+static void probe_kafka(rf_t *rf)
+{
+    const struct rd_kafka_metadata *md = NULL;
+
+    if (!rf->down[RF_DEP_KAFKA]) return;
+    if (rf->producer && rd_kafka_outq_len(rf->producer) > 0)
+        return; /* the sweeper is still waiting on it */
+    if (rd_kafka_metadata(rf->consumer, 0, NULL, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+        rf_set_up(rf, RF_DEP_KAFKA);
+    }
+}
+
+static void log_summary(rf_t *rf)
+{
+    WB_INFO("requests %" PRIu64 " (collapsed %" PRIu64 "), reloaded %" PRIu64
+            ", ttl extended %" PRIu64 ", skipped newer %" PRIu64 ", skipped dirty %" PRIu64
+            ", no row %" PRIu64 "; swept %" PRIu64 ", unindexed %" PRIu64 "%s",
+            rf->t_requests, rf->t_collapsed, rf->t_reloaded, rf->t_extended, rf->t_newer,
+            rf->t_dirty, rf->t_missing, rf->t_swept, rf->t_unindexed,
+            rf->leader ? " (sweeper lease held)" : "");
+}
+
+/* Connects PostgreSQL and Redis before declaring readiness, retrying with
+ * backoff until a stop is requested. Returns 0, 1 (stop) or -1 (fatal). */
+static int connect_all(rf_t *rf)
+{
+    char errstr[1024];
+    wb_err_t err;
+
+    for (;;) {
+        err = rf_pg_ensure(rf, errstr, sizeof(errstr));
+        if (err == WB_ERR_CONFIG) {
+            WB_ERROR("postgres: %s", errstr);
+            return -1;
+        }
+        if (err == WB_OK) {
+            rf_set_up(rf, RF_DEP_PG);
+            err = rf_redis_ensure(rf, errstr, sizeof(errstr));
+            if (err == WB_OK) {
+                rf_set_up(rf, RF_DEP_REDIS);
+                wb_backoff_reset(&rf->backoff);
+                return 0;
+            }
+            rf_set_down(rf, RF_DEP_REDIS, errstr);
+        } else {
+            rf_set_down(rf, RF_DEP_PG, errstr);
+        }
+        int64_t delay = wb_backoff_next_ms(&rf->backoff);
+        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
+        for (int64_t t = 0; t < delay && !wb_cli_stop_requested(); t += 50)
+            usleep(50000);
+        if (wb_cli_stop_requested()) return 1;
+    }
+}
+
+int rf_run(const wb_config_t *conf)
+{
+    rf_t rf;
+    char errstr[1024];
+    int rc = 1;
+    wb_err_t err;
+    int64_t now, next_gauges = 0, next_summary;
+
+    if (rf_init(&rf, conf) != WB_OK) {
+        WB_ERROR("cannot start: out of memory, or redis.dirty_index too long for the lease key");
+        rf_fini(&rf);
+        return 1;
+    }
+    /* Start order: metrics + HTTP (not ready), PostgreSQL + Redis, sweeper
+     * producer, consumer; ready. Torn down in reverse. */
+    err = wb_http_start(conf->refresher.http_listen, rf.m.reg, &rf.http, errstr, sizeof(errstr));
+    if (err != WB_OK) {
+        WB_ERROR("http %s: %s", conf->refresher.http_listen, errstr);
+        goto out;
+    }
+    wb_http_set_ready(rf.http, 0, "connecting to PostgreSQL and Redis");
+    switch (connect_all(&rf)) {
+    case 1:
+        rc = 0;
+        goto out;
+    case -1:
+        goto out;
+    }
+    if (rf_producer_open(&rf, errstr, sizeof(errstr)) != WB_OK ||
+        !(rf.consumer = consumer_new(&rf, errstr, sizeof(errstr))) ||
+        subscribe(&rf, errstr, sizeof(errstr)) != 0) {
+        WB_ERROR("%s", errstr);
+        goto out;
+    }
+    rf_update_ready(&rf);
+    WB_INFO("ready: group %s, topic %s, dirty index %s (sweep every %d ms, after %d ms), "
+            "%zu entities, http %s (port %d)",
+            conf->refresher.group_id, conf->kafka.topic_refresh, rf.dirty_index,
+            conf->refresher.sweep_interval_ms, conf->refresher.sweep_after_ms, conf->nentities,
+            conf->refresher.http_listen, wb_http_port(rf.http));
+
+    now = wb_time_mono_ms();
+    next_summary = now + RF_SUMMARY_MS;
+    rf.sweep_at_ms = now + conf->refresher.sweep_interval_ms;
+    while (!wb_cli_stop_requested()) {
+        now = wb_time_mono_ms();
+        int timeout = RF_POLL_MS;
+        if (!rf.paused && rf.batch.nmsgs > 0) {
+            int64_t left = rf.batch.opened_ms + conf->refresher.batch_max_wait_ms - now;
+            timeout = left < 0 ? 0 : (left < RF_POLL_MS ? (int)left : RF_POLL_MS);
+        }
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rf.consumer, timeout);
+        if (msg) {
+            if (!msg->err) {
+                rf_batch_add(&rf, msg);
+                rf_set_up(&rf, RF_DEP_KAFKA);
+            } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                WB_WARN("kafka: %s", rd_kafka_message_errstr(msg));
+            }
+            rd_kafka_message_destroy(msg);
+        }
+        if (rf.producer) rd_kafka_poll(rf.producer, 0);
+        now = wb_time_mono_ms();
+        if (rf.paused ? (now >= rf.retry_at_ms && rf.batch.nmsgs > 0) : rf_batch_due(&rf, now)) {
+            if (rf_batch_flush(&rf, errstr, sizeof(errstr)) == WB_OK)
+                batch_done(&rf);
+            else
+                batch_failed(&rf, errstr);
+        } else if (rf.paused && rf.batch.nmsgs == 0) {
+            batch_done(&rf); /* the batch left with a revoked partition */
+        }
+        if (now >= rf.sweep_at_ms) {
+            if (rf_sweep_pass(&rf, errstr, sizeof(errstr)) == WB_OK) {
+                wb_backoff_reset(&rf.sweep_backoff);
+                rf.sweep_at_ms = wb_time_mono_ms() + conf->refresher.sweep_interval_ms;
+            } else {
+                int64_t delay = wb_backoff_next_ms(&rf.sweep_backoff);
+                if (delay < conf->refresher.sweep_interval_ms)
+                    delay = conf->refresher.sweep_interval_ms;
+                WB_WARN("sweep failed, next attempt in %" PRId64 " ms: %s", delay, errstr);
+                rf.sweep_at_ms = wb_time_mono_ms() + delay;
+            }
+            now = wb_time_mono_ms();
+        }
+        if (now >= next_gauges) {
+            if (rf_sweep_gauges(&rf, errstr, sizeof(errstr)) == WB_OK)
+                rf_set_up(&rf, RF_DEP_REDIS);
+            else
+                rf_set_down(&rf, RF_DEP_REDIS, errstr);
+            probe_kafka(&rf);
+            next_gauges = now + RF_GAUGES_MS;
+        }
+        if (now >= next_summary) {
+            log_summary(&rf);
+            next_summary = now + RF_SUMMARY_MS;
+        }
+    }
+
+    /* Graceful stop: no more intake, finish and commit the batch, give the
+     * lease back, leave the group. */
+    int64_t deadline = wb_time_mono_ms() + conf->refresher.shutdown_deadline_ms - RF_CLOSE_RESERVE;
+    WB_INFO("stopping: finishing %zu buffered refresh requests", rf.batch.nmsgs);
+    rf.stopping = 1;
+    rf_update_ready(&rf);
+    rc = 0;
+    while (rf.batch.nmsgs > 0) {
+        if (rf_batch_flush(&rf, errstr, sizeof(errstr)) == WB_OK) break;
+        int64_t delay = wb_backoff_next_ms(&rf.backoff);
+        if (wb_time_mono_ms() + delay >= deadline) {
+            /* Not committed: the group hands these requests out again. */
+            WB_WARN("shutdown deadline: %zu refresh requests not applied (left uncommitted): %s",
+                    rf.batch.nmsgs, errstr);
+            rf_batch_discard(&rf);
+            break;
+        }
+        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
+        usleep((useconds_t)delay * 1000);
+    }
+    rf_sweep_release(&rf);
+    log_summary(&rf);
+out:
+    if (rf.consumer) {
+        rd_kafka_consumer_close(rf.consumer);
+        rd_kafka_destroy(rf.consumer);
+        rf.consumer = NULL;
+    }
+    if (rf.producer) {
+        /* Whatever the last pass left unacknowledged is re-sent by the next
+         * sweeper (its score was not moved): no need to wait long. */
+        rf.pass_seq++;
+        rd_kafka_flush(rf.producer, 1000);
+        rd_kafka_purge(rf.producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(rf.producer, 0);
+    }
+    rf_fini(&rf);
+    if (rc == 0) WB_INFO("stopped");
+    return rc;
+}

@@ -1,0 +1,400 @@
+/* rf_core.c — wb-refresher's state: metrics, connections with backoff, readiness, own scripts. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refresher.h"
+#include "rf_util.h"
+#include "wb_kafka.h"
+#include "wb_log.h"
+#include "wb_pg.h"
+#include "wb_redis.h"
+#include "wb_util.h"
+
+/* ------------------------------------------------------------------ scripts */
+
+/* clang-format off */
+/*
+ * renew / release — compare-and-set on the sweeper lease: only the replica
+ * whose token is stored may extend or delete it, so one that paused longer
+ * than the lease (and lost it) cannot cut short the new holder's.
+ */
+static const char LUA_RENEW[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "return 0\n";
+
+static const char LUA_RELEASE[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n";
+
+/*
+ * check — one dirty-index member, read atomically with the decision
+ * (layout: common/wb_scripts.h). KEYS[1] cache key, KEYS[2] dirty index.
+ * Gone (no `v`) or clean: the member is removed -> {0}. Done in the script
+ * because a put between a separate read and ZREM would make the entry
+ * dirty again and the ZREM would then unindex a write that is not durable.
+ * Dirty: -> {1, v, ver, wt, del}, for the sweeper to re-publish.
+ */
+static const char LUA_CHECK[] =
+    "local h = redis.call('HMGET', KEYS[1], 'v', 'ver', 'd', 'wt', 'del')\n"
+    "if not h[1] or h[3] ~= '1' then\n"
+    "  redis.call('ZREM', KEYS[2], KEYS[1])\n"
+    "  return {0}\n"
+    "end\n"
+    "return {1, h[1], h[2] or '0', h[4] or '0', h[5] or '0'}\n";
+/* clang-format on */
+
+static const char *const lua_bodies[RF_LUA__COUNT] = {
+    [RF_LUA_RENEW] = LUA_RENEW,
+    [RF_LUA_RELEASE] = LUA_RELEASE,
+    [RF_LUA_CHECK] = LUA_CHECK,
+};
+
+static wb_err_t lua_load(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    for (int i = 0; i < RF_LUA__COUNT; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", lua_bodies[i]};
+        size_t argvlen[3] = {6, 4, strlen(lua_bodies[i])};
+        redisReply *r = redisCommandArgv(rf->redis, 3, argv, argvlen);
+
+        if (!r) return wb_redis_ctx_error(rf->redis, "redis SCRIPT LOAD", errstr, errstr_size);
+        if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD: %s",
+                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+            freeReplyObject(r);
+            return WB_ERR_REDIS;
+        }
+        memcpy(rf->lua_sha[i], r->str, 40);
+        rf->lua_sha[i][40] = '\0';
+        freeReplyObject(r);
+    }
+    rf->lua_loaded = 1;
+    return WB_OK;
+}
+
+static int append_call(rf_t *rf, const rf_lua_call_t *c, int eval)
+{
+    const char *cmd[3 + 8];
+    size_t cmdlen[3 + 8];
+    char nk[8];
+
+    if (c->argc > 8 || c->nkeys > c->argc) return REDIS_ERR;
+    snprintf(nk, sizeof(nk), "%d", c->nkeys);
+    cmd[0] = eval ? "EVAL" : "EVALSHA";
+    cmd[1] = eval ? lua_bodies[c->id] : rf->lua_sha[c->id];
+    cmd[2] = nk;
+    for (int i = 0; i < 3; i++)
+        cmdlen[i] = strlen(cmd[i]);
+    for (int i = 0; i < c->argc; i++) {
+        cmd[3 + i] = c->argv[i];
+        cmdlen[3 + i] = c->argvlen[i];
+    }
+    return redisAppendCommandArgv(rf->redis, c->argc + 3, cmd, cmdlen);
+}
+
+wb_err_t rf_lua_pipeline(rf_t *rf, const rf_lua_call_t *calls, size_t n, redisReply **replies,
+                         char *errstr, size_t errstr_size)
+{
+    size_t nredo = 0;
+    wb_err_t err;
+
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
+    for (size_t i = 0; i < n; i++)
+        if (append_call(rf, &calls[i], 0) != REDIS_OK) goto io_error;
+    for (size_t i = 0; i < n; i++) {
+        void *r = NULL;
+        if (redisGetReply(rf->redis, &r) != REDIS_OK) goto io_error;
+        replies[i] = r;
+        if (wb_scripts_is_noscript(replies[i])) nredo++;
+    }
+    if (nredo == 0) return WB_OK;
+    /* The server lost its script cache (restart, SCRIPT FLUSH): EVAL
+     * re-caches, so only this pipeline pays for the bodies. */
+    for (size_t i = 0; i < n; i++)
+        if (wb_scripts_is_noscript(replies[i]) && append_call(rf, &calls[i], 1) != REDIS_OK)
+            goto io_error;
+    for (size_t i = 0; i < n; i++) {
+        void *r = NULL;
+        if (!wb_scripts_is_noscript(replies[i])) continue;
+        if (redisGetReply(rf->redis, &r) != REDIS_OK) goto io_error;
+        freeReplyObject(replies[i]);
+        replies[i] = r;
+    }
+    return WB_OK;
+io_error:
+    err = wb_redis_ctx_error(rf->redis, "redis", errstr, errstr_size);
+    for (size_t i = 0; i < n; i++) {
+        freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+    rf_redis_drop(rf);
+    return err;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static const double batch_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                       0.25,  0.5,    1,     2.5,  5,     10};
+
+static const char *const dep_names[RF_DEP__COUNT] = {"postgres", "redis", "kafka"};
+
+wb_err_t rf_init(rf_t *rf, const wb_config_t *conf)
+{
+    rf_metrics_t *m = &rf->m;
+    const int64_t interval = conf->refresher.sweep_interval_ms;
+
+    memset(rf, 0, sizeof(*rf));
+    rf->conf = conf;
+    rf->dirty_index = conf->redis.dirty_index && conf->redis.dirty_index[0]
+                          ? conf->redis.dirty_index
+                          : WB_REDIS_DEFAULT_DIRTY_INDEX;
+    rf->rng = wb_random_seed();
+    /* The refresher has no retry section of its own: it backs off like the
+     * flusher does (flusher.retry.*). */
+    wb_backoff_init(&rf->backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
+                    wb_random_seed());
+    wb_backoff_init(&rf->redis_backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
+                    wb_random_seed());
+    wb_backoff_init(&rf->sweep_backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
+                    wb_random_seed());
+    /* The lease outlives several passes and the longest delivery wait, so
+     * a healthy holder never loses it between renewals; a dead one is
+     * replaced after at most lease_ms. */
+    rf->lease_ms = 3 * interval > 20000 + interval ? 3 * interval : 20000 + interval;
+    if (rf_lease_key(rf->dirty_index, rf->lease_key, sizeof(rf->lease_key)) != 0)
+        return WB_ERR_INVALID_ARG;
+    snprintf(rf->token, sizeof(rf->token), "%016" PRIx64 "%016" PRIx64, wb_random_seed(),
+             wb_random_seed());
+    rf->batch.offsets = rd_kafka_topic_partition_list_new(8);
+    rf->collapse = rf_collapse_new(conf->refresher.collapse_window_ms, 0);
+    if (!rf->batch.offsets || !rf->collapse || !(m->reg = wb_metrics_new())) return WB_ERR_NOMEM;
+
+#define COUNTER(field, name, help)                                                                 \
+    m->field = wb_metrics_counter_with(wb_metrics_counter(m->reg, name, help, NULL), NULL)
+#define GAUGE(field, name, help)                                                                   \
+    m->field = wb_metrics_gauge_with(wb_metrics_gauge(m->reg, name, help, NULL), NULL)
+    COUNTER(requests, "wb_refresher_requests_total", "Refresh requests consumed.");
+    COUNTER(collapsed, "wb_refresher_requests_collapsed_total",
+            "Requests dropped: the key was already reloaded within collapse_window_ms.");
+    COUNTER(invalid, "wb_refresher_requests_invalid_total",
+            "Requests that could not be decoded or named no configured entity.");
+    COUNTER(reloaded, "wb_refresher_reloads_total",
+            "Cache entries created or replaced from PostgreSQL (older or absent before).");
+    COUNTER(extended, "wb_refresher_ttl_extended_total",
+            "Clean entries already at PostgreSQL's version whose TTL was extended.");
+    COUNTER(skipped_newer, "wb_refresher_skipped_newer_total",
+            "Fills skipped because the cache holds a newer version than PostgreSQL.");
+    COUNTER(skipped_dirty, "wb_refresher_skipped_dirty_total",
+            "Fills skipped because the entry is dirty (a write not yet in PostgreSQL).");
+    COUNTER(missing, "wb_refresher_rows_missing_total",
+            "Requested keys without a row in PostgreSQL (cache left as it is).");
+    COUNTER(fill_errors, "wb_refresher_fill_errors_total",
+            "Fill scripts Redis answered with an error (e.g. key of another type).");
+    COUNTER(batches, "wb_refresher_batches_total", "Refresh batches applied and committed.");
+    COUNTER(commit_failures, "wb_refresher_commit_failures_total",
+            "Offset commits that failed after the batch was applied (requests come again).");
+    m->batch_seconds = wb_metrics_histogram_with(
+        wb_metrics_histogram(m->reg, "wb_refresher_batch_duration_seconds",
+                             "Time to reload, fill and commit one batch.", batch_buckets,
+                             sizeof(batch_buckets) / sizeof(batch_buckets[0]), NULL),
+        NULL);
+    COUNTER(swept, "wb_refresher_swept_total",
+            "Dirty entries re-published by the sweeper and acknowledged by Kafka.");
+    COUNTER(sweep_failed, "wb_refresher_sweep_failed_total",
+            "Re-publications Kafka did not acknowledge (retried next pass).");
+    COUNTER(unindexed, "wb_refresher_sweep_unindexed_total",
+            "Dirty-index members removed because their entry is gone or clean.");
+    COUNTER(unknown_entity, "wb_refresher_sweep_unknown_entity_total",
+            "Dirty entries whose key matches no configured entity (not re-published).");
+    COUNTER(passes, "wb_refresher_sweep_passes_total", "Sweep passes run while holding the lease.");
+    m->pass_seconds = wb_metrics_histogram_with(
+        wb_metrics_histogram(m->reg, "wb_refresher_sweep_duration_seconds",
+                             "Time of one sweep pass, delivery included.", batch_buckets,
+                             sizeof(batch_buckets) / sizeof(batch_buckets[0]), NULL),
+        NULL);
+    GAUGE(leader, "wb_refresher_sweep_leader", "1 while this replica holds the sweeper lease.");
+    GAUGE(dirty_entries, "wb_refresher_dirty_entries", "Members of the dirty index.");
+    GAUGE(dirty_oldest_age, "wb_refresher_dirty_oldest_age_seconds",
+          "Age of the lowest dirty-index score: time since the oldest dirty entry was written "
+          "or last re-published by the sweeper.");
+    GAUGE(swept_oldest_age, "wb_refresher_swept_oldest_write_age_seconds",
+          "Write age of the oldest entry the last sweep pass re-published (0: none).");
+    GAUGE(ready, "wb_refresher_ready", "1 when every dependency is reachable, else 0.");
+#undef COUNTER
+#undef GAUGE
+    wb_metric_family_t *retries =
+        wb_metrics_counter(m->reg, "wb_refresher_retries_total",
+                           "Operations that failed for an outage of a dependency and were retried.",
+                           "dependency", NULL);
+    for (int d = 0; d < RF_DEP__COUNT; d++)
+        m->retries[d] = wb_metrics_counter_with(retries, dep_names[d], NULL);
+    return WB_OK;
+}
+
+void rf_fini(rf_t *rf)
+{
+    rf_batch_discard(rf);
+    free(rf->batch.items);
+    if (rf->batch.offsets) rd_kafka_topic_partition_list_destroy(rf->batch.offsets);
+    /* The producer first: its delivery reports point into swept. */
+    rf->pass_seq++;
+    if (rf->changes_rkt) rd_kafka_topic_destroy(rf->changes_rkt);
+    if (rf->producer) rd_kafka_destroy(rf->producer);
+    for (size_t i = 0; i < rf->nswept; i++)
+        free(rf->swept[i].key);
+    free(rf->swept);
+    if (rf->redis) redisFree(rf->redis);
+    if (rf->pg) PQfinish(rf->pg);
+    rf_collapse_destroy(rf->collapse);
+    /* The HTTP server renders the registry: stop it first. */
+    wb_http_stop(rf->http);
+    wb_metrics_destroy(rf->m.reg);
+    memset(rf, 0, sizeof(*rf));
+}
+
+rd_kafka_conf_t *rf_kafka_conf(const wb_config_t *conf, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *kc = NULL;
+
+    if (wb_kafka_conf_new(conf, "refresher", WB_KAFKA_F_LOG_STDERR, &kc, errstr, errstr_size) !=
+        WB_OK)
+        return NULL;
+    return kc;
+}
+
+wb_err_t rf_producer_open(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *kc = rf_kafka_conf(rf->conf, errstr, errstr_size);
+
+    if (!kc) return WB_ERR_KAFKA;
+    rd_kafka_conf_set_dr_msg_cb(kc, rf_sweep_dr_cb);
+    rd_kafka_conf_set_error_cb(kc, rf_kafka_error_cb);
+    rd_kafka_conf_set_opaque(kc, rf);
+    /* Idempotent with acks=all: a re-published event is acknowledged only
+     * once every in-sync replica has it, as the library's ack: log does. */
+    if (wb_kafka_producer_new(kc, 1, &rf->producer, errstr, errstr_size) != WB_OK) {
+        rd_kafka_conf_destroy(kc);
+        return WB_ERR_KAFKA;
+    }
+    /* A topic handle kept open makes librdkafka learn the topic's leaders
+     * now, in the background, rather than when the first stranded entry is
+     * produced. */
+    rf->changes_rkt = rd_kafka_topic_new(rf->producer, rf->conf->kafka.topic_changes, NULL);
+    return WB_OK;
+}
+
+/* Runs on the thread polling the handle (ours: the daemon loop and the
+ * sweeper's delivery wait), so it may touch rf. Without it librdkafka
+ * would only log these errors, and "all brokers down" would never reach
+ * /readyz. */
+void rf_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    rf_t *rf = opaque;
+
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        rf_set_down(rf, RF_DEP_KAFKA, reason);
+    } else if (rd_kafka_fatal_error(rk, NULL, 0)) {
+        WB_ERROR("kafka %s: fatal: %s", rd_kafka_name(rk), reason);
+    } else {
+        /* The log callback already printed it (WB_KAFKA_F_LOG_STDERR). */
+        WB_DEBUG("kafka %s: %s", rd_kafka_name(rk), reason);
+    }
+}
+
+/* --------------------------------------------------------------- connections */
+
+wb_err_t rf_pg_ensure(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    if (rf->pg && PQstatus(rf->pg) == CONNECTION_OK && PQtransactionStatus(rf->pg) == PQTRANS_IDLE)
+        return WB_OK;
+    if (rf->pg) {
+        PQfinish(rf->pg);
+        rf->pg = NULL;
+    }
+    wb_err_t err = wb_pg_connect(rf->conf, &rf->pg, errstr, errstr_size);
+    if (err != WB_OK) return err == WB_ERR_CONFIG ? WB_ERR_CONFIG : WB_ERR_PG;
+    return WB_OK;
+}
+
+wb_err_t rf_redis_ensure(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    int64_t now = wb_time_mono_ms();
+    wb_err_t err;
+
+    if (rf->redis && !rf->redis->err && rf->lua_loaded) return WB_OK;
+    if (rf->redis && !rf->redis->err) {
+        /* Connected but our scripts are not loaded (the load failed). */
+        if ((err = lua_load(rf, errstr, errstr_size)) == WB_OK) return WB_OK;
+        rf_redis_drop(rf);
+        return err;
+    }
+    rf_redis_drop(rf);
+    if (now < rf->redis_retry_at_ms) {
+        wb_set_err(errstr, errstr_size, "%s (next connection attempt in %" PRId64 " ms)",
+                   rf->redis_error, rf->redis_retry_at_ms - now);
+        return WB_ERR_REDIS;
+    }
+    err = wb_redis_connect(rf->conf, &rf->redis, errstr, errstr_size);
+    if (err == WB_OK) err = lua_load(rf, errstr, errstr_size);
+    if (err != WB_OK) {
+        rf_redis_drop(rf);
+        rf->redis_retry_at_ms = now + wb_backoff_next_ms(&rf->redis_backoff);
+        snprintf(rf->redis_error, sizeof(rf->redis_error), "%.200s", errstr ? errstr : "");
+        return err;
+    }
+    wb_backoff_reset(&rf->redis_backoff);
+    return WB_OK;
+}
+
+void rf_redis_drop(rf_t *rf)
+{
+    if (rf->redis) redisFree(rf->redis);
+    rf->redis = NULL;
+    rf->lua_loaded = 0;
+    /* The lease may still be ours in Redis; renewing with the token after
+     * reconnecting keeps it, and if it expired meanwhile we take it again
+     * like anyone else. */
+}
+
+/* ---------------------------------------------------------------- readiness */
+
+void rf_update_ready(rf_t *rf)
+{
+    const char *why = NULL;
+    char buf[300];
+
+    for (int d = 0; d < RF_DEP__COUNT && !why; d++)
+        if (rf->down[d]) {
+            snprintf(buf, sizeof(buf), "%s: %s", dep_names[d], rf->reason[d]);
+            why = buf;
+        }
+    if (rf->stopping) why = "shutting down";
+    wb_http_set_ready(rf->http, why == NULL, why);
+    wb_gauge_set(rf->m.ready, why == NULL ? 1 : 0);
+}
+
+void rf_set_down(rf_t *rf, rf_dep_t d, const char *why)
+{
+    wb_counter_add(rf->m.retries[d], 1);
+    snprintf(rf->reason[d], sizeof(rf->reason[d]), "%.200s", why ? why : "unavailable");
+    if (!rf->down[d]) {
+        rf->down[d] = 1;
+        WB_WARN("%s unavailable, not ready: %s", dep_names[d], rf->reason[d]);
+    }
+    rf_update_ready(rf);
+}
+
+void rf_set_up(rf_t *rf, rf_dep_t d)
+{
+    if (!rf->down[d]) return;
+    rf->down[d] = 0;
+    rf->reason[d][0] = '\0';
+    WB_INFO("%s reachable again", dep_names[d]);
+    rf_update_ready(rf);
+}

@@ -1,0 +1,490 @@
+/* rf_sweep.c — the dirty sweeper (invariant 9): re-publish entries dirty for too long.
+ *
+ * Only the replica holding the lease (SET <dirty_index>:sweeper <token> NX
+ * PX lease_ms, renewed and released by token-compare scripts) sweeps, so
+ * with several replicas each stuck entry is published once per pass. A
+ * pass:
+ *   1. TIME, then ZRANGEBYSCORE index -inf (now - sweep_after_ms) LIMIT
+ *      sweep_max_per_pass — the entries dirty for longer than that;
+ *   2. per member, the `check` script: gone or clean -> unindexed in the
+ *      same atomic step; dirty -> its v, ver, wt, del;
+ *   3. each dirty entry's change event again, with the SAME version, entity
+ *      (longest prefix of the key) and write time, the value or a Kafka
+ *      tombstone — the flusher's version guard makes a duplicate harmless;
+ *   4. wait for Kafka's acknowledgements;
+ *   5. ZADD index XX GT <pass time> key for the acknowledged ones: the
+ *      entry stays indexed (it is still dirty until the flusher cleans it)
+ *      but is not sent again before another sweep_after_ms. XX keeps a
+ *      member the flusher removed meanwhile removed; GT never lowers the
+ *      score of a newer put.
+ * Entries Kafka did not acknowledge keep their score and are retried on
+ * the next pass. A clean entry is never published: the `check` script
+ * reads and decides atomically.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "refresher.h"
+#include "rf_util.h"
+#include "wb_cli.h"
+#include "wb_event.h"
+#include "wb_kafka.h"
+#include "wb_log.h"
+#include "wb_redis.h"
+#include "wb_util.h"
+
+#define RF_SWEEP_CHUNK       512  /* commands per Redis pipeline */
+#define RF_SWEEP_DELIVERY_MS 5000 /* longest wait for acknowledgements per pass */
+
+/* msg_opaque of a re-published event: the pass number and the index in
+ * rf->swept, so a late report of an abandoned pass is recognised. */
+static void *pack_opaque(uint32_t pass, size_t idx)
+{
+    return (void *)(uintptr_t)(((uint64_t)pass << 32) | (uint64_t)(idx + 1));
+}
+
+/* Runs on the thread that polls the producer: ours (rf_sweep_pass and the
+ * daemon loop), so it may touch rf. */
+void rf_sweep_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    rf_t *rf = opaque;
+    uint64_t v = (uint64_t)(uintptr_t)msg->_private;
+    uint32_t pass = (uint32_t)(v >> 32);
+    size_t idx = (size_t)(v & 0xffffffffu);
+
+    (void)rk;
+    if (pass != rf->pass_seq || idx == 0 || idx > rf->nswept) return;
+    rf_swept_t *s = &rf->swept[idx - 1];
+    if (s->state != RF_SWEPT_PENDING) return;
+    if (msg->err) {
+        s->state = RF_SWEPT_FAILED;
+        WB_WARN("re-publishing %s failed: %s", s->key, rd_kafka_err2str(msg->err));
+    } else {
+        s->state = RF_SWEPT_DELIVERED;
+    }
+}
+
+static void swept_clear(rf_t *rf)
+{
+    for (size_t i = 0; i < rf->nswept; i++)
+        free(rf->swept[i].key);
+    rf->nswept = 0;
+}
+
+static int64_t reply_i64(const redisReply *r)
+{
+    int64_t v = 0;
+    if (!r) return 0;
+    if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+    if (r->type == REDIS_REPLY_STRING && wb_parse_i64(r->str, r->len, &v) == 0) return v;
+    return 0;
+}
+
+/* Redis TIME in microseconds: the clock the entries' write times and the
+ * index scores come from (never mix in this host's clock). */
+static wb_err_t redis_time(rf_t *rf, int64_t *now_us, char *errstr, size_t errstr_size)
+{
+    redisReply *r = redisCommand(rf->redis, "TIME");
+    if (!r) {
+        wb_err_t err = wb_redis_ctx_error(rf->redis, "redis TIME", errstr, errstr_size);
+        rf_redis_drop(rf);
+        return err;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        wb_set_err(errstr, errstr_size, "redis TIME: unexpected reply");
+        freeReplyObject(r);
+        return WB_ERR_REDIS;
+    }
+    *now_us = reply_i64(r->element[0]) * 1000000 + reply_i64(r->element[1]);
+    freeReplyObject(r);
+    return WB_OK;
+}
+
+/* Takes or renews the lease. *leader = whether we hold it now. */
+static wb_err_t lease(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    char ms[24];
+    int msl = snprintf(ms, sizeof(ms), "%" PRId64, rf->lease_ms);
+    redisReply *r = NULL;
+    wb_err_t err;
+
+    if (rf->leader) {
+        const char *argv[3] = {rf->lease_key, rf->token, ms};
+        size_t argvlen[3] = {strlen(rf->lease_key), strlen(rf->token), (size_t)msl};
+        rf_lua_call_t c = {RF_LUA_RENEW, 1, 3, argv, argvlen};
+        if ((err = rf_lua_pipeline(rf, &c, 1, &r, errstr, errstr_size)) != WB_OK) return err;
+        int renewed = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+        if (renewed) return WB_OK;
+        rf->leader = 0;
+        wb_gauge_set(rf->m.leader, 0);
+        WB_WARN("sweeper lease %s is no longer ours (it expired while this replica was stalled, "
+                "or Redis lost its data); taking it again if it is free",
+                rf->lease_key);
+    }
+    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
+    r = redisCommand(rf->redis, "SET %s %s NX PX %s", rf->lease_key, rf->token, ms);
+    if (!r) {
+        err = wb_redis_ctx_error(rf->redis, "redis SET lease", errstr, errstr_size);
+        rf_redis_drop(rf);
+        return err;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        wb_set_err(errstr, errstr_size, "redis SET lease: %s", r->str);
+        freeReplyObject(r);
+        return WB_ERR_REDIS;
+    }
+    if (r->type == REDIS_REPLY_STATUS) {
+        rf->leader = 1;
+        wb_gauge_set(rf->m.leader, 1);
+        WB_INFO("sweeper lease %s taken: this replica sweeps", rf->lease_key);
+    }
+    freeReplyObject(r);
+    return WB_OK;
+}
+
+void rf_sweep_release(rf_t *rf)
+{
+    char errstr[256];
+    redisReply *r = NULL;
+
+    if (!rf->leader) return;
+    const char *argv[2] = {rf->lease_key, rf->token};
+    size_t argvlen[2] = {strlen(rf->lease_key), strlen(rf->token)};
+    rf_lua_call_t c = {RF_LUA_RELEASE, 1, 2, argv, argvlen};
+    if (rf_lua_pipeline(rf, &c, 1, &r, errstr, sizeof(errstr)) == WB_OK)
+        WB_INFO("sweeper lease released");
+    else
+        WB_WARN("could not release the sweeper lease (it expires by itself): %s", errstr);
+    freeReplyObject(r);
+    rf->leader = 0;
+    wb_gauge_set(rf->m.leader, 0);
+}
+
+/* Step 1: members dirty since before cutoff_us. *members is an array reply
+ * the caller frees. */
+static wb_err_t scan(rf_t *rf, int64_t cutoff_us, redisReply **members, char *errstr,
+                     size_t errstr_size)
+{
+    char cut[24], lim[24];
+    snprintf(cut, sizeof(cut), "%" PRId64, cutoff_us);
+    snprintf(lim, sizeof(lim), "%d", rf->conf->refresher.sweep_max_per_pass);
+    redisReply *r =
+        redisCommand(rf->redis, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", rf->dirty_index, cut, lim);
+    if (!r) {
+        wb_err_t err = wb_redis_ctx_error(rf->redis, "redis ZRANGEBYSCORE", errstr, errstr_size);
+        rf_redis_drop(rf);
+        return err;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE %s: %s", rf->dirty_index,
+                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        return WB_ERR_REDIS;
+    }
+    *members = r;
+    return WB_OK;
+}
+
+/* Step 2 for members[lo, hi): unindex gone/clean, collect dirty. */
+static wb_err_t check_chunk(rf_t *rf, const redisReply *members, size_t lo, size_t hi,
+                            size_t *unindexed, char *errstr, size_t errstr_size)
+{
+    rf_lua_call_t calls[RF_SWEEP_CHUNK];
+    redisReply *replies[RF_SWEEP_CHUNK];
+    const char *argv[RF_SWEEP_CHUNK][2];
+    size_t argvlen[RF_SWEEP_CHUNK][2], n = hi - lo;
+    wb_err_t err;
+
+    if (n == 0 || n > RF_SWEEP_CHUNK) return WB_OK;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *m = members->element[lo + i];
+        argv[i][0] = m->str;
+        argvlen[i][0] = m->len;
+        argv[i][1] = rf->dirty_index;
+        argvlen[i][1] = strlen(rf->dirty_index);
+        calls[i] = (rf_lua_call_t){RF_LUA_CHECK, 2, 2, argv[i], argvlen[i]};
+    }
+    if ((err = rf_lua_pipeline(rf, calls, n, replies, errstr, errstr_size)) != WB_OK) return err;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = replies[i];
+        const redisReply *m = members->element[lo + i];
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+            WB_WARN("sweep check of %.*s: %s", (int)m->len, m->str,
+                    r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        } else if (reply_i64(r->element[0]) == 0) {
+            (*unindexed)++;
+        } else if (r->elements == 5 && r->element[1]->type == REDIS_REPLY_STRING) {
+            const redisReply *v = r->element[1];
+            rf_swept_t *s = &rf->swept[rf->nswept];
+            memset(s, 0, sizeof(*s));
+            if ((s->key = malloc(m->len + 1 + v->len + 1))) {
+                memcpy(s->key, m->str, m->len);
+                s->key[m->len] = '\0';
+                memcpy(s->key + m->len + 1, v->str, v->len);
+                s->key[m->len + 1 + v->len] = '\0';
+                s->keylen = m->len;
+                s->value = s->key + m->len + 1;
+                s->valuelen = v->len;
+                s->version = reply_i64(r->element[2]);
+                s->write_us = reply_i64(r->element[3]);
+                s->is_delete = reply_i64(r->element[4]) == 1;
+                s->state = RF_SWEPT_SKIPPED; /* until queued */
+                rf->nswept++;
+            }
+        }
+        freeReplyObject(replies[i]);
+    }
+    return WB_OK;
+}
+
+/* Step 3: queue one entry's event. Returns 1 if queued. */
+static int publish(rf_t *rf, size_t idx, size_t *unknown)
+{
+    rf_swept_t *s = &rf->swept[idx];
+    const wb_entity_t *ent = rf_entity_for_key(rf->conf, NULL, 0, s->key, s->keylen);
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_resp_err_t rerr;
+
+    if (!ent) {
+        s->state = RF_SWEPT_UNKNOWN;
+        (*unknown)++;
+        return 0;
+    }
+    wb_event_t ev = {.key = s->key,
+                     .keylen = s->keylen,
+                     .value = s->is_delete ? NULL : s->value,
+                     .valuelen = s->is_delete ? 0 : s->valuelen,
+                     .is_delete = s->is_delete,
+                     .version = s->version,
+                     .time_us = s->write_us,
+                     .entity = ent->name,
+                     .entitylen = strlen(ent->name)};
+    if (wb_event_to_rd_headers(&ev, &hdrs) != WB_OK) {
+        WB_WARN("dirty entry %s cannot be re-published: not a valid event (version %" PRId64
+                ", write time %" PRId64 ")",
+                s->key, s->version, s->write_us);
+        return 0;
+    }
+    for (;;) {
+        rerr = rd_kafka_producev(rf->producer, RD_KAFKA_V_TOPIC(rf->conf->kafka.topic_changes),
+                                 RD_KAFKA_V_KEY(s->key, s->keylen),
+                                 RD_KAFKA_V_VALUE(s->is_delete ? NULL : (void *)s->value,
+                                                  s->is_delete ? 0 : s->valuelen),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                                 RD_KAFKA_V_OPAQUE(pack_opaque(rf->pass_seq, idx)), RD_KAFKA_V_END);
+        if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(rf->producer, 50);
+    }
+    if (rerr) {
+        rd_kafka_headers_destroy(hdrs);
+        s->state = RF_SWEPT_FAILED;
+        WB_WARN("re-publishing %s: %s", s->key, rd_kafka_err2str(rerr));
+        return 0;
+    }
+    s->state = RF_SWEPT_PENDING;
+    return 1;
+}
+
+/* Step 5: ZADD XX GT for the acknowledged entries, and for those that can
+ * never be published as they are (no entity, invalid), so they are not
+ * re-read and re-logged on every pass. */
+static wb_err_t bump(rf_t *rf, int64_t pass_us, char *errstr, size_t errstr_size)
+{
+    char score[24];
+    int scorelen = snprintf(score, sizeof(score), "%" PRId64, pass_us);
+    size_t pending = 0;
+    wb_err_t err;
+
+    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
+    for (size_t i = 0; i < rf->nswept; i++) {
+        const rf_swept_t *s = &rf->swept[i];
+        if (s->state == RF_SWEPT_PENDING || s->state == RF_SWEPT_FAILED) continue;
+        const char *argv[5] = {"ZADD", rf->dirty_index, "XX", "GT", score};
+        size_t argvlen[5] = {4, strlen(rf->dirty_index), 2, 2, (size_t)scorelen};
+        const char *cmd[6] = {argv[0], argv[1], argv[2], argv[3], argv[4], s->key};
+        size_t cmdlen[6] = {argvlen[0], argvlen[1], argvlen[2], argvlen[3], argvlen[4], s->keylen};
+        if (redisAppendCommandArgv(rf->redis, 6, cmd, cmdlen) != REDIS_OK) goto io_error;
+        pending++;
+    }
+    for (; pending > 0; pending--) {
+        void *r = NULL;
+        if (redisGetReply(rf->redis, &r) != REDIS_OK) goto io_error;
+        freeReplyObject(r);
+    }
+    return WB_OK;
+io_error:
+    err = wb_redis_ctx_error(rf->redis, "redis ZADD", errstr, errstr_size);
+    rf_redis_drop(rf);
+    return err;
+}
+
+wb_err_t rf_sweep_pass(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    const wb_config_t *conf = rf->conf;
+    int64_t t0 = wb_time_mono_us(), now_us = 0;
+    redisReply *members = NULL;
+    size_t unindexed = 0, unknown = 0, queued = 0, delivered = 0, failed = 0;
+    int64_t oldest_us = 0;
+    wb_err_t err;
+
+    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) goto redis_down;
+    if ((err = lease(rf, errstr, errstr_size)) != WB_OK) goto redis_down;
+    if (!rf->leader) return WB_OK;
+    if (rf->producer && rd_kafka_fatal_error(rf->producer, NULL, 0)) {
+        /* An idempotent producer that hit a fatal error accepts nothing
+         * more: start a new one (the entries simply wait a pass). */
+        WB_WARN("sweeper producer failed fatally; creating a new one");
+        rf->pass_seq++;
+        if (rf->changes_rkt) rd_kafka_topic_destroy(rf->changes_rkt);
+        rf->changes_rkt = NULL;
+        rd_kafka_destroy(rf->producer);
+        rf->producer = NULL;
+    }
+    if (!rf->producer) {
+        if ((err = rf_producer_open(rf, errstr, errstr_size)) != WB_OK) {
+            rf_set_down(rf, RF_DEP_KAFKA, errstr);
+            return err;
+        }
+    }
+    /* Acknowledgements of an earlier pass still outstanding mean Kafka is
+     * not taking messages: queueing the same entries again would only pile
+     * up duplicates. */
+    rd_kafka_poll(rf->producer, 0);
+    if (rd_kafka_outq_len(rf->producer) > 0) {
+        wb_set_err(errstr, errstr_size,
+                   "%d re-published events of an earlier pass still unacknowledged",
+                   rd_kafka_outq_len(rf->producer));
+        rf_set_down(rf, RF_DEP_KAFKA, errstr);
+        return WB_ERR_KAFKA;
+    }
+    if ((err = redis_time(rf, &now_us, errstr, errstr_size)) != WB_OK) goto redis_down;
+    if ((err = scan(rf, now_us - (int64_t)conf->refresher.sweep_after_ms * 1000, &members, errstr,
+                    errstr_size)) != WB_OK)
+        goto redis_down;
+
+    rf->pass_seq++;
+    swept_clear(rf);
+    if (members->elements > 0) {
+        rf_swept_t *swept = realloc(rf->swept, members->elements * sizeof(*swept));
+        if (!swept) {
+            wb_set_err(errstr, errstr_size, "out of memory");
+            freeReplyObject(members);
+            return WB_ERR_NOMEM;
+        }
+        rf->swept = swept;
+    }
+    for (size_t lo = 0; lo < members->elements; lo += RF_SWEEP_CHUNK) {
+        size_t hi =
+            lo + RF_SWEEP_CHUNK < members->elements ? lo + RF_SWEEP_CHUNK : members->elements;
+        for (size_t i = lo; i < hi; i++)
+            if (members->element[i]->type != REDIS_REPLY_STRING) {
+                wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: unexpected member type");
+                freeReplyObject(members);
+                return WB_ERR_REDIS;
+            }
+        if ((err = check_chunk(rf, members, lo, hi, &unindexed, errstr, errstr_size)) != WB_OK) {
+            freeReplyObject(members);
+            goto redis_down;
+        }
+    }
+    freeReplyObject(members);
+    rf_set_up(rf, RF_DEP_REDIS);
+
+    for (size_t i = 0; i < rf->nswept; i++)
+        queued += (size_t)publish(rf, i, &unknown);
+    if (queued > 0) {
+        int64_t deadline = wb_time_mono_ms() + RF_SWEEP_DELIVERY_MS;
+        for (;;) {
+            size_t open = 0;
+            rd_kafka_poll(rf->producer, 50);
+            for (size_t i = 0; i < rf->nswept; i++)
+                open += rf->swept[i].state == RF_SWEPT_PENDING;
+            if (open == 0 || wb_time_mono_ms() >= deadline) break;
+            /* A stop request does not wait for a slow broker: whatever is
+             * not acknowledged keeps its score and is sent again later. */
+            if (wb_cli_stop_requested()) break;
+        }
+    }
+    for (size_t i = 0; i < rf->nswept; i++) {
+        const rf_swept_t *s = &rf->swept[i];
+        if (s->state == RF_SWEPT_DELIVERED) {
+            delivered++;
+            if (oldest_us == 0 || s->write_us < oldest_us) oldest_us = s->write_us;
+        } else if (s->state == RF_SWEPT_PENDING || s->state == RF_SWEPT_FAILED) {
+            failed++;
+        }
+    }
+    if (rf->nswept > failed && (err = bump(rf, now_us, errstr, errstr_size)) != WB_OK) {
+        /* They were delivered: counting them is right; without the bump they
+         * are only sent once more. */
+        WB_WARN("sweep: could not move the index scores: %s", errstr);
+        rf_set_down(rf, RF_DEP_REDIS, errstr);
+    }
+    wb_counter_add(rf->m.swept, delivered);
+    wb_counter_add(rf->m.sweep_failed, failed);
+    wb_counter_add(rf->m.unindexed, unindexed);
+    wb_counter_add(rf->m.unknown_entity, unknown);
+    wb_counter_add(rf->m.passes, 1);
+    wb_gauge_set(rf->m.swept_oldest_age, oldest_us > 0 ? (double)(now_us - oldest_us) / 1e6 : 0.0);
+    wb_histogram_observe(rf->m.pass_seconds, (double)(wb_time_mono_us() - t0) / 1e6);
+    rf->t_swept += delivered;
+    rf->t_unindexed += unindexed;
+    if (delivered || failed || unindexed)
+        WB_INFO("sweep: re-published %zu dirty entries (oldest written %.1f s ago), %zu not "
+                "acknowledged, %zu unindexed (gone or clean)",
+                delivered, oldest_us > 0 ? (double)(now_us - oldest_us) / 1e6 : 0.0, failed,
+                unindexed);
+    if (unknown)
+        WB_WARN("sweep: %zu dirty entries match no configured entity; they cannot reach "
+                "PostgreSQL until an entity with their prefix is configured",
+                unknown);
+    if (failed > 0) {
+        wb_set_err(errstr, errstr_size, "kafka did not acknowledge %zu of %zu re-published events",
+                   failed, queued);
+        rf_set_down(rf, RF_DEP_KAFKA, errstr);
+        return WB_ERR_KAFKA;
+    }
+    if (queued > 0) rf_set_up(rf, RF_DEP_KAFKA);
+    return WB_OK;
+redis_down:
+    rf_set_down(rf, RF_DEP_REDIS, errstr);
+    return err;
+}
+
+wb_err_t rf_sweep_gauges(rf_t *rf, char *errstr, size_t errstr_size)
+{
+    redisReply *r[3] = {NULL, NULL, NULL};
+    wb_err_t err;
+
+    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
+    if (redisAppendCommand(rf->redis, "TIME") != REDIS_OK ||
+        redisAppendCommand(rf->redis, "ZCARD %s", rf->dirty_index) != REDIS_OK ||
+        redisAppendCommand(rf->redis, "ZRANGE %s 0 0 WITHSCORES", rf->dirty_index) != REDIS_OK)
+        goto io_error;
+    for (int i = 0; i < 3; i++)
+        if (redisGetReply(rf->redis, (void **)&r[i]) != REDIS_OK) goto io_error;
+    if (r[0]->type == REDIS_REPLY_ARRAY && r[0]->elements == 2 &&
+        r[1]->type == REDIS_REPLY_INTEGER && r[2]->type == REDIS_REPLY_ARRAY) {
+        int64_t now_us = reply_i64(r[0]->element[0]) * 1000000 + reply_i64(r[0]->element[1]);
+        double age = 0;
+        if (r[2]->elements == 2 && r[2]->element[1]->type == REDIS_REPLY_STRING) {
+            double score = strtod(r[2]->element[1]->str, NULL);
+            age = ((double)now_us - score) / 1e6;
+            if (age < 0) age = 0;
+        }
+        wb_gauge_set(rf->m.dirty_entries, (double)r[1]->integer);
+        wb_gauge_set(rf->m.dirty_oldest_age, age);
+    }
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(r[i]);
+    return WB_OK;
+io_error:
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(r[i]);
+    err = wb_redis_ctx_error(rf->redis, "redis", errstr, errstr_size);
+    rf_redis_drop(rf);
+    return err;
+}

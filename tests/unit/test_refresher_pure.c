@@ -1,0 +1,190 @@
+/* test_refresher_pure.c — wb-refresher's pure parts: request collapser, text[] parameter,
+ * TTL jitter, key -> entity, lease key. The sources are compiled in (they belong to
+ * the wb-refresher executable, not to a library). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../refresher/rf_collapse.c"
+#include "../../refresher/rf_util.c"
+
+#define K(s) (s), strlen(s)
+
+static void collapse_within_window_and_batch(void **state)
+{
+    (void)state;
+    rf_collapse_t *c = rf_collapse_new(1000, 0);
+    assert_non_null(c);
+
+    assert_int_equal(rf_collapse_admit(c, K("a"), 0, 1), 1);
+    assert_int_equal(rf_collapse_admit(c, K("a"), 10, 1), 0);  /* same batch */
+    assert_int_equal(rf_collapse_admit(c, K("b"), 10, 1), 1);  /* another key */
+    assert_int_equal(rf_collapse_admit(c, K("a"), 500, 2), 0); /* next batch, in window */
+    assert_int_equal(rf_collapse_admit(c, K("a"), 999, 3), 0);
+    assert_int_equal(rf_collapse_admit(c, K("a"), 1000, 3), 1); /* window over */
+    assert_int_equal(rf_collapse_admit(c, K("a"), 1500, 4), 0);
+    assert_int_equal(rf_collapse_admit(c, K("b"), 1010, 4), 1);
+    rf_collapse_destroy(c);
+    rf_collapse_destroy(NULL);
+}
+
+static void zero_window_collapses_only_within_a_batch(void **state)
+{
+    (void)state;
+    rf_collapse_t *c = rf_collapse_new(0, 0);
+
+    assert_int_equal(rf_collapse_admit(c, K("a"), 5, 7), 1);
+    assert_int_equal(rf_collapse_admit(c, K("a"), 5, 7), 0);
+    assert_int_equal(rf_collapse_admit(c, K("a"), 5, 8), 1);
+    /* Keys of closed batches are forgotten at once: memory stays small. */
+    assert_int_equal(rf_collapse_admit(c, K("b"), 6, 9), 1);
+    assert_int_equal(rf_collapse_size(c), 1);
+    rf_collapse_destroy(c);
+}
+
+static void binary_keys_and_expiry_keep_memory_bounded(void **state)
+{
+    (void)state;
+    rf_collapse_t *c = rf_collapse_new(100, 0);
+    const char k1[] = {'x', 0, 'y'}, k2[] = {'x', 0, 'z'};
+
+    assert_int_equal(rf_collapse_admit(c, k1, 3, 0, 1), 1);
+    assert_int_equal(rf_collapse_admit(c, k2, 3, 0, 1), 1); /* differs after the NUL */
+    assert_int_equal(rf_collapse_admit(c, k1, 3, 0, 1), 0);
+    for (int i = 0; i < 1000; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        rf_collapse_admit(c, K(key), 10 + i, 2 + (uint64_t)i);
+    }
+    /* Only keys admitted in the last 100 ms are remembered. */
+    assert_true(rf_collapse_size(c) <= 101);
+    assert_int_equal(rf_collapse_admit(c, K("k999"), 1010, 5000), 0);
+    assert_int_equal(rf_collapse_admit(c, K("k5"), 1010, 5000), 1);
+    rf_collapse_destroy(c);
+}
+
+static void collapser_cap_forgets_oldest(void **state)
+{
+    (void)state;
+    rf_collapse_t *c = rf_collapse_new(60000, 3);
+
+    assert_int_equal(rf_collapse_admit(c, K("a"), 0, 1), 1);
+    assert_int_equal(rf_collapse_admit(c, K("b"), 1, 1), 1);
+    assert_int_equal(rf_collapse_admit(c, K("c"), 2, 1), 1);
+    assert_int_equal(rf_collapse_admit(c, K("d"), 3, 1), 1);
+    assert_int_equal(rf_collapse_size(c), 3);
+    assert_int_equal(rf_collapse_admit(c, K("a"), 4, 1), 1); /* forgotten: served again */
+    assert_int_equal(rf_collapse_admit(c, K("d"), 5, 1), 0);
+    rf_collapse_destroy(c);
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void text_array_is_array_recv_format(void **state)
+{
+    (void)state;
+    const char *strs[3] = {"ab", "", "c\"d"};
+    size_t lens[3] = {2, 0, 3};
+    int len = 0;
+    unsigned char *buf = (unsigned char *)rf_text_array(strs, lens, 3, &len);
+
+    assert_non_null(buf);
+    assert_int_equal(len, 20 + 3 * 4 + 5);
+    assert_int_equal(be32(buf), 1);      /* ndim */
+    assert_int_equal(be32(buf + 4), 0);  /* no NULLs */
+    assert_int_equal(be32(buf + 8), 25); /* text */
+    assert_int_equal(be32(buf + 12), 3); /* elements */
+    assert_int_equal(be32(buf + 16), 1); /* lower bound */
+    assert_int_equal(be32(buf + 20), 2);
+    assert_memory_equal(buf + 24, "ab", 2);
+    assert_int_equal(be32(buf + 26), 0);
+    assert_int_equal(be32(buf + 30), 3);
+    assert_memory_equal(buf + 34, "c\"d", 3);
+    free(buf);
+
+    buf = (unsigned char *)rf_text_array(NULL, NULL, 0, &len);
+    assert_non_null(buf);
+    assert_int_equal(len, 20);
+    assert_int_equal(be32(buf + 12), 0);
+    free(buf);
+}
+
+static void jitter_stays_in_band(void **state)
+{
+    (void)state;
+    uint64_t rng = 42;
+    int64_t lo = INT64_MAX, hi = 0;
+
+    for (int i = 0; i < 10000; i++) {
+        int64_t t = rf_jitter_ttl(10000, 10, &rng);
+        lo = t < lo ? t : lo;
+        hi = t > hi ? t : hi;
+    }
+    assert_true(lo >= 9000 && lo < 9100);
+    assert_true(hi <= 11000 && hi > 10900);
+    assert_int_equal(rf_jitter_ttl(10000, 0, &rng), 10000);
+    assert_int_equal(rf_jitter_ttl(0, 10, &rng), 0); /* no TTL stays no TTL */
+    assert_int_equal(rf_jitter_ttl(-1, 10, &rng), -1);
+    assert_true(rf_jitter_ttl(1, 50, &rng) >= 1);
+}
+
+static const char YAML[] = "entities:\n"
+                           "  - {name: user, prefix: \"u:\", table: users, value_type: text}\n"
+                           "  - {name: vip, prefix: \"u:vip:\", table: vips, value_type: text}\n"
+                           "  - {name: sess, prefix: \"s:\", table: sess, value_type: text}\n";
+
+static void entity_for_key_prefers_hint_then_longest_prefix(void **state)
+{
+    (void)state;
+    char errstr[512];
+    wb_config_t *conf = NULL;
+    assert_int_equal(wb_config_load_string("t", YAML, strlen(YAML), &conf, errstr, sizeof(errstr)),
+                     WB_OK);
+
+    assert_string_equal(rf_entity_for_key(conf, NULL, 0, K("u:1"))->name, "user");
+    assert_string_equal(rf_entity_for_key(conf, NULL, 0, K("u:vip:1"))->name, "vip");
+    /* A valid hint wins (the request names its entity)... */
+    assert_string_equal(rf_entity_for_key(conf, "user", 4, K("u:vip:1"))->name, "user");
+    /* ...an unknown or mismatching one falls back to the key. */
+    assert_string_equal(rf_entity_for_key(conf, "nope", 4, K("s:9"))->name, "sess");
+    assert_string_equal(rf_entity_for_key(conf, "user", 4, K("s:9"))->name, "sess");
+    assert_null(rf_entity_for_key(conf, NULL, 0, K("x:1")));
+    assert_null(rf_entity_for_key(conf, NULL, 0, K("s:"))); /* empty id */
+    assert_null(rf_entity_for_key(conf, "sess", 4, K("s:")));
+    wb_config_destroy(conf);
+}
+
+static void lease_key_follows_dirty_index(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_int_equal(rf_lease_key("wb:dirty", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "wb:dirty:sweeper");
+    assert_int_equal(rf_lease_key(NULL, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "wb:dirty:sweeper");
+    assert_int_equal(rf_lease_key("app:dirty", buf, 8), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(collapse_within_window_and_batch),
+        cmocka_unit_test(zero_window_collapses_only_within_a_batch),
+        cmocka_unit_test(binary_keys_and_expiry_keep_memory_bounded),
+        cmocka_unit_test(collapser_cap_forgets_oldest),
+        cmocka_unit_test(text_array_is_array_recv_format),
+        cmocka_unit_test(jitter_stays_in_band),
+        cmocka_unit_test(entity_for_key_prefers_hint_then_longest_prefix),
+        cmocka_unit_test(lease_key_follows_dirty_index),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
