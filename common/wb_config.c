@@ -99,7 +99,11 @@ const cfg_field_t wb_config_fields[] = {
          "put returns after Redis (cache) or after Kafka acked (log)"),
     INT("producer.queue_max", C_OFF(producer.queue_max), "100000", 1, 10000000,
         "events waiting for Kafka before put fails"),
-    INT("producer.max_value_bytes", C_OFF(producer.max_value_bytes), "1048576", 1, 67108864,
+    /* Below librdkafka's default message.max.bytes (1000000), which must also
+     * hold the key (<= 1024), the wb-* headers and, on the dead-letter
+     * topic, the wb-dlq-* headers; a value that cannot be one Kafka message
+     * is refused by the library anyway (WB_ERR_TOO_LARGE). */
+    INT("producer.max_value_bytes", C_OFF(producer.max_value_bytes), "900000", 1, 67108864,
         "largest value put accepts"),
     INT("producer.kafka_timeout_ms", C_OFF(producer.kafka_timeout_ms), "5000", 100, 300000,
         "ack: log waits at most this long"),
@@ -118,7 +122,7 @@ const cfg_field_t wb_config_fields[] = {
         "Kafka consumer group"),
     INT("flusher.batch.max_events", C_OFF(flusher.batch_max_events), "10000", 1, 1000000,
         "flush when this many events are buffered"),
-    I64("flusher.batch.max_bytes", C_OFF(flusher.batch_max_bytes), "16777216", 1024, 1073741824,
+    I64("flusher.batch.max_bytes", C_OFF(flusher.batch_max_bytes), "16777216", 1024, 268435456,
         "flush when buffered payloads reach this size"),
     INT("flusher.batch.max_wait_ms", C_OFF(flusher.batch_max_wait_ms), "100", 0, 60000,
         "flush at most this long after the first buffered event"),

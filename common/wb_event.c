@@ -98,6 +98,12 @@ wb_err_t wb_event_validate(const wb_event_t *ev, char *errstr, size_t errstr_siz
             wb_set_err(errstr, errstr_size, "version must be > 0 (got %" PRId64 ")", ev->version);
             return WB_ERR_INVALID_ARG;
         }
+        if (ev->version > WB_EVENT_VERSION_MAX) {
+            wb_set_err(errstr, errstr_size,
+                       "version out of range (max %" PRId64 ", got %" PRId64 ")",
+                       WB_EVENT_VERSION_MAX, ev->version);
+            return WB_ERR_INVALID_ARG;
+        }
         if (ev->is_delete && ev->value) {
             wb_set_err(errstr, errstr_size, "a delete must have a NULL value");
             return WB_ERR_INVALID_ARG;
@@ -110,8 +116,10 @@ wb_err_t wb_event_validate(const wb_event_t *ev, char *errstr, size_t errstr_siz
         }
         return WB_OK;
     case WB_EVENT_REFRESH:
-        if (ev->version < 0) {
-            wb_set_err(errstr, errstr_size, "version is negative (%" PRId64 ")", ev->version);
+        if (ev->version < 0 || ev->version > WB_EVENT_VERSION_MAX) {
+            wb_set_err(errstr, errstr_size,
+                       "version out of range (0..%" PRId64 ", got %" PRId64 ")",
+                       WB_EVENT_VERSION_MAX, ev->version);
             return WB_ERR_INVALID_ARG;
         }
         if (ev->is_delete || ev->valuelen) {
@@ -180,13 +188,15 @@ wb_err_t wb_event_encode_headers(const wb_event_t *ev, wb_header_t *hdrs, size_t
     return WB_OK;
 }
 
-/* Parses a numeric header; positive demands > 0, else >= 0. */
-static wb_err_t parse_num(const wb_header_t *h, int positive, int64_t *out, char *errstr,
-                          size_t errstr_size)
+/* Parses a numeric header; positive demands > 0, else >= 0; above max is
+ * out of range. */
+static wb_err_t parse_num(const wb_header_t *h, int positive, int64_t max, int64_t *out,
+                          char *errstr, size_t errstr_size)
 {
     char q[QUOTE_MAX];
     int rc = wb_parse_i64(h->value, h->len, out);
 
+    if (rc == 0 && *out > max) rc = WB_PARSE_RANGE;
     if (rc == WB_PARSE_ZEROPAD) {
         wb_set_err(errstr, errstr_size, "header %s: leading zero: \"%s\"", h->name,
                    quote(q, sizeof(q), h->value, h->len));
@@ -194,7 +204,7 @@ static wb_err_t parse_num(const wb_header_t *h, int positive, int64_t *out, char
     }
     if (rc == WB_PARSE_RANGE) {
         wb_set_err(errstr, errstr_size, "header %s: out of range (max %" PRId64 "): \"%s\"",
-                   h->name, INT64_MAX, quote(q, sizeof(q), h->value, h->len));
+                   h->name, max, quote(q, sizeof(q), h->value, h->len));
         return WB_ERR_DECODE;
     }
     if (rc != 0 || (positive && *out == 0)) {
@@ -282,14 +292,16 @@ static wb_err_t decode(const void *key, size_t keylen, const void *value, size_t
         return WB_ERR_DECODE;
     }
 
-    if (found[H_VERSION] && parse_num(found[H_VERSION], 1, &ev->version, errstr, errstr_size))
+    if (found[H_VERSION] &&
+        parse_num(found[H_VERSION], 1, WB_EVENT_VERSION_MAX, &ev->version, errstr, errstr_size))
         goto fail;
     if ((problem =
              entity_problem(found[H_ENTITY]->value, found[H_ENTITY]->len, why, sizeof(why)))) {
         wb_set_err(errstr, errstr_size, "header wb-entity: %s", problem);
         goto fail;
     }
-    if (found[H_TIME] && parse_num(found[H_TIME], 0, &ev->time_us, errstr, errstr_size)) goto fail;
+    if (found[H_TIME] && parse_num(found[H_TIME], 0, INT64_MAX, &ev->time_us, errstr, errstr_size))
+        goto fail;
 
     if (kind == WB_EVENT_CHANGE) {
         const wb_header_t *op = found[H_OP];

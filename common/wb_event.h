@@ -13,7 +13,7 @@
 /* Header names. A change event carries the first four; a refresh request
  * carries wb-kind: refresh and wb-entity (wb-version / wb-time-us optional).
  * Unknown headers are ignored on decode so newer producers can add some. */
-#define WB_HDR_VERSION       "wb-version" /* decimal ASCII, 1..INT64_MAX */
+#define WB_HDR_VERSION       "wb-version" /* decimal ASCII, 1..WB_EVENT_VERSION_MAX */
 #define WB_HDR_ENTITY        "wb-entity"  /* 1..63 bytes of [A-Za-z0-9_] */
 #define WB_HDR_TIME_US       "wb-time-us" /* decimal ASCII, us since epoch */
 #define WB_HDR_OP            "wb-op"      /* "put" | "del" */
@@ -22,6 +22,12 @@
 #define WB_HDR_DLQ_TOPIC     "wb-dlq-topic"
 #define WB_HDR_DLQ_PARTITION "wb-dlq-partition"
 #define WB_HDR_DLQ_OFFSET    "wb-dlq-offset"
+
+/* Highest version an event may carry: 2^53. The Redis scripts compute with
+ * Lua numbers (doubles), which are exact only up to here; a larger version
+ * would compare wrongly there, and a single one would also hold its key
+ * above every real version forever. Microsecond time reaches it in 2255. */
+#define WB_EVENT_VERSION_MAX INT64_C(9007199254740992)
 
 #define WB_EVENT_KEY_MAX    1024
 #define WB_EVENT_ENTITY_MAX 63
@@ -62,7 +68,8 @@ typedef struct wb_event_s {
 } wb_event_t;
 
 /* Checks ev against the rules above (key 1..1024 bytes, entity 1..63 of
- * [A-Za-z0-9_], version > 0, time_us >= 0, value/is_delete consistent).
+ * [A-Za-z0-9_], version 1..WB_EVENT_VERSION_MAX (0 allowed for a refresh
+ * request), time_us >= 0, value/is_delete consistent).
  * Returns WB_OK or WB_ERR_INVALID_ARG with the reason in errstr. */
 wb_err_t wb_event_validate(const wb_event_t *ev, char *errstr, size_t errstr_size);
 

@@ -108,10 +108,19 @@ static int dsn_may_hold_secret(const char *dsn)
     return 0;
 }
 
+/* 1 if the parsed DSN gives keyword a value (an explicit setting wins). */
+static int dsn_sets(const PQconninfoOption *parsed, const char *keyword)
+{
+    for (const PQconninfoOption *o = parsed; o && o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0) return o->val && o->val[0];
+    return 0;
+}
+
 wb_err_t wb_pg_connect(const wb_config_t *conf, PGconn **out, char *errstr, size_t errstr_size)
 {
-    const char *keys[6], *vals[6];
-    char timeout[16];
+    const char *keys[12], *vals[12];
+    char timeout[16], user_timeout[16];
+    PQconninfoOption *parsed = NULL;
     PGconn *conn = NULL;
     wb_err_t err;
     int n = 0;
@@ -123,8 +132,8 @@ wb_err_t wb_pg_connect(const wb_config_t *conf, PGconn **out, char *errstr, size
     }
     if (conf->postgres.dsn && conf->postgres.dsn[0]) {
         char *perr = NULL;
-        PQconninfoOption *parsed = PQconninfoParse(conf->postgres.dsn, &perr);
 
+        parsed = PQconninfoParse(conf->postgres.dsn, &perr);
         if (!parsed) {
             if (perr && !dsn_may_hold_secret(conf->postgres.dsn)) {
                 wb_set_err(errstr, errstr_size, "postgres.dsn: %s", perr);
@@ -137,7 +146,6 @@ wb_err_t wb_pg_connect(const wb_config_t *conf, PGconn **out, char *errstr, size
             PQfreemem(perr);
             return WB_ERR_CONFIG;
         }
-        PQconninfoFree(parsed);
         /* expand_dbname: this first "dbname" is the whole DSN; the
          * parameters after it override what the DSN says. */
         keys[n] = "dbname", vals[n++] = conf->postgres.dsn;
@@ -149,6 +157,24 @@ wb_err_t wb_pg_connect(const wb_config_t *conf, PGconn **out, char *errstr, size
         snprintf(timeout, sizeof(timeout), "%d", (conf->postgres.connect_timeout_ms + 999) / 1000);
         keys[n] = "connect_timeout", vals[n++] = timeout;
     }
+    /* A peer that vanished without a RST (network partition, a host that
+     * died) would leave a query waiting for the kernel's default of ~2 h of
+     * keepalive silence or ~15 min of retransmits. Keepalives notice a dead
+     * idle peer in 10 + 3 * 5 s; tcp_user_timeout closes a connection whose
+     * sent data stays unacknowledged (at least 5 s, so a retransmit or two
+     * on a busy link is no failure). What the DSN sets explicitly wins. */
+    if (!dsn_sets(parsed, "keepalives")) keys[n] = "keepalives", vals[n++] = "1";
+    if (!dsn_sets(parsed, "keepalives_idle")) keys[n] = "keepalives_idle", vals[n++] = "10";
+    if (!dsn_sets(parsed, "keepalives_interval")) keys[n] = "keepalives_interval", vals[n++] = "5";
+    if (!dsn_sets(parsed, "keepalives_count")) keys[n] = "keepalives_count", vals[n++] = "3";
+    if (!dsn_sets(parsed, "tcp_user_timeout")) {
+        int ms =
+            conf->postgres.connect_timeout_ms > 5000 ? conf->postgres.connect_timeout_ms : 5000;
+
+        snprintf(user_timeout, sizeof(user_timeout), "%d", ms);
+        keys[n] = "tcp_user_timeout", vals[n++] = user_timeout;
+    }
+    PQconninfoFree(parsed);
     keys[n] = "fallback_application_name", vals[n++] = "wbcache";
     keys[n] = NULL, vals[n] = NULL;
 

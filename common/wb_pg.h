@@ -21,7 +21,9 @@
  * libpq; the WBCACHE_PG_DSN override is applied by the config loader),
  * conf->postgres.password if set (passed as its own parameter, overriding
  * any in the DSN, never pasted into a string), connect_timeout rounded up
- * to whole seconds, then SET statement_timeout. On WB_OK *out owns the
+ * to whole seconds, TCP keepalives (idle 10 s, interval 5 s, count 3) and
+ * tcp_user_timeout = max(connect_timeout_ms, 5000) ms unless the DSN sets
+ * them, then SET statement_timeout. On WB_OK *out owns the
  * connection (PQfinish). On failure *out is NULL and the result is WB_ERR_PG
  * (WB_ERR_TIMEOUT if the connect timed out, WB_ERR_CONFIG for a malformed
  * DSN) with errstr saying what failed; any password is replaced by "****".

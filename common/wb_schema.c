@@ -228,11 +228,15 @@ wb_err_t wb_schema_purge(PGconn *conn, const wb_entity_t *ent, int64_t older_tha
     if (sqlstate) sqlstate[0] = '\0';
     if (wb_pg_quote_ident(ent->table, table, sizeof(table)) != WB_OK) return WB_ERR_INVALID_ARG;
     /* The row's own age decides, by the server clock that wrote updated_at;
-     * the partial index on (updated_at) WHERE deleted makes this cheap. */
+     * the partial index on (updated_at) WHERE deleted makes this cheap. The
+     * outer WHERE repeats both conditions: when a flusher re-deletes (or
+     * revives) a picked row concurrently, READ COMMITTED re-checks only the
+     * outer WHERE against the new row, and a fresh tombstone must stay. */
     if (asprintf(&sql,
                  "DELETE FROM %s WHERE \"key\" IN (SELECT \"key\" FROM %s WHERE \"deleted\" AND "
                  "\"updated_at\" < now() - $1::bigint * interval '1 millisecond' LIMIT $2::bigint) "
-                 "AND \"deleted\"",
+                 "AND \"deleted\" AND "
+                 "\"updated_at\" < now() - $1::bigint * interval '1 millisecond'",
                  table, table) < 0) {
         sql = NULL;
         err = WB_ERR_NOMEM;

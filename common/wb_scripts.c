@@ -100,25 +100,40 @@ static const char LUA_VERSION[] =
  * indexed if dirty (its own event will clean it) or is unindexed if clean
  * (the index lists only dirty entries). Same version already clean
  * (duplicate delivery, replay) -> 2. No entry (`v` absent: evicted, deleted
- * by hand, data lost) -> ZREM only -> 3. An entry OLDER than V (Redis came
- * back from an old snapshot, a replay after a restore) holds a value that
- * PostgreSQL has superseded: its value fields are dropped, `ver` (and `rv`)
- * kept as version memory with the TTL so the next read misses and reloads
- * -> 4. Dropping it is safe for invariant 2: its newest write is older than
- * a durable one. A cleaned tombstone stays as a clean tombstone with the
- * TTL: a read answers not-found without asking PostgreSQL, and its version
- * keeps a lagging read-through fill from resurrecting the key.
+ * by hand, data lost) -> ZREM, and V is left as version memory: `ver` = V
+ * in a value-less hash (which reads as a miss: an entry exists only if `v`
+ * exists) -> 3. An entry OLDER than V (Redis came back from an old
+ * snapshot, a replay after a restore, or the flusher cleaning with the
+ * version PostgreSQL holds after refusing an older event) holds a value
+ * that PostgreSQL has superseded: its value fields are dropped and `ver`
+ * becomes V (`rv` kept), so the next read misses and reloads -> 4. Dropping
+ * it is safe for invariant 2: its newest write is older than a durable one.
+ * The memory is what keeps a lagging read-through fill (a row read before
+ * V committed) from caching an older row over V's: `fill` refuses a
+ * version below a remembered `ver`, and fills V itself. It lives for the
+ * TTL (no TTL: 60 s, longer than a fill can lag by a default statement
+ * timeout); an existing `ver` >= V is left alone. A cleaned tombstone stays
+ * as a clean tombstone with the TTL: a read answers not-found without
+ * asking PostgreSQL, and its version keeps a lagging fill from resurrecting
+ * the key.
  */
 static const char LUA_CLEAN[] =
     "local V = tonumber(ARGV[1])\n"
     "if not V then return redis.error_reply('ERR wb clean: version is not a number') end\n"
     "local ttl = tonumber(ARGV[2]) or 0\n"
+    "local mem = ttl\n"
+    "if mem <= 0 then mem = 60000 end\n"
     "local h = redis.call('HMGET', KEYS[1], 'v', 'ver', 'd')\n"
+    "local cur = tonumber(h[2])\n"
     "if not h[1] then\n"
     "  redis.call('ZREM', KEYS[2], KEYS[1])\n"
+    "  if not cur or cur < V then\n"
+    "    redis.call('HSET', KEYS[1], 'ver', string.format('%d', V))\n"
+    "    if redis.call('PTTL', KEYS[1]) < mem then redis.call('PEXPIRE', KEYS[1], mem) end\n"
+    "  end\n"
     "  return 3\n"
     "end\n"
-    "local cur = tonumber(h[2]) or 0\n"
+    "cur = cur or 0\n"
     "if cur == V then\n"
     "  redis.call('ZREM', KEYS[2], KEYS[1])\n"
     "  if h[3] ~= '1' then return 2 end\n"
@@ -130,9 +145,10 @@ static const char LUA_CLEAN[] =
     "  if h[3] ~= '1' then redis.call('ZREM', KEYS[2], KEYS[1]) end\n"
     "  return 0\n"
     "end\n"
-    "redis.call('HDEL', KEYS[1], 'v', 'd', 'wt', 'del')\n"
-    "if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('DEL', KEYS[1]) end\n"
     "redis.call('ZREM', KEYS[2], KEYS[1])\n"
+    "redis.call('HDEL', KEYS[1], 'v', 'd', 'wt', 'del')\n"
+    "redis.call('HSET', KEYS[1], 'ver', string.format('%d', V))\n"
+    "redis.call('PEXPIRE', KEYS[1], mem)\n"
     "return 4\n";
 
 /*
@@ -226,6 +242,46 @@ static const char LUA_THROUGH[] =
     "local r = tonumber(h[3])\n"
     "if r and r <= V then redis.call('HDEL', KEYS[1], 'rv') end\n"
     "return 1\n";
+
+/*
+ * forget — version V of the key is poison: the flusher could not apply it
+ * and the dead-letter topic has acknowledged it (invariant 7). KEYS[1]
+ * cache key, KEYS[2] dirty index; ARGV[1] V, ARGV[2] TTL ms for the version
+ * memory (<= 0: only the floor below). Without this the entry would stay
+ * dirty forever and the sweeper (invariant 9) would re-publish it on every
+ * pass, filling the dead-letter topic. Only an entry that still holds
+ * exactly V and is dirty is touched: a newer write has its own event, and
+ * V clean means PostgreSQL holds it after all. It is unindexed and its
+ * value fields dropped, so a read misses and fills from what PostgreSQL
+ * holds — the cache falls back to the database. V is kept as version
+ * memory in `rv`, not `ver`: `put` and `version` take max(ver, rv), so
+ * later writes stay above V, while `fill` ignores `rv` and may fill the
+ * older row PostgreSQL holds (a `ver` of V would make every fill a
+ * "newer entry" skip until the memory expired). The memory lives for
+ * ARGV[2] ms, but at least a second and until a second after Redis TIME
+ * passes V (from then on the time floor alone keeps versions above V; a
+ * version is ahead of the clock only after a burst). Returns 1 forgotten, 0
+ * untouched (absent, older, newer or clean). ZREM comes first: if the
+ * index has the wrong type the script fails before writing anything.
+ */
+static const char LUA_FORGET[] =
+    LUA_PROLOGUE
+    "local V = tonumber(ARGV[1])\n"
+    "if not V then return redis.error_reply('ERR wb forget: version is not a number') end\n"
+    "local ttl = tonumber(ARGV[2]) or 0\n"
+    "local h = redis.call('HMGET', KEYS[1], 'v', 'ver', 'd', 'rv')\n"
+    "if not h[1] or h[3] ~= '1' or tonumber(h[2]) ~= V then return 0 end\n"
+    "redis.call('ZREM', KEYS[2], KEYS[1])\n"
+    LUA_NOW
+    "local keep = 1000\n"
+    "if V > now then keep = keep + math.ceil((V - now) / 1000) end\n"
+    "if keep > ttl then ttl = keep end\n"
+    "local r = tonumber(h[4]) or 0\n"
+    "if r < V then r = V end\n"
+    "redis.call('HSET', KEYS[1], 'rv', string.format('%d', r))\n"
+    "redis.call('HDEL', KEYS[1], 'v', 'ver', 'd', 'wt', 'del')\n"
+    "redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "return 1\n";
 /* clang-format on */
 
 static const struct {
@@ -238,6 +294,7 @@ static const struct {
     [WB_SCRIPT_FILL] = {"fill", LUA_FILL},
     [WB_SCRIPT_FILL_ASIDE] = {"fill_aside", LUA_FILL_ASIDE},
     [WB_SCRIPT_THROUGH] = {"through", LUA_THROUGH},
+    [WB_SCRIPT_FORGET] = {"forget", LUA_FORGET},
 };
 
 static char shas[WB_SCRIPT__COUNT][41];
@@ -480,7 +537,7 @@ wb_err_t wb_scripts_pipeline(redisContext *ctx, const wb_script_call_t *calls, s
     const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
     size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
     char nkbuf[16];
-    size_t i, nretry = 0, nsent = 0;
+    size_t i, first, start, nsent = 0;
     wb_err_t err;
 
     if (!ctx || (n > 0 && (!calls || !replies))) {
@@ -506,22 +563,32 @@ wb_err_t wb_scripts_pipeline(redisContext *ctx, const wb_script_call_t *calls, s
         }
         nsent++;
     }
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i++)
         if (redisGetReply(ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) goto io_error;
-        if (wb_scripts_is_noscript(replies[i])) nretry++;
-    }
-    if (nretry == 0) return WB_OK;
+    for (first = 0; first < n && !wb_scripts_is_noscript(replies[first]); first++)
+        ;
+    if (first == n) return WB_OK;
 
-    /* The script cache was lost (restart, SCRIPT FLUSH, failover): the
-     * first EVAL re-caches the script, the rest could use EVALSHA again,
-     * but the calls are few and EVAL is always right. */
+    /* The script cache was lost (restart, SCRIPT FLUSH, failover) while
+     * the pipeline ran. A call after the first NOSCRIPT may still have run
+     * — another client re-cached its script in between — and running an
+     * earlier call now would reorder them (two puts of one key would end
+     * with the earlier value). So a NOSCRIPT call is re-sent only if no
+     * later call ran: from just after the last one that did, every call is
+     * re-sent, in order; the NOSCRIPT calls before it stay failed (their
+     * reply is the NOSCRIPT error: they did not run). The scripts are
+     * loaded again for the next pipelines; the re-sent calls use EVAL,
+     * which is right even if the cache is flushed once more. */
+    start = first;
+    for (i = first + 1; i < n; i++)
+        if (!wb_scripts_is_noscript(replies[i])) start = i + 1;
+    err = wb_scripts_load(ctx, errstr, errstr_size);
+    if (err != WB_OK && ctx->err) goto io_error;
     nsent = 0;
-    for (i = 0; i < n; i++) {
-        int m;
+    for (i = start; i < n; i++) {
+        int m = build_cmd(calls[i].id, 1, calls[i].nkeys, calls[i].argc, calls[i].argv,
+                          calls[i].argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
 
-        if (!wb_scripts_is_noscript(replies[i])) continue;
-        m = build_cmd(calls[i].id, 1, calls[i].nkeys, calls[i].argc, calls[i].argv,
-                      calls[i].argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
         if (redisAppendCommandArgv(ctx, m, cmd, cmdlen) != REDIS_OK) {
             drain(ctx, nsent);
             free_replies(replies, n);
@@ -530,8 +597,7 @@ wb_err_t wb_scripts_pipeline(redisContext *ctx, const wb_script_call_t *calls, s
         }
         nsent++;
     }
-    for (i = 0; i < n; i++) {
-        if (!wb_scripts_is_noscript(replies[i])) continue;
+    for (i = start; i < n; i++) {
         freeReplyObject(replies[i]);
         replies[i] = NULL;
         if (redisGetReply(ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) goto io_error;

@@ -11,18 +11,21 @@
  *   d    "1" dirty (PostgreSQL does not hold this version yet), "0" clean
  *   wt   write time in microseconds since the epoch (Redis TIME), decimal
  *   del  "1" tombstone (the key was deleted; v is ""), "0" live value
- *   rv   optional: a version reserved by the `version` script for a
- *        write-through in flight; the next version handed out is above it
+ *   rv   optional: a floor for the next version that belongs to no value:
+ *        a version reserved by the `version` script for a write-through in
+ *        flight, or the version of a poison write `forget` dropped. The
+ *        next version handed out is above it; fills ignore it.
  *
  * An entry EXISTS only if field `v` exists. A hash without `v` is a
- * reservation (only `rv`, short TTL) or the version memory left behind when
- * the flusher dropped a stale value (`ver` kept, see `clean`); readers treat
- * both as a miss. A dirty entry never has a TTL (invariant 2); a clean one
+ * reservation (only `rv`, short TTL), the version memory left behind when
+ * the flusher dropped a stale value (`ver` kept, see `clean`) or a
+ * forgotten poison write (only `rv`, see `forget`); readers treat all three
+ * as a miss. A dirty entry never has a TTL (invariant 2); a clean one
  * normally has one (a TTL <= 0 passed to a script means "no TTL").
  *
  * The dirty index (config redis.dirty_index, default "wb:dirty") is a sorted
  * set: member = cache key, score = `wt` of the dirty write. It lists exactly
- * the dirty entries: `put` adds, `clean` and `through` remove.
+ * the dirty entries: `put` adds, `clean`, `through` and `forget` remove.
  *
  * Versions (invariant 1): max(previous + 1, Redis TIME in µs), where
  * previous = max(ver, rv). Lua 5.1 numbers are doubles: integers are exact up
@@ -63,6 +66,10 @@ typedef enum wb_script_id_e {
      * key, dirty index. ARGV: value, V, TTL ms, "1" if delete. Returns 1
      * applied, 0 skipped (cache holds a newer version). */
     WB_SCRIPT_THROUGH,
+    /* Flusher: version V of the key was dead-lettered as poison. KEYS:
+     * key, dirty index. ARGV: V, TTL ms of the version memory. Returns 1
+     * forgotten (the entry held exactly V, dirty), 0 untouched. */
+    WB_SCRIPT_FORGET,
     WB_SCRIPT__COUNT
 } wb_script_id_t;
 
@@ -71,8 +78,8 @@ typedef enum wb_clean_result_e {
     WB_CLEAN_NEWER = 0,   /* entry holds a newer version: left dirty, stays indexed */
     WB_CLEAN_CLEANED = 1, /* version matched and was dirty: now clean, TTL set, unindexed */
     WB_CLEAN_ALREADY = 2, /* version matched but already clean (duplicate/replay) */
-    WB_CLEAN_GONE = 3,    /* no entry (evicted, deleted, lost): unindexed */
-    WB_CLEAN_STALE = 4    /* entry older than the committed version: value dropped */
+    WB_CLEAN_GONE = 3,    /* no entry (evicted, deleted, lost): unindexed, V kept as memory */
+    WB_CLEAN_STALE = 4    /* entry older than V: value dropped, V kept as memory */
 } wb_clean_result_t;
 
 /* Result codes of the fill script. */
@@ -134,11 +141,15 @@ wb_err_t wb_scripts_append(redisContext *ctx, wb_script_id_t id, int nkeys, int 
 /* True if reply is the server's NOSCRIPT error (script cache lost). */
 int wb_scripts_is_noscript(const redisReply *reply);
 
-/* Runs n script calls in one pipeline: appends all EVALSHAs, reads all
- * replies, then re-sends those that got NOSCRIPT as EVAL (also pipelined)
- * so replies[i] always answers calls[i]. replies[i] may be an error reply
- * (REDIS_REPLY_ERROR) for that one call; the caller frees every replies[i]
- * with freeReplyObject. Returns WB_OK if every reply arrived; otherwise
+/* Runs n script calls in one pipeline: appends all EVALSHAs and reads all
+ * replies; replies[i] always answers calls[i]. Calls never run out of
+ * order: after a NOSCRIPT (script cache lost mid-pipeline) the scripts are
+ * loaded again and the calls after the last one that ran are re-sent, in
+ * order, as EVAL; a NOSCRIPT call that some later call ran ahead of keeps
+ * its NOSCRIPT error reply — it did not run and is not run now.
+ * replies[i] may be an error reply (REDIS_REPLY_ERROR) for that one call;
+ * the caller frees every replies[i] with freeReplyObject. Returns WB_OK if
+ * every reply arrived; otherwise
  * WB_ERR_REDIS / WB_ERR_TIMEOUT / WB_ERR_INVALID_ARG / WB_ERR_NOMEM, all
  * replies[] set to NULL and freed, and ctx must be reconnected after an
  * I/O error. */

@@ -19,14 +19,6 @@
 #define OID_INT8_ARR   1016
 #define PG_ARRAY_LIMIT ((size_t)1 << 30) /* MaxAllocSize: largest datum the server accepts */
 
-char *wb_upsert_quote_ident(const char *ident)
-{
-    char quoted[WB_PG_QUOTED_MAX];
-
-    if (!ident || wb_pg_quote_ident(ident, quoted, sizeof(quoted)) != WB_OK) return NULL;
-    return strdup(quoted);
-}
-
 char *wb_upsert_sql(const wb_entity_t *ent)
 {
     char table[WB_PG_QUOTED_MAX], *sql = NULL;

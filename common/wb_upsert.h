@@ -52,9 +52,4 @@ wb_err_t wb_upsert_params_build(wb_value_type_t vt, const wb_row_t *rows, size_t
 /* Frees what wb_upsert_params_build allocated; NULL is fine. */
 void wb_upsert_params_free(wb_upsert_params_t *p);
 
-/* ident (a table, or "schema.table") quoted as wb_pg_quote_ident does, in a
- * new malloc'ed string the caller frees; NULL when out of memory or ident
- * is not a valid identifier. */
-char *wb_upsert_quote_ident(const char *ident);
-
 #endif /* WB_UPSERT_H */

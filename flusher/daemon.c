@@ -236,7 +236,7 @@ int fl_run(const wb_config_t *conf)
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(fl.consumer, timeout);
         if (msg) {
             if (!msg->err) {
-                fl_batch_add(&fl, msg);
+                fl_batch_add(&fl, msg); /* -1: rewound, it comes again */
             } else {
                 if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     WB_WARN("kafka: %s", rd_kafka_message_errstr(msg));

@@ -22,6 +22,12 @@
 #define FL_DLQ_TIMEOUT_MS 10000
 #define FL_PURGE_LIMIT    10000 /* tombstones per DELETE, so one purge never holds locks long */
 
+#define FL_SEEK_TIMEOUT_MS 10000
+/* Rows whose parameters would come near PostgreSQL's 1 GiB limit on one
+ * protocol message are split before sending: a Bind message above it is
+ * a protocol violation (08P01) that also ends the connection. */
+#define FL_STMT_MAX_BYTES (((size_t)1 << 30) - ((size_t)1 << 20))
+
 /* ------------------------------------------------------------------ setup */
 
 static const double batch_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -60,6 +66,8 @@ wb_err_t fl_init(fl_t *fl, const wb_config_t *conf, const char *progname)
     COUNTER(purged, "wb_flusher_tombstones_purged_total", "Tombstone rows purged.");
     COUNTER(commit_failures, "wb_flusher_commit_failures_total",
             "Offset commits that failed after PostgreSQL committed (events are re-delivered).");
+    COUNTER(forgotten, "wb_flusher_poison_forgotten_total",
+            "Dirty cache entries of dead-lettered events dropped (reads fall back to PostgreSQL).");
 #undef COUNTER
     m->batch_seconds = wb_metrics_histogram_with(
         wb_metrics_histogram(m->reg, "wb_flusher_batch_duration_seconds",
@@ -180,7 +188,7 @@ wb_err_t fl_dlq_open(fl_t *fl, char *errstr, size_t errstr_size)
 
 static void items_reset(fl_batch_t *b);
 
-void fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
+int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
 {
     fl_batch_t *b = &fl->batch;
 
@@ -193,10 +201,23 @@ void fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
         size_t cap = b->cap ? b->cap * 2 : 1024;
         rd_kafka_message_t **msgs = realloc(b->msgs, cap * sizeof(*msgs));
         if (!msgs) {
-            /* Not consuming it means not committing it: it comes back. */
-            WB_ERROR("out of memory growing the batch; message dropped uncommitted");
+            /* Dropping it is not enough: the next message of its partition
+             * would be batched and committed past it. Rewind the partition
+             * to it, which also discards what was fetched after it. */
+            rd_kafka_resp_err_t rerr =
+                rd_kafka_seek(msg->rkt, msg->partition, msg->offset, FL_SEEK_TIMEOUT_MS);
+
+            if (rerr) {
+                WB_ERROR("out of memory growing the batch, and cannot rewind %s [%" PRId32
+                         "] to %" PRId64 " (%s): aborting rather than skipping it",
+                         rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset,
+                         rd_kafka_err2str(rerr));
+                abort();
+            }
+            WB_ERROR("out of memory growing the batch; %s [%" PRId32 "] rewound to %" PRId64,
+                     rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset);
             rd_kafka_message_destroy(msg);
-            return;
+            return -1;
         }
         b->msgs = msgs;
         b->cap = cap;
@@ -207,6 +228,7 @@ void fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
     b->pg_done = b->dlq_done = 0;
     fl->t_consumed++;
     wb_counter_add(fl->m.consumed, 1);
+    return 0;
 }
 
 int fl_batch_due(const fl_t *fl, int64_t now_ms)
@@ -330,24 +352,126 @@ static wb_err_t exec_cmd(PGconn *pg, const char *sql, char *errstr, size_t errst
     return err;
 }
 
-/* Upserts rows[lo, hi) under a savepoint; on a content error, bisects to
+/* Upper estimate of the parameter bytes of n rows (four arrays). */
+static size_t rows_bytes(const wb_row_t *rows, size_t n)
+{
+    size_t total = 4 * 20;
+
+    for (size_t i = 0; i < n; i++)
+        total += 8 + rows[i].keylen + (rows[i].deleted ? 0 : rows[i].valuelen) + 12 + 5;
+    return total;
+}
+
+/* Failures caused by the size of the statement, not by the database or
+ * the rows: the parameters could not be built (an array over PostgreSQL's
+ * 1 GiB limit, or out of memory: nothing was sent), the statement ran into
+ * statement_timeout (57014) or the server ran out of memory (53200). A
+ * smaller statement can succeed, so the range is split rather than
+ * retried whole forever. */
+static int is_size_error(wb_err_t err, const PGconn *pg, const char *sqlstate)
+{
+    if (err == WB_ERR_TOO_LARGE || err == WB_ERR_NOMEM) return 1;
+    if (!pg || PQstatus(pg) != CONNECTION_OK) return 0;
+    return strcmp(sqlstate, "57014") == 0 || strcmp(sqlstate, "53200") == 0;
+}
+
+/* Finds the rows of rows[lo, hi) the version guard refused because
+ * PostgreSQL holds a newer version, and records that version in their
+ * items: cleaning the cache against the refused event's own version would
+ * mark an obsolete dirty value clean (say a write-through committed V' but
+ * failed to set the cache, over a write-behind V still dirty: the cache
+ * would serve V for a whole TTL). Cleaned against V', such an entry loses
+ * its value and reloads. Runs in the upsert's transaction, which holds the
+ * rows' locks (ON CONFLICT locks a row even when its WHERE refuses it), so
+ * the versions read are the ones that stay. */
+static wb_err_t find_refused(apply_ctx_t *a, size_t lo, size_t hi)
+{
+    static const int formats[2] = {1, 1};
+    char table[WB_PG_QUOTED_MAX], *sql = NULL;
+    wb_upsert_params_t p;
+    PGresult *res = NULL;
+    wb_err_t err;
+
+    memset(&p, 0, sizeof(p));
+    if (wb_pg_quote_ident(a->ent->table, table, sizeof(table)) != WB_OK) {
+        wb_set_err(a->errstr, a->errstr_size, "table name %s cannot be quoted", a->ent->table);
+        return WB_ERR_PG;
+    }
+    err = wb_upsert_params_build(a->ent->value_type, a->rows + lo, hi - lo, &p);
+    if (err == WB_OK &&
+        asprintf(&sql,
+                 "SELECT u.i, t.\"version\" FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY "
+                 "AS u(k, ver, i) JOIN %s AS t ON t.\"key\" = u.k WHERE t.\"version\" > u.ver",
+                 table) < 0) {
+        sql = NULL;
+        err = WB_ERR_NOMEM;
+    }
+    if (err != WB_OK) {
+        wb_set_err(a->errstr, a->errstr_size, "finding the refused rows of %s: %s", a->ent->table,
+                   wb_err2str(err));
+        goto out;
+    }
+    const unsigned int types[2] = {p.types[0], p.types[2]};
+    const char *const vals[2] = {p.data[0], p.data[2]};
+    const int lens[2] = {p.len[0], p.len[2]};
+    res = PQexecParams(a->fl->pg, sql, 2, types, vals, lens, formats, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(a->fl->pg);
+        wb_set_err(a->errstr, a->errstr_size, "finding the refused rows of %s: %.*s", a->ent->table,
+                   (int)strcspn(msg, "\n"), msg);
+        err = WB_ERR_PG;
+        goto out;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        long long i = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        if (i < 1 || (unsigned long long)i > hi - lo) continue;
+        a->fl->batch.items[a->idx[lo + (size_t)i - 1]].stored_version =
+            strtoll(PQgetvalue(res, r, 1), NULL, 10);
+    }
+out:
+    PQclear(res);
+    free(sql);
+    wb_upsert_params_free(&p);
+    return err;
+}
+
+static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi);
+
+static wb_err_t apply_halves(apply_ctx_t *a, size_t lo, size_t hi)
+{
+    size_t mid = lo + (hi - lo) / 2;
+    wb_err_t err = apply_range(a, lo, mid);
+
+    return err == WB_OK ? apply_range(a, mid, hi) : err;
+}
+
+/* Upserts rows[lo, hi) under a savepoint. On a content error, bisects to
  * find the rows PostgreSQL rejects on their own and marks them poison, so
- * every other row of the batch is still written (invariant 7). Returns
- * WB_ERR_PG only for errors that are not the rows' fault (an outage). */
+ * every other row of the batch is still written (invariant 7). On a size
+ * error (is_size_error) of more than one row, bisects too: smaller
+ * statements get through; a single row too large for any statement is
+ * poison. Returns WB_ERR_PG only for errors that are not the rows' fault
+ * (an outage). */
 static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi)
 {
     PGconn *pg = a->fl->pg;
     char st[6], detail[512];
     size_t applied = 0;
+    int size_err;
     wb_err_t err;
 
+    if (hi - lo > 1 && rows_bytes(a->rows + lo, hi - lo) > FL_STMT_MAX_BYTES)
+        return apply_halves(a, lo, hi);
     if (exec_cmd(pg, "SAVEPOINT wb_rows", a->errstr, a->errstr_size) != WB_OK) return WB_ERR_PG;
     err = wb_upsert_rows(pg, a->ent, a->rows + lo, hi - lo, &applied, st, detail, sizeof(detail));
     if (err == WB_OK) {
         a->applied += applied;
+        if (applied < hi - lo && find_refused(a, lo, hi) != WB_OK) return WB_ERR_PG;
         return exec_cmd(pg, "RELEASE SAVEPOINT wb_rows", a->errstr, a->errstr_size);
     }
-    if (!is_content_error(pg, st)) {
+    size_err = is_size_error(err, pg, st);
+    if ((!size_err && !is_content_error(pg, st)) ||
+        (size_err && hi - lo == 1 && err != WB_ERR_TOO_LARGE)) {
         wb_set_err(a->errstr, a->errstr_size, "%s%s%s", detail, *st ? " SQLSTATE " : "", st);
         return WB_ERR_PG;
     }
@@ -356,13 +480,16 @@ static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi)
         return WB_ERR_PG;
     if (hi - lo == 1) {
         fl_item_t *it = &a->fl->batch.items[a->idx[lo]];
-        poison(it, "rejected by PostgreSQL (SQLSTATE %s): %s", st, detail);
+        if (size_err)
+            poison(it, "too large for one PostgreSQL statement: %s", detail);
+        else
+            poison(it, "rejected by PostgreSQL (SQLSTATE %s): %s", st, detail);
         return WB_OK;
     }
-    size_t mid = lo + (hi - lo) / 2;
-    err = apply_range(a, lo, mid);
-    if (err == WB_OK) err = apply_range(a, mid, hi);
-    return err;
+    if (size_err)
+        WB_WARN("upsert of %zu rows into %s failed (%s%s%s); splitting it", hi - lo, a->ent->table,
+                detail, *st ? " SQLSTATE " : "", st);
+    return apply_halves(a, lo, hi);
 }
 
 static int cmp_item_key(const fl_item_t *x, const fl_item_t *y)
@@ -592,28 +719,90 @@ static void batch_commit_offsets(fl_t *fl)
     rd_kafka_topic_partition_list_destroy(offs);
 }
 
+/* Queues one clean-mark or forget. Returns 0, or -1 when the backlog is
+ * full or memory ran out: the entry then stays dirty, which is safe (the
+ * sweeper re-publishes it and its next delivery queues it again). */
+static int cq_push(fl_t *fl, const char *key, size_t keylen, int64_t version, int64_t ttl_ms,
+                   int forget)
+{
+    if (fl->cq_n >= FL_CLEAN_MAX) return -1;
+    if (fl->cq_n == fl->cq_cap) {
+        size_t cap = fl->cq_cap ? fl->cq_cap * 2 : 4096;
+        fl_clean_t *cq = realloc(fl->cq, cap * sizeof(*cq));
+        if (!cq) return -1;
+        fl->cq = cq;
+        fl->cq_cap = cap;
+    }
+    char *copy = malloc(keylen + 1);
+    if (!copy) return -1;
+    memcpy(copy, key, keylen);
+    copy[keylen] = '\0';
+    fl->cq[fl->cq_n++] = (fl_clean_t){copy, keylen, version, ttl_ms, forget};
+    return 0;
+}
+
 static void clean_enqueue(fl_t *fl)
 {
     fl_batch_t *b = &fl->batch;
 
     for (size_t j = 0; j < b->nwinners; j++) {
         const fl_item_t *it = &b->items[b->winners[j]];
-        if (fl->cq_n >= FL_CLEAN_MAX) {
+        int64_t v = it->stored_version > 0 ? it->stored_version : it->ev.version;
+        if (cq_push(fl, it->ev.key, it->ev.keylen, v, it->ent->ttl_ms, 0) != 0) {
             wb_counter_add(fl->m.clean_dropped, b->nwinners - j);
             break;
         }
-        if (fl->cq_n == fl->cq_cap) {
-            size_t cap = fl->cq_cap ? fl->cq_cap * 2 : 4096;
-            fl_clean_t *cq = realloc(fl->cq, cap * sizeof(*cq));
-            if (!cq) break;
-            fl->cq = cq;
-            fl->cq_cap = cap;
+    }
+    wb_gauge_set(fl->m.clean_pending, (double)fl->cq_n);
+}
+
+/* The cache key and version of a dead-lettered message: from the decoded
+ * event, or — when it could not be decoded as a whole — straight from the
+ * Kafka key and a well-formed wb-version header. Returns 0 if both are
+ * known. */
+static int poison_key_version(const rd_kafka_message_t *msg, const fl_item_t *it, const char **key,
+                              size_t *keylen, int64_t *version)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+    size_t vlen = 0;
+
+    if (it->ev.version > 0 && it->ev.key && it->ev.keylen > 0) {
+        *key = it->ev.key;
+        *keylen = it->ev.keylen;
+        *version = it->ev.version;
+        return 0;
+    }
+    if (!msg->key || msg->key_len == 0 || msg->key_len > WB_EVENT_KEY_MAX) return -1;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs ||
+        rd_kafka_header_get_last(hdrs, WB_HDR_VERSION, &v, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !v || wb_parse_i64(v, vlen, version) != 0 || *version <= 0)
+        return -1;
+    *key = msg->key;
+    *keylen = msg->key_len;
+    return 0;
+}
+
+/* Poison must not loop (invariant 7 meets invariant 9): once the dead-letter
+ * topic holds a poison event, its cache entry — if it still holds exactly
+ * that version, dirty — is forgotten (the `forget` script), so the sweeper
+ * does not re-publish it forever and reads fall back to PostgreSQL. */
+static void forget_enqueue(fl_t *fl)
+{
+    fl_batch_t *b = &fl->batch;
+
+    for (size_t i = 0; i < b->n && i < b->nitems; i++) {
+        const fl_item_t *it = &b->items[i];
+        const char *key = NULL;
+        size_t keylen = 0;
+        int64_t version = 0;
+
+        if (it->state != FL_ITEM_POISON) continue;
+        if (poison_key_version(b->msgs[i], it, &key, &keylen, &version) != 0) continue;
+        if (cq_push(fl, key, keylen, version, it->ent ? it->ent->ttl_ms : 0, 1) != 0) {
+            wb_counter_add(fl->m.clean_dropped, 1);
+            break;
         }
-        char *key = malloc(it->ev.keylen + 1);
-        if (!key) break;
-        memcpy(key, it->ev.key, it->ev.keylen);
-        key[it->ev.keylen] = '\0';
-        fl->cq[fl->cq_n++] = (fl_clean_t){key, it->ev.keylen, it->ev.version, it->ent->ttl_ms};
     }
     wb_gauge_set(fl->m.clean_pending, (double)fl->cq_n);
 }
@@ -636,6 +825,7 @@ wb_err_t fl_batch_flush(fl_t *fl, char *errstr, size_t errstr_size)
     }
     batch_commit_offsets(fl);
     clean_enqueue(fl);
+    forget_enqueue(fl); /* only now: the dead-letter topic has acknowledged them */
     double secs = (double)(wb_time_mono_us() - t0) / 1e6;
     wb_histogram_observe(fl->m.batch_seconds, secs);
     wb_counter_add(fl->m.batches, 1);
@@ -652,7 +842,7 @@ void fl_clean_drain(fl_t *fl)
 {
     const char *dirty =
         fl->conf->redis.dirty_index ? fl->conf->redis.dirty_index : WB_REDIS_DEFAULT_DIRTY_INDEX;
-    size_t done = 0;
+    size_t done = 0, forgotten = 0;
     char errstr[256];
 
     if (fl->cq_n == 0) return;
@@ -687,7 +877,8 @@ void fl_clean_drain(fl_t *fl)
             argvlen[i][2] = (size_t)l1;
             argv[i][3] = nums[i][1];
             argvlen[i][3] = (size_t)l2;
-            calls[i] = (wb_script_call_t){WB_SCRIPT_CLEAN, 2, 4, argv[i], argvlen[i]};
+            calls[i] = (wb_script_call_t){c->forget ? WB_SCRIPT_FORGET : WB_SCRIPT_CLEAN, 2, 4,
+                                          argv[i], argvlen[i]};
         }
         if (wb_scripts_pipeline(fl->redis, calls, n, replies, errstr, sizeof(errstr)) != WB_OK) {
             WB_WARN("redis clean-marking failed, %zu entries stay dirty for now: %s",
@@ -698,14 +889,23 @@ void fl_clean_drain(fl_t *fl)
             break;
         }
         for (size_t i = 0; i < n; i++) {
+            const fl_clean_t *c = &fl->cq[done + i];
             if (replies[i] && replies[i]->type == REDIS_REPLY_ERROR)
-                WB_WARN("clean script: %s", replies[i]->str);
+                WB_WARN("%s script: %s", c->forget ? "forget" : "clean", replies[i]->str);
+            else if (c->forget && replies[i] && replies[i]->type == REDIS_REPLY_INTEGER &&
+                     replies[i]->integer == 1) {
+                forgotten++;
+                WB_INFO("forgot the dirty cache entry %s version %" PRId64
+                        " (dead-lettered; reads fall back to PostgreSQL)",
+                        c->key, c->version);
+            }
             freeReplyObject(replies[i]);
-            free(fl->cq[done + i].key);
+            free(c->key);
         }
         wb_counter_add(fl->m.cleaned, n);
         done += n;
     }
+    wb_counter_add(fl->m.forgotten, forgotten);
     if (done > 0) {
         memmove(fl->cq, fl->cq + done, (fl->cq_n - done) * sizeof(*fl->cq));
         fl->cq_n -= done;

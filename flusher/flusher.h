@@ -19,7 +19,7 @@
 typedef struct fl_metrics_s {
     wb_metrics_t *reg;
     wb_counter_t *consumed, *coalesced, *upserted, *stale, *deletes, *batches, *dead_letters;
-    wb_counter_t *retries, *cleaned, *clean_dropped, *purged, *commit_failures;
+    wb_counter_t *retries, *cleaned, *clean_dropped, *purged, *commit_failures, *forgotten;
     wb_histogram_t *batch_seconds;
     wb_gauge_t *clean_pending, *ready;
     wb_metric_family_t *lag_msgs, *lag_secs;
@@ -35,12 +35,14 @@ typedef struct fl_part_s {
     wb_gauge_t *lag_msgs, *lag_secs;
 } fl_part_t;
 
-/* A pending "mark clean" of a cache entry (owned key copy). */
+/* A pending "mark clean" (or, for a dead-lettered event, "forget") of a
+ * cache entry (owned key copy). */
 typedef struct fl_clean_s {
     char *key;
     size_t keylen;
     int64_t version;
     int64_t ttl_ms;
+    int forget; /* 1: the `forget` script (poison), 0: `clean` (committed) */
 } fl_clean_t;
 
 /* Per-message bookkeeping of the batch in flight. */
@@ -49,6 +51,9 @@ typedef struct fl_item_s {
     const wb_entity_t *ent;
     int state;    /* FL_ITEM_* */
     char *reason; /* poison reason (malloc'ed) when state is FL_ITEM_POISON */
+    /* > 0: PostgreSQL refused the event for this newer stored version; the
+     * cache entry is cleaned against it, not against ev.version. */
+    int64_t stored_version;
 } fl_item_t;
 
 enum { FL_ITEM_GOOD = 0, FL_ITEM_POISON = 1, FL_ITEM_SKIP = 2, FL_ITEM_DONE = 3 };
@@ -87,7 +92,8 @@ typedef struct fl_s {
     wb_backoff_t backoff;
     char outage_reason[256];
 
-    /* Clean-marking backlog (Redis may be down; entries then stay dirty). */
+    /* Clean-marking and forgetting backlog (Redis may be down; entries then
+     * stay dirty). */
     fl_clean_t *cq;
     size_t cq_n, cq_cap;
     int64_t redis_retry_at_ms;
@@ -119,8 +125,12 @@ wb_err_t fl_dlq_open(fl_t *fl, char *errstr, size_t errstr_size);
 /* A librdkafka conf with brokers and kafka.properties; NULL on error. */
 rd_kafka_conf_t *fl_kafka_conf(const wb_config_t *conf, char *errstr, size_t errstr_size);
 
-/* Takes ownership of msg (a consumed, error-free message). */
-void fl_batch_add(fl_t *fl, rd_kafka_message_t *msg);
+/* Takes ownership of msg (a consumed, error-free message). Returns 0, or -1
+ * when the batch could not grow (out of memory): msg is destroyed and its
+ * partition rewound to it, so it is consumed again later and nothing after
+ * it can be committed past it; the caller must not count it as taken. If
+ * even the rewind fails the process aborts rather than skip a message. */
+int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg);
 /* 1 when the batch must be flushed now (size limits or age). */
 int fl_batch_due(const fl_t *fl, int64_t now_ms);
 /* Applies the batch in flight: PostgreSQL transaction, dead letters, offset
@@ -135,7 +145,8 @@ void fl_batch_drop_partitions(fl_t *fl, const rd_kafka_topic_partition_list_t *p
 /* Destroys every message of the batch without applying anything. */
 void fl_batch_discard(fl_t *fl);
 
-/* Sends pending clean-marks to Redis (pipelined), reconnecting with backoff. */
+/* Sends pending clean-marks and forgets to Redis (pipelined), reconnecting
+ * with backoff. */
 void fl_clean_drain(fl_t *fl);
 
 /* Partition bookkeeping. */

@@ -39,7 +39,8 @@ static void replay_usage(FILE *out)
                  "  --from-offsets LIST  partition:offset pairs; other partitions are skipped\n"
                  "  --to-time T          stop before events written after T (default: the end\n"
                  "                       of each partition when replay starts)\n"
-                 "  --entity NAME        apply only this entity's events\n"
+                 "  --entity NAME        apply only this entity's events (not with\n"
+                 "                       --group-id: that would commit past the others)\n"
                  "  --group-id G         commit progress to consumer group G\n");
 }
 
@@ -244,6 +245,15 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                 conf->path);
         goto out;
     }
+    if (entity && group) {
+        /* The commit covers every offset of the batch, also the skipped
+         * events of other entities: the group would move past them without
+         * PostgreSQL ever getting them. */
+        fprintf(stderr, "wb-flusher replay: --entity cannot be combined with --group-id (the "
+                        "group's offsets would move past the other entities' events, which "
+                        "are skipped); replay one entity without --group-id\n");
+        goto out;
+    }
     if (from_ms >= 0 && to_ms >= 0 && to_ms < from_ms) {
         fprintf(stderr, "wb-flusher replay: --to-time is before --from-time\n");
         goto out;
@@ -254,6 +264,8 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     fl_ready = 1;
     fl.entity_filter = entity;
     fl.commit_offsets = group != NULL;
+    /* Poison events go to the dead-letter topic as in the daemon. */
+    if (fl_dlq_open(&fl, errstr, sizeof(errstr)) != WB_OK) goto fail;
     if (!(fl.consumer = replay_consumer(&fl, group, errstr, sizeof(errstr)))) goto fail;
     if (group) {
         int members = group_members(fl.consumer, group, errstr, sizeof(errstr));
@@ -364,13 +376,13 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                 }
                 rd_kafka_message_destroy(msg);
             } else if (msg) {
-                int64_t next = msg->offset + 1;
-                if (msg->offset >= p->end) {
+                int64_t off = msg->offset, next = off + 1;
+                if (off >= p->end)
                     rd_kafka_message_destroy(msg);
-                } else {
+                else if (fl_batch_add(&fl, msg) != 0)
+                    next = off; /* rewound (out of memory): it comes again */
+                else
                     p->pos = next;
-                    fl_batch_add(&fl, msg);
-                }
                 if (next >= p->end) {
                     p->done = 1;
                     ndone++;

@@ -268,11 +268,13 @@ static int publish(rf_t *rf, size_t idx, size_t *unknown)
                 s->key, s->version, s->write_us);
         return 0;
     }
+    /* A delete is a Kafka tombstone: a null value. (Computed outside the macro, whose
+     * cast would otherwise apply to the condition only.) */
+    void *value = s->is_delete ? NULL : (void *)s->value;
+    size_t valuelen = s->is_delete ? 0 : s->valuelen;
     for (;;) {
         rerr = rd_kafka_producev(rf->producer, RD_KAFKA_V_TOPIC(rf->conf->kafka.topic_changes),
-                                 RD_KAFKA_V_KEY(s->key, s->keylen),
-                                 RD_KAFKA_V_VALUE(s->is_delete ? NULL : (void *)s->value,
-                                                  s->is_delete ? 0 : s->valuelen),
+                                 RD_KAFKA_V_KEY(s->key, s->keylen), RD_KAFKA_V_VALUE(value, valuelen),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
                                  RD_KAFKA_V_OPAQUE(pack_opaque(rf->pass_seq, idx)), RD_KAFKA_V_END);
         if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;

@@ -129,8 +129,9 @@ void wb_value_free(wb_value_t *value);
  * NULL) receives the version.
  * Errors: WB_ERR_UNKNOWN_ENTITY; WB_ERR_INVALID_ARG (NULL or empty id, an
  * id that is not UTF-8 or holds control bytes or braces, value NULL with
- * len > 0); WB_ERR_TOO_LARGE (value above producer.max_value_bytes, or too
- * big for one Kafka message per kafka.properties message.max.bytes);
+ * len > 0, or a value the entity's column cannot hold — see "Values are
+ * checked" below); WB_ERR_TOO_LARGE (value above producer.max_value_bytes,
+ * or too big for one Kafka message per kafka.properties message.max.bytes);
  * WB_ERR_QUEUE_FULL (producer.queue_max events already wait for Kafka).
  * For these nothing is written. WB_ERR_REDIS / WB_ERR_TIMEOUT: Redis
  * failed within redis.timeout_ms, nothing acknowledged (a timed-out script
@@ -143,6 +144,20 @@ void wb_value_free(wb_value_t *value);
  * counted in wb_stats_t.kafka_errors; the sweeper delivers the entry). */
 wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id, const void *value,
                 size_t len, wb_ack_t ack, int64_t *versionp);
+
+/* Values are checked against the entity's value_type before anything is
+ * written (wb_put, wb_put_batch, wb_put_through), so a value PostgreSQL
+ * would refuse never reaches the cache or the log:
+ *   jsonb — exactly one JSON text by RFC 8259 (UTF-8, no trailing commas,
+ *           comments, NaN or leading zeros; an empty value is not JSON),
+ *           and what jsonb stores: no \u0000 escape, no unpaired surrogate
+ *           escape, numbers within PostgreSQL numeric's range, nesting at
+ *           most 1000 levels;
+ *   text  — valid UTF-8 without NUL bytes;
+ *   bytea — any bytes.
+ * A refused value is WB_ERR_INVALID_ARG; the reason, with the byte offset,
+ * goes to the log callback at WARN level as "<cache key>: write refused,
+ * nothing written: <reason>" (other argument errors log at debug level). */
 
 /* Write-behind delete: a versioned tombstone in the cache (dirty) and a
  * Kafka tombstone (null value). Same errors as wb_put. */

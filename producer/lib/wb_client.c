@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "wb_client_int.h"
+#include "wb_column.h"
 #include "wb_key.h"
 #include "wb_log.h"
 #include "wb_util.h"
@@ -181,6 +182,16 @@ wb_err_t wb_client_key(wb_client_t *client, const char *entity, const char *id,
     }
     *entp = ent;
     return WB_OK;
+}
+
+wb_err_t wb_client_check_value(const wb_entity_t *ent, const char *key, const void *value,
+                               size_t len)
+{
+    char why[320];
+
+    if (wb_column_check(ent->value_type, value, len, why, sizeof(why)) == WB_OK) return WB_OK;
+    WB_WARN("%s: write refused, nothing written: %s", key, why);
+    return WB_ERR_INVALID_ARG;
 }
 
 int64_t wb_client_jitter_ttl(int64_t ttl_ms, int pct, uint64_t rnd)

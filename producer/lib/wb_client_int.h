@@ -73,6 +73,15 @@ struct wb_client_s {
 wb_err_t wb_client_key(wb_client_t *client, const char *entity, const char *id,
                        const wb_entity_t **entp, char *buf, size_t *lenp);
 
+/* Checks a value against ent's column type (wb_column_check) before any
+ * write. A refused value is WB_ERR_INVALID_ARG and its reason (byte offset,
+ * what is wrong) goes to the log callback at WARN — unlike a malformed id
+ * (logged at debug): such a value is a bug in the application's data that
+ * would otherwise have become poison in the flusher, and wb_put has no
+ * errstr to carry the reason. key is the cache key, for the log line. */
+wb_err_t wb_client_check_value(const wb_entity_t *ent, const char *key, const void *value,
+                               size_t len);
+
 /* One Redis step of a call: runs on a borrowed context. */
 typedef wb_err_t (*wb_redis_op_fn)(redisContext *ctx, void *arg, char *errstr, size_t errstr_size);
 

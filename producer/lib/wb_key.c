@@ -5,34 +5,8 @@
 #include <string.h>
 
 #include "wb_event.h"
+#include "wb_utf8.h"
 #include "wb_util.h"
-
-/* Length of the valid UTF-8 sequence starting at p (at most n bytes), or 0
- * when it is malformed, overlong, a surrogate or above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    size_t len, i;
-    unsigned cp;
-
-    if (p[0] < 0x80) return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf)
-        len = 2, cp = p[0] & 0x1f;
-    else if (p[0] >= 0xe0 && p[0] <= 0xef)
-        len = 3, cp = p[0] & 0x0f;
-    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-        len = 4, cp = p[0] & 0x07;
-    else
-        return 0;
-    if (n < len) return 0;
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
 
 wb_err_t wb_key_check_id(const char *id, char *errstr, size_t errstr_size)
 {
@@ -53,7 +27,7 @@ wb_err_t wb_key_check_id(const char *id, char *errstr, size_t errstr_size)
             wb_set_err(errstr, errstr_size, "id has a brace at offset %zu", i);
             return WB_ERR_INVALID_ARG;
         }
-        step = utf8_seq(p + i, n - i);
+        step = wb_utf8_seq(p + i, n - i);
         if (step == 0) {
             wb_set_err(errstr, errstr_size, "id is not valid UTF-8 at offset %zu", i);
             return WB_ERR_INVALID_ARG;

@@ -23,9 +23,17 @@
 
 struct wb_producer_s {
     const wb_config_t *conf;
+    /* rk and its topics are replaced after a fatal error (on the poll
+     * thread, the only writer, under the write lock); every other use
+     * holds the read lock. */
+    pthread_rwlock_t rk_lock;
+    int rk_lock_ok;
     rd_kafka_t *rk;
     rd_kafka_topic_t *changes;
     rd_kafka_topic_t *refresh;
+    rd_kafka_conf_t *kconf; /* copy of rk's conf, for a replacement */
+    atomic_int fatal;       /* rk hit a fatal error: replace it */
+    int64_t replace_at_ms;  /* poll thread only: next replacement attempt */
     pthread_t poll_thread;
     int poll_started;
     atomic_int stop;
@@ -150,6 +158,30 @@ static void note_failure(wb_producer_t *p, const char *what, rd_kafka_resp_err_t
     }
 }
 
+/* A fatal error (the idempotent producer lost its guarantees: e.g. a
+ * sequence gap the broker cannot resolve) leaves rk refusing every message
+ * for good. Flags it for the poll thread, which replaces the producer. */
+static void note_fatal(wb_producer_t *p, rd_kafka_t *rk)
+{
+    char why[512];
+    rd_kafka_resp_err_t err;
+
+    if (atomic_exchange(&p->fatal, 1)) return;
+    err = rd_kafka_fatal_error(rk, why, sizeof(why));
+    WB_ERROR("kafka producer: fatal error %s: %s; replacing the producer (change events still "
+             "queued fail: their entries stay dirty and the sweeper re-publishes them)",
+             rd_kafka_err2name(err), err ? why : "unknown");
+}
+
+/* Runs on the poll thread. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        note_fatal(opaque, rk);
+    else
+        WB_DEBUG("kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
 /* Runs on the poll thread (or a thread inside rd_kafka_flush). Touches
  * only atomics and the waiter under its mutex. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
@@ -158,7 +190,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     void *mo = msg->_private;
     wb_slot_t *slot;
 
-    (void)rk;
+    if (msg->err == RD_KAFKA_RESP_ERR__FATAL) note_fatal(p, rk);
     if (!mo) { /* refresh request: fire-and-forget */
         if (msg->err)
             WB_DEBUG("kafka: refresh request not delivered: %s", rd_kafka_err2str(msg->err));
@@ -178,12 +210,54 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
     waiter_unref_unlock(slot->w);
 }
 
+/* Poll thread: swaps a fresh producer in for one that had a fatal error,
+ * then fails what the old one still held (its reports release their slots
+ * and waiters) and destroys it. Retried every second until it works. */
+static void replace_rk(wb_producer_t *p)
+{
+    rd_kafka_conf_t *kc = rd_kafka_conf_dup(p->kconf);
+    rd_kafka_t *fresh = NULL, *old;
+    rd_kafka_topic_t *changes = NULL, *refresh = NULL, *oldc, *oldr;
+    char errstr[512] = "out of memory";
+
+    p->replace_at_ms = wb_time_mono_ms() + 1000;
+    if (!kc || wb_kafka_producer_new(kc, 1, &fresh, errstr, sizeof(errstr)) != WB_OK) {
+        if (kc) rd_kafka_conf_destroy(kc);
+        WB_ERROR("kafka producer: cannot replace it after a fatal error: %s", errstr);
+        return;
+    }
+    changes = rd_kafka_topic_new(fresh, p->conf->kafka.topic_changes, NULL);
+    refresh = rd_kafka_topic_new(fresh, p->conf->kafka.topic_refresh, NULL);
+    if (!changes || !refresh) {
+        if (changes) rd_kafka_topic_destroy(changes);
+        if (refresh) rd_kafka_topic_destroy(refresh);
+        rd_kafka_destroy(fresh);
+        WB_ERROR("kafka producer: cannot replace it after a fatal error: topic handle");
+        return;
+    }
+    pthread_rwlock_wrlock(&p->rk_lock);
+    old = p->rk, oldc = p->changes, oldr = p->refresh;
+    p->rk = fresh, p->changes = changes, p->refresh = refresh;
+    atomic_store(&p->fatal, 0);
+    pthread_rwlock_unlock(&p->rk_lock);
+
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(old, 0);
+    rd_kafka_topic_destroy(oldc);
+    rd_kafka_topic_destroy(oldr);
+    rd_kafka_destroy(old);
+    WB_ERROR("kafka producer: replaced after a fatal error; sending again");
+}
+
 static void *poll_main(void *arg)
 {
     wb_producer_t *p = arg;
 
-    while (!atomic_load(&p->stop))
+    while (!atomic_load(&p->stop)) {
+        /* p->rk changes only on this thread: no lock needed to read it. */
         rd_kafka_poll(p->rk, 100);
+        if (atomic_load(&p->fatal) && wb_time_mono_ms() >= p->replace_at_ms) replace_rk(p);
+    }
     return NULL;
 }
 
@@ -212,6 +286,23 @@ wb_err_t wb_producer_new(const wb_config_t *conf, wb_producer_t **out, char *err
         return WB_ERR_NOMEM;
     }
     p->conf = conf;
+    {
+        /* Writers first: a steady stream of sends must not starve the
+         * replacement of a failed producer. No thread nests read locks. */
+        pthread_rwlockattr_t ra;
+        int rc;
+
+        pthread_rwlockattr_init(&ra);
+        pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        rc = pthread_rwlock_init(&p->rk_lock, &ra);
+        pthread_rwlockattr_destroy(&ra);
+        if (rc != 0) {
+            free(p);
+            wb_set_err(errstr, errstr_size, "kafka producer: cannot create a lock");
+            return WB_ERR_NOMEM;
+        }
+    }
+    p->rk_lock_ok = 1;
     p->queue_max = conf->producer.queue_max > 0 ? conf->producer.queue_max : 1;
     atomic_store(&p->last_log_ms, INT64_MIN / 2);
     err = wb_kafka_conf_new(conf, "producer", 0, &kconf, errstr, errstr_size);
@@ -230,7 +321,13 @@ wb_err_t wb_producer_new(const wb_config_t *conf, wb_producer_t **out, char *err
                          : 1000000;
     }
     rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
+    rd_kafka_conf_set_error_cb(kconf, on_error);
     rd_kafka_conf_set_opaque(kconf, p);
+    if (!(p->kconf = rd_kafka_conf_dup(kconf))) {
+        wb_set_err(errstr, errstr_size, "kafka producer: out of memory");
+        err = WB_ERR_NOMEM;
+        goto fail;
+    }
     err = wb_kafka_producer_new(kconf, 1, &p->rk, errstr, errstr_size);
     if (err != WB_OK) goto fail;
     kconf = NULL; /* owned by p->rk now */
@@ -260,10 +357,12 @@ fail:
 void wb_producer_destroy(wb_producer_t *p, int timeout_ms)
 {
     if (!p) return;
+    if (p->rk_lock_ok) pthread_rwlock_rdlock(&p->rk_lock); /* the poll thread may swap rk */
     if (p->rk && timeout_ms > 0 && rd_kafka_flush(p->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
         WB_WARN("kafka: %d message(s) not delivered at close; their entries stay dirty and the "
                 "sweeper re-publishes them",
                 rd_kafka_outq_len(p->rk));
+    if (p->rk_lock_ok) pthread_rwlock_unlock(&p->rk_lock);
     if (p->poll_started) {
         atomic_store(&p->stop, 1);
         pthread_join(p->poll_thread, NULL);
@@ -276,6 +375,8 @@ void wb_producer_destroy(wb_producer_t *p, int timeout_ms)
     if (p->changes) rd_kafka_topic_destroy(p->changes);
     if (p->refresh) rd_kafka_topic_destroy(p->refresh);
     if (p->rk) rd_kafka_destroy(p->rk);
+    if (p->kconf) rd_kafka_conf_destroy(p->kconf);
+    if (p->rk_lock_ok) pthread_rwlock_destroy(&p->rk_lock);
     free(p);
 }
 
@@ -314,9 +415,11 @@ uint64_t wb_producer_errors(wb_producer_t *p)
     return atomic_load(&p->errors);
 }
 
-static wb_err_t produce(wb_producer_t *p, rd_kafka_topic_t *topic, const wb_event_t *ev,
-                        void *opaque, char *errstr, size_t errstr_size)
+/* refresh: 1 for the refresh topic, else the changes topic. */
+static wb_err_t produce(wb_producer_t *p, int refresh, const wb_event_t *ev, void *opaque,
+                        char *errstr, size_t errstr_size)
 {
+    rd_kafka_topic_t *topic;
     rd_kafka_headers_t *hdrs = NULL;
     rd_kafka_resp_err_t rerr;
     wb_err_t err;
@@ -329,12 +432,16 @@ static wb_err_t produce(wb_producer_t *p, rd_kafka_topic_t *topic, const wb_even
     /* The value is copied: the caller's buffer is only borrowed. The Kafka
      * timestamp is the Redis write time, so a replay --from-time finds the
      * writes by when they happened. */
+    pthread_rwlock_rdlock(&p->rk_lock);
+    topic = refresh ? p->refresh : p->changes;
     rerr = rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_KEY(ev->key, ev->keylen),
                              RD_KAFKA_V_VALUE((void *)ev->value, ev->value ? ev->valuelen : 0),
                              RD_KAFKA_V_HEADERS(hdrs),
                              RD_KAFKA_V_TIMESTAMP(ev->time_us > 0 ? ev->time_us / 1000 : 0),
                              RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (rerr == RD_KAFKA_RESP_ERR__FATAL) note_fatal(p, p->rk);
+    pthread_rwlock_unlock(&p->rk_lock);
     if (rerr) {
         rd_kafka_headers_destroy(hdrs);
         wb_set_err(errstr, errstr_size, "kafka produce: %s", rd_kafka_err2str(rerr));
@@ -356,7 +463,7 @@ wb_err_t wb_producer_send(wb_producer_t *p, const wb_event_t *ev, wb_waiter_t *w
         pthread_mutex_unlock(&w->mu);
         opaque = &w->slots[slot];
     }
-    err = produce(p, p->changes, ev, opaque, errstr, errstr_size);
+    err = produce(p, 0, ev, opaque, errstr, errstr_size);
     if (err != WB_OK) {
         atomic_fetch_sub(&p->reserved, 1);
         atomic_fetch_add(&p->errors, 1);
@@ -372,12 +479,26 @@ wb_err_t wb_producer_send(wb_producer_t *p, const wb_event_t *ev, wb_waiter_t *w
 
 wb_err_t wb_producer_send_refresh(wb_producer_t *p, const wb_event_t *ev)
 {
-    return produce(p, p->refresh, ev, NULL, NULL, 0);
+    return produce(p, 1, ev, NULL, NULL, 0);
 }
 
 wb_err_t wb_producer_flush(wb_producer_t *p, int timeout_ms)
 {
-    rd_kafka_resp_err_t rerr = rd_kafka_flush(p->rk, timeout_ms > 0 ? timeout_ms : 0);
+    rd_kafka_resp_err_t rerr;
 
+    pthread_rwlock_rdlock(&p->rk_lock);
+    rerr = rd_kafka_flush(p->rk, timeout_ms > 0 ? timeout_ms : 0);
+    pthread_rwlock_unlock(&p->rk_lock);
     return rerr == RD_KAFKA_RESP_ERR_NO_ERROR ? WB_OK : WB_ERR_TIMEOUT;
+}
+
+wb_err_t wb_producer_test_fatal(wb_producer_t *p, const char *reason)
+{
+    rd_kafka_resp_err_t rerr;
+
+    pthread_rwlock_rdlock(&p->rk_lock);
+    rerr = rd_kafka_test_fatal_error(p->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                                     reason ? reason : "test");
+    pthread_rwlock_unlock(&p->rk_lock);
+    return rerr ? WB_ERR_KAFKA : WB_OK;
 }

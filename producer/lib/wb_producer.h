@@ -23,6 +23,11 @@ typedef struct wb_waiter_s wb_waiter_t;
  * producer.kafka_timeout_ms (so librdkafka gives up when ack: log does),
  * queue.buffering.max.messages = producer.queue_max plus room for refresh
  * requests; and starts the poll thread that serves delivery reports.
+ * A fatal error of the idempotent producer (it would refuse every message
+ * from then on) is logged at ERROR and the poll thread replaces the
+ * librdkafka instance within about a second; messages the old one still
+ * held fail (their entries stay dirty for the sweeper), later sends go
+ * through the new one.
  * conf is borrowed and must outlive the producer. Returns WB_OK,
  * WB_ERR_CONFIG (bad kafka property), WB_ERR_KAFKA or WB_ERR_NOMEM. */
 wb_err_t wb_producer_new(const wb_config_t *conf, wb_producer_t **out, char *errstr,
@@ -69,6 +74,11 @@ wb_err_t wb_producer_send_refresh(wb_producer_t *p, const wb_event_t *ev);
 /* Waits up to timeout_ms until librdkafka's queue is empty. WB_OK or
  * WB_ERR_TIMEOUT. Thread-safe. */
 wb_err_t wb_producer_flush(wb_producer_t *p, int timeout_ms);
+
+/* Tests only: makes librdkafka raise a fabricated fatal error
+ * (rd_kafka_test_fatal_error), as the idempotent producer does when it
+ * loses its guarantees. WB_OK, or WB_ERR_KAFKA if one is already raised. */
+wb_err_t wb_producer_test_fatal(wb_producer_t *p, const char *reason);
 
 /* A waiter for n messages (all slots start as WB_ERR_TIMEOUT: "no report
  * yet"). NULL when out of memory. */

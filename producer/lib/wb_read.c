@@ -30,7 +30,6 @@
 #include "wb_log.h"
 #include "wb_pg.h"
 #include "wb_redis.h"
-#include "wb_upsert.h"
 #include "wb_util.h"
 
 #define POLL_FIRST_US 2000
@@ -121,7 +120,7 @@ static wb_err_t pg_select(PGconn *conn, const wb_entity_t *ent, const char *id, 
                           char **value, size_t *len, int64_t *version, int *deleted, char *errstr,
                           size_t errstr_size)
 {
-    char *table = NULL, *sql = NULL;
+    char table[WB_PG_QUOTED_MAX], *sql = NULL;
     const char *params[1] = {id};
     PGresult *res = NULL;
     wb_err_t err = WB_OK;
@@ -129,11 +128,15 @@ static wb_err_t pg_select(PGconn *conn, const wb_entity_t *ent, const char *id, 
     *found = 0;
     *value = NULL;
     *len = 0;
-    table = wb_upsert_quote_ident(ent->table);
-    if (!table || asprintf(&sql,
-                           "SELECT \"value\"%s, \"version\", \"deleted\" FROM %s "
-                           "WHERE \"key\" = $1",
-                           ent->value_type == WB_VT_JSONB ? "::text" : "", table) < 0) {
+    /* The one quoting of config identifiers: "schema.table" works. */
+    if (wb_pg_quote_ident(ent->table, table, sizeof(table)) != WB_OK) {
+        wb_set_err(errstr, errstr_size, "postgres read: table name \"%s\" cannot be quoted",
+                   ent->table);
+        err = WB_ERR_CONFIG;
+        goto done;
+    }
+    if (asprintf(&sql, "SELECT \"value\"%s, \"version\", \"deleted\" FROM %s WHERE \"key\" = $1",
+                 ent->value_type == WB_VT_JSONB ? "::text" : "", table) < 0) {
         sql = NULL;
         wb_set_err(errstr, errstr_size, "postgres read: out of memory");
         err = WB_ERR_NOMEM;
@@ -169,7 +172,6 @@ static wb_err_t pg_select(PGconn *conn, const wb_entity_t *ent, const char *id, 
 done:
     PQclear(res);
     free(sql);
-    free(table);
     return err;
 }
 

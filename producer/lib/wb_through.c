@@ -6,18 +6,24 @@
  * 2. wb_upsert_rows(n = 1) in autocommit: the same version-guarded
  *    statement the flusher uses, so there is one upsert code path.
  *    applied == 0 means PostgreSQL already holds a newer version (a later
- *    write-behind put got flushed first): WB_ERR_STALE.
+ *    write-behind put got flushed first): WB_ERR_STALE — unless the row
+ *    holds exactly V: the first attempt committed and only its answer was
+ *    lost with the connection, so the retry found its own write. That is
+ *    success.
  * 3. The `through` script sets the entry to V, clean, with the entity's
  *    TTL — also over an OLDER DIRTY write-behind value: V is durable and
  *    newer, and keeping the older dirty value (as the fill script would)
  *    would let the flusher later mark that older value clean, so the cache
  *    would serve it until the TTL ran out. A newer entry is left alone.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wb_client_int.h"
 #include "wb_key.h"
 #include "wb_log.h"
+#include "wb_pg.h"
 #include "wb_redis.h"
 #include "wb_upsert.h"
 #include "wb_util.h"
@@ -70,6 +76,34 @@ static wb_err_t upsert(wb_client_t *client, const wb_entity_t *ent, const wb_row
     }
 }
 
+/* The version PostgreSQL holds for id in ent's table (-1: no row). */
+static wb_err_t stored_version(wb_client_t *client, const wb_entity_t *ent, const char *id,
+                               int64_t *version, char *errstr, size_t errstr_size)
+{
+    char table[WB_PG_QUOTED_MAX], sql[WB_PG_QUOTED_MAX + 64];
+    const char *params[1] = {id};
+    PGconn *conn = NULL;
+    PGresult *res;
+    wb_err_t err;
+
+    *version = -1;
+    if (wb_pg_quote_ident(ent->table, table, sizeof(table)) != WB_OK) {
+        wb_set_err(errstr, errstr_size, "table name %s cannot be quoted", ent->table);
+        return WB_ERR_INVALID_ARG;
+    }
+    snprintf(sql, sizeof(sql), "SELECT \"version\" FROM %s WHERE \"key\" = $1", table);
+    err = wb_pgpool_get(client->pgpool, &conn, NULL, errstr, errstr_size);
+    if (err != WB_OK) return err;
+    res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        err = wb_pg_result_error(conn, res, "write-through version check", errstr, errstr_size);
+    else if (PQntuples(res) == 1)
+        *version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    wb_pgpool_put(client->pgpool, conn);
+    return err;
+}
+
 wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id, const void *value,
                         size_t len, int64_t *versionp)
 {
@@ -87,6 +121,9 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
         err = WB_ERR_TOO_LARGE;
         goto fail;
     }
+    /* Before the version is reserved: a refused value touches nothing. */
+    err = wb_client_check_value(ent, key, value, len);
+    if (err != WB_OK) goto fail;
     memset(&op, 0, sizeof(op));
     op.conf = client->conf;
     op.key = key;
@@ -115,10 +152,23 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
         goto fail;
     }
     if (applied == 0) {
-        WB_DEBUG("%s: write-through version %lld refused: PostgreSQL holds a newer one", key,
+        int64_t held = -1;
+
+        err = stored_version(client, ent, id, &held, errstr, sizeof(errstr));
+        if (err != WB_OK) {
+            WB_WARN("%s: write-through version %lld not applied, and the row cannot be read: %s",
+                    key, (long long)op.version, errstr);
+            if (err != WB_ERR_TIMEOUT && err != WB_ERR_NOMEM) err = WB_ERR_PG;
+            goto fail;
+        }
+        if (held != op.version) {
+            WB_DEBUG("%s: write-through version %lld refused: PostgreSQL holds %lld", key,
+                     (long long)op.version, (long long)held);
+            err = WB_ERR_STALE;
+            goto fail;
+        }
+        WB_DEBUG("%s: write-through version %lld was already committed (answer lost)", key,
                  (long long)op.version);
-        err = WB_ERR_STALE;
-        goto fail;
     }
     atomic_fetch_add(&client->stats.through_writes, 1);
 

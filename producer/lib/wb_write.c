@@ -48,8 +48,8 @@ static void fill_event(wb_event_t *ev, const wb_entity_t *ent, const char *key, 
     ev->entitylen = strlen(ent->name);
 }
 
-/* Checks one write's arguments; on WB_OK *entp is its entity and key its
- * cache key. */
+/* Checks one write's arguments, the value against the entity's column
+ * type included; on WB_OK *entp is its entity and key its cache key. */
 static wb_err_t check_write(wb_client_t *client, const char *entity, const char *id,
                             const void *value, size_t len, int is_delete, const wb_entity_t **entp,
                             char *key, size_t *keylen)
@@ -70,7 +70,7 @@ static wb_err_t check_write(wb_client_t *client, const char *entity, const char 
                  key, len);
         return WB_ERR_TOO_LARGE;
     }
-    return WB_OK;
+    return is_delete ? WB_OK : wb_client_check_value(*entp, key, value, len);
 }
 
 /* ---------------------------------------------------------------- single */

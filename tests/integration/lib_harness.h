@@ -7,6 +7,7 @@
  *   item   prefix "li:", table wb_libtest_items, text, TTL 60 s, no refresh-ahead
  *   hot    prefix "lh:", table wb_libtest_hot,   text, TTL 4 s, refresh_ahead 0.5
  *   ghost  prefix "lg:", table wb_libtest_ghost_missing (never created: PostgreSQL fails)
+ *   doc    prefix "ld:", table wb_libtest_docs,  jsonb, TTL 60 s
  * Services come from the WB_* variables of `deploy/local/services exec`. */
 #ifndef LIB_HARNESS_H
 #define LIB_HARNESS_H
@@ -54,16 +55,13 @@ LH_FN void lh_die(const char *what, const char *detail)
     abort();
 }
 
-/* A config for this test process; producer_extra is YAML lines (indented
- * two spaces) added under producer:. The caller owns the result. */
-LH_FN wb_config_t *lh_config(const lh_t *h, const char *producer_extra)
+/* Writes the YAML of this test process's config into yaml[size];
+ * producer_extra is YAML lines (indented two spaces) added under producer:.
+ * Returns the length. */
+LH_FN size_t lh_config_yaml(const lh_t *h, const char *producer_extra, char *yaml, size_t size)
 {
-    char yaml[4096], errstr[2048];
-    wb_config_t *conf = NULL;
-    int n;
-
-    n = snprintf(
-        yaml, sizeof(yaml),
+    int n = snprintf(
+        yaml, size,
         "redis:\n  host: %s\n  port: %s\n  timeout_ms: 1000\n  dirty_index: \"%s\"\n"
         "kafka:\n  brokers: %s\n  topics:\n    changes: %s\n    refresh: %s\n"
         "    dead_letter: %s.dlq\n  partitions: 3\n"
@@ -77,14 +75,27 @@ LH_FN wb_config_t *lh_config(const lh_t *h, const char *producer_extra)
         "  - {name: hot, prefix: \"lh:\", table: wb_libtest_hot, ttl_ms: 4000, "
         "refresh_ahead: 0.5, value_type: text}\n"
         "  - {name: ghost, prefix: \"lg:\", table: wb_libtest_ghost_missing, ttl_ms: 60000, "
-        "value_type: text}\n",
+        "value_type: text}\n"
+        "  - {name: doc, prefix: \"ld:\", table: wb_libtest_docs, ttl_ms: 60000, "
+        "value_type: jsonb}\n",
         lh_env("WB_REDIS_HOST", "127.0.0.1"), lh_env("WB_REDIS_PORT", "26370"), h->dirty,
         lh_env("WB_KAFKA_BROKERS", "127.0.0.1:26372"), h->changes, h->refresh, h->tag,
         lh_env("WB_PG_DSN", "host=127.0.0.1 port=26371 dbname=wbcache user=wbcache "
                             "password=wbcache"),
         producer_extra ? producer_extra : "");
-    if (n < 0 || (size_t)n >= sizeof(yaml)) lh_die("config", "too long");
-    if (wb_config_load_string("<test>", yaml, (size_t)n, &conf, errstr, sizeof(errstr)) != WB_OK)
+    if (n < 0 || (size_t)n >= size) lh_die("config", "too long");
+    return (size_t)n;
+}
+
+/* A config for this test process (see lh_config_yaml). The caller owns the
+ * result. */
+LH_FN wb_config_t *lh_config(const lh_t *h, const char *producer_extra)
+{
+    char yaml[4096], errstr[2048];
+    wb_config_t *conf = NULL;
+    size_t n = lh_config_yaml(h, producer_extra, yaml, sizeof(yaml));
+
+    if (wb_config_load_string("<test>", yaml, n, &conf, errstr, sizeof(errstr)) != WB_OK)
         lh_die("config", errstr);
     return conf;
 }
@@ -136,9 +147,10 @@ LH_FN void lh_setup(lh_t *h)
                                             "user=wbcache password=wbcache"));
     if (PQstatus(h->pg) != CONNECTION_OK) lh_die("postgres", PQerrorMessage(h->pg));
     PQsetNoticeProcessor(h->pg, lh_quiet_notice, NULL);
-    /* Tables for item and hot only: ghost's must stay missing. */
-    for (size_t i = 0; i < 2; i++)
-        if (wb_schema_create(h->pg, &h->conf->entities[i], errstr, sizeof(errstr)) != WB_OK)
+    /* Tables for item, hot and doc: ghost's must stay missing. */
+    for (size_t i = 0; i < 4; i++)
+        if (i != 2 &&
+            wb_schema_create(h->pg, &h->conf->entities[i], errstr, sizeof(errstr)) != WB_OK)
             lh_die("schema", errstr);
 }
 

@@ -196,6 +196,131 @@ static void poison_goes_to_dead_letter_rest_lands(void **state)
     fh_teardown(&fh);
 }
 
+/* A key's cache entry as the poison test sees it. */
+static void cache_state(fh_t *fh, const char *key, const char *dirty, wb_redis_entry_t *e,
+                        int64_t *score, int64_t *rv)
+{
+    char errstr[256];
+    assert_int_equal(wb_redis_get(fh->redis, key, strlen(key), e, errstr, sizeof(errstr)), WB_OK);
+    redisReply *r = redisCommand(fh->redis, "ZSCORE %s %s", dirty, key);
+    *score = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+    freeReplyObject(r);
+    r = redisCommand(fh->redis, "HGET %s rv", key);
+    *rv = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+    freeReplyObject(r);
+}
+
+/* The version of row id in the test's table, -1 if absent. */
+static int64_t row_version(fh_t *fh, const char *id)
+{
+    char sql[256];
+    const char *params[1] = {id};
+    snprintf(sql, sizeof(sql), "SELECT version FROM \"%s\" WHERE key = $1", fh->table);
+    fh_pg_connect(fh);
+    PGresult *res = PQexecParams(fh->pg, sql, 1, NULL, params, NULL, NULL, 0);
+    int64_t v = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+                    ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+                    : -1;
+    PQclear(res);
+    return v;
+}
+
+/* Poison must not loop: once the dead-letter topic has a poison event, its
+ * dirty cache entry — if it still holds exactly that version — leaves the
+ * dirty index (so the sweeper never re-publishes it) and drops its value
+ * (reads fall back to PostgreSQL), keeping the version as a floor. */
+static void poison_entry_is_forgotten(void **state)
+{
+    (void)state;
+    fh_t fh;
+    char errstr[256], dirty[160], vbuf[24], id[3][128], key[3][160];
+    int64_t v1, v2, v3, v4, v5, score, rv;
+    wb_redis_entry_t e;
+    fh_dead_t dead[8];
+
+    fh_setup(&fh, "forget", "jsonb", "  batch:\n    max_events: 1000\n    max_wait_ms: 50\n");
+    snprintf(dirty, sizeof(dirty), "%s:dirty", fh.tag);
+    /* Keys of their own: the Redis server is shared with other test runs. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(id[i], sizeof(id[i]), "%s-%d", fh.tag, i);
+        snprintf(key[i], sizeof(key[i]), "item:%s", id[i]);
+    }
+#define PUT(k, val, ver)                                                                           \
+    assert_int_equal(wb_redis_put(fh.redis, k, strlen(k), val, strlen(val), 0, dirty, ver, NULL,   \
+                                  errstr, sizeof(errstr)),                                         \
+                     WB_OK)
+    /* key 0 — a good write, then a poison one on top of it. */
+    PUT(key[0], "{\"v\": 1}", &v1);
+    PUT(key[0], "{not json", &v2);
+    fh_produce(&fh, key[0], "{\"v\": 1}", v1);
+    fh_produce(&fh, key[0], "{not json", v2);
+    /* key 1 — poison, but a newer write is already in the cache. */
+    PUT(key[1], "[1,]", &v3);
+    PUT(key[1], "[2]", &v4);
+    fh_produce(&fh, key[1], "[1,]", v3);
+    /* key 2 — undecodable (no wb-entity header), yet key and version are known. */
+    PUT(key[2], "{}", &v5);
+    snprintf(vbuf, sizeof(vbuf), "%" PRId64, v5);
+    assert_int_equal(rd_kafka_producev(fh.producer, RD_KAFKA_V_TOPIC(fh.topic),
+                                       RD_KAFKA_V_KEY(key[2], strlen(key[2])),
+                                       RD_KAFKA_V_VALUE("{}", 2),
+                                       RD_KAFKA_V_HEADER(WB_HDR_VERSION, vbuf, -1),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                     0);
+#undef PUT
+    fh_flush(&fh);
+    fh_start(&fh);
+    int64_t t0 = wb_time_mono_ms();
+    while (row_version(&fh, id[0]) != v1 && wb_time_mono_ms() - t0 < 60000)
+        usleep(200000);
+    assert_int_equal(row_version(&fh, id[0]), v1); /* the good write under the poison lands */
+    int n = 0;
+    while ((n = fh_read_dlq(&fh, dead, 8)) < 3 && wb_time_mono_ms() - t0 < 60000)
+        usleep(300000);
+    assert_int_equal(n, 3);
+
+    /* Forgetting follows the dead-letter acknowledgement. */
+    t0 = wb_time_mono_ms();
+    for (;;) {
+        cache_state(&fh, key[0], dirty, &e, &score, &rv);
+        int done = !e.found;
+        wb_redis_entry_clear(&e);
+        if (done || wb_time_mono_ms() - t0 > 20000) break;
+        usleep(100000);
+    }
+    cache_state(&fh, key[0], dirty, &e, &score, &rv);
+    if (e.found) fh_dump_log(&fh);
+    assert_false(e.found);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(score, -1);
+    assert_int_equal(rv, v2);
+
+    cache_state(&fh, key[1], dirty, &e, &score, &rv);
+    assert_true(e.found && e.dirty);
+    assert_int_equal(e.version, v4);
+    assert_string_equal(e.value, "[2]");
+    wb_redis_entry_clear(&e);
+    assert_true(score > 0);
+    assert_int_equal(row_version(&fh, id[1]), -1);
+
+    cache_state(&fh, key[2], dirty, &e, &score, &rv);
+    assert_false(e.found);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(score, -1);
+    assert_int_equal(rv, v5);
+
+    /* A later write is above the forgotten version. */
+    int64_t v6 = 0;
+    assert_int_equal(wb_redis_put(fh.redis, key[0], strlen(key[0]), "{}", 2, 0, dirty, &v6, NULL,
+                                  errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_true(v6 > v2);
+    assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
+    redisReply *r = redisCommand(fh.redis, "DEL %s %s %s %s", key[0], key[1], key[2], dirty);
+    freeReplyObject(r);
+    fh_teardown(&fh);
+}
+
 /* schema: verify refuses a table the flusher could not write, naming the
  * table and the column; create makes one that verifies. */
 static void schema_verify_names_table_and_column(void **state)
@@ -239,6 +364,7 @@ int main(void)
         cmocka_unit_test(random_puts_and_deletes_reach_truth),
         cmocka_unit_test(duplicates_reordering_two_producers),
         cmocka_unit_test(poison_goes_to_dead_letter_rest_lands),
+        cmocka_unit_test(poison_entry_is_forgotten),
         cmocka_unit_test(schema_verify_names_table_and_column),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -124,11 +124,67 @@ static void replay_from_time_starts_there(void **state)
     free(late);
 }
 
+/* Replay meets poison: it dead-letters it like the daemon (it used to crash
+ * with no dead-letter producer) and writes every good event. */
+static void replay_dead_letters_poison(void **state)
+{
+    (void)state;
+    fh_t fh;
+    fh_row_t truth[10];
+    fh_dead_t dead[8];
+    char key[32], val[32];
+
+    memset(truth, 0, sizeof(truth));
+    fh_setup(&fh, "replaypoison", "jsonb", NULL);
+    for (int k = 0; k < 10; k++) {
+        snprintf(key, sizeof(key), "item:%d", k);
+        snprintf(val, sizeof(val), "%d", k * 7);
+        fh_truth_apply(&truth[k], val, 100 + k);
+        fh_produce(&fh, key, val, 100 + k);
+    }
+    fh_produce(&fh, "item:3", "{\"n\":", 200);             /* invalid JSON: PostgreSQL refuses */
+    fh_produce_raw(&fh, "item:4", "{}", 2, 201, "nosuch"); /* unknown entity */
+    fh_flush(&fh);
+
+    const char *all[] = {"replay", "--from-beginning", NULL};
+    int rc = fh_run(&fh, all, 120000);
+    if (rc != 0) fh_dump_log(&fh);
+    assert_int_equal(rc, 0);
+    assert_int_equal(fh_diff(&fh, truth, 10, 1), 0);
+    int n = fh_read_dlq(&fh, dead, 8);
+    assert_int_equal(n, 2);
+    assert_true((!strcmp(dead[0].key, "item:3") && !strcmp(dead[1].key, "item:4")) ||
+                (!strcmp(dead[0].key, "item:4") && !strcmp(dead[1].key, "item:3")));
+    fh_teardown(&fh);
+}
+
+/* --entity with --group-id would commit the skipped events of the other
+ * entities, so the group would never apply them: refused up front. */
+static void replay_refuses_entity_with_group(void **state)
+{
+    (void)state;
+    fh_t fh;
+    char group[160];
+
+    fh_setup(&fh, "replayentity", "text", NULL);
+    fh_produce(&fh, "item:1", "one", 10);
+    fh_flush(&fh);
+    snprintf(group, sizeof(group), "%s.rp", fh.group);
+    const char *both[] = {"replay", "--from-beginning", "--entity", "item", "--group-id", group,
+                          NULL};
+    assert_int_equal(fh_run(&fh, both, 60000), 2);
+    /* Nothing was applied (the table need not even exist yet). */
+    assert_true(fh_count(&fh, "") <= 0);
+    fh_teardown(&fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(replay_rebuilds_state_idempotently),
         cmocka_unit_test(replay_from_time_starts_there),
+        cmocka_unit_test(replay_dead_letters_poison),
+        cmocka_unit_test(replay_refuses_entity_with_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -399,13 +400,27 @@ static void bad_arguments_are_refused(void **state)
     assert_int_equal(wb_put(C, "item", id, value, big, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
     assert_int_equal(wb_put_through(C, "item", id, value, big, &v), WB_ERR_TOO_LARGE);
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
-    /* max_value_bytes (1 MiB) is above librdkafka's default message.max.bytes
-     * (1000000): such a put could never reach Kafka, so it is refused too. */
-    assert_int_equal(wb_put(C, "item", id, value, big - 1, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
-    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
-    memset(value, 'x', 900000);
-    assert_int_equal(wb_put(C, "item", id, value, 900000, WB_ACK_LOG, &v), WB_OK);
+    /* The default max_value_bytes fits librdkafka's default message.max.bytes
+     * (1000000) with the key and headers... */
+    assert_int_equal(H.conf->producer.max_value_bytes, 900000);
+    memset(value, 'x', big - 1);
+    assert_int_equal(wb_put(C, "item", id, value, big - 1, WB_ACK_LOG, &v), WB_OK);
     free(value);
+    /* ...and a max_value_bytes raised above it cannot make a put that could
+     * never reach Kafka succeed: refused, nothing written. */
+    {
+        wb_client_t *raised = lh_client(&H, "  max_value_bytes: 1048576\n");
+        size_t n = 1000000;
+        char *v1m = malloc(n);
+
+        memset(v1m, 'x', n);
+        lh_id(&H, "big1m", id, sizeof(id));
+        snprintf(key, sizeof(key), "li:%s", id);
+        assert_int_equal(wb_put(raised, "item", id, v1m, n, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
+        assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
+        free(v1m);
+        wb_client_close(raised);
+    }
 
     assert_int_equal(wb_put(C, "nope", id, "x", 1, WB_ACK_CACHE, &v), WB_ERR_UNKNOWN_ENTITY);
     assert_int_equal(wb_get(C, "nope", id, &out), WB_ERR_UNKNOWN_ENTITY);
@@ -425,6 +440,131 @@ static void bad_arguments_are_refused(void **state)
     assert_int_equal(out.len, 0);
     assert_non_null(out.data);
     wb_value_free(&out);
+}
+
+/* The version of row id in table, -1 if there is none. */
+static int64_t row_version(const char *table, const char *id)
+{
+    char sql[160];
+    PGresult *res;
+    int64_t v = -1;
+
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s WHERE key = $1", table);
+    res = lh_sql(&H, sql, 1, id, NULL, NULL);
+    if (PQntuples(res) == 1) v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return v;
+}
+
+/* Log lines of the checking client, for the reason of a refused write. */
+static char seen_log[8][512];
+static int nseen_log;
+
+static void capture_log(int level, const char *line, void *opaque)
+{
+    (void)opaque;
+    if (level >= 2 && nseen_log < 8)
+        snprintf(seen_log[nseen_log++], sizeof(seen_log[0]), "%s", line);
+}
+
+static int logged(const char *part)
+{
+    for (int i = 0; i < nseen_log; i++)
+        if (strstr(seen_log[i], part)) return 1;
+    return 0;
+}
+
+/* Stop poison at the source: a value the entity's column cannot hold is
+ * refused before anything is written — no cache entry, no event, no row —
+ * with the reason (and byte offset) in a WARN log line. */
+static void invalid_values_are_refused(void **state)
+{
+    char id[128], key[160], ok_id[128], errstr[1024];
+    wb_client_t *client = NULL;
+    int64_t v = 0;
+    lh_msg_t m[2];
+
+    (void)state;
+    assert_int_equal(wb_client_open_config(lh_config(&H, NULL), capture_log, NULL, &client, errstr,
+                                           sizeof(errstr)),
+                     WB_OK);
+    lh_id(&H, "badjson", id, sizeof(id));
+    snprintf(key, sizeof(key), "ld:%s", id);
+
+    /* jsonb: invalid JSON, what jsonb cannot store, and an empty value. */
+    nseen_log = 0;
+    assert_int_equal(wb_put(client, "doc", id, "{\"a\": 1,}", 9, WB_ACK_LOG, &v),
+                     WB_ERR_INVALID_ARG);
+    assert_true(logged("value is not valid JSON for a jsonb column: byte 8: expected a string"));
+    assert_true(logged(key));
+    assert_int_equal(wb_put(client, "doc", id, "\"\\u0000\"", 8, WB_ACK_CACHE, &v),
+                     WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_put(client, "doc", id, "", 0, WB_ACK_CACHE, &v), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_put_through(client, "doc", id, "[1 2]", 5, &v), WB_ERR_INVALID_ARG);
+    /* text: a NUL byte or invalid UTF-8. */
+    assert_int_equal(wb_put(client, "item", id, "a\0b", 3, WB_ACK_CACHE, &v), WB_ERR_INVALID_ARG);
+    assert_true(logged("byte 1: a text value cannot hold a NUL byte"));
+    assert_int_equal(wb_put_through(client, "item", id, "caf\xe9", 4, &v), WB_ERR_INVALID_ARG);
+    assert_true(logged("byte 3: a text value must be valid UTF-8"));
+
+    /* Nothing was written anywhere: no entry, no reservation, no dirty
+     * index member, no event, no row. */
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
+    snprintf(key, sizeof(key), "li:%s", id);
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
+    assert_int_equal(lh_dirty_score(&H, key), -1);
+    snprintf(key, sizeof(key), "ld:%s", id);
+    assert_int_equal(lh_consume(&H, H.changes, key, 0, m, 2, 1, 2000), 0);
+    assert_int_equal(row_version("wb_libtest_docs", id), -1);
+    assert_int_equal(row_version("wb_libtest_items", id), -1);
+
+    /* Valid values pass, in one batch with an invalid one that fails alone. */
+    lh_id(&H, "goodjson", ok_id, sizeof(ok_id));
+    wb_write_t w[3] = {
+        {.entity = "doc", .id = ok_id, .value = " {\"a\": [1, 2.5e3, null]} "},
+        {.entity = "doc", .id = id, .value = "{\"a\"}"},
+        {.entity = "item", .id = ok_id, .value = "caf\xc3\xa9"},
+    };
+    for (int i = 0; i < 3; i++)
+        w[i].len = strlen(w[i].value);
+    assert_int_equal(wb_put_batch(client, w, 3, WB_ACK_LOG), WB_ERR_INVALID_ARG);
+    assert_int_equal(w[0].err, WB_OK);
+    assert_int_equal(w[1].err, WB_ERR_INVALID_ARG);
+    assert_int_equal(w[2].err, WB_OK);
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
+    assert_int_equal(wb_put_through(client, "doc", ok_id, "{\"through\": true}", 17, &v), WB_OK);
+    assert_true(row_version("wb_libtest_docs", ok_id) == v);
+    wb_client_close(client);
+}
+
+/* `wbctl put` prints why a value was refused. */
+static void wbctl_put_prints_the_reason(void **state)
+{
+    char cfg[128], yaml[4096], cmd[512], out[4096], id[128];
+    size_t n = lh_config_yaml(&H, NULL, yaml, sizeof(yaml)), got = 0;
+    FILE *f;
+    int status;
+
+    (void)state;
+    snprintf(cfg, sizeof(cfg), "/tmp/%s.wbctl.yaml", H.tag);
+    f = fopen(cfg, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(yaml, 1, n, f), n);
+    fclose(f);
+    lh_id(&H, "wbctl", id, sizeof(id));
+    snprintf(cmd, sizeof(cmd), "%s/wbctl -c %s put doc %s '{\"a\": tru}' 2>&1", WB_BINARY_DIR, cfg,
+             id);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    got = fread(out, 1, sizeof(out) - 1, f);
+    out[got] = '\0';
+    status = pclose(f);
+    unlink(cfg);
+    if (!strstr(out, "byte 6: expected a value, found 't'")) fprintf(stderr, "%s", out);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    assert_non_null(strstr(out, "value is not valid JSON for a jsonb column: byte 6: expected a "
+                                "value, found 't'"));
+    assert_non_null(strstr(out, "wbctl: put: invalid argument"));
 }
 
 /* Cache-aside: the loader's value is stored only if the key is absent. */
@@ -502,6 +642,8 @@ int main(void)
         cmocka_unit_test(refresh_requests_below_threshold_once_per_window),
         cmocka_unit_test(no_refresh_for_dirty_entries),
         cmocka_unit_test(bad_arguments_are_refused),
+        cmocka_unit_test(invalid_values_are_refused),
+        cmocka_unit_test(wbctl_put_prints_the_reason),
         cmocka_unit_test(get_or_load_cache_aside),
     };
 

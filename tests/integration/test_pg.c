@@ -9,10 +9,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 
 #include "wb_config.h"
 #include "wb_pg.h"
+#include "wb_schema.h"
 
 static wb_config_t *conf;
 static PGconn *conn;
@@ -249,6 +255,119 @@ static void test_terminated_session_is_transient(void **state)
     PQfinish(victim);
 }
 
+static int sockopt(PGconn *c, int level, int name)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+
+    assert_int_equal(getsockopt(PQsocket(c), level, name, &v, &len), 0);
+    return v;
+}
+
+/* A peer that vanishes without a RST must not hang a query for the
+ * kernel's defaults (hours of keepalive silence, ~15 min of retransmits):
+ * the socket carries short keepalives and a user timeout, and a DSN that
+ * sets its own keeps it. */
+static void test_keepalives_on_the_socket(void **state)
+{
+    int want_ut =
+        conf->postgres.connect_timeout_ms > 5000 ? conf->postgres.connect_timeout_ms : 5000;
+    char *saved = conf->postgres.dsn, dsn[1024];
+    PGconn *c = NULL;
+
+    if (PQstatus(conn) != CONNECTION_OK || !PQhost(conn) || PQhost(conn)[0] == '/') skip();
+    assert_int_equal(sockopt(conn, SOL_SOCKET, SO_KEEPALIVE), 1);
+    assert_int_equal(sockopt(conn, IPPROTO_TCP, TCP_KEEPIDLE), 10);
+    assert_int_equal(sockopt(conn, IPPROTO_TCP, TCP_KEEPINTVL), 5);
+    assert_int_equal(sockopt(conn, IPPROTO_TCP, TCP_KEEPCNT), 3);
+    assert_int_equal(sockopt(conn, IPPROTO_TCP, TCP_USER_TIMEOUT), want_ut);
+
+    if (!saved || strstr(saved, "://")) return; /* a URI: no key=value to append */
+    snprintf(dsn, sizeof(dsn), "%s keepalives_idle=30 tcp_user_timeout=7000", saved);
+    conf->postgres.dsn = dsn;
+    wb_err_t err = wb_pg_connect(conf, &c, errstr, sizeof(errstr));
+    conf->postgres.dsn = saved;
+    assert_int_equal(err, WB_OK);
+    assert_int_equal(sockopt(c, IPPROTO_TCP, TCP_KEEPIDLE), 30);
+    assert_int_equal(sockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT), 7000);
+    assert_int_equal(sockopt(c, IPPROTO_TCP, TCP_KEEPCNT), 3);
+    PQfinish(c);
+}
+
+typedef struct purge_arg_s {
+    wb_entity_t ent;
+    size_t purged;
+    wb_err_t err;
+} purge_arg_t;
+
+static void *purge_main(void *arg)
+{
+    purge_arg_t *p = arg;
+    PGconn *c = NULL;
+    char st[6], e[256];
+
+    p->err = wb_pg_connect(conf, &c, e, sizeof(e));
+    if (p->err == WB_OK)
+        p->err = wb_schema_purge(c, &p->ent, 60000, 100, &p->purged, st, e, sizeof(e));
+    PQfinish(c);
+    return NULL;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+}
+
+/* The purge picked an old tombstone while a flusher re-deleted the key
+ * (newer version, fresh updated_at). Under READ COMMITTED the DELETE waits
+ * for that transaction, then re-checks only its own WHERE against the new
+ * row: the fresh tombstone must survive, or an older upsert arriving late
+ * could bring the row back (invariant 4). */
+static void test_purge_spares_a_fresh_tombstone(void **state)
+{
+    purge_arg_t arg;
+    pthread_t th;
+    char table[64], sql[512], *v;
+
+    snprintf(table, sizeof(table), "wb_test_purge_%d", (int)getpid());
+    memset(&arg, 0, sizeof(arg));
+    arg.ent.name = "item";
+    arg.ent.prefix = "item:";
+    arg.ent.table = table;
+    snprintf(sql, sizeof(sql),
+             "DROP TABLE IF EXISTS %s; CREATE TABLE %s (key text PRIMARY KEY, value text, "
+             "version bigint NOT NULL, deleted boolean NOT NULL, updated_at timestamptz NOT NULL); "
+             "INSERT INTO %s VALUES ('k', NULL, 5, true, now() - interval '1 hour'), "
+             "('old', NULL, 3, true, now() - interval '1 hour')",
+             table, table, table);
+    exec_ok(conn, sql);
+
+    /* The flusher's transaction: re-deletes k, not committed yet. */
+    exec_ok(conn, "BEGIN");
+    snprintf(sql, sizeof(sql),
+             "UPDATE %s SET version = 9, deleted = true, updated_at = now() WHERE key = 'k'",
+             table);
+    exec_ok(conn, sql);
+    assert_int_equal(pthread_create(&th, NULL, purge_main, &arg), 0);
+    usleep(500000); /* the purge blocks on k's row lock */
+    exec_ok(conn, "COMMIT");
+    pthread_join(th, NULL);
+
+    assert_int_equal(arg.err, WB_OK);
+    assert_int_equal(arg.purged, 1); /* only "old" */
+    snprintf(sql, sizeof(sql), "SELECT string_agg(key || ':' || version, ',' ORDER BY key) FROM %s",
+             table);
+    v = scalar(conn, sql);
+    assert_string_equal(v, "k:9");
+    free(v);
+    snprintf(sql, sizeof(sql), "DROP TABLE %s", table);
+    exec_ok(conn, sql);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_sqlstate_on_real_errors),
         cmocka_unit_test(test_statement_timeout),
         cmocka_unit_test(test_terminated_session_is_transient),
+        cmocka_unit_test(test_keepalives_on_the_socket),
+        cmocka_unit_test(test_purge_spares_a_fresh_tombstone),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

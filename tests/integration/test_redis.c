@@ -312,17 +312,51 @@ static void test_clean_gone_and_stale(void **state)
 {
     const char *k = key("gone"), *s = key("stale");
     wb_clean_result_t res;
+    wb_fill_result_t fres;
     wb_redis_entry_t e;
     int64_t v;
 
-    /* The entry vanished: the index member goes too. */
+    /* The entry vanished (Redis lost it): the index member goes too, and
+     * the committed version stays as memory in a value-less hash, which
+     * reads as a miss. */
     v = put(k, "x", 0);
     assert_int_equal(cmd_int("DEL %s", k), 1);
     assert_int_equal(
         wb_redis_clean(ctx, k, strlen(k), dirty, v, TTL_MS, &res, errstr, sizeof(errstr)), WB_OK);
     assert_int_equal(res, WB_CLEAN_GONE);
     assert_int_equal(zscore(k), -1);
-    assert_int_equal(cmd_int("EXISTS %s", k), 0);
+    get(k, &e);
+    assert_false(e.found);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(hget_i64(k, "ver"), v);
+    assert_int_equal(cmd_int("HEXISTS %s v", k), 0);
+    assert_true(cmd_int("PTTL %s", k) > 0);
+    /* A lagging read-through fill of an older row cannot go back in time;
+     * the committed row itself fills. */
+    assert_int_equal(wb_redis_fill(ctx, k, strlen(k), "older", 5, v - 1, TTL_MS, 0, &fres, errstr,
+                                   sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(fres, WB_FILL_SKIPPED_NEWER);
+    get(k, &e);
+    assert_false(e.found);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(
+        wb_redis_fill(ctx, k, strlen(k), "x", 1, v, TTL_MS, 0, &fres, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(fres, WB_FILL_CREATED);
+    get(k, &e);
+    assert_true(e.found);
+    assert_int_equal(e.version, v);
+    wb_redis_entry_clear(&e);
+    /* An older clean of a key that is gone does not lower the memory. */
+    assert_int_equal(cmd_int("DEL %s", k), 1);
+    assert_int_equal(wb_redis_clean(ctx, k, strlen(k), dirty, v, 0, &res, errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(
+        wb_redis_clean(ctx, k, strlen(k), dirty, v - 5, 0, &res, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(res, WB_CLEAN_GONE);
+    assert_int_equal(hget_i64(k, "ver"), v);
+    assert_true(cmd_int("PTTL %s", k) > 0); /* no-TTL entity: bounded memory all the same */
 
     /* PostgreSQL committed a version newer than the cache holds (Redis came
      * back from an old snapshot): the stale value is dropped, its version
@@ -336,9 +370,102 @@ static void test_clean_gone_and_stale(void **state)
     assert_false(e.found);
     wb_redis_entry_clear(&e);
     assert_int_equal(zscore(s), -1);
-    assert_int_equal(hget_i64(s, "ver"), v);
+    assert_int_equal(hget_i64(s, "ver"), v + 1000);
     assert_true(cmd_int("PTTL %s", s) > 0);
     assert_true(put(s, "new", 0) > v);
+}
+
+/* The forget script's reply (1 forgotten, 0 untouched). */
+static long long forget(const char *k, int64_t version, int64_t ttl_ms)
+{
+    char vbuf[24], tbuf[24];
+    const char *argv[4] = {k, dirty, vbuf, tbuf};
+    size_t argvlen[4];
+    redisReply *r = NULL;
+    long long v;
+
+    snprintf(vbuf, sizeof(vbuf), "%lld", (long long)version);
+    snprintf(tbuf, sizeof(tbuf), "%lld", (long long)ttl_ms);
+    for (int i = 0; i < 4; i++)
+        argvlen[i] = strlen(argv[i]);
+    assert_int_equal(
+        wb_scripts_call(ctx, WB_SCRIPT_FORGET, 2, 4, argv, argvlen, &r, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Poison must not loop: the flusher forgets a dead-lettered write only if
+ * the entry still holds exactly that version, dirty. The entry leaves the
+ * dirty index (the sweeper never re-publishes it), reads miss and fill
+ * from PostgreSQL's older row, and later writes stay above the poison. */
+static void test_forget(void **state)
+{
+    const char *k = key("forget"), *n = key("forget-newer"), *c = key("forget-clean");
+    wb_fill_result_t fres;
+    wb_clean_result_t cres;
+    wb_redis_entry_t e;
+    int64_t v1, v2, v3;
+
+    /* The poison write V2 sits on top of an older write V1. */
+    v1 = put(k, "good", 0);
+    v2 = put(k, "{not json", 0);
+    assert_int_equal(forget(k, v1, TTL_MS), 0); /* not the version it holds */
+    assert_int_equal(forget(k, v2 + 1, TTL_MS), 0);
+    get(k, &e);
+    assert_true(e.found && e.dirty);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(forget(k, v2, TTL_MS), 1);
+    get(k, &e);
+    assert_false(e.found);
+    wb_redis_entry_clear(&e);
+    assert_int_equal(zscore(k), -1);
+    assert_int_equal(hget_i64(k, "rv"), v2);
+    assert_int_equal(hget_i64(k, "ver"), -1);
+    assert_true(cmd_int("PTTL %s", k) > TTL_MS - 5000);
+    /* Done once; a second delivery changes nothing. */
+    assert_int_equal(forget(k, v2, TTL_MS), 0);
+    /* Reads fall back to PostgreSQL: the older row V1 fills the cache. */
+    assert_int_equal(
+        wb_redis_fill(ctx, k, strlen(k), "good", 4, v1, TTL_MS, 0, &fres, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(fres, WB_FILL_CREATED);
+    get(k, &e);
+    assert_true(e.found && !e.dirty);
+    assert_int_equal(e.version, v1);
+    assert_string_equal(e.value, "good");
+    wb_redis_entry_clear(&e);
+    /* The next write is still above the poison version. */
+    assert_true(put(k, "next", 0) > v2);
+
+    /* A newer write after the poison one is left alone, dirty and indexed. */
+    v2 = put(n, "[1,]", 0);
+    v3 = put(n, "[1]", 0);
+    assert_int_equal(forget(n, v2, TTL_MS), 0);
+    get(n, &e);
+    assert_true(e.found && e.dirty);
+    assert_int_equal(e.version, v3);
+    wb_redis_entry_clear(&e);
+    assert_true(zscore(n) > 0);
+
+    /* A clean entry at that version (PostgreSQL holds it) is left alone. */
+    v1 = put(c, "x", 0);
+    assert_int_equal(
+        wb_redis_clean(ctx, c, strlen(c), dirty, v1, TTL_MS, &cres, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(forget(c, v1, TTL_MS), 0);
+    get(c, &e);
+    assert_true(e.found && !e.dirty);
+    wb_redis_entry_clear(&e);
+
+    /* No entry: nothing happens; no TTL given: the memory still outlives V. */
+    assert_int_equal(forget(key("forget-none"), 5, TTL_MS), 0);
+    assert_int_equal(cmd_int("EXISTS %s", key("forget-none")), 0);
+    v1 = put(c, "y", 0);
+    assert_int_equal(forget(c, v1, 0), 1);
+    assert_true(cmd_int("PTTL %s", c) > 0);
+    assert_true(put(c, "z", 0) > v1);
 }
 
 /* Invariant 8: a fill never goes back in time and never touches a dirty entry. */
@@ -599,6 +726,82 @@ static void test_noscript_fallback(void **state)
     }
 }
 
+/* A put call of key k with value v (argv/argvlen: 4 slots). */
+static void put_call(wb_script_call_t *c, const char **argv, size_t *argvlen, const char *k,
+                     const char *v)
+{
+    argv[0] = k, argvlen[0] = strlen(k);
+    argv[1] = dirty, argvlen[1] = strlen(dirty);
+    argv[2] = v, argvlen[2] = strlen(v);
+    argv[3] = "0", argvlen[3] = 1;
+    *c = (wb_script_call_t){WB_SCRIPT_PUT, 2, 4, argv, argvlen};
+}
+
+/* The script cache is lost mid-pipeline and another client re-caches one
+ * script before our later call runs: the later call has run, so the
+ * earlier NOSCRIPT call must not run after it (two writes of one key would
+ * end with the older value). It fails instead; a NOSCRIPT suffix with
+ * nothing run after it is re-sent in order. */
+static void test_noscript_pipeline_keeps_order(void **state)
+{
+    const char *k = key("order"), *k2 = key("order2");
+    const char *argv[3][4];
+    size_t argvlen[3][4];
+    wb_script_call_t calls[3];
+    redisReply *replies[3];
+    wb_redis_entry_t e;
+
+    /* [put k (not cached), version k (cached)] */
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(cmd("SCRIPT LOAD %s", wb_scripts_body(WB_SCRIPT_VERSION)));
+    put_call(&calls[0], argv[0], argvlen[0], k, "first");
+    argv[1][0] = k, argvlen[1][0] = strlen(k);
+    argv[1][1] = "1000", argvlen[1][1] = 4;
+    calls[1] = (wb_script_call_t){WB_SCRIPT_VERSION, 1, 2, argv[1], argvlen[1]};
+    assert_int_equal(wb_scripts_pipeline(ctx, calls, 2, replies, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(replies[1]->type, REDIS_REPLY_INTEGER);
+    if (wb_scripts_is_noscript(replies[0])) {
+        get(k, &e); /* failed, and did not run */
+        assert_false(e.found);
+        wb_redis_entry_clear(&e);
+    } else { /* someone re-cached `put` in time: then it ran first */
+        assert_int_equal(replies[0]->type, REDIS_REPLY_ARRAY);
+        assert_true(replies[0]->element[0]->integer < replies[1]->integer);
+    }
+    freeReplyObject(replies[0]);
+    freeReplyObject(replies[1]);
+
+    /* [version k2 (cached), put k2, put k2 (not cached)]: nothing ran after
+     * the NOSCRIPTs, so both puts run, in order, after the version. */
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(cmd("SCRIPT LOAD %s", wb_scripts_body(WB_SCRIPT_VERSION)));
+    argv[0][0] = k2, argvlen[0][0] = strlen(k2);
+    argv[0][1] = "1000", argvlen[0][1] = 4;
+    calls[0] = (wb_script_call_t){WB_SCRIPT_VERSION, 1, 2, argv[0], argvlen[0]};
+    put_call(&calls[1], argv[1], argvlen[1], k2, "a");
+    put_call(&calls[2], argv[2], argvlen[2], k2, "b");
+    assert_int_equal(wb_scripts_pipeline(ctx, calls, 3, replies, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(replies[0]->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(replies[1]->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(replies[2]->type, REDIS_REPLY_ARRAY);
+    assert_true(replies[0]->integer < replies[1]->element[0]->integer);
+    assert_true(replies[1]->element[0]->integer < replies[2]->element[0]->integer);
+    get(k2, &e);
+    assert_true(e.found);
+    assert_int_equal(e.value_len, 1);
+    assert_memory_equal(e.value, "b", 1);
+    assert_int_equal(e.version, replies[2]->element[0]->integer);
+    wb_redis_entry_clear(&e);
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(replies[i]);
+    /* The pipeline loaded every script again for the next callers. */
+    for (int i = 0; i < WB_SCRIPT__COUNT; i++) {
+        redisReply *r = cmd("SCRIPT EXISTS %s", wb_scripts_sha((wb_script_id_t)i));
+        assert_int_equal(r->element[0]->integer, 1);
+        freeReplyObject(r);
+    }
+}
+
 static void test_binary_values(void **state)
 {
     const char *k = key("bin");
@@ -726,10 +929,12 @@ int main(void)
         cmocka_unit_test(test_delete_is_dirty_tombstone),
         cmocka_unit_test(test_clean),
         cmocka_unit_test(test_clean_gone_and_stale),
+        cmocka_unit_test(test_forget),
         cmocka_unit_test(test_fill),
         cmocka_unit_test(test_fill_aside),
         cmocka_unit_test(test_version_and_through),
         cmocka_unit_test(test_noscript_fallback),
+        cmocka_unit_test(test_noscript_pipeline_keeps_order),
         cmocka_unit_test(test_binary_values),
         cmocka_unit_test(test_put_wrong_index_type),
         cmocka_unit_test(test_connect_refused_fast),

@@ -123,7 +123,7 @@ static void test_example_config(void **state)
     assert_int_equal(conf->postgres.schema, WB_SCHEMA_CREATE);
     assert_int_equal(conf->producer.ack, WB_ACK_CACHE);
     assert_int_equal(conf->producer.queue_max, 100000);
-    assert_int_equal(conf->producer.max_value_bytes, 1048576);
+    assert_int_equal(conf->producer.max_value_bytes, 900000);
     assert_string_equal(conf->flusher.group_id, "wb-flusher");
     assert_int_equal(conf->flusher.batch_max_events, 10000);
     assert_int_equal(conf->flusher.batch_max_bytes, 16777216);
@@ -278,7 +278,7 @@ static void test_defaults(void **state)
     assert_int_equal(conf->postgres.schema, WB_SCHEMA_CREATE);
     assert_int_equal(conf->producer.ack, WB_ACK_CACHE);
     assert_int_equal(conf->producer.queue_max, 100000);
-    assert_int_equal(conf->producer.max_value_bytes, 1048576);
+    assert_int_equal(conf->producer.max_value_bytes, 900000);
     assert_int_equal(conf->producer.kafka_timeout_ms, 5000);
     assert_int_equal(conf->producer.negative_ttl_ms, 5000);
     assert_int_equal(conf->producer.lock_ttl_ms, 5000);
@@ -577,6 +577,29 @@ static void test_out_of_range(void **state)
                       "and below 1, got 1.0");
 }
 
+/* flusher.batch.max_bytes stops at 256 MiB: one table's statement must stay
+ * well below PostgreSQL's 1 GiB message limit. */
+static void test_batch_max_bytes_cap(void **state)
+{
+    static const char ok[] = "flusher:\n  batch:\n    max_bytes: 268435456\n"
+                             "entities:\n  - {name: u, prefix: \"u:\", table: users}\n";
+    static const char big[] = "flusher:\n  batch:\n    max_bytes: 268435457\n"
+                              "entities:\n  - {name: u, prefix: \"u:\", table: users}\n";
+    wb_config_t *conf = NULL;
+
+    (void)state;
+    assert_int_equal(wb_config_load_string("cap", ok, strlen(ok), &conf, errbuf, sizeof(errbuf)),
+                     WB_OK);
+    assert_int_equal(conf->flusher.batch_max_bytes, 268435456);
+    wb_config_destroy(conf);
+    conf = NULL;
+    assert_int_equal(wb_config_load_string("cap", big, strlen(big), &conf, errbuf, sizeof(errbuf)),
+                     WB_ERR_CONFIG);
+    assert_null(conf);
+    assert_string_equal(errbuf, "cap:3:5: flusher.batch.max_bytes: must be between 1024 and "
+                                "268435456, got 268435457");
+}
+
 static void test_missing_required(void **state)
 {
     (void)state;
@@ -868,6 +891,7 @@ int main(void)
         cmocka_unit_test_setup(test_section_type, clear_env),
         cmocka_unit_test_setup(test_int_overflow, clear_env),
         cmocka_unit_test_setup(test_out_of_range, clear_env),
+        cmocka_unit_test_setup(test_batch_max_bytes_cap, clear_env),
         cmocka_unit_test_setup(test_missing_required, clear_env),
         cmocka_unit_test_setup(test_duplicate_key, clear_env),
         cmocka_unit_test_setup(test_duplicate_entity, clear_env),

@@ -153,13 +153,48 @@ static void test_extreme_values_round_trip(void **state)
     ev = make_put("x", "\0\1\2", 3);
     ev.key = key;
     ev.keylen = sizeof(key);
-    ev.version = INT64_MAX;
-    ev.time_us = 0;
+    ev.version = WB_EVENT_VERSION_MAX;
+    ev.time_us = INT64_MAX;
     ev.entity = "A_very_long_entity_name_of_exactly_sixty_three_bytes_0123456789";
     ev.entitylen = 63;
     round_trip(&ev);
     ev.version = 1;
+    ev.time_us = 0;
     round_trip(&ev);
+}
+
+/* Versions above 2^53 would compare wrongly in the Redis scripts (Lua
+ * doubles) and pin a key above every real version: neither encoded nor
+ * decoded. */
+static void test_version_above_2p53_refused(void **state)
+{
+    const wb_header_t hdrs[] = {H("wb-version", "9007199254740993"), H("wb-entity", "e"),
+                                H("wb-time-us", "1"), H("wb-op", "put")};
+    const wb_header_t refresh[] = {H("wb-kind", "refresh"), H("wb-entity", "e"),
+                                   H("wb-version", "9000000000000000000")};
+    wb_header_t out[WB_EVENT_NHDRS];
+    char errstr[256], scratch[WB_EVENT_SCRATCH];
+    wb_event_t ev;
+    size_t n;
+
+    assert_int_equal(wb_event_decode("k", 1, "v", 1, hdrs, 4, &ev, errstr, sizeof(errstr)),
+                     WB_ERR_DECODE);
+    assert_string_equal(errstr, "header wb-version: out of range (max 9007199254740992): "
+                                "\"9007199254740993\"");
+    assert_int_equal(ev.version, 0);
+    assert_int_equal(
+        wb_event_decode_refresh("k", 1, NULL, 0, refresh, 3, &ev, errstr, sizeof(errstr)),
+        WB_ERR_DECODE);
+    assert_non_null(strstr(errstr, "out of range"));
+
+    ev = make_put("k", "v", 1);
+    ev.version = WB_EVENT_VERSION_MAX + 1;
+    assert_int_equal(wb_event_validate(&ev, errstr, sizeof(errstr)), WB_ERR_INVALID_ARG);
+    assert_string_equal(errstr,
+                        "version out of range (max 9007199254740992, got 9007199254740993)");
+    assert_int_equal(
+        wb_event_encode_headers(&ev, out, WB_EVENT_NHDRS, &n, scratch, sizeof(scratch)),
+        WB_ERR_INVALID_ARG);
 }
 
 static void test_unknown_headers_ignored(void **state)
@@ -281,7 +316,7 @@ static void test_malformed_inputs(void **state)
          {H("wb-version", "9223372036854775808"), H("wb-entity", "e"), H("wb-time-us", "1"),
           H("wb-op", "put")},
          4,
-         "header wb-version: out of range (max 9223372036854775807): \"9223372036854775808\""},
+         "header wb-version: out of range (max 9007199254740992): \"9223372036854775808\""},
         {"k",
          1,
          "v",
@@ -422,15 +457,16 @@ static void test_malformed_inputs(void **state)
     }
     /* The boundaries themselves are accepted. */
     {
-        const wb_header_t hdrs[] = {H("wb-version", "9223372036854775807"), H("wb-entity", "e"),
-                                    H("wb-time-us", "0"), H("wb-op", "put")};
+        const wb_header_t hdrs[] = {H("wb-version", "9007199254740992"), H("wb-entity", "e"),
+                                    H("wb-time-us", "9223372036854775807"), H("wb-op", "put")};
         wb_event_t ev;
         char errstr[256];
 
         assert_int_equal(wb_event_decode(longkey, WB_EVENT_KEY_MAX, "v", 1, hdrs, 4, &ev, errstr,
                                          sizeof(errstr)),
                          WB_OK);
-        assert_int_equal(ev.version, INT64_MAX);
+        assert_int_equal(ev.version, WB_EVENT_VERSION_MAX);
+        assert_int_equal(ev.time_us, INT64_MAX);
     }
 }
 
@@ -798,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_empty_put_round_trip),
         cmocka_unit_test(test_delete_round_trip),
         cmocka_unit_test(test_extreme_values_round_trip),
+        cmocka_unit_test(test_version_above_2p53_refused),
         cmocka_unit_test(test_unknown_headers_ignored),
         cmocka_unit_test(test_malformed_inputs),
         cmocka_unit_test(test_decode_invalid_args),

@@ -1,0 +1,196 @@
+/* test_flusher_guard.c — wb-flusher where the version guard and statement size meet the cache:
+ * a refused event never marks an obsolete cache value clean (invariants 2, 4), and a
+ * statement that fails for its size is split, not retried whole forever. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "flusher_harness.h"
+
+/* The test's flusher and topics: torn down after each test, also when it
+ * failed, so no flusher outlives its test. */
+static fh_t G;
+
+static int cleanup(void **state)
+{
+    char sql[256];
+
+    (void)state;
+    if (!G.tag[0]) return 0;
+    fh_stop(&G, 30000, NULL);
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS \"%s\"; DROP FUNCTION IF EXISTS \"%s_slow\"()",
+             G.table, G.table);
+    PQclear(fh_sql(&G, sql));
+    fh_teardown(&G);
+    return 0;
+}
+
+/* Field f of hash k, or "" if absent. */
+static void hget(fh_t *fh, const char *k, const char *f, char *out, size_t size)
+{
+    redisReply *r = redisCommand(fh->redis, "HGET %s %s", k, f);
+    if (!r) fh_die("redis");
+    snprintf(out, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+}
+
+/* Waits until the cache entry k is no longer dirty (clean or dropped). */
+static int wait_not_dirty(fh_t *fh, const char *k, int timeout_ms)
+{
+    int64_t t0 = wb_time_mono_ms();
+    char d[8];
+    for (;;) {
+        hget(fh, k, "d", d, sizeof(d));
+        if (strcmp(d, "1") != 0) return 0;
+        if (wb_time_mono_ms() - t0 > timeout_ms) return -1;
+        usleep(100000);
+    }
+}
+
+/* Waits until the flusher has created its table (it is then consuming). */
+static int wait_table(fh_t *fh, int timeout_ms)
+{
+    int64_t t0 = wb_time_mono_ms();
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT to_regclass('\"%s\"') IS NOT NULL", fh->table);
+    for (;;) {
+        PGresult *res = fh_sql(fh, sql);
+        int ok = res && PQgetvalue(res, 0, 0)[0] == 't';
+        PQclear(res);
+        if (ok) return 0;
+        if (wb_time_mono_ms() - t0 > timeout_ms) return -1;
+        usleep(100000);
+    }
+}
+
+static void put_dirty(fh_t *fh, const char *k, const char *v, int64_t *version)
+{
+    char errstr[256];
+    if (wb_redis_put(fh->redis, k, strlen(k), v, strlen(v), 0, fh->conf->redis.dirty_index, version,
+                     NULL, errstr, sizeof(errstr)) != WB_OK)
+        fh_die(errstr);
+}
+
+/* A write-behind put V is dirty in the cache; a write-through then commits
+ * V' > V in PostgreSQL but fails to set the cache. The flusher applies V:
+ * refused by the guard. Cleaning against V would make the cache serve V for
+ * a whole TTL while PostgreSQL holds V'; cleaned against what PostgreSQL
+ * holds, the obsolete value goes and the next read reloads V'. */
+static void refused_event_drops_the_obsolete_value(void **state)
+{
+    (void)state;
+    int64_t v = 0, v2 = 0;
+    char sql[512], buf[64], k1[128], k2[128], where[256];
+    wb_redis_entry_t e;
+
+    fh_setup(&G, "guard", "text", "  batch:\n    max_wait_ms: 20\n");
+    /* Keys of their own: other tests share this Redis. */
+    snprintf(k1, sizeof(k1), "item:%s_1", G.tag);
+    snprintf(k2, sizeof(k2), "item:%s_2", G.tag);
+    fh_start(&G);
+    assert_int_equal(wait_table(&G, 30000), 0);
+
+    put_dirty(&G, k1, "old", &v);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO \"%s\" (key, value, version, deleted, updated_at) "
+             "VALUES ('%s', 'new', %" PRId64 ", false, now())",
+             G.table, k1 + 5, v + 1000);
+    PQclear(fh_sql(&G, sql));
+    /* A key the guard lets through, for comparison. */
+    put_dirty(&G, k2, "fine", &v2);
+    fh_produce(&G, k1, "old", v);
+    fh_produce(&G, k2, "fine", v2);
+    fh_flush(&G);
+
+    int rc1 = wait_not_dirty(&G, k1, 30000), rc2 = wait_not_dirty(&G, k2, 30000);
+    if (rc1 || rc2) fh_dump_log(&G);
+    assert_int_equal(rc1, 0);
+    assert_int_equal(rc2, 0);
+
+    /* k1: no value served; the version memory is PostgreSQL's. */
+    assert_int_equal(wb_redis_get(G.redis, k1, strlen(k1), &e, buf, sizeof(buf)), WB_OK);
+    assert_false(e.found);
+    wb_redis_entry_clear(&e);
+    hget(&G, k1, "ver", buf, sizeof(buf));
+    assert_int_equal(strtoll(buf, NULL, 10), v + 1000);
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'", k1 + 5);
+    assert_int_equal(fh_count(&G, where), 1);
+    /* k2: written and cleaned as usual. */
+    assert_int_equal(wb_redis_get(G.redis, k2, strlen(k2), &e, buf, sizeof(buf)), WB_OK);
+    assert_true(e.found);
+    assert_false(e.dirty);
+    assert_string_equal(e.value, "fine");
+    wb_redis_entry_clear(&e);
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'fine'", k2 + 5);
+    assert_int_equal(fh_count(&G, where), 1);
+    redisReply *r = redisCommand(G.redis, "DEL %s %s", k1, k2);
+    freeReplyObject(r);
+    fh_teardown(&G);
+}
+
+/* Adds "  statement_timeout_ms: ms" to the postgres section of the config. */
+static void set_statement_timeout(fh_t *fh, int ms)
+{
+    char text[8192], add[64];
+    FILE *f = fopen(fh->cfg, "r");
+    size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+    if (f) fclose(f);
+    text[n] = '\0';
+    char *at = strstr(text, "postgres:\n");
+    if (!at) fh_die("config without postgres:");
+    at += strlen("postgres:\n");
+    snprintf(add, sizeof(add), "  statement_timeout_ms: %d\n", ms);
+    f = fopen(fh->cfg, "w");
+    if (!f) fh_die("config");
+    fprintf(f, "%.*s%s%s", (int)(at - text), text, add, at);
+    fclose(f);
+}
+
+/* Every row costs 60 ms (a trigger) and statements time out after 400 ms:
+ * the batch of 16 rows can only be written in pieces. It used to be
+ * retried whole, forever (57014 counted as an outage). */
+static void timed_out_batch_is_split(void **state)
+{
+    (void)state;
+    fh_row_t truth[16];
+    fh_dead_t dead[4];
+    char sql[768], key[32], val[32];
+
+    memset(truth, 0, sizeof(truth));
+    fh_setup(&G, "split", "text", "  batch:\n    max_events: 16\n    max_wait_ms: 3000\n");
+    set_statement_timeout(&G, 400);
+    fh_start(&G);
+    assert_int_equal(wait_table(&G, 30000), 0);
+    snprintf(sql, sizeof(sql),
+             "CREATE FUNCTION \"%s_slow\"() RETURNS trigger LANGUAGE plpgsql AS "
+             "$$BEGIN PERFORM pg_sleep(0.06); RETURN NEW; END$$; "
+             "CREATE TRIGGER slow BEFORE INSERT ON \"%s\" FOR EACH ROW EXECUTE FUNCTION "
+             "\"%s_slow\"()",
+             G.table, G.table, G.table);
+    PQclear(fh_sql(&G, sql));
+
+    for (int k = 0; k < 16; k++) {
+        snprintf(key, sizeof(key), "item:%d", k);
+        snprintf(val, sizeof(val), "s%d", k);
+        fh_truth_apply(&truth[k], val, 100 + k);
+        fh_produce(&G, key, val, 100 + k);
+    }
+    fh_flush(&G);
+    int d = fh_wait_truth(&G, truth, 16, 60000);
+    if (d) fh_dump_log(&G);
+    assert_int_equal(d, 0);
+    assert_int_equal(fh_read_dlq(&G, dead, 4), 0); /* split, nothing dead-lettered */
+
+    assert_int_equal(fh_stop(&G, 30000, NULL), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(refused_event_drops_the_obsolete_value, cleanup),
+        cmocka_unit_test_teardown(timed_out_batch_is_split, cleanup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
