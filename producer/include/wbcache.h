@@ -176,8 +176,11 @@ typedef struct wb_write_s {
 
 /* Throughput form of wb_put/wb_del: all n writes go to Redis in one
  * pipelined round trip, then to Kafka; with ack: log it waits once for all
- * of them. Each write gets its own err/version. Returns WB_OK when every
- * write succeeded, else the first error (look at writes[i].err). */
+ * of them. Each write gets its own err/version. Writes are applied in
+ * array order; if Redis lost its script cache mid-pipeline, a write that
+ * could not run in order comes back WB_ERR_REDIS with nothing written.
+ * Returns WB_OK when every write succeeded, else the first error (look at
+ * writes[i].err). */
 wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack);
 
 /* ------------------------------------------------------ write-through */
