@@ -7,7 +7,7 @@
 
 #include "flusher.h"
 #include "wb_cli.h"
-#include "wb_kafka.h"
+#include "wb_daemon.h"
 #include "wb_log.h"
 #include "wb_util.h"
 
@@ -29,20 +29,6 @@ static void set_assigned(fl_t *fl, const rd_kafka_topic_partition_list_t *parts,
     }
 }
 
-static void pause_all(fl_t *fl, int pause)
-{
-    rd_kafka_topic_partition_list_t *parts = NULL;
-
-    if (rd_kafka_assignment(fl->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
-    if (parts->cnt > 0) {
-        if (pause)
-            rd_kafka_pause_partitions(fl->consumer, parts);
-        else
-            rd_kafka_resume_partitions(fl->consumer, parts);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-}
-
 static void enter_outage(fl_t *fl, const char *why)
 {
     int64_t delay = wb_backoff_next_ms(&fl->backoff);
@@ -54,7 +40,7 @@ static void enter_outage(fl_t *fl, const char *why)
         /* Pausing keeps group membership (we go on polling) without
          * fetching more: nothing is skipped, the batch just waits. */
         fl->outage = 1;
-        pause_all(fl, 1);
+        wb_daemon_pause_all(fl->consumer, 1);
         wb_http_set_ready(fl->http, 0, why);
         wb_gauge_set(fl->m.ready, 0);
         WB_WARN("outage, consumption paused, retrying in %" PRId64 " ms: %s", delay, why);
@@ -68,90 +54,57 @@ static void leave_outage(fl_t *fl)
     if (!fl->outage) return;
     fl->outage = 0;
     wb_backoff_reset(&fl->backoff);
-    pause_all(fl, 0);
+    wb_daemon_pause_all(fl->consumer, 0);
     wb_http_set_ready(fl->http, 1, NULL);
     wb_gauge_set(fl->m.ready, 1);
     WB_INFO("recovered, consumption resumed");
 }
 
-/* Runs on the thread that calls rd_kafka_consumer_poll (ours), so it may
- * use fl freely. Cooperative protocol: only the partitions in parts move. */
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+/* Rebalance hooks: run on the thread that calls rd_kafka_consumer_poll
+ * (ours), so they may use fl freely. Cooperative protocol: only the
+ * partitions in parts move. */
+static void on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    fl_t *fl = opaque;
+
+    set_assigned(fl, parts, 1);
+    /* Seed the lag gauges with the group's committed offsets, so an idle
+     * partition does not look behind until its first batch. */
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+    if (rd_kafka_committed(rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < committed->cnt; i++) {
+            fl_part_t *p =
+                fl_part_get(fl, committed->elems[i].topic, committed->elems[i].partition);
+            if (p && committed->elems[i].offset >= 0) p->committed = committed->elems[i].offset;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(committed);
+    if (fl->outage) rd_kafka_pause_partitions(rk, parts);
+}
+
+static void on_revoking(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
     fl_t *fl = opaque;
     char errstr[512];
-    rd_kafka_error_t *error = NULL;
 
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        error = rd_kafka_incremental_assign(rk, parts);
-        set_assigned(fl, parts, 1);
-        /* Seed the lag gauges with the group's committed offsets, so an idle
-         * partition does not look behind until its first batch. */
-        rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
-        if (rd_kafka_committed(rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            for (int i = 0; i < committed->cnt; i++) {
-                fl_part_t *p =
-                    fl_part_get(fl, committed->elems[i].topic, committed->elems[i].partition);
-                if (p && committed->elems[i].offset >= 0) p->committed = committed->elems[i].offset;
-            }
-        }
-        rd_kafka_topic_partition_list_destroy(committed);
-        if (fl->outage) rd_kafka_pause_partitions(rk, parts);
-        WB_INFO("assigned %d partition(s)", parts->cnt);
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        if (rd_kafka_assignment_lost(rk)) {
-            /* Someone else owns them already; committing would fail. */
+    if (rd_kafka_assignment_lost(rk)) {
+        /* Someone else owns them already; committing would fail. */
+        fl_batch_drop_partitions(fl, parts);
+    } else if (fl->batch.n > 0) {
+        /* Finish the batch in flight before the partitions go, so the
+         * next owner starts after what we wrote. */
+        if (fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
+            WB_WARN("cannot finish the batch before revocation: %s", errstr);
             fl_batch_drop_partitions(fl, parts);
-        } else if (fl->batch.n > 0) {
-            /* Finish the batch in flight before the partitions go, so the
-             * next owner starts after what we wrote. */
-            if (fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
-                WB_WARN("cannot finish the batch before revocation: %s", errstr);
-                fl_batch_drop_partitions(fl, parts);
-            }
         }
-        error = rd_kafka_incremental_unassign(rk, parts);
-        set_assigned(fl, parts, 0);
-        WB_INFO("revoked %d partition(s)", parts->cnt);
-    } else {
-        WB_ERROR("rebalance error: %s", rd_kafka_err2str(err));
     }
-    if (error) {
-        WB_ERROR("rebalance: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-    }
+    set_assigned(fl, parts, 0);
 }
 
-static rd_kafka_t *consumer_new(fl_t *fl, char *errstr, size_t errstr_size)
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *kc = fl_kafka_conf(fl->conf, errstr, errstr_size);
-
-    if (!kc) return NULL;
-    /* wb_kafka_consumer_new forces manual offsets (invariant 5),
-     * cooperative-sticky and auto.offset.reset=earliest. */
-    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
-    rd_kafka_conf_set_opaque(kc, fl);
-    if (wb_kafka_consumer_new(kc, fl->conf->flusher.group_id, &rk, errstr, errstr_size) != WB_OK) {
-        rd_kafka_conf_destroy(kc);
-        return NULL;
-    }
-    return rk;
-}
-
-static int subscribe(fl_t *fl, char *errstr, size_t errstr_size)
-{
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, fl->conf->kafka.topic_changes, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(fl->consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (err) {
-        wb_set_err(errstr, errstr_size, "subscribe %s: %s", fl->conf->kafka.topic_changes,
-                   rd_kafka_err2str(err));
-        return -1;
-    }
-    return 0;
+    wb_daemon_rebalance(rk, err, parts, on_assigned, on_revoking, opaque);
 }
 
 static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
@@ -210,9 +163,12 @@ int fl_run(const wb_config_t *conf)
         }
     }
     wb_backoff_reset(&fl.backoff);
+    /* wb_kafka_consumer_new forces manual offsets (invariant 5),
+     * cooperative-sticky and auto.offset.reset=earliest. */
     if (fl_dlq_open(&fl, errstr, sizeof(errstr)) != WB_OK ||
-        !(fl.consumer = consumer_new(&fl, errstr, sizeof(errstr))) ||
-        subscribe(&fl, errstr, sizeof(errstr)) != 0) {
+        !(fl.consumer = wb_daemon_consumer_new(conf, "flusher", conf->flusher.group_id,
+                                               rebalance_cb, NULL, &fl, errstr, sizeof(errstr))) ||
+        wb_daemon_subscribe(fl.consumer, conf->kafka.topic_changes, errstr, sizeof(errstr)) != 0) {
         WB_ERROR("%s", errstr);
         goto out;
     }

@@ -8,6 +8,7 @@
 
 #include "flusher.h"
 #include "wb_coalesce.h"
+#include "wb_daemon.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
 #include "wb_pg.h"
@@ -114,16 +115,6 @@ void fl_fini(fl_t *fl)
     memset(fl, 0, sizeof(*fl));
 }
 
-rd_kafka_conf_t *fl_kafka_conf(const wb_config_t *conf, char *errstr, size_t errstr_size)
-{
-    rd_kafka_conf_t *kc = NULL;
-
-    if (wb_kafka_conf_new(conf, "flusher", WB_KAFKA_F_LOG_STDERR, &kc, errstr, errstr_size) !=
-        WB_OK)
-        return NULL;
-    return kc;
-}
-
 /* Whether a failed statement says the rows themselves are bad (poison).
  * Only the event's own content may: data exceptions (invalid JSON, bad
  * UTF-8, NUL in text), integrity violations (a CHECK the operator added),
@@ -172,7 +163,7 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
 
 wb_err_t fl_dlq_open(fl_t *fl, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *kc = fl_kafka_conf(fl->conf, errstr, errstr_size);
+    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(fl->conf, "flusher", errstr, errstr_size);
 
     if (!kc) return WB_ERR_KAFKA;
     rd_kafka_conf_set_dr_msg_cb(kc, dlq_dr_cb);

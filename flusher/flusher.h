@@ -122,9 +122,6 @@ wb_err_t fl_pg_ensure(fl_t *fl, char *errstr, size_t errstr_size);
 /* Creates the dead-letter producer. */
 wb_err_t fl_dlq_open(fl_t *fl, char *errstr, size_t errstr_size);
 
-/* A librdkafka conf with brokers and kafka.properties; NULL on error. */
-rd_kafka_conf_t *fl_kafka_conf(const wb_config_t *conf, char *errstr, size_t errstr_size);
-
 /* Takes ownership of msg (a consumed, error-free message). Returns 0, or -1
  * when the batch could not grow (out of memory): msg is destroyed and its
  * partition rewound to it, so it is consumed again later and nothing after

@@ -8,6 +8,7 @@
 
 #include "flusher.h"
 #include "wb_cli.h"
+#include "wb_daemon.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
 #include "wb_util.h"
@@ -76,7 +77,7 @@ bad:
 static rd_kafka_t *replay_consumer(fl_t *fl, const char *group, char *errstr, size_t errstr_size)
 {
     char detail[512], gid[300];
-    rd_kafka_conf_t *kc = fl_kafka_conf(fl->conf, errstr, errstr_size);
+    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(fl->conf, "flusher", errstr, errstr_size);
     rd_kafka_t *rk;
 
     if (!kc) return NULL;

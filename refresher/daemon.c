@@ -8,7 +8,7 @@
 
 #include "refresher.h"
 #include "wb_cli.h"
-#include "wb_kafka.h"
+#include "wb_daemon.h"
 #include "wb_log.h"
 #include "wb_util.h"
 
@@ -16,20 +16,6 @@
 #define RF_GAUGES_MS     1000
 #define RF_SUMMARY_MS    10000
 #define RF_CLOSE_RESERVE 2000 /* of the shutdown deadline, kept for leaving the group */
-
-static void pause_all(rf_t *rf, int pause)
-{
-    rd_kafka_topic_partition_list_t *parts = NULL;
-
-    if (rd_kafka_assignment(rf->consumer, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
-    if (parts->cnt > 0) {
-        if (pause)
-            rd_kafka_pause_partitions(rf->consumer, parts);
-        else
-            rd_kafka_resume_partitions(rf->consumer, parts);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-}
 
 /* The batch failed (PostgreSQL or Redis): stop fetching, retry later. The
  * dependency was marked down (not ready) by rf_batch_flush. */
@@ -42,7 +28,7 @@ static void batch_failed(rf_t *rf, const char *why)
         /* Pausing keeps group membership (we go on polling) without
          * fetching more; the batch just waits. */
         rf->paused = 1;
-        pause_all(rf, 1);
+        wb_daemon_pause_all(rf->consumer, 1);
         WB_WARN("refresh batch failed, consumption paused, retrying in %" PRId64 " ms: %s", delay,
                 why);
     } else {
@@ -55,75 +41,41 @@ static void batch_done(rf_t *rf)
     if (!rf->paused) return;
     rf->paused = 0;
     wb_backoff_reset(&rf->backoff);
-    pause_all(rf, 0);
+    wb_daemon_pause_all(rf->consumer, 0);
     WB_INFO("refresh batches flowing again, consumption resumed");
 }
 
-/* Runs on the thread that calls rd_kafka_consumer_poll (ours), so it may
- * use rf freely. Cooperative protocol: only the partitions in parts move. */
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+/* Rebalance hooks: run on the thread that calls rd_kafka_consumer_poll
+ * (ours), so they may use rf freely. Cooperative protocol: only the
+ * partitions in parts move. */
+static void on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    rf_t *rf = opaque;
+
+    if (rf->paused) rd_kafka_pause_partitions(rk, parts);
+}
+
+static void on_revoking(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
 {
     rf_t *rf = opaque;
     char errstr[512];
-    rd_kafka_error_t *error = NULL;
 
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        error = rd_kafka_incremental_assign(rk, parts);
-        if (rf->paused) rd_kafka_pause_partitions(rk, parts);
-        WB_INFO("assigned %d partition(s)", parts->cnt);
-    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        if (rd_kafka_assignment_lost(rk)) {
+    if (rd_kafka_assignment_lost(rk)) {
+        rf_batch_drop_partitions(rf, parts);
+    } else if (rf->batch.nmsgs > 0) {
+        /* Apply and commit before the partitions go, so the next owner
+         * does not redo them. Failing that, they are simply redone. */
+        if (rf_batch_flush(rf, errstr, sizeof(errstr)) != WB_OK) {
+            WB_WARN("cannot finish the refresh batch before revocation: %s", errstr);
             rf_batch_drop_partitions(rf, parts);
-        } else if (rf->batch.nmsgs > 0) {
-            /* Apply and commit before the partitions go, so the next owner
-             * does not redo them. Failing that, they are simply redone. */
-            if (rf_batch_flush(rf, errstr, sizeof(errstr)) != WB_OK) {
-                WB_WARN("cannot finish the refresh batch before revocation: %s", errstr);
-                rf_batch_drop_partitions(rf, parts);
-            }
         }
-        error = rd_kafka_incremental_unassign(rk, parts);
-        WB_INFO("revoked %d partition(s)", parts->cnt);
-    } else {
-        WB_ERROR("rebalance error: %s", rd_kafka_err2str(err));
-    }
-    if (error) {
-        WB_ERROR("rebalance: %s", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
     }
 }
 
-static rd_kafka_t *consumer_new(rf_t *rf, char *errstr, size_t errstr_size)
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *kc = rf_kafka_conf(rf->conf, errstr, errstr_size);
-
-    if (!kc) return NULL;
-    /* Manual offsets, cooperative-sticky, earliest: wb_kafka_consumer_new. */
-    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
-    rd_kafka_conf_set_error_cb(kc, rf_kafka_error_cb);
-    rd_kafka_conf_set_opaque(kc, rf);
-    if (wb_kafka_consumer_new(kc, rf->conf->refresher.group_id, &rk, errstr, errstr_size) !=
-        WB_OK) {
-        rd_kafka_conf_destroy(kc);
-        return NULL;
-    }
-    return rk;
-}
-
-static int subscribe(rf_t *rf, char *errstr, size_t errstr_size)
-{
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(topics, rf->conf->kafka.topic_refresh, RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(rf->consumer, topics);
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (err) {
-        wb_set_err(errstr, errstr_size, "subscribe %s: %s", rf->conf->kafka.topic_refresh,
-                   rd_kafka_err2str(err));
-        return -1;
-    }
-    return 0;
+    wb_daemon_rebalance(rk, err, parts, on_assigned, on_revoking, opaque);
 }
 
 /* While Kafka is marked down, ask a broker for metadata to notice it is
@@ -212,9 +164,12 @@ int rf_run(const wb_config_t *conf)
     case -1:
         goto out;
     }
+    /* Manual offsets, cooperative-sticky, earliest: wb_kafka_consumer_new. */
     if (rf_producer_open(&rf, errstr, sizeof(errstr)) != WB_OK ||
-        !(rf.consumer = consumer_new(&rf, errstr, sizeof(errstr))) ||
-        subscribe(&rf, errstr, sizeof(errstr)) != 0) {
+        !(rf.consumer =
+              wb_daemon_consumer_new(conf, "refresher", conf->refresher.group_id, rebalance_cb,
+                                     rf_kafka_error_cb, &rf, errstr, sizeof(errstr))) ||
+        wb_daemon_subscribe(rf.consumer, conf->kafka.topic_refresh, errstr, sizeof(errstr)) != 0) {
         WB_ERROR("%s", errstr);
         goto out;
     }

@@ -135,8 +135,6 @@ typedef struct rf_s {
 wb_err_t rf_init(rf_t *rf, const wb_config_t *conf);
 /* Frees everything rf owns except the consumer (daemon.c closes it). */
 void rf_fini(rf_t *rf);
-/* A librdkafka conf with brokers and kafka.properties; NULL on error. */
-rd_kafka_conf_t *rf_kafka_conf(const wb_config_t *conf, char *errstr, size_t errstr_size);
 /* Error callback of both Kafka handles (opaque = rf): "all brokers down"
  * marks Kafka down; others are logged. */
 void rf_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque);

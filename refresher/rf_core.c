@@ -6,6 +6,7 @@
 
 #include "refresher.h"
 #include "rf_util.h"
+#include "wb_daemon.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
 #include "wb_pg.h"
@@ -258,19 +259,9 @@ void rf_fini(rf_t *rf)
     memset(rf, 0, sizeof(*rf));
 }
 
-rd_kafka_conf_t *rf_kafka_conf(const wb_config_t *conf, char *errstr, size_t errstr_size)
-{
-    rd_kafka_conf_t *kc = NULL;
-
-    if (wb_kafka_conf_new(conf, "refresher", WB_KAFKA_F_LOG_STDERR, &kc, errstr, errstr_size) !=
-        WB_OK)
-        return NULL;
-    return kc;
-}
-
 wb_err_t rf_producer_open(rf_t *rf, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *kc = rf_kafka_conf(rf->conf, errstr, errstr_size);
+    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(rf->conf, "refresher", errstr, errstr_size);
 
     if (!kc) return WB_ERR_KAFKA;
     rd_kafka_conf_set_dr_msg_cb(kc, rf_sweep_dr_cb);

@@ -1,6 +1,5 @@
 /* cmd_put_through.c — `wbctl put-through ENTITY ID [VALUE|-]`: one write-through put. */
 #include <getopt.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -26,19 +25,11 @@ int wbctl_cmd_put_through(const wbctl_opts_t *opts, int argc, char **argv)
 
     if (getopt_long(argc, argv, "h", lopts, NULL) != -1) return usage();
     if (argc - optind < 2 || argc - optind > 3) return usage();
-    if (wbctl_read_value(argc - optind == 3 ? argv[optind + 2] : NULL, &value, &len) != 0) return 1;
-    client = wbctl_client_open(opts, NULL, &status);
-    if (!client) {
-        free(value);
-        return status;
-    }
+    client = wbctl_client_open_value(opts, argc - optind == 3 ? argv[optind + 2] : NULL, &value,
+                                     &len, &status);
+    if (!client) return status;
     err = wb_put_through(client, argv[optind], argv[optind + 1], value, len, &version);
-    if (err == WB_OK) {
-        printf("%" PRId64 "\n", version);
-        status = 0;
-    } else {
-        status = wbctl_fail("put-through", err);
-    }
+    status = wbctl_print_version("put-through", err, version);
     wb_client_close(client);
     free(value);
     return status;

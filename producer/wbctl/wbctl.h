@@ -45,4 +45,19 @@ int wbctl_parse_ack(const char *s, wb_ack_t *ack);
 /* Prints "wbctl: what: <error>" to stderr and returns the exit status. */
 int wbctl_fail(const char *what, wb_err_t err);
 
+/* Parses the options of put and del (--ack cache|log, --help), leaving
+ * optind at the first operand. Returns 0, or -1 on --help or a bad option
+ * (the caller prints its usage). */
+int wbctl_parse_ack_opts(int argc, char **argv, wb_ack_t *ack);
+
+/* wbctl_read_value(arg) into *value / *len, then wbctl_client_open. NULL
+ * on failure with *status set (1 when the value cannot be read) and
+ * nothing left to free; else the caller frees *value. */
+wb_client_t *wbctl_client_open_value(const wbctl_opts_t *opts, const char *arg, char **value,
+                                     size_t *len, int *status);
+
+/* Ends a write subcommand: on WB_OK prints version and returns 0, else
+ * returns wbctl_fail(what, err). */
+int wbctl_print_version(const char *what, wb_err_t err, int64_t version);
+
 #endif /* WBCTL_H */

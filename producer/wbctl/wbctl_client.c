@@ -1,5 +1,7 @@
 /* wbctl_client.c — what wbctl's client subcommands share: opening a client, reading values, errors.
  */
+#include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,4 +102,42 @@ int wbctl_fail(const char *what, wb_err_t err)
 {
     fprintf(stderr, "wbctl: %s: %s\n", what, wb_err2str(err));
     return err == WB_ERR_NOT_FOUND ? WBCTL_EXIT_NOT_FOUND : 1;
+}
+
+int wbctl_parse_ack_opts(int argc, char **argv, wb_ack_t *ack)
+{
+    static const struct option lopts[] = {{"ack", required_argument, NULL, 'a'},
+                                          {"help", no_argument, NULL, 'h'},
+                                          {NULL, 0, NULL, 0}};
+    int c;
+
+    while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+        if (c == 'a' && wbctl_parse_ack(optarg, ack) == 0) continue;
+        return -1;
+    }
+    return 0;
+}
+
+wb_client_t *wbctl_client_open_value(const wbctl_opts_t *opts, const char *arg, char **value,
+                                     size_t *len, int *status)
+{
+    wb_client_t *client;
+
+    if (wbctl_read_value(arg, value, len) != 0) {
+        *status = 1;
+        return NULL;
+    }
+    client = wbctl_client_open(opts, NULL, status);
+    if (!client) {
+        free(*value);
+        *value = NULL;
+    }
+    return client;
+}
+
+int wbctl_print_version(const char *what, wb_err_t err, int64_t version)
+{
+    if (err != WB_OK) return wbctl_fail(what, err);
+    printf("%" PRId64 "\n", version);
+    return 0;
 }

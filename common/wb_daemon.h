@@ -1,0 +1,48 @@
+/* wb_daemon.h — Kafka group-consumer plumbing the daemons share: conf, consumer, rebalance, pause.
+ */
+#ifndef WB_DAEMON_H
+#define WB_DAEMON_H
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "wb_config.h"
+#include "wbcache.h"
+
+/* A daemon's librdkafka conf: wb_kafka_conf_new with client role role and
+ * librdkafka warnings on stderr. Returns a conf the caller owns, or NULL
+ * with errstr set. */
+rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role, char *errstr,
+                                      size_t errstr_size);
+
+/* Creates the daemon's group consumer (wb_kafka_consumer_new: manual
+ * offsets, cooperative-sticky, earliest) in group group_id, with
+ * rebalance_cb, error_cb (NULL: none) and opaque set on its conf. Returns
+ * the consumer (caller closes and destroys it) or NULL with errstr set. */
+rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, const char *group_id,
+                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                        rd_kafka_topic_partition_list_t *, void *),
+                                   void (*error_cb)(rd_kafka_t *, int, const char *, void *),
+                                   void *opaque, char *errstr, size_t errstr_size);
+
+/* Subscribes consumer rk to topic. Returns 0, or -1 with errstr set. */
+int wb_daemon_subscribe(rd_kafka_t *rk, const char *topic, char *errstr, size_t errstr_size);
+
+/* Pauses (pause != 0) or resumes every partition assigned to consumer rk.
+ * Call from the polling thread. */
+void wb_daemon_pause_all(rd_kafka_t *rk, int pause);
+
+/* Called by wb_daemon_rebalance with the daemon's opaque. */
+typedef void wb_daemon_parts_fn(void *opaque, rd_kafka_t *rk,
+                                rd_kafka_topic_partition_list_t *parts);
+
+/* The common body of a cooperative rebalance callback (runs on the polling
+ * thread): incrementally assigns parts then calls assigned, or calls
+ * revoking then incrementally unassigns them; logs the move and any
+ * error. The daemon's callback passes its own arguments through. */
+void wb_daemon_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, wb_daemon_parts_fn *assigned,
+                         wb_daemon_parts_fn *revoking, void *opaque);
+
+#endif /* WB_DAEMON_H */
