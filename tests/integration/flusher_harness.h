@@ -169,8 +169,10 @@ FH_FN pid_t fh_spawn(fh_t *fh, const char *const *args)
     for (int i = 0; args && args[i] && n < 15; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        wb_test_die_with_parent(parent);
         int fd = open(fh->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 2);

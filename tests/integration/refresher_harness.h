@@ -235,9 +235,11 @@ RH_FN void rh_setup(rh_t *rh, const char *name, const char *refresher_extra)
 RH_FN void rh_start(rh_t *rh, int i)
 {
     const char *bin = i == RH_FLUSHER_SLOT ? RH_FLUSHER : RH_REFRESHER;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) rh_die("fork", strerror(errno));
     if (pid == 0) {
+        wb_test_die_with_parent(parent);
         int fd = open(rh->log[i], O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);

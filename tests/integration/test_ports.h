@@ -1,6 +1,9 @@
-/* test_ports.h — a free loopback TCP port for a daemon a test starts. */
+/* test_ports.h — a free loopback TCP port for a daemon a test starts, and its lifetime. */
 #ifndef WB_TEST_PORTS_H
 #define WB_TEST_PORTS_H
+
+#include <signal.h>
+#include <sys/prctl.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +25,15 @@ static inline int wb_test_free_port(void)
         port = ntohs(sa.sin_port);
     if (fd >= 0) close(fd);
     return port;
+}
+
+/* Called in a forked child before exec: the daemon a test started is killed
+ * when the test process dies, so a failed assertion (cmocka leaves the test
+ * function without its cleanup) never leaves a daemon running. */
+static inline void wb_test_die_with_parent(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127); /* the parent died before prctl */
 }
 
 #endif /* WB_TEST_PORTS_H */

@@ -211,8 +211,10 @@ static pid_t redis_start(int port)
 {
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        wb_test_die_with_parent(parent);
         int fd = open("/dev/null", O_WRONLY);
         if (fd >= 0) {
             dup2(fd, 1);
