@@ -259,3 +259,20 @@ wb_err_t wb_client_redis(wb_client_t *client, wb_redis_op_fn op, void *arg, char
         wb_rpool_drop_idle(client->rpool);
     }
 }
+
+wb_err_t wb_client_pg(wb_client_t *client, wb_pg_op_fn op, void *arg, char *errstr,
+                      size_t errstr_size)
+{
+    for (int attempt = 0;; attempt++) {
+        PGconn *conn = NULL;
+        int reused = 0, retry;
+        wb_err_t err;
+
+        err = wb_pgpool_get(client->pgpool, &conn, &reused, errstr, errstr_size);
+        if (err != WB_OK) return err;
+        err = op(conn, arg, errstr, errstr_size);
+        retry = err != WB_OK && reused && attempt == 0 && PQstatus(conn) == CONNECTION_BAD;
+        wb_pgpool_put(client->pgpool, conn);
+        if (!retry) return err;
+    }
+}

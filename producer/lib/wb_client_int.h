@@ -93,6 +93,17 @@ typedef wb_err_t (*wb_redis_op_fn)(redisContext *ctx, void *arg, char *errstr, s
 wb_err_t wb_client_redis(wb_client_t *client, wb_redis_op_fn op, void *arg, char *errstr,
                          size_t errstr_size);
 
+/* One PostgreSQL step of a call: runs on a borrowed connection. */
+typedef wb_err_t (*wb_pg_op_fn)(PGconn *conn, void *arg, char *errstr, size_t errstr_size);
+
+/* The PostgreSQL twin of wb_client_redis: borrows a connection, runs op,
+ * gives it back; if op failed on a pooled connection found dead (the
+ * server restarted while it sat idle, so the statement never reached a
+ * server), runs op once more on a fresh one. Returns op's result or the
+ * connect error. */
+wb_err_t wb_client_pg(wb_client_t *client, wb_pg_op_fn op, void *arg, char *errstr,
+                      size_t errstr_size);
+
 /* TTL with +-pct % uniform jitter from the random number rnd; never below
  * 1 ms, pct 0 returns ttl_ms. Pure. */
 int64_t wb_client_jitter_ttl(int64_t ttl_ms, int pct, uint64_t rnd);

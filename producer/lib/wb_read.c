@@ -175,24 +175,31 @@ done:
     return err;
 }
 
+typedef struct pg_read_s {
+    const wb_entity_t *ent;
+    const char *id;
+    int *found;
+    char **value;
+    size_t *len;
+    int64_t *version;
+    int *deleted;
+} pg_read_t;
+
+static wb_err_t pg_read_op(PGconn *conn, void *arg, char *errstr, size_t errstr_size)
+{
+    pg_read_t *r = arg;
+    return pg_select(conn, r->ent, r->id, r->found, r->value, r->len, r->version, r->deleted,
+                     errstr, errstr_size);
+}
+
 /* Reads the row, retrying once on a fresh connection when a pooled one
  * turned out dead (PostgreSQL restarted while it was idle). */
 static wb_err_t pg_read(wb_client_t *client, const wb_entity_t *ent, const char *id, int *found,
                         char **value, size_t *len, int64_t *version, int *deleted, char *errstr,
                         size_t errstr_size)
 {
-    for (int attempt = 0;; attempt++) {
-        PGconn *conn = NULL;
-        int reused = 0, retry;
-        wb_err_t err;
-
-        err = wb_pgpool_get(client->pgpool, &conn, &reused, errstr, errstr_size);
-        if (err != WB_OK) return err;
-        err = pg_select(conn, ent, id, found, value, len, version, deleted, errstr, errstr_size);
-        retry = err != WB_OK && reused && attempt == 0 && PQstatus(conn) == CONNECTION_BAD;
-        wb_pgpool_put(client->pgpool, conn);
-        if (!retry) return err;
-    }
+    pg_read_t r = {ent, id, found, value, len, version, deleted};
+    return wb_client_pg(client, pg_read_op, &r, errstr, errstr_size);
 }
 
 /* ------------------------------------------------------ loading */

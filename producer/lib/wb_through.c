@@ -56,24 +56,27 @@ static wb_err_t set_op(redisContext *ctx, void *arg, char *errstr, size_t errstr
                             op->len, op->version, op->ttl_ms, 0, &op->applied, errstr, errstr_size);
 }
 
+typedef struct upsert_s {
+    const wb_entity_t *ent;
+    const wb_row_t *row;
+    size_t *applied;
+    char *sqlstate;
+} upsert_t;
+
+static wb_err_t upsert_op(PGconn *conn, void *arg, char *errstr, size_t errstr_size)
+{
+    upsert_t *u = arg;
+    return wb_upsert_rows(conn, u->ent, u->row, 1, u->applied, u->sqlstate, errstr, errstr_size);
+}
+
 /* Runs the one-row upsert; a pooled connection found dead (PostgreSQL
  * restarted while it sat idle: the statement never reached a server) is
  * replaced once. */
 static wb_err_t upsert(wb_client_t *client, const wb_entity_t *ent, const wb_row_t *row,
                        size_t *applied, char sqlstate[6], char *errstr, size_t errstr_size)
 {
-    for (int attempt = 0;; attempt++) {
-        PGconn *conn = NULL;
-        int reused = 0, retry;
-        wb_err_t err;
-
-        err = wb_pgpool_get(client->pgpool, &conn, &reused, errstr, errstr_size);
-        if (err != WB_OK) return err;
-        err = wb_upsert_rows(conn, ent, row, 1, applied, sqlstate, errstr, errstr_size);
-        retry = err != WB_OK && reused && attempt == 0 && PQstatus(conn) == CONNECTION_BAD;
-        wb_pgpool_put(client->pgpool, conn);
-        if (!retry) return err;
-    }
+    upsert_t u = {ent, row, applied, sqlstate};
+    return wb_client_pg(client, upsert_op, &u, errstr, errstr_size);
 }
 
 /* The version PostgreSQL holds for id in ent's table (-1: no row). */
