@@ -84,6 +84,8 @@ typedef struct wb_config_s {
         char *group_id;
         int batch_max_keys;
         int batch_max_wait_ms;
+        int retry_initial_ms;
+        int retry_max_ms;
         int collapse_window_ms;
         int sweep_interval_ms;
         int sweep_after_ms;

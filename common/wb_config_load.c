@@ -51,6 +51,9 @@ static void check_cross(wb_yaml_ctx_t *ctx, const wb_config_t *conf, const cfg_m
     check_pair(ctx, marks, conf->flusher.retry_initial_ms > conf->flusher.retry_max_ms,
                "flusher.retry.initial_ms", "must not exceed %s", "flusher.retry.max_ms",
                "must not be below %s");
+    check_pair(ctx, marks, conf->refresher.retry_initial_ms > conf->refresher.retry_max_ms,
+               "refresher.retry.initial_ms", "must not exceed %s", "refresher.retry.max_ms",
+               "must not be below %s");
     check_pair(ctx, marks, strcmp(conf->kafka.topic_changes, conf->kafka.topic_refresh) == 0,
                "kafka.topics.changes", "must differ from %s", "kafka.topics.refresh",
                "must differ from %s");

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wb_redis.h"
@@ -394,28 +395,117 @@ const char *wb_scripts_sha(wb_script_id_t id)
     return shas[id];
 }
 
-wb_err_t wb_scripts_load(redisContext *ctx, char *errstr, size_t errstr_size)
+/* ------------------------------------------------------------ script sets */
+
+struct wb_script_set_s {
+    size_t n;
+    const char **name;
+    const char **body;
+    char (*sha)[41];
+};
+
+/* The registry as a set: its names and bodies point into scripts[], its
+ * SHAs are shas[]. */
+static const char *registry_name[WB_SCRIPT__COUNT];
+static const char *registry_body[WB_SCRIPT__COUNT];
+static struct wb_script_set_s registry = {WB_SCRIPT__COUNT, registry_name, registry_body, shas};
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+static void registry_init(void)
 {
     int i;
 
-    if (!ctx) {
+    pthread_once(&shas_once, compute_shas);
+    for (i = 0; i < WB_SCRIPT__COUNT; i++) {
+        registry_name[i] = scripts[i].name;
+        registry_body[i] = scripts[i].body;
+    }
+}
+
+const wb_script_set_t *wb_scripts_registry(void)
+{
+    pthread_once(&registry_once, registry_init);
+    return &registry;
+}
+
+wb_err_t wb_scripts_set_new(const wb_script_def_t *defs, size_t n, wb_script_set_t **setp,
+                            char *errstr, size_t errstr_size)
+{
+    wb_script_set_t *set = NULL;
+    size_t i;
+
+    if (setp) *setp = NULL;
+    if (!setp || n == 0 || !defs) goto invalid;
+    for (i = 0; i < n; i++)
+        if (!defs[i].name || !defs[i].body) goto invalid;
+    if (!(set = calloc(1, sizeof(*set))) || !(set->name = calloc(n, sizeof(*set->name))) ||
+        !(set->body = calloc(n, sizeof(*set->body))) ||
+        !(set->sha = calloc(n, sizeof(*set->sha)))) {
+        wb_scripts_set_destroy(set);
+        wb_set_err(errstr, errstr_size, "redis script set: out of memory");
+        return WB_ERR_NOMEM;
+    }
+    set->n = n;
+    for (i = 0; i < n; i++) {
+        set->name[i] = defs[i].name;
+        set->body[i] = defs[i].body;
+        sha1_hex(defs[i].body, strlen(defs[i].body), set->sha[i]);
+    }
+    *setp = set;
+    return WB_OK;
+
+invalid:
+    wb_set_err(errstr, errstr_size, "redis script set: invalid arguments");
+    return WB_ERR_INVALID_ARG;
+}
+
+void wb_scripts_set_destroy(wb_script_set_t *set)
+{
+    if (!set || set == &registry) return;
+    free(set->name);
+    free(set->body);
+    free(set->sha);
+    free(set);
+}
+
+static int set_valid_id(const wb_script_set_t *set, int id)
+{
+    return set && id >= 0 && (size_t)id < set->n;
+}
+
+static const char *set_name(const wb_script_set_t *set, int id)
+{
+    return set_valid_id(set, id) ? set->name[id] : "?";
+}
+
+const char *wb_scripts_set_sha(const wb_script_set_t *set, int id)
+{
+    return set_valid_id(set, id) ? set->sha[id] : NULL;
+}
+
+wb_err_t wb_scripts_set_load(const wb_script_set_t *set, redisContext *ctx, char *errstr,
+                             size_t errstr_size)
+{
+    size_t i;
+
+    if (!ctx || !set) {
         wb_set_err(errstr, errstr_size, "redis script load: no connection");
         return WB_ERR_INVALID_ARG;
     }
-    for (i = 0; i < WB_SCRIPT__COUNT; i++) {
-        const char *argv[3] = {"SCRIPT", "LOAD", scripts[i].body};
-        size_t argvlen[3] = {6, 4, strlen(scripts[i].body)};
+    for (i = 0; i < set->n; i++) {
+        const char *argv[3] = {"SCRIPT", "LOAD", set->body[i]};
+        size_t argvlen[3] = {6, 4, strlen(set->body[i])};
         redisReply *r = redisCommandArgv(ctx, 3, argv, argvlen);
         wb_err_t err = WB_OK;
 
         if (!r) return wb_redis_ctx_error(ctx, "redis SCRIPT LOAD", errstr, errstr_size);
         if (r->type == REDIS_REPLY_ERROR) {
-            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: %s", scripts[i].name, r->str);
+            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: %s", set->name[i], r->str);
             err = WB_ERR_REDIS;
         } else if (r->type != REDIS_REPLY_STRING || r->len != 40 ||
-                   memcmp(r->str, wb_scripts_sha((wb_script_id_t)i), 40) != 0) {
+                   memcmp(r->str, set->sha[i], 40) != 0) {
             wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: unexpected SHA from server",
-                       scripts[i].name);
+                       set->name[i]);
             err = WB_ERR_REDIS;
         }
         freeReplyObject(r);
@@ -427,20 +517,20 @@ wb_err_t wb_scripts_load(redisContext *ctx, char *errstr, size_t errstr_size)
 /* Builds "EVALSHA sha nkeys argv..." (or EVAL body ...) into cmd/cmdlen,
  * which must hold WB_SCRIPTS_MAX_ARGS + 3 entries; nkbuf backs the nkeys
  * string. Returns the element count, or -1 for bad arguments. */
-static int build_cmd(wb_script_id_t id, int use_eval, int nkeys, int argc, const char **argv,
-                     const size_t *argvlen, const char **cmd, size_t *cmdlen, char *nkbuf,
-                     size_t nkbuf_size)
+static int build_cmd(const wb_script_set_t *set, int id, int use_eval, int nkeys, int argc,
+                     const char **argv, const size_t *argvlen, const char **cmd, size_t *cmdlen,
+                     char *nkbuf, size_t nkbuf_size)
 {
     int i;
 
-    if (!valid_id(id) || nkeys < 0 || argc < nkeys || argc > WB_SCRIPTS_MAX_ARGS ||
+    if (!set_valid_id(set, id) || nkeys < 0 || argc < nkeys || argc > WB_SCRIPTS_MAX_ARGS ||
         (argc > 0 && (!argv || !argvlen)))
         return -1;
     for (i = 0; i < argc; i++)
         if (!argv[i]) return -1;
     cmd[0] = use_eval ? "EVAL" : "EVALSHA";
     cmdlen[0] = strlen(cmd[0]);
-    cmd[1] = use_eval ? scripts[id].body : wb_scripts_sha(id);
+    cmd[1] = use_eval ? set->body[id] : set->sha[id];
     cmdlen[1] = strlen(cmd[1]);
     snprintf(nkbuf, nkbuf_size, "%d", nkeys);
     cmd[2] = nkbuf;
@@ -458,9 +548,9 @@ int wb_scripts_is_noscript(const redisReply *reply)
            strncmp(reply->str, "NOSCRIPT", 8) == 0;
 }
 
-wb_err_t wb_scripts_call(redisContext *ctx, wb_script_id_t id, int nkeys, int argc,
-                         const char **argv, const size_t *argvlen, redisReply **reply, char *errstr,
-                         size_t errstr_size)
+wb_err_t wb_scripts_set_call(const wb_script_set_t *set, redisContext *ctx, int id, int nkeys,
+                             int argc, const char **argv, const size_t *argvlen, redisReply **reply,
+                             char *errstr, size_t errstr_size)
 {
     const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
     size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
@@ -469,43 +559,29 @@ wb_err_t wb_scripts_call(redisContext *ctx, wb_script_id_t id, int nkeys, int ar
     int n;
 
     if (reply) *reply = NULL;
-    n = build_cmd(id, 0, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
+    n = build_cmd(set, id, 0, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
     if (!ctx || !reply || n < 0) {
-        wb_set_err(errstr, errstr_size, "redis script %s: invalid arguments", wb_scripts_name(id));
+        wb_set_err(errstr, errstr_size, "redis script %s: invalid arguments", set_name(set, id));
         return WB_ERR_INVALID_ARG;
     }
     r = redisCommandArgv(ctx, n, cmd, cmdlen);
     if (r && wb_scripts_is_noscript(r)) {
         freeReplyObject(r);
-        build_cmd(id, 1, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
+        build_cmd(set, id, 1, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
         r = redisCommandArgv(ctx, n, cmd, cmdlen);
     }
     if (!r) {
         char what[64];
 
-        snprintf(what, sizeof(what), "redis script %s", wb_scripts_name(id));
+        snprintf(what, sizeof(what), "redis script %s", set_name(set, id));
         return wb_redis_ctx_error(ctx, what, errstr, errstr_size);
     }
     if (r->type == REDIS_REPLY_ERROR) {
-        wb_set_err(errstr, errstr_size, "redis script %s: %s", wb_scripts_name(id), r->str);
+        wb_set_err(errstr, errstr_size, "redis script %s: %s", set_name(set, id), r->str);
         freeReplyObject(r);
         return WB_ERR_REDIS;
     }
     *reply = r;
-    return WB_OK;
-}
-
-wb_err_t wb_scripts_append(redisContext *ctx, wb_script_id_t id, int nkeys, int argc,
-                           const char **argv, const size_t *argvlen)
-{
-    const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
-    size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
-    char nkbuf[16];
-    int n;
-
-    n = build_cmd(id, 0, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
-    if (!ctx || n < 0) return WB_ERR_INVALID_ARG;
-    if (redisAppendCommandArgv(ctx, n, cmd, cmdlen) != REDIS_OK) return WB_ERR_NOMEM;
     return WB_OK;
 }
 
@@ -531,31 +607,67 @@ static void free_replies(redisReply **replies, size_t n)
     }
 }
 
-wb_err_t wb_scripts_pipeline(redisContext *ctx, const wb_script_call_t *calls, size_t n,
-                             redisReply **replies, char *errstr, size_t errstr_size)
+/* Call i of a pipeline as a set call, whatever array type holds it (the
+ * registry's wb_script_call_t or wb_script_set_call_t). */
+typedef void (*call_at_fn)(const void *calls, size_t i, wb_script_set_call_t *out);
+
+static void registry_call_at(const void *calls, size_t i, wb_script_set_call_t *out)
+{
+    const wb_script_call_t *c = (const wb_script_call_t *)calls + i;
+
+    *out = (wb_script_set_call_t){(int)c->id, c->nkeys, c->argc, c->argv, c->argvlen};
+}
+
+static void set_call_at(const void *calls, size_t i, wb_script_set_call_t *out)
+{
+    *out = ((const wb_script_set_call_t *)calls)[i];
+}
+
+/* Appends call c of set, as EVALSHA or EVAL, without I/O. Returns WB_OK,
+ * WB_ERR_INVALID_ARG or WB_ERR_NOMEM. */
+static wb_err_t append_call(const wb_script_set_t *set, redisContext *ctx,
+                            const wb_script_set_call_t *c, int use_eval)
 {
     const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
     size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
     char nkbuf[16];
+    int n;
+
+    n = build_cmd(set, c->id, use_eval, c->nkeys, c->argc, c->argv, c->argvlen, cmd, cmdlen, nkbuf,
+                  sizeof(nkbuf));
+    if (!ctx || n < 0) return WB_ERR_INVALID_ARG;
+    if (redisAppendCommandArgv(ctx, n, cmd, cmdlen) != REDIS_OK) return WB_ERR_NOMEM;
+    return WB_OK;
+}
+
+static wb_err_t run_pipeline(const wb_script_set_t *set, redisContext *ctx, const void *calls,
+                             call_at_fn call_at, size_t n, redisReply **replies, char *errstr,
+                             size_t errstr_size)
+{
+    const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
+    size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
+    char nkbuf[16];
+    wb_script_set_call_t c;
     size_t i, first, start, nsent = 0;
     wb_err_t err;
 
-    if (!ctx || (n > 0 && (!calls || !replies))) {
+    if (!ctx || !set || (n > 0 && (!calls || !replies))) {
         wb_set_err(errstr, errstr_size, "redis script pipeline: invalid arguments");
         return WB_ERR_INVALID_ARG;
     }
     for (i = 0; i < n; i++) {
         replies[i] = NULL;
-        if (build_cmd(calls[i].id, 0, calls[i].nkeys, calls[i].argc, calls[i].argv,
-                      calls[i].argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf)) < 0) {
+        call_at(calls, i, &c);
+        if (build_cmd(set, c.id, 0, c.nkeys, c.argc, c.argv, c.argvlen, cmd, cmdlen, nkbuf,
+                      sizeof(nkbuf)) < 0) {
             wb_set_err(errstr, errstr_size, "redis script pipeline: invalid arguments in call %zu",
                        i);
             return WB_ERR_INVALID_ARG;
         }
     }
     for (i = 0; i < n; i++) {
-        err = wb_scripts_append(ctx, calls[i].id, calls[i].nkeys, calls[i].argc, calls[i].argv,
-                                calls[i].argvlen);
+        call_at(calls, i, &c);
+        err = append_call(set, ctx, &c, 0);
         if (err != WB_OK) {
             drain(ctx, nsent);
             wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
@@ -576,20 +688,18 @@ wb_err_t wb_scripts_pipeline(redisContext *ctx, const wb_script_call_t *calls, s
      * with the earlier value). So a NOSCRIPT call is re-sent only if no
      * later call ran: from just after the last one that did, every call is
      * re-sent, in order; the NOSCRIPT calls before it stay failed (their
-     * reply is the NOSCRIPT error: they did not run). The scripts are
+     * reply is the NOSCRIPT error: they did not run). The set's scripts are
      * loaded again for the next pipelines; the re-sent calls use EVAL,
      * which is right even if the cache is flushed once more. */
     start = first;
     for (i = first + 1; i < n; i++)
         if (!wb_scripts_is_noscript(replies[i])) start = i + 1;
-    err = wb_scripts_load(ctx, errstr, errstr_size);
+    err = wb_scripts_set_load(set, ctx, errstr, errstr_size);
     if (err != WB_OK && ctx->err) goto io_error;
     nsent = 0;
     for (i = start; i < n; i++) {
-        int m = build_cmd(calls[i].id, 1, calls[i].nkeys, calls[i].argc, calls[i].argv,
-                          calls[i].argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
-
-        if (redisAppendCommandArgv(ctx, m, cmd, cmdlen) != REDIS_OK) {
+        call_at(calls, i, &c);
+        if (append_call(set, ctx, &c, 1) != WB_OK) {
             drain(ctx, nsent);
             free_replies(replies, n);
             wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
@@ -608,4 +718,41 @@ io_error:
     err = wb_redis_ctx_error(ctx, "redis script pipeline", errstr, errstr_size);
     free_replies(replies, n);
     return err;
+}
+
+wb_err_t wb_scripts_set_pipeline(const wb_script_set_t *set, redisContext *ctx,
+                                 const wb_script_set_call_t *calls, size_t n, redisReply **replies,
+                                 char *errstr, size_t errstr_size)
+{
+    return run_pipeline(set, ctx, calls, set_call_at, n, replies, errstr, errstr_size);
+}
+
+/* ------------------------------------------- the registry, through its set */
+
+wb_err_t wb_scripts_load(redisContext *ctx, char *errstr, size_t errstr_size)
+{
+    return wb_scripts_set_load(wb_scripts_registry(), ctx, errstr, errstr_size);
+}
+
+wb_err_t wb_scripts_call(redisContext *ctx, wb_script_id_t id, int nkeys, int argc,
+                         const char **argv, const size_t *argvlen, redisReply **reply, char *errstr,
+                         size_t errstr_size)
+{
+    return wb_scripts_set_call(wb_scripts_registry(), ctx, (int)id, nkeys, argc, argv, argvlen,
+                               reply, errstr, errstr_size);
+}
+
+wb_err_t wb_scripts_append(redisContext *ctx, wb_script_id_t id, int nkeys, int argc,
+                           const char **argv, const size_t *argvlen)
+{
+    wb_script_set_call_t c = {(int)id, nkeys, argc, argv, argvlen};
+
+    return append_call(wb_scripts_registry(), ctx, &c, 0);
+}
+
+wb_err_t wb_scripts_pipeline(redisContext *ctx, const wb_script_call_t *calls, size_t n,
+                             redisReply **replies, char *errstr, size_t errstr_size)
+{
+    return run_pipeline(wb_scripts_registry(), ctx, calls, registry_call_at, n, replies, errstr,
+                        errstr_size);
 }

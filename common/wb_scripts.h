@@ -156,4 +156,78 @@ int wb_scripts_is_noscript(const redisReply *reply);
 wb_err_t wb_scripts_pipeline(redisContext *ctx, const wb_script_call_t *calls, size_t n,
                              redisReply **replies, char *errstr, size_t errstr_size);
 
+/* ------------------------------------------------------------ script sets
+ *
+ * A set is a list of Lua scripts called the way the registry above is:
+ * EVALSHA under a SHA computed locally, EVAL after a NOSCRIPT reply, and
+ * pipelines that never reorder calls (see wb_scripts_pipeline). The
+ * registry is one set (wb_scripts_registry, ids = wb_script_id_t); a
+ * module's own scripts outside the cache entry layout (the library's get
+ * and unlock, the refresher's lease and sweep scripts) are another, made
+ * with wb_scripts_set_new; an id is an index into the set's defs.
+ *
+ * Threads: a set is read-only once made, so any thread may use it, also
+ * concurrently. A redisContext is used by one thread at a time, as
+ * hiredis requires.
+ */
+
+/* One script of a set: name (for error messages) and Lua source. */
+typedef struct wb_script_def_s {
+    const char *name;
+    const char *body;
+} wb_script_def_t;
+
+typedef struct wb_script_set_s wb_script_set_t;
+
+/* One call in a pipeline of a set: id indexes the set; argv[0 .. nkeys-1]
+ * are KEYS, the rest ARGV. Pointers are borrowed for the call only. */
+typedef struct wb_script_set_call_s {
+    int id;
+    int nkeys;
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+} wb_script_set_call_t;
+
+/* Makes a set of the n scripts in defs and computes their SHAs (no I/O).
+ * defs and the strings they point to are borrowed and must outlive the
+ * set (static storage, normally). Returns WB_OK with *setp owned by the
+ * caller (free with wb_scripts_set_destroy), or WB_ERR_INVALID_ARG (n is 0
+ * or a name or body is NULL) / WB_ERR_NOMEM with errstr set and *setp
+ * NULL. */
+wb_err_t wb_scripts_set_new(const wb_script_def_t *defs, size_t n, wb_script_set_t **setp,
+                            char *errstr, size_t errstr_size);
+
+/* Frees set; NULL is fine. Never pass wb_scripts_registry(). */
+void wb_scripts_set_destroy(wb_script_set_t *set);
+
+/* The registry (WB_SCRIPT_*) as a set: static, never destroyed. */
+const wb_script_set_t *wb_scripts_registry(void);
+
+/* SHA1 of script id's body, 40 lowercase hex digits, owned by set; NULL
+ * for an unknown id. */
+const char *wb_scripts_set_sha(const wb_script_set_t *set, int id);
+
+/* wb_scripts_load for every script of set. */
+wb_err_t wb_scripts_set_load(const wb_script_set_t *set, redisContext *ctx, char *errstr,
+                             size_t errstr_size);
+
+/* wb_scripts_call for script id of set: EVALSHA, and EVAL with the body on
+ * a NOSCRIPT reply. Same contract: on WB_OK *reply is the script's reply
+ * (caller frees; never an error reply); WB_ERR_INVALID_ARG for an unknown
+ * id or bad arguments; WB_ERR_REDIS with the server's message for a script
+ * error; WB_ERR_REDIS / WB_ERR_TIMEOUT after an I/O error (reconnect ctx). */
+wb_err_t wb_scripts_set_call(const wb_script_set_t *set, redisContext *ctx, int id, int nkeys,
+                             int argc, const char **argv, const size_t *argvlen, redisReply **reply,
+                             char *errstr, size_t errstr_size);
+
+/* wb_scripts_pipeline for calls of set, with the same ordering guarantee:
+ * after a NOSCRIPT every script of set is loaded again, only the calls
+ * after the last one that ran are re-sent (EVAL, in order), and an earlier
+ * NOSCRIPT call keeps its NOSCRIPT error reply (it did not run). Replies,
+ * ownership and errors as there. */
+wb_err_t wb_scripts_set_pipeline(const wb_script_set_t *set, redisContext *ctx,
+                                 const wb_script_set_call_t *calls, size_t n, redisReply **replies,
+                                 char *errstr, size_t errstr_size);
+
 #endif /* WB_SCRIPTS_H */

@@ -15,6 +15,7 @@
 #include "wb_config.h"
 #include "wb_http.h"
 #include "wb_metrics.h"
+#include "wb_scripts.h"
 
 /* The services the refresher depends on; each has its own outage flag. */
 typedef enum rf_dep_e { RF_DEP_PG = 0, RF_DEP_REDIS, RF_DEP_KAFKA, RF_DEP__COUNT } rf_dep_t;
@@ -91,8 +92,8 @@ typedef struct rf_s {
     int64_t redis_retry_at_ms; /* no reconnect before this (backoff) */
     char redis_error[256];     /* why the last connection attempt failed */
     wb_backoff_t redis_backoff;
-    char lua_sha[RF_LUA__COUNT][41]; /* SHAs of our own scripts, valid while lua_loaded */
-    int lua_loaded;
+    wb_script_set_t *scripts; /* our own scripts (owned) */
+    int lua_loaded;           /* they were SCRIPT LOADed into this connection */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;          /* the sweeper's, idempotent, acks=all */
     rd_kafka_topic_t *changes_rkt; /* kept open so its metadata is known early */
@@ -154,17 +155,16 @@ void rf_set_up(rf_t *rf, rf_dep_t d);
 /* Recomputes /readyz from the flags (and rf->stopping). */
 void rf_update_ready(rf_t *rf);
 
-/* One call of our scripts; argv[0 .. nkeys) are KEYS. Borrowed. */
-typedef struct rf_lua_call_s {
-    rf_lua_id_t id;
-    int nkeys, argc;
-    const char **argv;
-    const size_t *argvlen;
-} rf_lua_call_t;
+/* One call of our scripts: id is an rf_lua_id_t; argv[0 .. nkeys) are
+ * KEYS. Borrowed. */
+typedef wb_script_set_call_t rf_lua_call_t;
 
-/* Runs n calls in one pipeline (EVALSHA, EVAL for any NOSCRIPT). On WB_OK
+/* Runs n calls in one pipeline (connecting first if needed) with
+ * wb_scripts_set_pipeline: EVALSHA, and after a NOSCRIPT our scripts are
+ * loaded again and the calls after the last one that ran are re-sent, in
+ * order; an earlier NOSCRIPT call keeps its NOSCRIPT error reply. On WB_OK
  * replies[i] answers calls[i] (may be an error reply; caller frees each).
- * On an I/O error the connection is dropped and replies are all NULL. */
+ * On any error the connection is dropped and replies are all NULL. */
 wb_err_t rf_lua_pipeline(rf_t *rf, const rf_lua_call_t *calls, size_t n, redisReply **replies,
                          char *errstr, size_t errstr_size);
 

@@ -49,92 +49,30 @@ static const char LUA_CHECK[] =
     "return {1, h[1], h[2] or '0', h[4] or '0', h[5] or '0'}\n";
 /* clang-format on */
 
-static const char *const lua_bodies[RF_LUA__COUNT] = {
-    [RF_LUA_RENEW] = LUA_RENEW,
-    [RF_LUA_RELEASE] = LUA_RELEASE,
-    [RF_LUA_CHECK] = LUA_CHECK,
+static const wb_script_def_t lua_defs[RF_LUA__COUNT] = {
+    [RF_LUA_RENEW] = {"renew", LUA_RENEW},
+    [RF_LUA_RELEASE] = {"release", LUA_RELEASE},
+    [RF_LUA_CHECK] = {"check", LUA_CHECK},
 };
 
 static wb_err_t lua_load(rf_t *rf, char *errstr, size_t errstr_size)
 {
-    for (int i = 0; i < RF_LUA__COUNT; i++) {
-        const char *argv[3] = {"SCRIPT", "LOAD", lua_bodies[i]};
-        size_t argvlen[3] = {6, 4, strlen(lua_bodies[i])};
-        redisReply *r = redisCommandArgv(rf->redis, 3, argv, argvlen);
+    wb_err_t err = wb_scripts_set_load(rf->scripts, rf->redis, errstr, errstr_size);
 
-        if (!r) return wb_redis_ctx_error(rf->redis, "redis SCRIPT LOAD", errstr, errstr_size);
-        if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD: %s",
-                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-            freeReplyObject(r);
-            return WB_ERR_REDIS;
-        }
-        memcpy(rf->lua_sha[i], r->str, 40);
-        rf->lua_sha[i][40] = '\0';
-        freeReplyObject(r);
-    }
-    rf->lua_loaded = 1;
-    return WB_OK;
-}
-
-static int append_call(rf_t *rf, const rf_lua_call_t *c, int eval)
-{
-    const char *cmd[3 + 8];
-    size_t cmdlen[3 + 8];
-    char nk[8];
-
-    if (c->argc > 8 || c->nkeys > c->argc) return REDIS_ERR;
-    snprintf(nk, sizeof(nk), "%d", c->nkeys);
-    cmd[0] = eval ? "EVAL" : "EVALSHA";
-    cmd[1] = eval ? lua_bodies[c->id] : rf->lua_sha[c->id];
-    cmd[2] = nk;
-    for (int i = 0; i < 3; i++)
-        cmdlen[i] = strlen(cmd[i]);
-    for (int i = 0; i < c->argc; i++) {
-        cmd[3 + i] = c->argv[i];
-        cmdlen[3 + i] = c->argvlen[i];
-    }
-    return redisAppendCommandArgv(rf->redis, c->argc + 3, cmd, cmdlen);
+    if (err == WB_OK) rf->lua_loaded = 1;
+    return err;
 }
 
 wb_err_t rf_lua_pipeline(rf_t *rf, const rf_lua_call_t *calls, size_t n, redisReply **replies,
                          char *errstr, size_t errstr_size)
 {
-    size_t nredo = 0;
     wb_err_t err;
 
     for (size_t i = 0; i < n; i++)
         replies[i] = NULL;
     if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
-    for (size_t i = 0; i < n; i++)
-        if (append_call(rf, &calls[i], 0) != REDIS_OK) goto io_error;
-    for (size_t i = 0; i < n; i++) {
-        void *r = NULL;
-        if (redisGetReply(rf->redis, &r) != REDIS_OK) goto io_error;
-        replies[i] = r;
-        if (wb_scripts_is_noscript(replies[i])) nredo++;
-    }
-    if (nredo == 0) return WB_OK;
-    /* The server lost its script cache (restart, SCRIPT FLUSH): EVAL
-     * re-caches, so only this pipeline pays for the bodies. */
-    for (size_t i = 0; i < n; i++)
-        if (wb_scripts_is_noscript(replies[i]) && append_call(rf, &calls[i], 1) != REDIS_OK)
-            goto io_error;
-    for (size_t i = 0; i < n; i++) {
-        void *r = NULL;
-        if (!wb_scripts_is_noscript(replies[i])) continue;
-        if (redisGetReply(rf->redis, &r) != REDIS_OK) goto io_error;
-        freeReplyObject(replies[i]);
-        replies[i] = r;
-    }
-    return WB_OK;
-io_error:
-    err = wb_redis_ctx_error(rf->redis, "redis", errstr, errstr_size);
-    for (size_t i = 0; i < n; i++) {
-        freeReplyObject(replies[i]);
-        replies[i] = NULL;
-    }
-    rf_redis_drop(rf);
+    err = wb_scripts_set_pipeline(rf->scripts, rf->redis, calls, n, replies, errstr, errstr_size);
+    if (err != WB_OK) rf_redis_drop(rf);
     return err;
 }
 
@@ -156,14 +94,12 @@ wb_err_t rf_init(rf_t *rf, const wb_config_t *conf)
                           ? conf->redis.dirty_index
                           : WB_REDIS_DEFAULT_DIRTY_INDEX;
     rf->rng = wb_random_seed();
-    /* The refresher has no retry section of its own: it backs off like the
-     * flusher does (flusher.retry.*). */
-    wb_backoff_init(&rf->backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
+    wb_backoff_init(&rf->backoff, conf->refresher.retry_initial_ms, conf->refresher.retry_max_ms,
                     wb_random_seed());
-    wb_backoff_init(&rf->redis_backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
-                    wb_random_seed());
-    wb_backoff_init(&rf->sweep_backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
-                    wb_random_seed());
+    wb_backoff_init(&rf->redis_backoff, conf->refresher.retry_initial_ms,
+                    conf->refresher.retry_max_ms, wb_random_seed());
+    wb_backoff_init(&rf->sweep_backoff, conf->refresher.retry_initial_ms,
+                    conf->refresher.retry_max_ms, wb_random_seed());
     /* The lease outlives several passes and the longest delivery wait, so
      * a healthy holder never loses it between renewals; a dead one is
      * replaced after at most lease_ms. */
@@ -175,6 +111,8 @@ wb_err_t rf_init(rf_t *rf, const wb_config_t *conf)
     rf->batch.offsets = rd_kafka_topic_partition_list_new(8);
     rf->collapse = rf_collapse_new(conf->refresher.collapse_window_ms, 0);
     if (!rf->batch.offsets || !rf->collapse || !(m->reg = wb_metrics_new())) return WB_ERR_NOMEM;
+    if (wb_scripts_set_new(lua_defs, RF_LUA__COUNT, &rf->scripts, NULL, 0) != WB_OK)
+        return WB_ERR_NOMEM;
 
 #define COUNTER(field, name, help)                                                                 \
     m->field = wb_metrics_counter_with(wb_metrics_counter(m->reg, name, help, NULL), NULL)
@@ -251,6 +189,7 @@ void rf_fini(rf_t *rf)
         free(rf->swept[i].key);
     free(rf->swept);
     if (rf->redis) redisFree(rf->redis);
+    wb_scripts_set_destroy(rf->scripts);
     if (rf->pg) PQfinish(rf->pg);
     rf_collapse_destroy(rf->collapse);
     /* The HTTP server renders the registry: stop it first. */

@@ -57,6 +57,7 @@ static void client_free(wb_client_t *client)
                         client->conf ? client->conf->producer.kafka_timeout_ms : 0);
     wb_pgpool_destroy(client->pgpool);
     wb_rpool_destroy(client->rpool);
+    wb_lua_fini(&client->lua);
     wb_config_destroy(client->conf);
     free(client);
 }

@@ -63,7 +63,7 @@ struct wb_client_s {
     wb_rpool_t *rpool;
     wb_pgpool_t *pgpool;
     wb_producer_t *producer;
-    wb_lua_t lua; /* SHAs of the library's own scripts */
+    wb_lua_t lua; /* the library's own scripts (get, unlock) */
     wb_client_counters_t stats;
 };
 

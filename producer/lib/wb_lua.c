@@ -6,10 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wb_redis.h"
+#include "wb_scripts.h"
 #include "wb_util.h"
-
-#define MAX_ARGS 8
 
 /* clang-format off */
 /*
@@ -58,79 +56,31 @@ static const char LUA_UNLOCK[] =
     "return 0\n";
 /* clang-format on */
 
-static const char *const bodies[WB_LUA__COUNT] = {
-    [WB_LUA_GET] = LUA_GET,
-    [WB_LUA_UNLOCK] = LUA_UNLOCK,
-};
-static const char *const names[WB_LUA__COUNT] = {
-    [WB_LUA_GET] = "get",
-    [WB_LUA_UNLOCK] = "unlock",
+static const wb_script_def_t defs[WB_LUA__COUNT] = {
+    [WB_LUA_GET] = {"get", LUA_GET},
+    [WB_LUA_UNLOCK] = {"unlock", LUA_UNLOCK},
 };
 
 const char *wb_lua_body(wb_lua_id_t id)
 {
-    return (int)id >= 0 && id < WB_LUA__COUNT ? bodies[id] : NULL;
+    return (int)id >= 0 && id < WB_LUA__COUNT ? defs[id].body : NULL;
 }
 
 wb_err_t wb_lua_load(wb_lua_t *lua, redisContext *ctx, char *errstr, size_t errstr_size)
 {
-    for (int i = 0; i < WB_LUA__COUNT; i++) {
-        const char *argv[3] = {"SCRIPT", "LOAD", bodies[i]};
-        size_t argvlen[3] = {6, 4, strlen(bodies[i])};
-        redisReply *r = redisCommandArgv(ctx, 3, argv, argvlen);
+    wb_err_t err;
 
-        if (!r) return wb_redis_ctx_error(ctx, "redis SCRIPT LOAD", errstr, errstr_size);
-        if (r->type != REDIS_REPLY_STRING || r->len != 40) {
-            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: %s", names[i],
-                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-            freeReplyObject(r);
-            return WB_ERR_REDIS;
-        }
-        memcpy(lua->sha[i], r->str, 40);
-        lua->sha[i][40] = '\0';
-        freeReplyObject(r);
-    }
-    return WB_OK;
+    if (!lua->scripts && (err = wb_scripts_set_new(defs, WB_LUA__COUNT, &lua->scripts, errstr,
+                                                   errstr_size)) != WB_OK)
+        return err;
+    return wb_scripts_set_load(lua->scripts, ctx, errstr, errstr_size);
 }
 
-/* EVALSHA, and EVAL on NOSCRIPT (the server restarted or flushed its
- * script cache; EVAL also re-caches it). *reply is never an error reply. */
-static wb_err_t call(const wb_lua_t *lua, redisContext *ctx, wb_lua_id_t id, int nkeys, int argc,
-                     const char **argv, const size_t *argvlen, redisReply **reply, char *errstr,
-                     size_t errstr_size)
+void wb_lua_fini(wb_lua_t *lua)
 {
-    const char *cmd[MAX_ARGS + 3];
-    size_t cmdlen[MAX_ARGS + 3];
-    char nk[8];
-    redisReply *r;
-
-    *reply = NULL;
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    cmd[0] = "EVALSHA", cmdlen[0] = 7;
-    cmd[1] = lua->sha[id], cmdlen[1] = 40;
-    cmd[2] = nk, cmdlen[2] = strlen(nk);
-    for (int i = 0; i < argc; i++)
-        cmd[3 + i] = argv[i], cmdlen[3 + i] = argvlen[i];
-    r = redisCommandArgv(ctx, argc + 3, cmd, cmdlen);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        freeReplyObject(r);
-        cmd[0] = "EVAL", cmdlen[0] = 4;
-        cmd[1] = bodies[id], cmdlen[1] = strlen(bodies[id]);
-        r = redisCommandArgv(ctx, argc + 3, cmd, cmdlen);
-    }
-    if (!r) {
-        char what[64];
-
-        snprintf(what, sizeof(what), "redis script %s", names[id]);
-        return wb_redis_ctx_error(ctx, what, errstr, errstr_size);
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        wb_set_err(errstr, errstr_size, "redis script %s: %s", names[id], r->str);
-        freeReplyObject(r);
-        return WB_ERR_REDIS;
-    }
-    *reply = r;
-    return WB_OK;
+    if (!lua) return;
+    wb_scripts_set_destroy(lua->scripts);
+    lua->scripts = NULL;
 }
 
 static int64_t str_i64(const redisReply *r)
@@ -213,7 +163,8 @@ wb_err_t wb_lua_get(const wb_lua_t *lua, redisContext *ctx, const char *key, siz
     argvlen[6] = strlen(tok);
     argvlen[7] = (size_t)snprintf(lttl, sizeof(lttl), "%" PRId64,
                                   args->lock_ttl_ms > 0 ? args->lock_ttl_ms : 1000);
-    err = call(lua, ctx, WB_LUA_GET, 3, 8, argv, argvlen, &r, errstr, errstr_size);
+    err = wb_scripts_set_call(lua->scripts, ctx, WB_LUA_GET, 3, 8, argv, argvlen, &r, errstr,
+                              errstr_size);
     if (err != WB_OK) return err;
     err = wb_lua_get_parse(r, out, errstr, errstr_size);
     freeReplyObject(r);
@@ -228,7 +179,8 @@ wb_err_t wb_lua_unlock(const wb_lua_t *lua, redisContext *ctx, const char *lock_
     redisReply *r = NULL;
     wb_err_t err;
 
-    err = call(lua, ctx, WB_LUA_UNLOCK, 1, 2, argv, argvlen, &r, errstr, errstr_size);
+    err = wb_scripts_set_call(lua->scripts, ctx, WB_LUA_UNLOCK, 1, 2, argv, argvlen, &r, errstr,
+                              errstr_size);
     if (err != WB_OK) return err;
     if (released) *released = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);

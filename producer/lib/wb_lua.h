@@ -7,6 +7,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "wb_scripts.h"
 #include "wbcache.h"
 
 typedef enum wb_lua_id_e {
@@ -15,9 +16,11 @@ typedef enum wb_lua_id_e {
     WB_LUA__COUNT
 } wb_lua_id_t;
 
-/* SHAs as returned by SCRIPT LOAD; filled by wb_lua_load, then read-only. */
+/* The library's scripts as a script set (wb_scripts.h): made by
+ * wb_lua_load, then read-only (any thread may call them), freed by
+ * wb_lua_fini. A zeroed wb_lua_t is "not loaded". */
 typedef struct wb_lua_s {
-    char sha[WB_LUA__COUNT][41];
+    wb_script_set_t *scripts; /* owned */
 } wb_lua_t;
 
 /* What the get script found. On a hit, value points into an owned buffer
@@ -47,9 +50,15 @@ typedef struct wb_lua_get_args_s {
 /* Lua source (static). */
 const char *wb_lua_body(wb_lua_id_t id);
 
-/* SCRIPT LOADs every script through ctx and records the SHAs in lua.
- * Returns WB_OK or WB_ERR_REDIS / WB_ERR_TIMEOUT with errstr. */
+/* Makes lua's script set unless it exists (SHAs computed locally), then
+ * SCRIPT LOADs every script through ctx, so the first EVALSHA hits (the
+ * calls fall back to EVAL anyway). Call once, before lua is shared between
+ * threads. Returns WB_OK, or WB_ERR_NOMEM / WB_ERR_REDIS / WB_ERR_TIMEOUT
+ * with errstr; the set may exist after a failure, wb_lua_fini frees it. */
 wb_err_t wb_lua_load(wb_lua_t *lua, redisContext *ctx, char *errstr, size_t errstr_size);
+
+/* Frees lua's script set and zeroes lua; NULL or a zeroed lua is fine. */
+void wb_lua_fini(wb_lua_t *lua);
 
 /* Runs the get script for key (side keys rr_key and lock_key, see
  * wb_key_side). Returns WB_OK with *out filled, or WB_ERR_REDIS /

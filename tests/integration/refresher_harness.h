@@ -145,7 +145,8 @@ static void rh_write_config(rh_t *rh, int i, const char *refresher_extra,
         "  batch:\n    max_wait_ms: 50\n"
         "  retry:\n    initial_ms: 100\n    max_ms: 1000\n  shutdown_deadline_ms: 10000\n"
         "refresher:\n  group_id: %s\n  http_listen: \"127.0.0.1:%d\"\n"
-        "  batch:\n    max_wait_ms: 50\n  shutdown_deadline_ms: 10000\n%s"
+        "  batch:\n    max_wait_ms: 50\n"
+        "  retry:\n    initial_ms: 100\n    max_ms: 1000\n  shutdown_deadline_ms: 10000\n%s"
         "log:\n  level: %s\n"
         "entities:\n  - name: item\n    prefix: \"%s\"\n    table: %s\n    value_type: text\n%s",
         rh_env("WB_REDIS_HOST", "127.0.0.1"), rh_env("WB_REDIS_PORT", "26370"), rh->dirty,

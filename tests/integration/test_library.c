@@ -254,6 +254,40 @@ static void get_miss_loads_then_hits(void **state)
     assert_int_equal(s1.hits - s0.hits, 1);
 }
 
+/* Redis lost its script cache (restart, SCRIPT FLUSH): the library's own
+ * scripts (get, unlock) and the fill fall back to EVAL, so a miss still
+ * loads, fills and releases its stampede lock, and a hit still hits. */
+static void get_survives_script_cache_loss(void **state)
+{
+    char id[128], key[160], lock[200];
+    wb_value_t out = {0};
+
+    (void)state;
+    lh_id(&H, "rt-noscript", id, sizeof(id));
+    snprintf(key, sizeof(key), "li:%s", id);
+    snprintf(lock, sizeof(lock), "wb:lock:{%s}", key);
+    PQclear(lh_sql(&H,
+                   "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'reloaded', 9)",
+                   1, id, NULL, NULL));
+    freeReplyObject(redisCommand(H.redis, "SCRIPT FLUSH"));
+    assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
+    assert_int_equal(out.hit, 0);
+    assert_int_equal(out.version, 9);
+    assert_string_equal(out.data, "reloaded");
+    wb_value_free(&out);
+    assert_int_equal(lh_int(&H, "EXISTS %s", lock, NULL), 0); /* unlock ran */
+    char *d = lh_hget(&H, key, "d");
+    assert_string_equal(d, "0");
+    free(d);
+
+    freeReplyObject(redisCommand(H.redis, "SCRIPT FLUSH"));
+    assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
+    assert_int_equal(out.hit, 1);
+    assert_int_equal(out.version, 9);
+    assert_string_equal(out.data, "reloaded");
+    wb_value_free(&out);
+}
+
 /* Not found (no row, or a soft-deleted row) is cached as a tombstone for
  * negative_ttl_ms: the second read does not touch PostgreSQL. */
 static void get_not_found_cached_negatively(void **state)
@@ -637,6 +671,7 @@ int main(void)
         cmocka_unit_test(put_through_replaces_older_dirty_entry),
         cmocka_unit_test(put_through_pg_failure_leaves_cache),
         cmocka_unit_test(get_miss_loads_then_hits),
+        cmocka_unit_test(get_survives_script_cache_loss),
         cmocka_unit_test(get_not_found_cached_negatively),
         cmocka_unit_test(get_prefers_newer_dirty_entry),
         cmocka_unit_test(refresh_requests_below_threshold_once_per_window),

@@ -802,6 +802,132 @@ static void test_noscript_pipeline_keeps_order(void **state)
     }
 }
 
+/* The list key k as one string, "a:1,b:2" (what the set's scripts ran). */
+static void list_str(const char *k, char *buf, size_t size)
+{
+    redisReply *r = cmd("LRANGE %s 0 -1", k);
+    size_t off = 0;
+
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    buf[0] = '\0';
+    for (size_t i = 0; i < r->elements; i++)
+        off += (size_t)snprintf(buf + off, size - off, "%s%s", i ? "," : "", r->element[i]->str);
+    freeReplyObject(r);
+}
+
+static int script_cached(const char *sha)
+{
+    redisReply *r = cmd("SCRIPT EXISTS %s", sha);
+    int cached;
+
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    cached = r->element[0]->integer == 1;
+    freeReplyObject(r);
+    return cached;
+}
+
+/* A module's own scripts (a set outside the registry, as the library's and
+ * the refresher's) get the registry's guarantees: EVAL after NOSCRIPT, and
+ * a pipeline never runs a NOSCRIPT call after a later call that ran. Only
+ * this test knows these scripts, so which are cached is up to it alone. */
+static void test_script_set(void **state)
+{
+    static const wb_script_def_t defs[2] = {
+        {"a", "return redis.call('RPUSH', KEYS[1], 'a:' .. ARGV[1]) -- wb test_script_set"},
+        {"b", "return redis.call('RPUSH', KEYS[1], 'b:' .. ARGV[1]) -- wb test_script_set"},
+    };
+    static const wb_script_def_t bad[1] = {{"x", NULL}};
+    const char *k = key("set"), *k2 = key("set2"), *k3 = key("set3");
+    const char *argv[3][2];
+    size_t argvlen[3][2];
+    wb_script_set_call_t calls[3];
+    redisReply *replies[3], *r = NULL;
+    wb_script_set_t *set = NULL;
+    char got[256];
+    int i;
+
+    assert_int_equal(wb_scripts_set_new(defs, 0, &set, errstr, sizeof(errstr)), WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_scripts_set_new(bad, 1, &set, errstr, sizeof(errstr)), WB_ERR_INVALID_ARG);
+    assert_null(set);
+    assert_int_equal(wb_scripts_set_new(defs, 2, &set, errstr, sizeof(errstr)), WB_OK);
+    assert_null(wb_scripts_set_sha(set, 2));
+    assert_string_equal(wb_scripts_set_sha(wb_scripts_registry(), WB_SCRIPT_PUT),
+                        wb_scripts_sha(WB_SCRIPT_PUT));
+
+    /* Loading checks the server's SHA against ours. */
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    assert_int_equal(wb_scripts_set_load(set, ctx, errstr, sizeof(errstr)), WB_OK);
+    assert_true(script_cached(wb_scripts_set_sha(set, 0)));
+    assert_true(script_cached(wb_scripts_set_sha(set, 1)));
+
+    /* One call after the cache was lost: EVAL, which caches it again. */
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    argv[0][0] = k, argvlen[0][0] = strlen(k);
+    argv[0][1] = "0", argvlen[0][1] = 1;
+    assert_int_equal(
+        wb_scripts_set_call(set, ctx, 0, 1, 2, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
+        WB_OK);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_true(script_cached(wb_scripts_set_sha(set, 0)));
+    assert_int_equal(
+        wb_scripts_set_call(set, ctx, 2, 1, 2, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
+        WB_ERR_INVALID_ARG);
+    assert_null(r);
+
+    /* [a (not cached), b (cached)]: b ran, so a must not run after it. */
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(cmd("SCRIPT LOAD %s", defs[1].body));
+    for (i = 0; i < 2; i++) {
+        argv[i][0] = k2, argvlen[i][0] = strlen(k2);
+        argv[i][1] = i == 0 ? "1" : "2", argvlen[i][1] = 1;
+        calls[i] = (wb_script_set_call_t){i, 1, 2, argv[i], argvlen[i]};
+    }
+    assert_int_equal(wb_scripts_set_pipeline(set, ctx, calls, 2, replies, errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_true(wb_scripts_is_noscript(replies[0]));
+    assert_int_equal(replies[1]->type, REDIS_REPLY_INTEGER);
+    list_str(k2, got, sizeof(got));
+    assert_string_equal(got, "b:2");
+    for (i = 0; i < 2; i++)
+        freeReplyObject(replies[i]);
+    /* The pipeline loaded the whole set again for the next callers. */
+    assert_true(script_cached(wb_scripts_set_sha(set, 0)));
+
+    /* [a (cached), b, b (not cached)]: nothing ran after the NOSCRIPTs, so
+     * both run, in order, after a. */
+    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(cmd("SCRIPT LOAD %s", defs[0].body));
+    for (i = 0; i < 3; i++) {
+        argv[i][0] = k3, argvlen[i][0] = strlen(k3);
+        argv[i][1] = i == 0 ? "1" : i == 1 ? "2" : "3", argvlen[i][1] = 1;
+        calls[i] = (wb_script_set_call_t){i == 0 ? 0 : 1, 1, 2, argv[i], argvlen[i]};
+    }
+    assert_int_equal(wb_scripts_set_pipeline(set, ctx, calls, 3, replies, errstr, sizeof(errstr)),
+                     WB_OK);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(replies[i]->type, REDIS_REPLY_INTEGER);
+        assert_int_equal(replies[i]->integer, i + 1);
+        freeReplyObject(replies[i]);
+    }
+    list_str(k3, got, sizeof(got));
+    assert_string_equal(got, "a:1,b:2,b:3");
+    assert_true(script_cached(wb_scripts_set_sha(set, 0)));
+    assert_true(script_cached(wb_scripts_set_sha(set, 1)));
+
+    /* A bad call is refused before anything is sent. */
+    calls[1].id = 7;
+    assert_int_equal(wb_scripts_set_pipeline(set, ctx, calls, 3, replies, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    list_str(k3, got, sizeof(got));
+    assert_string_equal(got, "a:1,b:2,b:3");
+    wb_scripts_set_destroy(set);
+    wb_scripts_set_destroy(NULL);
+    /* The registry's scripts work as before (the FLUSHes above dropped them). */
+    assert_true(put(key("set-after"), "x", 0) > 0);
+}
+
 static void test_binary_values(void **state)
 {
     const char *k = key("bin");
@@ -935,6 +1061,7 @@ int main(void)
         cmocka_unit_test(test_version_and_through),
         cmocka_unit_test(test_noscript_fallback),
         cmocka_unit_test(test_noscript_pipeline_keeps_order),
+        cmocka_unit_test(test_script_set),
         cmocka_unit_test(test_binary_values),
         cmocka_unit_test(test_put_wrong_index_type),
         cmocka_unit_test(test_connect_refused_fast),

@@ -243,6 +243,36 @@ static void many_stranded_writes_recover_in_bounded_passes(void **state)
     assert_int_equal(left, 0);
 }
 
+/* Redis lost its script cache (SCRIPT FLUSH, or a restart) while this
+ * replica held the lease: its own scripts (lease renewal, the member
+ * check) fall back to EVAL and are loaded again, so it keeps the lease and
+ * still re-publishes a stranded write, with its version. */
+static void sweeper_survives_script_cache_loss(void **state)
+{
+    rh_t *rh = *state;
+    char key[256];
+    const rh_event_t *ev = NULL;
+    int64_t wt = 0;
+
+    rh_setup(rh, "noscript", SWEEP_FAST);
+    start_ready(rh, 0);
+    assert_true(rh_wait_metric(rh, 0, "wb_refresher_sweep_leader", 1, 5000) == 1);
+    freeReplyObject(redisCommand(rh->redis, "SCRIPT FLUSH"));
+    int64_t ver = lua_put(rh, "n1", "after flush", &wt);
+
+    rh_key(rh, "n1", key, sizeof(key));
+    int64_t t0 = wb_time_mono_ms();
+    while (rh_count_events(rh, key, NULL) == 0 && wb_time_mono_ms() - t0 < 15000)
+        rh_read_changes(rh, 200);
+    if (rh_count_events(rh, key, &ev) == 0) rh_dump_log(rh, 0);
+    assert_true(rh_count_events(rh, key, &ev) >= 1);
+    assert_int_equal(ev->version, ver);
+    assert_int_equal(ev->time_us, wt);
+    assert_string_equal(ev->value, "after flush");
+    assert_true(rh_metric(rh, 0, "wb_refresher_sweep_leader") == 1);
+    assert_true(rh_metric(rh, 0, "wb_refresher_swept_total") >= 1);
+}
+
 #define NKEYS 20
 
 static int all_counts(rh_t *rh, int want)
@@ -336,6 +366,7 @@ int main(void)
         TEST(stranded_put_reaches_postgres_with_its_version),
         TEST(gone_and_clean_members_are_unindexed_not_published),
         TEST(many_stranded_writes_recover_in_bounded_passes),
+        TEST(sweeper_survives_script_cache_loss),
         TEST(two_replicas_sweep_each_key_once_per_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -134,6 +134,8 @@ static void test_example_config(void **state)
     assert_int_equal(conf->flusher.tombstone_retention_ms, 604800000);
     assert_string_equal(conf->refresher.group_id, "wb-refresher");
     assert_int_equal(conf->refresher.batch_max_keys, 500);
+    assert_int_equal(conf->refresher.retry_initial_ms, 100);
+    assert_int_equal(conf->refresher.retry_max_ms, 30000);
     assert_string_equal(conf->refresher.http_listen, "127.0.0.1:26381");
     assert_string_equal(conf->log.level, "info");
 
@@ -216,6 +218,8 @@ static void assert_full_values(const wb_config_t *conf)
     assert_string_equal(conf->refresher.group_id, "app-refresher");
     assert_int_equal(conf->refresher.batch_max_keys, 1);
     assert_int_equal(conf->refresher.batch_max_wait_ms, 60000);
+    assert_int_equal(conf->refresher.retry_initial_ms, 60000);
+    assert_int_equal(conf->refresher.retry_max_ms, 3600000);
     assert_int_equal(conf->refresher.collapse_window_ms, 0);
     assert_int_equal(conf->refresher.sweep_interval_ms, 100);
     assert_int_equal(conf->refresher.sweep_after_ms, 1000);
@@ -297,6 +301,9 @@ static void test_defaults(void **state)
     assert_string_equal(conf->refresher.group_id, "wb-refresher");
     assert_int_equal(conf->refresher.batch_max_keys, 500);
     assert_int_equal(conf->refresher.batch_max_wait_ms, 100);
+    /* The same defaults as flusher.retry.*, which the refresher used before. */
+    assert_int_equal(conf->refresher.retry_initial_ms, 100);
+    assert_int_equal(conf->refresher.retry_max_ms, 30000);
     assert_int_equal(conf->refresher.collapse_window_ms, 1000);
     assert_int_equal(conf->refresher.sweep_interval_ms, 5000);
     assert_int_equal(conf->refresher.sweep_after_ms, 30000);
@@ -571,9 +578,11 @@ static void test_out_of_range(void **state)
                       "50, got -1\n" FIX
                       "bad_out_of_range.yaml:6:5: flusher.batch.max_events: must be between 1 and "
                       "1000000, got 0\n" FIX
-                      "bad_out_of_range.yaml:11:5: entities[0].ttl_ms: must be between 1000 and "
+                      "bad_out_of_range.yaml:9:5: refresher.retry.initial_ms: must be between 1 "
+                      "and 60000, got 0\n" FIX
+                      "bad_out_of_range.yaml:14:5: entities[0].ttl_ms: must be between 1000 and "
                       "31536000000, got 999\n" FIX
-                      "bad_out_of_range.yaml:12:5: entities[0].refresh_ahead: must be at least 0 "
+                      "bad_out_of_range.yaml:15:5: entities[0].refresh_ahead: must be at least 0 "
                       "and below 1, got 1.0");
 }
 
@@ -688,7 +697,9 @@ static void test_cross_field(void **state)
                   FIX "bad_cross_field.yaml:3:5: kafka.topics.dead_letter: must differ from "
                       "kafka.topics.changes\n" FIX
                       "bad_cross_field.yaml:7:5: flusher.retry.max_ms: must not be below "
-                      "flusher.retry.initial_ms");
+                      "flusher.retry.initial_ms\n" FIX
+                      "bad_cross_field.yaml:11:5: refresher.retry.initial_ms: must not exceed "
+                      "refresher.retry.max_ms");
 }
 
 static void test_entity_item(void **state)
