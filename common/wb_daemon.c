@@ -2,6 +2,8 @@
  */
 #include "wb_daemon.h"
 
+#include <string.h>
+
 #include "wb_kafka.h"
 #include "wb_log.h"
 #include "wb_util.h"
@@ -20,14 +22,38 @@ rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, co
                                    void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                         rd_kafka_topic_partition_list_t *, void *),
                                    void (*error_cb)(rd_kafka_t *, int, const char *, void *),
+                                   void (*offset_commit_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                            rd_kafka_topic_partition_list_t *,
+                                                            void *),
                                    void *opaque, char *errstr, size_t errstr_size)
 {
     rd_kafka_t *rk = NULL;
     rd_kafka_conf_t *kc = wb_daemon_kafka_conf(conf, role, errstr, errstr_size);
 
     if (!kc) return NULL;
+    /* Pre-fetch sized for a daemon that holds batches itself: librdkafka's
+     * defaults (64 MiB queue, 1 MiB per partition and fetch) would make up
+     * most of its memory. kafka.properties overrides them. */
+    static const char *const prefetch[][2] = {
+        {"queued.max.messages.kbytes", "4096"},
+        {"max.partition.fetch.bytes", "262144"},
+    };
+    for (size_t i = 0; i < sizeof(prefetch) / sizeof(prefetch[0]); i++) {
+        int given = 0;
+        char why[256];
+        for (size_t j = 0; j < conf->kafka.nprops; j++)
+            given |=
+                conf->kafka.props[j].name && strcmp(conf->kafka.props[j].name, prefetch[i][0]) == 0;
+        if (!given && rd_kafka_conf_set(kc, prefetch[i][0], prefetch[i][1], why, sizeof(why)) !=
+                          RD_KAFKA_CONF_OK) {
+            wb_set_err(errstr, errstr_size, "kafka: %s: %s", prefetch[i][0], why);
+            rd_kafka_conf_destroy(kc);
+            return NULL;
+        }
+    }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     if (error_cb) rd_kafka_conf_set_error_cb(kc, error_cb);
+    if (offset_commit_cb) rd_kafka_conf_set_offset_commit_cb(kc, offset_commit_cb);
     rd_kafka_conf_set_opaque(kc, opaque);
     if (wb_kafka_consumer_new(kc, group_id, &rk, errstr, errstr_size) != WB_OK) {
         rd_kafka_conf_destroy(kc);

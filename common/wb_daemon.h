@@ -18,12 +18,16 @@ rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role,
 
 /* Creates the daemon's group consumer (wb_kafka_consumer_new: manual
  * offsets, cooperative-sticky, earliest) in group group_id, with
- * rebalance_cb, error_cb (NULL: none) and opaque set on its conf. Returns
- * the consumer (caller closes and destroys it) or NULL with errstr set. */
+ * rebalance_cb, error_cb and offset_commit_cb (NULL: none; all run on the
+ * polling thread) and opaque set on its conf. Returns the consumer (caller
+ * closes and destroys it) or NULL with errstr set. */
 rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, const char *group_id,
                                    void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                         rd_kafka_topic_partition_list_t *, void *),
                                    void (*error_cb)(rd_kafka_t *, int, const char *, void *),
+                                   void (*offset_commit_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                            rd_kafka_topic_partition_list_t *,
+                                                            void *),
                                    void *opaque, char *errstr, size_t errstr_size);
 
 /* Subscribes consumer rk to topic. Returns 0, or -1 with errstr set. */

@@ -11,10 +11,14 @@
 #include "wb_log.h"
 #include "wb_util.h"
 
-#define FL_POLL_MS       100
-#define FL_LAG_EVERY_MS  1000
-#define FL_SUMMARY_MS    10000
-#define FL_CLOSE_RESERVE 2000 /* of the shutdown deadline, kept for leaving the group */
+#define FL_POLL_MS          100
+#define FL_BUSY_POLL_MS     5    /* while the writer runs: how soon its result is collected */
+#define FL_TAKE_MAX         1024 /* messages per consume call */
+#define FL_NUDGE_MS         5    /* see nudge_fetcher */
+#define FL_NUDGE_TIMEOUT_MS 1000
+#define FL_LAG_EVERY_MS     1000
+#define FL_SUMMARY_MS       10000
+#define FL_CLOSE_RESERVE    2000 /* of the shutdown deadline, kept for leaving the group */
 
 static void set_assigned(fl_t *fl, const rd_kafka_topic_partition_list_t *parts, int assigned)
 {
@@ -90,13 +94,15 @@ static void on_revoking(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_l
     if (rd_kafka_assignment_lost(rk)) {
         /* Someone else owns them already; committing would fail. */
         fl_batch_drop_partitions(fl, parts);
-    } else if (fl->batch.n > 0) {
-        /* Finish the batch in flight before the partitions go, so the
-         * next owner starts after what we wrote. */
-        if (fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
+    } else {
+        /* Finish what is pending (the writer's batch and the one filling)
+         * before the partitions go, and put the offsets on the broker, so
+         * the next owner starts after what we wrote. */
+        if (fl_batch_pending(fl) > 0 && fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
             WB_WARN("cannot finish the batch before revocation: %s", errstr);
             fl_batch_drop_partitions(fl, parts);
         }
+        fl_commit_sync(fl, parts);
     }
     set_assigned(fl, parts, 0);
 }
@@ -117,13 +123,95 @@ static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
             ", lag %.0f, clean pending %zu",
             fl->t_consumed,
             elapsed_ms > 0 ? (double)(fl->t_consumed - *last_consumed) * 1000.0 / elapsed_ms : 0.0,
-            fl->t_upserted, fl->t_stale, fl->t_coalesced, fl->t_dead, fl->t_batches, lag, fl->cq_n);
+            fl->t_upserted, fl->t_stale, fl->t_coalesced, fl->t_dead, fl->t_batches, lag,
+            fl_clean_pending(fl));
     *last_consumed = fl->t_consumed;
+}
+
+/* librdkafka 2.0 stops fetching a partition once the local queue holds
+ * queued.min.messages or queued.max.messages.kbytes, and looks again only
+ * when its broker thread wakes up — after up to a second when nothing else
+ * happens (fetch.queue.backoff.ms, which fixes that, came in 2.1). A
+ * flusher that drains slower than Kafka delivers (catching up, replaying)
+ * would idle most of that second. So when the queue is empty while an
+ * assigned partition still has messages after its position, the fetcher
+ * is nudged: a ListOffsets request to the partition's leader wakes that
+ * broker's thread, which then fetches again. At most once per
+ * FL_NUDGE_MS; never in an outage (partitions are paused on purpose). */
+static void nudge_fetcher(fl_t *fl, int64_t now_ms, int64_t *last_ms)
+{
+    rd_kafka_topic_partition_list_t *pos;
+    int64_t lo, hi;
+
+    if (fl->outage || now_ms - *last_ms < FL_NUDGE_MS) return;
+    *last_ms = now_ms;
+    pos = rd_kafka_topic_partition_list_new((int)fl->nparts + 1);
+    for (size_t i = 0; i < fl->nparts; i++)
+        if (fl->parts[i].assigned)
+            rd_kafka_topic_partition_list_add(pos, fl->parts[i].topic, fl->parts[i].partition);
+    if (pos->cnt > 0 && rd_kafka_position(fl->consumer, pos) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < pos->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &pos->elems[i];
+            if (tp->offset < 0 ||
+                rd_kafka_get_watermark_offsets(fl->consumer, tp->topic, tp->partition, &lo, &hi) ||
+                tp->offset >= hi)
+                continue;
+            rd_kafka_query_watermark_offsets(fl->consumer, tp->topic, tp->partition, &lo, &hi,
+                                             FL_NUDGE_TIMEOUT_MS);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(pos);
+}
+
+/* Takes up to FL_TAKE_MAX messages (not beyond the batch's size) from the
+ * consumer queue in one call (a call per message costs 2-3 times more);
+ * rebalance callbacks are served inside it. A
+ * message taken before a revocation in the same call belongs to a partition
+ * that is not ours any more: it is dropped (its new owner reads it). */
+static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_t *nudged_ms)
+{
+    rd_kafka_message_t *msgs[FL_TAKE_MAX];
+    size_t room = (size_t)fl->conf->flusher.batch_max_events > fl->batch.n
+                      ? (size_t)fl->conf->flusher.batch_max_events - fl->batch.n
+                      : 1;
+    if (room > FL_TAKE_MAX) room = FL_TAKE_MAX;
+    /* What is there, without waiting; if nothing, wait for one message
+     * only (a wait for `room` would hold the first one back). */
+    ssize_t n = rd_kafka_consume_batch_queue(cq, 0, msgs, room);
+    if (n == 0 && timeout_ms > 0) {
+        nudge_fetcher(fl, wb_time_mono_ms(), nudged_ms);
+        n = rd_kafka_consume_batch_queue(cq, timeout_ms, msgs, 1);
+    }
+    const rd_kafka_topic_t *last_rkt = NULL;
+    int32_t last_part = -1;
+    const fl_part_t *p = NULL;
+
+    for (ssize_t i = 0; i < n; i++) {
+        rd_kafka_message_t *msg = msgs[i];
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                WB_WARN("kafka: %s", rd_kafka_message_errstr(msg));
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        if (msg->rkt != last_rkt || msg->partition != last_part) {
+            p = fl_part_get(fl, rd_kafka_topic_name(msg->rkt), msg->partition);
+            last_rkt = msg->rkt;
+            last_part = msg->partition;
+        }
+        if (p && !p->assigned) {
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        fl_batch_add(fl, msg); /* -1: rewound, it comes again */
+    }
 }
 
 int fl_run(const wb_config_t *conf)
 {
     fl_t fl;
+    rd_kafka_queue_t *cq = NULL; /* the consumer's queue: messages and callbacks */
+    int64_t nudged_ms = 0;
     char errstr[1024];
     int rc = 1;
     wb_err_t err;
@@ -166,12 +254,14 @@ int fl_run(const wb_config_t *conf)
     /* wb_kafka_consumer_new forces manual offsets (invariant 5),
      * cooperative-sticky and auto.offset.reset=earliest. */
     if (fl_dlq_open(&fl, errstr, sizeof(errstr)) != WB_OK ||
-        !(fl.consumer = wb_daemon_consumer_new(conf, "flusher", conf->flusher.group_id,
-                                               rebalance_cb, NULL, &fl, errstr, sizeof(errstr))) ||
+        !(fl.consumer =
+              wb_daemon_consumer_new(conf, "flusher", conf->flusher.group_id, rebalance_cb, NULL,
+                                     fl_offset_commit_cb, &fl, errstr, sizeof(errstr))) ||
         wb_daemon_subscribe(fl.consumer, conf->kafka.topic_changes, errstr, sizeof(errstr)) != 0) {
         WB_ERROR("%s", errstr);
         goto out;
     }
+    cq = rd_kafka_queue_get_consumer(fl.consumer);
     wb_http_set_ready(fl.http, 1, NULL);
     wb_gauge_set(fl.m.ready, 1);
     WB_INFO("ready: group %s, topic %s, %zu entities, http %s (port %d)", conf->flusher.group_id,
@@ -182,38 +272,49 @@ int fl_run(const wb_config_t *conf)
     next_summary = now + FL_SUMMARY_MS;
     next_purge = now + purge_every;
     last_summary = now;
+    /* The polling thread consumes and decodes the next batch while the
+     * writer applies the previous one; a full batch waits for the writer. */
     while (!wb_cli_stop_requested()) {
+        wb_err_t werr = WB_OK;
+        int got;
+
         now = wb_time_mono_ms();
-        int timeout = FL_POLL_MS;
-        if (!fl.outage && fl.batch.n > 0) {
-            int64_t left = fl.batch.opened_ms + conf->flusher.batch_max_wait_ms - now;
-            timeout = left < 0 ? 0 : (left < FL_POLL_MS ? (int)left : FL_POLL_MS);
-        }
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(fl.consumer, timeout);
-        if (msg) {
-            if (!msg->err) {
-                fl_batch_add(&fl, msg); /* -1: rewound, it comes again */
-            } else {
-                if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    WB_WARN("kafka: %s", rd_kafka_message_errstr(msg));
-                rd_kafka_message_destroy(msg);
+        int busy = fl_writer_busy(&fl);
+        if (busy && fl_batch_due(&fl, now)) {
+            got = fl_writer_collect(&fl, FL_POLL_MS, &werr, errstr, sizeof(errstr));
+        } else {
+            int timeout = busy ? FL_BUSY_POLL_MS : FL_POLL_MS;
+            if (!fl.outage && fl.batch.n > 0) {
+                int64_t left = fl.batch.opened_ms + conf->flusher.batch_max_wait_ms - now;
+                if (left < timeout) timeout = left < 0 ? 0 : (int)left;
             }
+            take_messages(&fl, cq, timeout, &nudged_ms);
+            got = busy && fl_writer_collect(&fl, 0, &werr, errstr, sizeof(errstr));
         }
-        now = wb_time_mono_ms();
-        if (fl.outage ? (now >= fl.retry_at_ms && fl.batch.n > 0) : fl_batch_due(&fl, now)) {
-            if (fl_batch_flush(&fl, errstr, sizeof(errstr)) == WB_OK)
+        if (got) {
+            if (werr == WB_OK)
                 leave_outage(&fl);
             else
-                enter_outage(&fl, errstr);
-        } else if (fl.outage && fl.batch.n == 0) {
-            leave_outage(&fl); /* the batch left with a revoked partition */
+                enter_outage(&fl, errstr); /* the batch is held for a retry */
+        }
+        now = wb_time_mono_ms();
+        if (!fl_writer_busy(&fl)) {
+            if (fl.inflight.n > 0) { /* held after a failure */
+                if (now >= fl.retry_at_ms) fl_writer_submit(&fl);
+            } else if (fl.outage) {
+                if (fl.batch.n == 0)
+                    leave_outage(&fl); /* the batch left with a revoked partition */
+                else if (now >= fl.retry_at_ms)
+                    fl_writer_submit(&fl);
+            } else if (fl_batch_due(&fl, now)) {
+                fl_writer_submit(&fl);
+            }
         }
         if (now >= next_lag) {
             fl_parts_update_lag(&fl);
-            fl_clean_drain(&fl);
             next_lag = now + FL_LAG_EVERY_MS;
         }
-        if (!fl.outage && now >= next_purge) {
+        if (!fl.outage && now >= next_purge && !fl_writer_busy(&fl)) {
             if (fl_purge(&fl, errstr, sizeof(errstr)) != WB_OK)
                 WB_WARN("tombstone purge: %s", errstr);
             next_purge = now + purge_every;
@@ -225,19 +326,19 @@ int fl_run(const wb_config_t *conf)
         }
     }
 
-    /* Graceful stop: no more intake, finish and commit the batch, leave. */
+    /* Graceful stop: no more intake, finish and commit what is pending, leave. */
     int64_t deadline = wb_time_mono_ms() + conf->flusher.shutdown_deadline_ms - FL_CLOSE_RESERVE;
-    WB_INFO("stopping: finishing %zu buffered events", fl.batch.n);
+    WB_INFO("stopping: finishing %zu buffered events", fl_batch_pending(&fl));
     wb_http_set_ready(fl.http, 0, "shutting down");
     rc = 0;
-    while (fl.batch.n > 0) {
+    while (fl_batch_pending(&fl) > 0) {
         if (fl_batch_flush(&fl, errstr, sizeof(errstr)) == WB_OK) break;
         int64_t delay = wb_backoff_next_ms(&fl.backoff);
         if (wb_time_mono_ms() + delay >= deadline) {
             /* Not committed, so not lost: the group re-delivers them. */
             WB_ERROR("shutdown deadline: %zu events not written (they stay in Kafka "
                      "uncommitted): %s",
-                     fl.batch.n, errstr);
+                     fl_batch_pending(&fl), errstr);
             fl_batch_discard(&fl);
             rc = 1;
             break;
@@ -245,10 +346,17 @@ int fl_run(const wb_config_t *conf)
         WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
         usleep((useconds_t)delay * 1000);
     }
-    fl_clean_drain(&fl);
+    fl_commit_sync(&fl, NULL);
+    int64_t left = deadline - wb_time_mono_ms();
+    size_t dirty = fl_clean_wait(&fl, left > 0 ? left : 0);
+    if (dirty)
+        WB_WARN("%zu cache entries not marked clean before the deadline (they stay dirty; the "
+                "sweeper re-publishes them)",
+                dirty);
     log_summary(&fl, &last_consumed, wb_time_mono_ms() - last_summary);
 out:
     fl_batch_discard(&fl); /* messages must go before their consumer */
+    if (cq) rd_kafka_queue_destroy(cq);
     if (fl.consumer) {
         rd_kafka_consumer_close(fl.consumer);
         rd_kafka_destroy(fl.consumer);

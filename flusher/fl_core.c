@@ -1,10 +1,12 @@
 /* fl_core.c — the batch path shared by the daemon and replay: decode, coalesce,
  * version-guarded upsert in one transaction, dead letters, offsets, clean-marking. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "flusher.h"
 #include "wb_coalesce.h"
@@ -18,8 +20,6 @@
 #include "wb_upsert.h"
 #include "wb_util.h"
 
-#define FL_CLEAN_MAX      1000000 /* beyond this, clean-marks are dropped (entries stay dirty: safe) */
-#define FL_CLEAN_CHUNK    512     /* script calls per Redis pipeline */
 #define FL_DLQ_TIMEOUT_MS 10000
 #define FL_PURGE_LIMIT    10000 /* tombstones per DELETE, so one purge never holds locks long */
 
@@ -28,6 +28,10 @@
  * protocol message are split before sending: a Bind message above it is
  * a protocol violation (08P01) that also ends the connection. */
 #define FL_STMT_MAX_BYTES (((size_t)1 << 30) - ((size_t)1 << 20))
+
+static wb_err_t writer_start(fl_t *fl);
+static void writer_stop(fl_t *fl);
+static void batch_free(fl_batch_t *b);
 
 /* ------------------------------------------------------------------ setup */
 
@@ -43,8 +47,6 @@ wb_err_t fl_init(fl_t *fl, const wb_config_t *conf, const char *progname)
     fl->progname = progname;
     fl->commit_offsets = 1;
     wb_backoff_init(&fl->backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
-                    wb_random_seed());
-    wb_backoff_init(&fl->redis_backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
                     wb_random_seed());
     if (!(m->reg = wb_metrics_new())) return WB_ERR_NOMEM;
 #define COUNTER(field, name, help)                                                                 \
@@ -88,18 +90,18 @@ wb_err_t fl_init(fl_t *fl, const wb_config_t *conf, const char *progname)
     m->lag_secs = wb_metrics_gauge(m->reg, "wb_flusher_lag_seconds",
                                    "Age of the last committed event while lag_messages > 0.",
                                    "topic", "partition", NULL);
+    if (writer_start(fl) != WB_OK) return WB_ERR_NOMEM;
+    if (fl_cleaner_start(fl) != WB_OK) return WB_ERR_NOMEM;
     return WB_OK;
 }
 
 void fl_fini(fl_t *fl)
 {
     fl_batch_discard(fl);
-    free(fl->batch.msgs);
-    free(fl->batch.items);
-    free(fl->batch.winners);
-    for (size_t i = 0; i < fl->cq_n; i++)
-        free(fl->cq[i].key);
-    free(fl->cq);
+    writer_stop(fl);
+    batch_free(&fl->batch);
+    batch_free(&fl->inflight);
+    fl_cleaner_stop(fl);
     for (size_t i = 0; i < fl->nparts; i++)
         free(fl->parts[i].topic);
     free(fl->parts);
@@ -107,7 +109,6 @@ void fl_fini(fl_t *fl)
         rd_kafka_flush(fl->dlq, 5000);
         rd_kafka_destroy(fl->dlq);
     }
-    if (fl->redis) redisFree(fl->redis);
     if (fl->pg) PQfinish(fl->pg);
     /* The HTTP server renders the registry: stop it first. */
     wb_http_stop(fl->http);
@@ -177,21 +178,83 @@ wb_err_t fl_dlq_open(fl_t *fl, char *errstr, size_t errstr_size)
 
 /* ------------------------------------------------------------------ batch */
 
-static void items_reset(fl_batch_t *b);
+static void poison(fl_item_t *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void poison(fl_item_t *it, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    free(it->reason);
+    if (vasprintf(&it->reason, fmt, ap) < 0) it->reason = NULL;
+    va_end(ap);
+    it->state = FL_ITEM_POISON;
+}
+
+/* Decodes one message and finds its entity; an undecodable one is poison. */
+static void decode_one(const fl_t *fl, const rd_kafka_message_t *msg, fl_item_t *it)
+{
+    char errstr[256], name[WB_EVENT_ENTITY_MAX + 1];
+
+    memset(it, 0, sizeof(*it));
+    if (wb_event_from_message(msg, &it->ev, errstr, sizeof(errstr)) != WB_OK) {
+        poison(it, "undecodable: %s", errstr);
+        return;
+    }
+    if (!wb_event_entity_cstr(&it->ev, name, sizeof(name)) ||
+        !(it->ent = wb_config_entity(fl->conf, name))) {
+        poison(it, "unknown entity \"%.*s\"", (int)it->ev.entitylen, it->ev.entity);
+        return;
+    }
+    size_t plen = strlen(it->ent->prefix);
+    if (it->ev.keylen <= plen || memcmp(it->ev.key, it->ent->prefix, plen) != 0) {
+        poison(it, "key does not start with the prefix \"%s\" of entity %s", it->ent->prefix,
+               it->ent->name);
+        return;
+    }
+    if (fl->entity_filter && strcmp(fl->entity_filter, it->ent->name) != 0) {
+        it->state = FL_ITEM_SKIP;
+        return;
+    }
+    it->state = FL_ITEM_GOOD;
+}
+
+static void items_free(fl_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->items[i].reason);
+        b->items[i].reason = NULL;
+    }
+}
+
+/* Back to the state of arrival, after an apply attempt that failed (or
+ * before one that follows new arrivals): the whole batch is applied again,
+ * which the version guard makes harmless. */
+static void batch_redecode(const fl_t *fl, fl_batch_t *b)
+{
+    items_free(b);
+    for (size_t i = 0; i < b->n; i++)
+        decode_one(fl, b->msgs[i], &b->items[i]);
+    b->redecode = 0;
+}
+
+static void batch_reset_counts(fl_batch_t *b)
+{
+    b->nwinners = 0;
+    b->upserted = b->stale = b->deletes = b->coalesced = b->skipped = b->dead = 0;
+}
 
 int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
 {
     fl_batch_t *b = &fl->batch;
 
-    /* A message arriving while the batch waits (paused during an outage)
-     * joins it; the whole batch is applied again, which the version guard
-     * makes harmless. */
-    items_reset(b);
-
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 1024;
         rd_kafka_message_t **msgs = realloc(b->msgs, cap * sizeof(*msgs));
-        if (!msgs) {
+        fl_item_t *items = msgs ? realloc(b->items, cap * sizeof(*items)) : NULL;
+        size_t *winners = items ? realloc(b->winners, cap * sizeof(*winners)) : NULL;
+        if (msgs) b->msgs = msgs;
+        if (items) b->items = items;
+        if (winners) b->winners = winners;
+        if (!winners) {
             /* Dropping it is not enough: the next message of its partition
              * would be batched and committed past it. Rewind the partition
              * to it, which also discards what was fetched after it. */
@@ -210,13 +273,17 @@ int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
             rd_kafka_message_destroy(msg);
             return -1;
         }
-        b->msgs = msgs;
         b->cap = cap;
     }
     if (b->n == 0) b->opened_ms = wb_time_mono_ms();
-    b->msgs[b->n++] = msg;
-    b->bytes += (int64_t)(msg->key_len + msg->len);
+    /* A message arriving while the batch waits (partitions paused during an
+     * outage) joins it; the batch is then applied again from the start. */
+    if (b->pg_done || b->dlq_done) b->redecode = 1;
     b->pg_done = b->dlq_done = 0;
+    b->msgs[b->n] = msg;
+    decode_one(fl, msg, &b->items[b->n]);
+    b->n++;
+    b->bytes += (int64_t)(msg->key_len + msg->len);
     fl->t_consumed++;
     wb_counter_add(fl->m.consumed, 1);
     return 0;
@@ -230,35 +297,42 @@ int fl_batch_due(const fl_t *fl, int64_t now_ms)
                         now_ms - b->opened_ms >= fl->conf->flusher.batch_max_wait_ms);
 }
 
-static void items_reset(fl_batch_t *b)
+size_t fl_batch_pending(const fl_t *fl)
 {
-    for (size_t i = 0; i < b->nitems; i++)
-        free(b->items[i].reason);
-    if (b->nitems) memset(b->items, 0, b->nitems * sizeof(*b->items));
-    b->nitems = 0;
+    return fl->batch.n + fl->inflight.n;
 }
 
-void fl_batch_discard(fl_t *fl)
+/* Destroys the messages of b; keeps its arrays for the next batch. */
+static void batch_clear(fl_batch_t *b)
 {
-    fl_batch_t *b = &fl->batch;
-
-    items_reset(b);
+    items_free(b);
     for (size_t i = 0; i < b->n; i++)
         rd_kafka_message_destroy(b->msgs[i]);
     b->n = 0;
     b->bytes = 0;
-    b->nwinners = 0;
+    b->redecode = 0;
     b->pg_done = b->dlq_done = 0;
+    b->apply_us = 0;
+    batch_reset_counts(b);
 }
 
-void fl_batch_drop_partitions(fl_t *fl, const rd_kafka_topic_partition_list_t *parts)
+static void batch_free(fl_batch_t *b)
 {
-    fl_batch_t *b = &fl->batch;
+    batch_clear(b);
+    free(b->msgs);
+    free(b->items);
+    free(b->winners);
+    memset(b, 0, sizeof(*b));
+}
+
+static size_t batch_drop(fl_batch_t *b, const rd_kafka_topic_partition_list_t *parts)
+{
     size_t j = 0, dropped = 0;
 
-    items_reset(b);
+    items_free(b);
     b->pg_done = b->dlq_done = 0;
     b->bytes = 0;
+    batch_reset_counts(b);
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_t *msg = b->msgs[i];
         if (rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(msg->rkt),
@@ -271,56 +345,13 @@ void fl_batch_drop_partitions(fl_t *fl, const rd_kafka_topic_partition_list_t *p
         b->msgs[j++] = msg;
     }
     b->n = j;
-    if (dropped)
-        WB_WARN("dropped %zu uncommitted events of revoked partitions; their new owner "
-                "re-reads them",
-                dropped);
-}
-
-static void poison(fl_item_t *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void poison(fl_item_t *it, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    free(it->reason);
-    if (vasprintf(&it->reason, fmt, ap) < 0) it->reason = NULL;
-    va_end(ap);
-    it->state = FL_ITEM_POISON;
-}
-
-/* Decodes every message and finds its entity; undecodable ones are poison. */
-static void batch_decode(fl_t *fl)
-{
-    fl_batch_t *b = &fl->batch;
-    char errstr[256], name[WB_EVENT_ENTITY_MAX + 1];
-
-    for (size_t i = 0; i < b->n; i++) {
-        fl_item_t *it = &b->items[i];
-        if (wb_event_from_message(b->msgs[i], &it->ev, errstr, sizeof(errstr)) != WB_OK) {
-            poison(it, "undecodable: %s", errstr);
-            continue;
-        }
-        if (!wb_event_entity_cstr(&it->ev, name, sizeof(name)) ||
-            !(it->ent = wb_config_entity(fl->conf, name))) {
-            poison(it, "unknown entity \"%.*s\"", (int)it->ev.entitylen, it->ev.entity);
-            continue;
-        }
-        size_t plen = strlen(it->ent->prefix);
-        if (it->ev.keylen <= plen || memcmp(it->ev.key, it->ent->prefix, plen) != 0) {
-            poison(it, "key does not start with the prefix \"%s\" of entity %s", it->ent->prefix,
-                   it->ent->name);
-            continue;
-        }
-        if (fl->entity_filter && strcmp(fl->entity_filter, it->ent->name) != 0) {
-            it->state = FL_ITEM_SKIP;
-            continue;
-        }
-        it->state = FL_ITEM_GOOD;
-    }
+    b->redecode = 1;
+    return dropped;
 }
 
 typedef struct apply_ctx_s {
     fl_t *fl;
+    fl_batch_t *b;
     const wb_entity_t *ent;
     const size_t *idx; /* message indices of the rows */
     wb_row_t *rows;
@@ -416,7 +447,7 @@ static wb_err_t find_refused(apply_ctx_t *a, size_t lo, size_t hi)
     for (int r = 0; r < PQntuples(res); r++) {
         long long i = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         if (i < 1 || (unsigned long long)i > hi - lo) continue;
-        a->fl->batch.items[a->idx[lo + (size_t)i - 1]].stored_version =
+        a->b->items[a->idx[lo + (size_t)i - 1]].stored_version =
             strtoll(PQgetvalue(res, r, 1), NULL, 10);
     }
 out:
@@ -470,7 +501,7 @@ static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi)
                  a->errstr_size) != WB_OK)
         return WB_ERR_PG;
     if (hi - lo == 1) {
-        fl_item_t *it = &a->fl->batch.items[a->idx[lo]];
+        fl_item_t *it = &a->b->items[a->idx[lo]];
         if (size_err)
             poison(it, "too large for one PostgreSQL statement: %s", detail);
         else
@@ -492,34 +523,40 @@ static int cmp_item_key(const fl_item_t *x, const fl_item_t *y)
 
 /* The PostgreSQL step: one transaction, one statement per table (more only
  * when bisecting around poison). */
-static wb_err_t batch_apply_pg(fl_t *fl, char *errstr, size_t errstr_size)
+static wb_err_t batch_apply_pg(fl_t *fl, fl_batch_t *b, char *errstr, size_t errstr_size)
 {
-    fl_batch_t *b = &fl->batch;
     const wb_config_t *conf = fl->conf;
-    wb_coalesce_item_t *ci = NULL;
-    size_t *pend = NULL, *win = NULL;
-    wb_row_t *rows = NULL;
+    fl_scratch_t *sc = &fl->w.scratch;
+    wb_coalesce_item_t *ci;
+    size_t *pend, *win;
+    wb_row_t *rows;
     size_t npend = 0;
     uint64_t upserted = 0, sent = 0, deletes = 0, coalesced = 0;
     wb_err_t err = WB_ERR_NOMEM;
 
-    items_reset(b);
-    fl_item_t *items = realloc(b->items, b->cap * sizeof(*items));
-    if (!items) goto out;
-    b->items = items;
-    memset(b->items, 0, b->n * sizeof(*b->items));
-    b->nitems = b->n;
-    size_t *winners = realloc(b->winners, b->cap * sizeof(*winners));
-    if (!winners) goto out;
-    b->winners = winners;
-    b->nwinners = 0;
-    ci = malloc(b->n * sizeof(*ci));
-    pend = malloc(b->n * sizeof(*pend));
-    win = malloc(b->n * sizeof(*win));
-    rows = malloc(b->n * sizeof(*rows));
-    if (!ci || !pend || !win || !rows) goto out;
-
-    batch_decode(fl);
+    if (b->redecode) batch_redecode(fl, b);
+    batch_reset_counts(b);
+    if (sc->cap < b->n) {
+        /* Grow-only: a steady flusher allocates nothing per batch. */
+        size_t cap = b->cap;
+        wb_coalesce_item_t *nci = realloc(sc->ci, cap * sizeof(*nci));
+        if (nci) sc->ci = nci;
+        size_t *np = nci ? realloc(sc->pend, cap * sizeof(*np)) : NULL;
+        if (np) sc->pend = np;
+        size_t *nw = np ? realloc(sc->win, cap * sizeof(*nw)) : NULL;
+        if (nw) sc->win = nw;
+        wb_row_t *nr = nw ? realloc(sc->rows, cap * sizeof(*nr)) : NULL;
+        if (nr) sc->rows = nr;
+        if (!nr) {
+            wb_set_err(errstr, errstr_size, "out of memory for a batch of %zu events", b->n);
+            goto out;
+        }
+        sc->cap = cap;
+    }
+    ci = sc->ci;
+    pend = sc->pend;
+    win = sc->win;
+    rows = sc->rows;
     for (size_t i = 0; i < b->n; i++)
         if (b->items[i].state == FL_ITEM_GOOD) pend[npend++] = i;
 
@@ -552,7 +589,7 @@ static wb_err_t batch_apply_pg(fl_t *fl, char *errstr, size_t errstr_size)
             size_t hi = lo + 1;
             while (hi < nwin && b->items[win[hi]].ent == b->items[win[lo]].ent)
                 hi++;
-            apply_ctx_t a = {fl, b->items[win[lo]].ent, win, rows, 0, errstr, errstr_size};
+            apply_ctx_t a = {fl, b, b->items[win[lo]].ent, win, rows, 0, errstr, errstr_size};
             err = apply_range(&a, lo, hi);
             if (err != WB_OK) goto rollback;
             upserted += a.applied;
@@ -588,15 +625,12 @@ static wb_err_t batch_apply_pg(fl_t *fl, char *errstr, size_t errstr_size)
     for (size_t i = 0; i < b->n; i++) {
         if (b->items[i].state == FL_ITEM_GOOD)
             b->items[i].state = FL_ITEM_DONE; /* coalesced away: the newer version is written */
-        fl->t_skipped += b->items[i].state == FL_ITEM_SKIP;
+        b->skipped += b->items[i].state == FL_ITEM_SKIP;
     }
-    wb_counter_add(fl->m.upserted, upserted);
-    wb_counter_add(fl->m.stale, sent - upserted);
-    wb_counter_add(fl->m.deletes, deletes);
-    wb_counter_add(fl->m.coalesced, coalesced);
-    fl->t_upserted += upserted;
-    fl->t_stale += sent - upserted;
-    fl->t_coalesced += coalesced;
+    b->upserted = upserted;
+    b->stale = sent - upserted;
+    b->deletes = deletes;
+    b->coalesced = coalesced;
     b->pg_done = 1;
     err = WB_OK;
     goto out;
@@ -604,19 +638,17 @@ rollback:
     if (fl->pg && PQstatus(fl->pg) == CONNECTION_OK) exec_cmd(fl->pg, "ROLLBACK", NULL, 0);
 out:
     if (err != WB_OK && err != WB_ERR_CONFIG) err = WB_ERR_PG;
-    if (err != WB_OK) items_reset(b);
-    free(ci);
-    free(pend);
-    free(win);
-    free(rows);
+    if (err != WB_OK) {
+        b->redecode = 1;
+        batch_reset_counts(b);
+    }
     return err;
 }
 
 /* Sends the batch's poison messages to the dead-letter topic and waits for
  * the broker's acknowledgement (their offsets are committed right after). */
-static wb_err_t batch_dead_letter(fl_t *fl, char *errstr, size_t errstr_size)
+static wb_err_t batch_dead_letter(fl_t *fl, fl_batch_t *b, char *errstr, size_t errstr_size)
 {
-    fl_batch_t *b = &fl->batch;
     int64_t failed_before = fl->dlq_failed;
     size_t n = 0;
 
@@ -666,242 +698,312 @@ static wb_err_t batch_dead_letter(fl_t *fl, char *errstr, size_t errstr_size)
                    fl->conf->kafka.topic_dead_letter, n);
         return WB_ERR_KAFKA;
     }
-    wb_counter_add(fl->m.dead_letters, n);
-    fl->t_dead += n;
+    b->dead = n;
     return WB_OK;
 }
 
-static void batch_commit_offsets(fl_t *fl)
+/* Commits the batch's offsets, asynchronously: the writer goes on with the
+ * next batch. Commits reach the group coordinator in the order they are
+ * issued, and the next synchronous one (revocation, shutdown) waits for
+ * them. A failure only means re-delivery, which the version guard absorbs
+ * (invariant 4); fl_offset_commit_cb counts it. */
+static void batch_commit_offsets(fl_t *fl, const fl_batch_t *b)
 {
-    fl_batch_t *b = &fl->batch;
-    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_topic_partition_list_t *offs;
+    rd_kafka_topic_partition_t *tp = NULL;
+    const rd_kafka_topic_t *last_rkt = NULL;
+    int32_t last_part = -1;
 
+    if (!fl->commit_offsets || b->n == 0) return;
+    offs = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < b->n; i++) {
         const rd_kafka_message_t *msg = b->msgs[i];
-        const char *topic = rd_kafka_topic_name(msg->rkt);
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(offs, topic, msg->partition);
-        if (!tp) {
-            tp = rd_kafka_topic_partition_list_add(offs, topic, msg->partition);
-            tp->offset = -1;
-        }
-        if (msg->offset + 1 > tp->offset) {
-            tp->offset = msg->offset + 1;
-            fl_part_t *p = fl_part_get(fl, topic, msg->partition);
-            if (p) {
-                p->committed = tp->offset;
-                if (i < b->nitems && b->items[i].ev.time_us > 0)
-                    p->committed_time = b->items[i].ev.time_us;
-                else
-                    p->committed_time = rd_kafka_message_timestamp(msg, NULL) * 1000;
+        if (msg->rkt != last_rkt || msg->partition != last_part) {
+            const char *topic = rd_kafka_topic_name(msg->rkt);
+            tp = rd_kafka_topic_partition_list_find(offs, topic, msg->partition);
+            if (!tp) {
+                tp = rd_kafka_topic_partition_list_add(offs, topic, msg->partition);
+                tp->offset = -1;
             }
+            last_rkt = msg->rkt;
+            last_part = msg->partition;
         }
+        if (msg->offset + 1 > tp->offset) tp->offset = msg->offset + 1;
     }
-    if (fl->commit_offsets && offs->cnt > 0) {
-        rd_kafka_resp_err_t rerr = rd_kafka_commit(fl->consumer, offs, 0);
-        if (rerr) {
-            /* PostgreSQL holds the events already; a failed commit only
-             * means they are delivered again and absorbed by the version
-             * guard (invariant 4), so this is not worth blocking on. */
-            wb_counter_add(fl->m.commit_failures, 1);
-            WB_WARN("offset commit failed (events will be re-applied): %s", rd_kafka_err2str(rerr));
-        }
+    rd_kafka_resp_err_t rerr = rd_kafka_commit(fl->consumer, offs, 1);
+    if (rerr) {
+        wb_counter_add(fl->m.commit_failures, 1);
+        WB_WARN("offset commit failed (events will be re-applied): %s", rd_kafka_err2str(rerr));
     }
     rd_kafka_topic_partition_list_destroy(offs);
 }
 
-/* Queues one clean-mark or forget. Returns 0, or -1 when the backlog is
- * full or memory ran out: the entry then stays dirty, which is safe (the
- * sweeper re-publishes it and its next delivery queues it again). */
-static int cq_push(fl_t *fl, const char *key, size_t keylen, int64_t version, int64_t ttl_ms,
-                   int forget)
+void fl_offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
-    if (fl->cq_n >= FL_CLEAN_MAX) return -1;
-    if (fl->cq_n == fl->cq_cap) {
-        size_t cap = fl->cq_cap ? fl->cq_cap * 2 : 4096;
-        fl_clean_t *cq = realloc(fl->cq, cap * sizeof(*cq));
-        if (!cq) return -1;
-        fl->cq = cq;
-        fl->cq_cap = cap;
-    }
-    char *copy = malloc(keylen + 1);
-    if (!copy) return -1;
-    memcpy(copy, key, keylen);
-    copy[keylen] = '\0';
-    fl->cq[fl->cq_n++] = (fl_clean_t){copy, keylen, version, ttl_ms, forget};
-    return 0;
+    fl_t *fl = opaque;
+    (void)rk;
+
+    for (int i = 0; !err && offsets && i < offsets->cnt; i++)
+        err = offsets->elems[i].err;
+    if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    /* PostgreSQL holds the events already: they are only delivered again. */
+    wb_counter_add(fl->m.commit_failures, 1);
+    WB_WARN("offset commit failed (events will be re-applied): %s", rd_kafka_err2str(err));
 }
 
-static void clean_enqueue(fl_t *fl)
+void fl_commit_sync(fl_t *fl, const rd_kafka_topic_partition_list_t *parts)
 {
-    fl_batch_t *b = &fl->batch;
+    rd_kafka_topic_partition_list_t *offs;
 
-    for (size_t j = 0; j < b->nwinners; j++) {
-        const fl_item_t *it = &b->items[b->winners[j]];
-        int64_t v = it->stored_version > 0 ? it->stored_version : it->ev.version;
-        if (cq_push(fl, it->ev.key, it->ev.keylen, v, it->ent->ttl_ms, 0) != 0) {
-            wb_counter_add(fl->m.clean_dropped, b->nwinners - j);
-            break;
+    if (!fl->commit_offsets || !fl->consumer) return;
+    offs = rd_kafka_topic_partition_list_new((int)fl->nparts + 1);
+    for (size_t i = 0; i < fl->nparts; i++) {
+        const fl_part_t *p = &fl->parts[i];
+        if (p->committed < 0) continue;
+        if (parts ? !rd_kafka_topic_partition_list_find(parts, p->topic, p->partition)
+                  : !p->assigned)
+            continue;
+        rd_kafka_topic_partition_list_add(offs, p->topic, p->partition)->offset = p->committed;
+    }
+    if (offs->cnt > 0) {
+        rd_kafka_resp_err_t rerr = rd_kafka_commit(fl->consumer, offs, 0);
+        if (rerr && rerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            WB_WARN("offset commit of %d partitions failed (their events will be re-applied): %s",
+                    offs->cnt, rd_kafka_err2str(rerr));
+    }
+    rd_kafka_topic_partition_list_destroy(offs);
+}
+
+/* The steps of a batch that touch PostgreSQL and Kafka; each one done is
+ * remembered, so a retry resumes at the step that failed. Writer thread
+ * (or the polling thread while the writer is idle). */
+static wb_err_t batch_apply(fl_t *fl, fl_batch_t *b, char *errstr, size_t errstr_size)
+{
+    int64_t t0 = wb_time_mono_us();
+    wb_err_t err = WB_OK;
+
+    if (!b->pg_done) err = batch_apply_pg(fl, b, errstr, errstr_size);
+    if (err == WB_OK && !b->dlq_done) {
+        err = batch_dead_letter(fl, b, errstr, errstr_size);
+        if (err == WB_OK) b->dlq_done = 1;
+    }
+    /* Offsets only after the commit and the dead-letter acknowledgement
+     * (invariant 5). */
+    if (err == WB_OK) batch_commit_offsets(fl, b);
+    b->apply_us += wb_time_mono_us() - t0;
+    return err;
+}
+
+/* After a batch is applied: partition bookkeeping, clean-marks and
+ * forgets to the cleaner, figures; then the messages go. Polling thread. */
+static void batch_complete(fl_t *fl, fl_batch_t *b)
+{
+    const rd_kafka_topic_t *last_rkt = NULL;
+    int32_t last_part = -1;
+    fl_part_t *p = NULL;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *msg = b->msgs[i];
+        if (msg->rkt != last_rkt || msg->partition != last_part) {
+            p = fl_part_get(fl, rd_kafka_topic_name(msg->rkt), msg->partition);
+            last_rkt = msg->rkt;
+            last_part = msg->partition;
+        }
+        if (p && msg->offset + 1 > p->committed) {
+            p->committed = msg->offset + 1;
+            p->committed_time = b->items[i].ev.time_us > 0
+                                    ? b->items[i].ev.time_us
+                                    : rd_kafka_message_timestamp(msg, NULL) * 1000;
         }
     }
-    wb_gauge_set(fl->m.clean_pending, (double)fl->cq_n);
+    fl_clean_push(fl, b);
+    wb_counter_add(fl->m.upserted, b->upserted);
+    wb_counter_add(fl->m.stale, b->stale);
+    wb_counter_add(fl->m.deletes, b->deletes);
+    wb_counter_add(fl->m.coalesced, b->coalesced);
+    wb_counter_add(fl->m.dead_letters, b->dead);
+    wb_counter_add(fl->m.batches, 1);
+    wb_histogram_observe(fl->m.batch_seconds, (double)b->apply_us / 1e6);
+    fl->t_upserted += b->upserted;
+    fl->t_stale += b->stale;
+    fl->t_coalesced += b->coalesced;
+    fl->t_dead += b->dead;
+    fl->t_skipped += b->skipped;
+    fl->t_batches++;
+    WB_DEBUG("batch: %zu events, %zu rows written, %.1f ms", b->n, b->nwinners,
+             (double)b->apply_us / 1e3);
+    batch_clear(b);
 }
 
-/* The cache key and version of a dead-lettered message: from the decoded
- * event, or — when it could not be decoded as a whole — straight from the
- * Kafka key and a well-formed wb-version header. Returns 0 if both are
- * known. */
-static int poison_key_version(const rd_kafka_message_t *msg, const fl_item_t *it, const char **key,
-                              size_t *keylen, int64_t *version)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    const void *v = NULL;
-    size_t vlen = 0;
+/* ----------------------------------------------------------------- writer */
 
-    if (it->ev.version > 0 && it->ev.key && it->ev.keylen > 0) {
-        *key = it->ev.key;
-        *keylen = it->ev.keylen;
-        *version = it->ev.version;
+static void *writer_main(void *arg)
+{
+    fl_t *fl = arg;
+    fl_writer_t *w = &fl->w;
+    char errstr[sizeof(w->errstr)];
+
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->state != FL_W_RUNNING && !w->stop)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->state != FL_W_RUNNING) break; /* stop, and nothing to run */
+        pthread_mutex_unlock(&w->mu);
+        errstr[0] = '\0';
+        wb_err_t err = batch_apply(fl, &fl->inflight, errstr, sizeof(errstr));
+        pthread_mutex_lock(&w->mu);
+        w->err = err;
+        memcpy(w->errstr, errstr, sizeof(errstr));
+        w->state = FL_W_DONE;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static wb_err_t writer_start(fl_t *fl)
+{
+    fl_writer_t *w = &fl->w;
+    pthread_condattr_t ca;
+
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&w->thread, NULL, writer_main, fl) != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        return WB_ERR_NOMEM;
+    }
+    w->started = 1;
+    return WB_OK;
+}
+
+static void writer_stop(fl_t *fl)
+{
+    fl_writer_t *w = &fl->w;
+
+    if (!w->started) return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->scratch.ci);
+    free(w->scratch.pend);
+    free(w->scratch.win);
+    free(w->scratch.rows);
+    memset(w, 0, sizeof(*w));
+}
+
+int fl_writer_busy(fl_t *fl)
+{
+    int busy;
+    if (!fl->w.started) return 0;
+    pthread_mutex_lock(&fl->w.mu);
+    busy = fl->w.state != FL_W_IDLE;
+    pthread_mutex_unlock(&fl->w.mu);
+    return busy;
+}
+
+void fl_writer_submit(fl_t *fl)
+{
+    fl_writer_t *w = &fl->w;
+
+    if (fl->inflight.n == 0) {
+        /* Hand the filled batch over; the polling thread keeps the empty
+         * arrays of the previous one for the next. */
+        fl_batch_t t = fl->inflight;
+        fl->inflight = fl->batch;
+        fl->batch = t;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->state = FL_W_RUNNING;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int fl_writer_collect(fl_t *fl, int timeout_ms, wb_err_t *err, char *errstr, size_t errstr_size)
+{
+    fl_writer_t *w = &fl->w;
+    struct timespec until;
+
+    if (!w->started) return 0;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    if (timeout_ms > 0) {
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    while (w->state == FL_W_RUNNING && timeout_ms != 0) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&w->cv, &w->mu);
+        else if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+            break;
+    }
+    if (w->state != FL_W_DONE) {
+        pthread_mutex_unlock(&w->mu);
         return 0;
     }
-    if (!msg->key || msg->key_len == 0 || msg->key_len > WB_EVENT_KEY_MAX) return -1;
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs ||
-        rd_kafka_header_get_last(hdrs, WB_HDR_VERSION, &v, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        !v || wb_parse_i64(v, vlen, version) != 0 || *version <= 0)
-        return -1;
-    *key = msg->key;
-    *keylen = msg->key_len;
-    return 0;
+    *err = w->err;
+    if (errstr && errstr_size) snprintf(errstr, errstr_size, "%s", w->errstr);
+    w->state = FL_W_IDLE;
+    pthread_mutex_unlock(&w->mu);
+    if (*err == WB_OK) batch_complete(fl, &fl->inflight);
+    return 1;
 }
 
-/* Poison must not loop (invariant 7 meets invariant 9): once the dead-letter
- * topic holds a poison event, its cache entry — if it still holds exactly
- * that version, dirty — is forgotten (the `forget` script), so the sweeper
- * does not re-publish it forever and reads fall back to PostgreSQL. */
-static void forget_enqueue(fl_t *fl)
+/* ------------------------------------------------------------ synchronous */
+
+/* Waits until the writer is idle; a result it held is collected (a
+ * failed batch stays held in fl->inflight). */
+static void writer_join(fl_t *fl)
 {
-    fl_batch_t *b = &fl->batch;
+    wb_err_t err;
+    char errstr[512];
 
-    for (size_t i = 0; i < b->n && i < b->nitems; i++) {
-        const fl_item_t *it = &b->items[i];
-        const char *key = NULL;
-        size_t keylen = 0;
-        int64_t version = 0;
-
-        if (it->state != FL_ITEM_POISON) continue;
-        if (poison_key_version(b->msgs[i], it, &key, &keylen, &version) != 0) continue;
-        if (cq_push(fl, key, keylen, version, it->ent ? it->ent->ttl_ms : 0, 1) != 0) {
-            wb_counter_add(fl->m.clean_dropped, 1);
-            break;
-        }
-    }
-    wb_gauge_set(fl->m.clean_pending, (double)fl->cq_n);
+    if (fl_writer_collect(fl, -1, &err, errstr, sizeof(errstr)) && err != WB_OK)
+        WB_DEBUG("batch held for a retry: %s", errstr);
 }
 
 wb_err_t fl_batch_flush(fl_t *fl, char *errstr, size_t errstr_size)
 {
-    fl_batch_t *b = &fl->batch;
-    int64_t t0 = wb_time_mono_us();
-    wb_err_t err;
+    fl_batch_t *order[2] = {&fl->inflight, &fl->batch};
 
-    if (b->n == 0) return WB_OK;
-    if (!b->pg_done) {
-        err = batch_apply_pg(fl, errstr, errstr_size);
+    writer_join(fl);
+    for (int i = 0; i < 2; i++) {
+        fl_batch_t *b = order[i];
+        if (b->n == 0) continue;
+        wb_err_t err = batch_apply(fl, b, errstr, errstr_size);
         if (err != WB_OK) return err;
+        batch_complete(fl, b);
     }
-    if (!b->dlq_done) {
-        err = batch_dead_letter(fl, errstr, errstr_size);
-        if (err != WB_OK) return err;
-        b->dlq_done = 1;
-    }
-    batch_commit_offsets(fl);
-    clean_enqueue(fl);
-    forget_enqueue(fl); /* only now: the dead-letter topic has acknowledged them */
-    double secs = (double)(wb_time_mono_us() - t0) / 1e6;
-    wb_histogram_observe(fl->m.batch_seconds, secs);
-    wb_counter_add(fl->m.batches, 1);
-    fl->t_batches++;
-    WB_DEBUG("batch: %zu events, %zu rows written, %.1f ms", b->n, b->nwinners, secs * 1e3);
-    fl_batch_discard(fl);
-    fl_clean_drain(fl);
     return WB_OK;
 }
 
-/* ------------------------------------------------------------ clean-marks */
-
-void fl_clean_drain(fl_t *fl)
+void fl_batch_drop_partitions(fl_t *fl, const rd_kafka_topic_partition_list_t *parts)
 {
-    const char *dirty =
-        fl->conf->redis.dirty_index ? fl->conf->redis.dirty_index : WB_REDIS_DEFAULT_DIRTY_INDEX;
-    size_t done = 0, forgotten = 0;
-    char errstr[256];
+    writer_join(fl);
+    size_t dropped = batch_drop(&fl->inflight, parts) + batch_drop(&fl->batch, parts);
+    if (dropped)
+        WB_WARN("dropped %zu uncommitted events of revoked partitions; their new owner "
+                "re-reads them",
+                dropped);
+}
 
-    if (fl->cq_n == 0) return;
-    if (!fl->redis) {
-        int64_t now = wb_time_mono_ms();
-        if (now < fl->redis_retry_at_ms) return;
-        if (wb_redis_connect(fl->conf, &fl->redis, errstr, sizeof(errstr)) != WB_OK) {
-            fl->redis_retry_at_ms = now + wb_backoff_next_ms(&fl->redis_backoff);
-            WB_WARN("redis unavailable, %zu entries stay dirty until it is back: %s", fl->cq_n,
-                    errstr);
-            return;
-        }
-        wb_backoff_reset(&fl->redis_backoff);
-    }
-    while (done < fl->cq_n) {
-        size_t n = fl->cq_n - done < FL_CLEAN_CHUNK ? fl->cq_n - done : FL_CLEAN_CHUNK;
-        wb_script_call_t calls[FL_CLEAN_CHUNK];
-        redisReply *replies[FL_CLEAN_CHUNK];
-        const char *argv[FL_CLEAN_CHUNK][4];
-        size_t argvlen[FL_CLEAN_CHUNK][4];
-        char nums[FL_CLEAN_CHUNK][2][24];
-
-        for (size_t i = 0; i < n; i++) {
-            const fl_clean_t *c = &fl->cq[done + i];
-            int l1 = snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRId64, c->version);
-            int l2 = snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRId64, c->ttl_ms);
-            argv[i][0] = c->key;
-            argvlen[i][0] = c->keylen;
-            argv[i][1] = dirty;
-            argvlen[i][1] = strlen(dirty);
-            argv[i][2] = nums[i][0];
-            argvlen[i][2] = (size_t)l1;
-            argv[i][3] = nums[i][1];
-            argvlen[i][3] = (size_t)l2;
-            calls[i] = (wb_script_call_t){c->forget ? WB_SCRIPT_FORGET : WB_SCRIPT_CLEAN, 2, 4,
-                                          argv[i], argvlen[i]};
-        }
-        if (wb_scripts_pipeline(fl->redis, calls, n, replies, errstr, sizeof(errstr)) != WB_OK) {
-            WB_WARN("redis clean-marking failed, %zu entries stay dirty for now: %s",
-                    fl->cq_n - done, errstr);
-            redisFree(fl->redis);
-            fl->redis = NULL;
-            fl->redis_retry_at_ms = wb_time_mono_ms() + wb_backoff_next_ms(&fl->redis_backoff);
-            break;
-        }
-        for (size_t i = 0; i < n; i++) {
-            const fl_clean_t *c = &fl->cq[done + i];
-            if (replies[i] && replies[i]->type == REDIS_REPLY_ERROR)
-                WB_WARN("%s script: %s", c->forget ? "forget" : "clean", replies[i]->str);
-            else if (c->forget && replies[i] && replies[i]->type == REDIS_REPLY_INTEGER &&
-                     replies[i]->integer == 1) {
-                forgotten++;
-                WB_INFO("forgot the dirty cache entry %s version %" PRId64
-                        " (dead-lettered; reads fall back to PostgreSQL)",
-                        c->key, c->version);
-            }
-            freeReplyObject(replies[i]);
-            free(c->key);
-        }
-        wb_counter_add(fl->m.cleaned, n);
-        done += n;
-    }
-    wb_counter_add(fl->m.forgotten, forgotten);
-    if (done > 0) {
-        memmove(fl->cq, fl->cq + done, (fl->cq_n - done) * sizeof(*fl->cq));
-        fl->cq_n -= done;
-    }
-    wb_gauge_set(fl->m.clean_pending, (double)fl->cq_n);
+void fl_batch_discard(fl_t *fl)
+{
+    writer_join(fl);
+    batch_clear(&fl->inflight);
+    batch_clear(&fl->batch);
 }
 
 /* ------------------------------------------------------------- partitions */

@@ -13,7 +13,8 @@
 #include "wb_log.h"
 #include "wb_util.h"
 
-#define RP_TIMEOUT_MS 10000
+#define RP_TIMEOUT_MS    10000
+#define RP_CLEAN_WAIT_MS 10000 /* at the end, for Redis to answer the last clean-marks */
 
 typedef struct rp_part_s {
     int32_t partition;
@@ -93,6 +94,8 @@ static rd_kafka_t *replay_consumer(fl_t *fl, const char *group, char *errstr, si
         rd_kafka_conf_destroy(kc);
         return NULL;
     }
+    rd_kafka_conf_set_offset_commit_cb(kc, fl_offset_commit_cb);
+    rd_kafka_conf_set_opaque(kc, fl);
     if (wb_kafka_consumer_new(kc, group, &rk, errstr, errstr_size) != WB_OK) {
         rd_kafka_conf_destroy(kc);
         return NULL;
@@ -347,6 +350,10 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                 p->start, p->end - 1);
     }
     rd_kafka_resp_err_t aerr = assign->cnt ? rd_kafka_assign(fl.consumer, assign) : 0;
+    for (int i = 0; !aerr && i < assign->cnt; i++) {
+        fl_part_t *fp = fl_part_get(&fl, assign->elems[i].topic, assign->elems[i].partition);
+        if (fp) fp->assigned = 1; /* fl_commit_sync commits the assigned ones */
+    }
     rd_kafka_topic_partition_list_destroy(assign);
     if (aerr) {
         snprintf(errstr, sizeof(errstr), "assign: %s", rd_kafka_err2str(aerr));
@@ -401,7 +408,6 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                 if (wb_cli_stop_requested()) break;
             }
             wb_backoff_reset(&fl.backoff);
-            fl_clean_drain(&fl);
         }
         if (now >= next_progress || (all_done && fl.batch.n == 0)) {
             int64_t pos = 0;
@@ -422,7 +428,12 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         WB_WARN("last batch not written: %s", errstr);
         interrupted = 1;
     }
-    fl_clean_drain(&fl);
+    fl_commit_sync(&fl, NULL); /* the asynchronous commits are on the broker before we report */
+    size_t dirty = fl_clean_wait(&fl, RP_CLEAN_WAIT_MS);
+    if (dirty)
+        WB_WARN("%zu cache entries still dirty (Redis did not answer in time; the sweeper "
+                "re-publishes them)",
+                dirty);
     double secs = (double)(wb_time_mono_ms() - t0) / 1000.0;
     fprintf(stderr,
             "replay %s: %" PRIu64 " events read in %.1f s, %" PRIu64 " rows written, %" PRIu64

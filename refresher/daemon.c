@@ -168,7 +168,7 @@ int rf_run(const wb_config_t *conf)
     if (rf_producer_open(&rf, errstr, sizeof(errstr)) != WB_OK ||
         !(rf.consumer =
               wb_daemon_consumer_new(conf, "refresher", conf->refresher.group_id, rebalance_cb,
-                                     rf_kafka_error_cb, &rf, errstr, sizeof(errstr))) ||
+                                     rf_kafka_error_cb, NULL, &rf, errstr, sizeof(errstr))) ||
         wb_daemon_subscribe(rf.consumer, conf->kafka.topic_refresh, errstr, sizeof(errstr)) != 0) {
         WB_ERROR("%s", errstr);
         goto out;

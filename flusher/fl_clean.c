@@ -1,0 +1,343 @@
+/* fl_clean.c — the cleaner thread: marks committed cache entries clean (and
+ * forgets dead-lettered ones) on its own Redis connection, off the batch path. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "flusher.h"
+#include "wb_log.h"
+#include "wb_redis.h"
+#include "wb_scripts.h"
+#include "wb_util.h"
+
+#define FL_CLEAN_MAX   1000000 /* beyond this, entries are dropped (they stay dirty: safe) */
+#define FL_CLEAN_CHUNK 512     /* script calls per Redis pipeline */
+
+/* Absolute CLOCK_MONOTONIC time ms from now (the conds use that clock). */
+static struct timespec deadline_in(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* ------------------------------------------------------------- the queue */
+
+/* Appends one entry (cl->mu held). Returns 0, or -1 when the backlog is
+ * full or memory ran out: the entry then stays dirty, which is safe (the
+ * sweeper re-publishes it and its next delivery queues it again). */
+static int q_push(fl_cleaner_t *cl, const char *key, size_t keylen, int64_t version, int64_t ttl_ms,
+                  int forget)
+{
+    if (cl->n + cl->busy >= FL_CLEAN_MAX) return -1;
+    if (cl->n == cl->cap) {
+        size_t cap = cl->cap ? cl->cap * 2 : 4096;
+        fl_clean_t *q = realloc(cl->q, cap * sizeof(*q));
+        if (!q) return -1;
+        cl->q = q;
+        cl->cap = cap;
+    }
+    char *copy = malloc(keylen + 1);
+    if (!copy) return -1;
+    memcpy(copy, key, keylen);
+    copy[keylen] = '\0';
+    cl->q[cl->n++] = (fl_clean_t){copy, keylen, version, ttl_ms, forget};
+    return 0;
+}
+
+/* The cache key and version of a dead-lettered message: from the decoded
+ * event, or — when it could not be decoded as a whole — straight from the
+ * Kafka key and a well-formed wb-version header. Returns 0 if both are
+ * known. */
+static int poison_key_version(const rd_kafka_message_t *msg, const fl_item_t *it, const char **key,
+                              size_t *keylen, int64_t *version)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v = NULL;
+    size_t vlen = 0;
+
+    if (it->ev.version > 0 && it->ev.key && it->ev.keylen > 0) {
+        *key = it->ev.key;
+        *keylen = it->ev.keylen;
+        *version = it->ev.version;
+        return 0;
+    }
+    if (!msg->key || msg->key_len == 0 || msg->key_len > WB_EVENT_KEY_MAX) return -1;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs ||
+        rd_kafka_header_get_last(hdrs, WB_HDR_VERSION, &v, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        !v || wb_parse_i64(v, vlen, version) != 0 || *version <= 0)
+        return -1;
+    *key = msg->key;
+    *keylen = msg->key_len;
+    return 0;
+}
+
+void fl_clean_push(fl_t *fl, const fl_batch_t *b)
+{
+    fl_cleaner_t *cl = &fl->cl;
+    uint64_t dropped = 0;
+
+    pthread_mutex_lock(&cl->mu);
+    /* Clean-marks of the rows PostgreSQL committed (invariant 2): against
+     * the version it holds when it refused an older event. */
+    for (size_t j = 0; j < b->nwinners; j++) {
+        const fl_item_t *it = &b->items[b->winners[j]];
+        int64_t v = it->stored_version > 0 ? it->stored_version : it->ev.version;
+        if (q_push(cl, it->ev.key, it->ev.keylen, v, it->ent->ttl_ms, 0) != 0) {
+            dropped += b->nwinners - j;
+            break;
+        }
+    }
+    /* Poison must not loop (invariant 7 meets invariant 9): once the
+     * dead-letter topic holds a poison event, its cache entry — if it still
+     * holds exactly that version, dirty — is forgotten (the `forget`
+     * script), so the sweeper does not re-publish it forever and reads
+     * fall back to PostgreSQL. Only after the dead-letter acknowledgement. */
+    for (size_t i = 0; i < b->n && b->dlq_done; i++) {
+        const fl_item_t *it = &b->items[i];
+        const char *key = NULL;
+        size_t keylen = 0;
+        int64_t version = 0;
+
+        if (it->state != FL_ITEM_POISON) continue;
+        if (poison_key_version(b->msgs[i], it, &key, &keylen, &version) != 0) continue;
+        if (q_push(cl, key, keylen, version, it->ent ? it->ent->ttl_ms : 0, 1) != 0) {
+            dropped++;
+            break;
+        }
+    }
+    size_t pending = cl->n + cl->busy;
+    if (cl->n > 0) pthread_cond_signal(&cl->cv);
+    pthread_mutex_unlock(&cl->mu);
+    wb_counter_add(fl->m.clean_dropped, dropped);
+    wb_gauge_set(fl->m.clean_pending, (double)pending);
+}
+
+size_t fl_clean_pending(fl_t *fl)
+{
+    size_t n;
+    if (!fl->cl.started) return 0;
+    pthread_mutex_lock(&fl->cl.mu);
+    n = fl->cl.n + fl->cl.busy;
+    pthread_mutex_unlock(&fl->cl.mu);
+    return n;
+}
+
+size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms)
+{
+    fl_cleaner_t *cl = &fl->cl;
+    struct timespec until = deadline_in(timeout_ms > 0 ? timeout_ms : 0);
+    size_t n;
+
+    if (!cl->started) return 0;
+    pthread_mutex_lock(&cl->mu);
+    while (cl->n + cl->busy > 0 && !cl->stop)
+        if (pthread_cond_timedwait(&cl->idle_cv, &cl->mu, &until) == ETIMEDOUT) break;
+    n = cl->n + cl->busy;
+    pthread_mutex_unlock(&cl->mu);
+    return n;
+}
+
+/* ------------------------------------------------------------ the thread */
+
+/* Sends work[0..n) to Redis in pipelines of FL_CLEAN_CHUNK. Returns how
+ * many were answered; fewer than n means Redis failed (the connection is
+ * dropped and the rest must be retried). Runs without cl->mu. */
+static size_t send_all(fl_t *fl, const fl_clean_t *work, size_t n)
+{
+    fl_cleaner_t *cl = &fl->cl;
+    const char *dirty =
+        fl->conf->redis.dirty_index ? fl->conf->redis.dirty_index : WB_REDIS_DEFAULT_DIRTY_INDEX;
+    size_t dirtylen = strlen(dirty), done = 0, forgotten = 0;
+    char errstr[256];
+
+    if (!cl->redis) {
+        if (wb_redis_connect(fl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK) {
+            WB_WARN("redis unavailable, %zu entries stay dirty until it is back: %s", n, errstr);
+            return 0;
+        }
+        wb_backoff_reset(&cl->backoff);
+    }
+    while (done < n) {
+        size_t m = n - done < FL_CLEAN_CHUNK ? n - done : FL_CLEAN_CHUNK;
+        wb_script_call_t calls[FL_CLEAN_CHUNK];
+        redisReply *replies[FL_CLEAN_CHUNK];
+        const char *argv[FL_CLEAN_CHUNK][4];
+        size_t argvlen[FL_CLEAN_CHUNK][4];
+        char nums[FL_CLEAN_CHUNK][2][24];
+
+        for (size_t i = 0; i < m; i++) {
+            const fl_clean_t *c = &work[done + i];
+            argv[i][0] = c->key;
+            argvlen[i][0] = c->keylen;
+            argv[i][1] = dirty;
+            argvlen[i][1] = dirtylen;
+            argv[i][2] = nums[i][0];
+            argvlen[i][2] =
+                (size_t)snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRId64, c->version);
+            argv[i][3] = nums[i][1];
+            argvlen[i][3] = (size_t)snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRId64, c->ttl_ms);
+            calls[i] = (wb_script_call_t){c->forget ? WB_SCRIPT_FORGET : WB_SCRIPT_CLEAN, 2, 4,
+                                          argv[i], argvlen[i]};
+        }
+        if (wb_scripts_pipeline(cl->redis, calls, m, replies, errstr, sizeof(errstr)) != WB_OK) {
+            WB_WARN("redis clean-marking failed, %zu entries stay dirty for now: %s", n - done,
+                    errstr);
+            redisFree(cl->redis);
+            cl->redis = NULL;
+            break;
+        }
+        for (size_t i = 0; i < m; i++) {
+            const fl_clean_t *c = &work[done + i];
+            if (replies[i] && replies[i]->type == REDIS_REPLY_ERROR)
+                WB_WARN("%s script: %s", c->forget ? "forget" : "clean", replies[i]->str);
+            else if (c->forget && replies[i] && replies[i]->type == REDIS_REPLY_INTEGER &&
+                     replies[i]->integer == 1) {
+                forgotten++;
+                WB_INFO("forgot the dirty cache entry %s version %" PRId64
+                        " (dead-lettered; reads fall back to PostgreSQL)",
+                        c->key, c->version);
+            }
+            freeReplyObject(replies[i]);
+        }
+        wb_counter_add(fl->m.cleaned, m);
+        done += m;
+    }
+    wb_counter_add(fl->m.forgotten, forgotten);
+    return done;
+}
+
+static void free_entries(fl_clean_t *work, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(work[i].key);
+}
+
+/* FIFO: the thread takes the whole queue, sends it, and on a Redis failure
+ * puts what was not answered back in front of what arrived meanwhile, then
+ * backs off. */
+static void *cleaner_main(void *arg)
+{
+    fl_t *fl = arg;
+    fl_cleaner_t *cl = &fl->cl;
+    fl_clean_t *work = NULL;
+    size_t nwork = 0, capwork = 0;
+
+    pthread_mutex_lock(&cl->mu);
+    for (;;) {
+        while (cl->n == 0 && !cl->stop)
+            pthread_cond_wait(&cl->cv, &cl->mu);
+        if (cl->stop) break;
+        /* Swap the queue with the (empty) work array. */
+        fl_clean_t *q = cl->q;
+        size_t cap = cl->cap;
+        work = q;
+        nwork = cl->n;
+        cl->q = NULL;
+        cl->cap = 0;
+        cl->n = 0;
+        capwork = cap;
+        cl->busy = nwork;
+        pthread_mutex_unlock(&cl->mu);
+
+        size_t done = send_all(fl, work, nwork);
+        free_entries(work, done);
+
+        pthread_mutex_lock(&cl->mu);
+        if (done < nwork) {
+            /* Put the rest in front of what arrived meanwhile (order
+             * matters only per key, and a key's later entries are later
+             * in the queue). */
+            size_t rest = nwork - done, total = rest + cl->n;
+            fl_clean_t *merged = total <= capwork ? work : realloc(work, total * sizeof(*merged));
+            if (!merged) {
+                free_entries(work + done, rest);
+                wb_counter_add(fl->m.clean_dropped, rest);
+                free(work);
+            } else {
+                memmove(merged, merged + done, rest * sizeof(*merged));
+                if (cl->n) memcpy(merged + rest, cl->q, cl->n * sizeof(*merged));
+                free(cl->q);
+                cl->q = merged;
+                cl->cap = total > capwork ? total : capwork;
+                cl->n = total;
+            }
+            work = NULL;
+            capwork = 0;
+            cl->busy = 0;
+            wb_gauge_set(fl->m.clean_pending, (double)cl->n);
+            struct timespec until = deadline_in(wb_backoff_next_ms(&cl->backoff));
+            while (!cl->stop)
+                if (pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == ETIMEDOUT) break;
+            continue;
+        }
+        /* All answered: keep the larger array for the queue. */
+        if (!cl->q) {
+            cl->q = work;
+            cl->cap = capwork;
+        } else {
+            free(work);
+        }
+        work = NULL;
+        capwork = 0;
+        cl->busy = 0;
+        wb_gauge_set(fl->m.clean_pending, (double)cl->n);
+        if (cl->n == 0) pthread_cond_broadcast(&cl->idle_cv);
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return NULL;
+}
+
+wb_err_t fl_cleaner_start(fl_t *fl)
+{
+    fl_cleaner_t *cl = &fl->cl;
+    pthread_condattr_t ca;
+
+    wb_backoff_init(&cl->backoff, fl->conf->flusher.retry_initial_ms,
+                    fl->conf->flusher.retry_max_ms, wb_random_seed());
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&cl->mu, NULL);
+    pthread_cond_init(&cl->cv, &ca);
+    pthread_cond_init(&cl->idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&cl->thread, NULL, cleaner_main, fl) != 0) {
+        pthread_cond_destroy(&cl->idle_cv);
+        pthread_cond_destroy(&cl->cv);
+        pthread_mutex_destroy(&cl->mu);
+        return WB_ERR_NOMEM;
+    }
+    cl->started = 1;
+    return WB_OK;
+}
+
+void fl_cleaner_stop(fl_t *fl)
+{
+    fl_cleaner_t *cl = &fl->cl;
+
+    if (!cl->started) return;
+    pthread_mutex_lock(&cl->mu);
+    cl->stop = 1;
+    pthread_cond_broadcast(&cl->cv);
+    pthread_cond_broadcast(&cl->idle_cv);
+    pthread_mutex_unlock(&cl->mu);
+    pthread_join(cl->thread, NULL);
+    if (cl->n > 0)
+        WB_WARN("%zu cache entries left dirty at exit (the sweeper re-publishes them)", cl->n);
+    free_entries(cl->q, cl->n);
+    free(cl->q);
+    if (cl->redis) redisFree(cl->redis);
+    pthread_cond_destroy(&cl->idle_cv);
+    pthread_cond_destroy(&cl->cv);
+    pthread_mutex_destroy(&cl->mu);
+    memset(cl, 0, sizeof(*cl));
+}
