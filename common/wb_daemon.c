@@ -4,6 +4,9 @@
 
 #include <string.h>
 
+#define WB_DAEMON_NUDGE_MS         5 /* wb_daemon_nudge_fetcher: at most this often */
+#define WB_DAEMON_NUDGE_TIMEOUT_MS 1000
+
 #include "wb_kafka.h"
 #include "wb_log.h"
 #include "wb_util.h"
@@ -110,4 +113,33 @@ void wb_daemon_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         WB_ERROR("rebalance: %s", rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
     }
+}
+
+/* librdkafka 2.0 stops fetching a partition once the local queue holds
+ * queued.min.messages or queued.max.messages.kbytes, and looks again only
+ * when its broker thread wakes up: after up to a second when nothing else
+ * happens (fetch.queue.backoff.ms, which fixes that, came in 2.1). A
+ * consumer that drains slower than Kafka delivers would idle most of that
+ * second. A ListOffsets request to a partition's leader wakes that
+ * broker's thread, which then decides to fetch again. */
+void wb_daemon_nudge_fetcher(rd_kafka_t *rk, int64_t *last_ms)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    int64_t now_ms = wb_time_mono_ms(), lo, hi;
+
+    if (now_ms - *last_ms < WB_DAEMON_NUDGE_MS) return;
+    *last_ms = now_ms;
+    if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
+    if (parts->cnt > 0 && rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            if (tp->offset < 0 ||
+                rd_kafka_get_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi) ||
+                tp->offset >= hi)
+                continue; /* nothing known to be left, or no position yet */
+            rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi,
+                                             WB_DAEMON_NUDGE_TIMEOUT_MS);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
 }

@@ -4,6 +4,7 @@
 #define WB_DAEMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -36,6 +37,14 @@ int wb_daemon_subscribe(rd_kafka_t *rk, const char *topic, char *errstr, size_t 
 /* Pauses (pause != 0) or resumes every partition assigned to consumer rk.
  * Call from the polling thread. */
 void wb_daemon_pause_all(rd_kafka_t *rk, int pause);
+
+/* Call when rk's consumer queue is empty: if an assigned partition still
+ * has messages after its position, wakes librdkafka's fetcher, which
+ * librdkafka 2.0 would otherwise do only after up to a second once its
+ * pre-fetch queue had filled. At most every 5 ms (*last_ms is the
+ * caller's, start at 0); one ListOffsets round trip per lagging
+ * partition. Not while partitions are paused on purpose. Polling thread. */
+void wb_daemon_nudge_fetcher(rd_kafka_t *rk, int64_t *last_ms);
 
 /* Called by wb_daemon_rebalance with the daemon's opaque. */
 typedef void wb_daemon_parts_fn(void *opaque, rd_kafka_t *rk,

@@ -128,41 +128,6 @@ static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
     *last_consumed = fl->t_consumed;
 }
 
-/* librdkafka 2.0 stops fetching a partition once the local queue holds
- * queued.min.messages or queued.max.messages.kbytes, and looks again only
- * when its broker thread wakes up — after up to a second when nothing else
- * happens (fetch.queue.backoff.ms, which fixes that, came in 2.1). A
- * flusher that drains slower than Kafka delivers (catching up, replaying)
- * would idle most of that second. So when the queue is empty while an
- * assigned partition still has messages after its position, the fetcher
- * is nudged: a ListOffsets request to the partition's leader wakes that
- * broker's thread, which then fetches again. At most once per
- * FL_NUDGE_MS; never in an outage (partitions are paused on purpose). */
-static void nudge_fetcher(fl_t *fl, int64_t now_ms, int64_t *last_ms)
-{
-    rd_kafka_topic_partition_list_t *pos;
-    int64_t lo, hi;
-
-    if (fl->outage || now_ms - *last_ms < FL_NUDGE_MS) return;
-    *last_ms = now_ms;
-    pos = rd_kafka_topic_partition_list_new((int)fl->nparts + 1);
-    for (size_t i = 0; i < fl->nparts; i++)
-        if (fl->parts[i].assigned)
-            rd_kafka_topic_partition_list_add(pos, fl->parts[i].topic, fl->parts[i].partition);
-    if (pos->cnt > 0 && rd_kafka_position(fl->consumer, pos) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < pos->cnt; i++) {
-            const rd_kafka_topic_partition_t *tp = &pos->elems[i];
-            if (tp->offset < 0 ||
-                rd_kafka_get_watermark_offsets(fl->consumer, tp->topic, tp->partition, &lo, &hi) ||
-                tp->offset >= hi)
-                continue;
-            rd_kafka_query_watermark_offsets(fl->consumer, tp->topic, tp->partition, &lo, &hi,
-                                             FL_NUDGE_TIMEOUT_MS);
-        }
-    }
-    rd_kafka_topic_partition_list_destroy(pos);
-}
-
 /* Takes up to FL_TAKE_MAX messages (not beyond the batch's size) from the
  * consumer queue in one call (a call per message costs 2-3 times more);
  * rebalance callbacks are served inside it. A
@@ -179,7 +144,7 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
      * only (a wait for `room` would hold the first one back). */
     ssize_t n = rd_kafka_consume_batch_queue(cq, 0, msgs, room);
     if (n == 0 && timeout_ms > 0) {
-        nudge_fetcher(fl, wb_time_mono_ms(), nudged_ms);
+        if (!fl->outage) wb_daemon_nudge_fetcher(fl->consumer, nudged_ms);
         n = rd_kafka_consume_batch_queue(cq, timeout_ms, msgs, 1);
     }
     const rd_kafka_topic_t *last_rkt = NULL;

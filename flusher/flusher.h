@@ -231,6 +231,9 @@ size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms);
 /* Entries queued or being sent. */
 size_t fl_clean_pending(fl_t *fl);
 
+/* Messages per consume call (one call per message costs 2-3 times more). */
+#define FL_TAKE_MAX 1024
+
 /* Partition bookkeeping. */
 fl_part_t *fl_part_get(fl_t *fl, const char *topic, int32_t partition);
 void fl_parts_update_lag(fl_t *fl);

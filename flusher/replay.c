@@ -366,50 +366,82 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     size_t ndone = 0;
     for (size_t i = 0; i < nparts; i++)
         ndone += parts[i].done;
+    /* As the daemon: this thread consumes and decodes while the writer
+     * applies the previous batch; a failed batch is retried with backoff. */
+    rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(fl.consumer);
+    int64_t nudged_ms = 0, retry_at = 0;
     while (!wb_cli_stop_requested()) {
         int all_done = ndone == nparts;
-        if (!all_done) {
-            rd_kafka_message_t *msg = rd_kafka_consumer_poll(fl.consumer, 100);
-            rp_part_t *p = NULL;
-            for (size_t i = 0; msg && i < nparts; i++)
-                if (parts[i].partition == msg->partition) p = &parts[i];
-            if (msg && (!p || p->done)) {
-                rd_kafka_message_destroy(msg);
-            } else if (msg && msg->err) {
-                if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                    p->done = 1; /* caught up with the partition's end */
-                    ndone++;
-                } else {
-                    WB_WARN("kafka: %s", rd_kafka_message_errstr(msg));
-                }
-                rd_kafka_message_destroy(msg);
-            } else if (msg) {
-                int64_t off = msg->offset, next = off + 1;
-                if (off >= p->end)
+        int64_t now = wb_time_mono_ms();
+        int busy = fl_writer_busy(&fl);
+        if (!all_done && !(busy && fl_batch_due(&fl, now))) {
+            rd_kafka_message_t *msgs[FL_TAKE_MAX];
+            size_t room = (size_t)conf->flusher.batch_max_events > fl.batch.n
+                              ? (size_t)conf->flusher.batch_max_events - fl.batch.n
+                              : 1;
+            ssize_t n =
+                rd_kafka_consume_batch_queue(cq, 0, msgs, room < FL_TAKE_MAX ? room : FL_TAKE_MAX);
+            if (n == 0) {
+                wb_daemon_nudge_fetcher(fl.consumer, &nudged_ms);
+                n = rd_kafka_consume_batch_queue(cq, busy ? 5 : 100, msgs, 1);
+            }
+            for (ssize_t k = 0; k < n; k++) {
+                rd_kafka_message_t *msg = msgs[k];
+                rp_part_t *p = NULL;
+                for (size_t i = 0; i < nparts; i++)
+                    if (parts[i].partition == msg->partition) p = &parts[i];
+                if (!p || p->done) {
                     rd_kafka_message_destroy(msg);
-                else if (fl_batch_add(&fl, msg) != 0)
-                    next = off; /* rewound (out of memory): it comes again */
-                else
-                    p->pos = next;
-                if (next >= p->end) {
-                    p->done = 1;
-                    ndone++;
+                } else if (msg->err) {
+                    if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        p->done = 1; /* caught up with the partition's end */
+                        ndone++;
+                    } else {
+                        WB_WARN("kafka: %s", rd_kafka_message_errstr(msg));
+                    }
+                    rd_kafka_message_destroy(msg);
+                } else {
+                    int64_t off = msg->offset, next = off + 1;
+                    if (off >= p->end)
+                        rd_kafka_message_destroy(msg);
+                    else if (fl_batch_add(&fl, msg) != 0)
+                        next = off; /* rewound (out of memory): it comes again */
+                    else
+                        p->pos = next;
+                    if (next >= p->end) {
+                        p->done = 1;
+                        ndone++;
+                    }
                 }
             }
             all_done = ndone == nparts;
         }
-        int64_t now = wb_time_mono_ms();
-        if (fl_batch_due(&fl, now) || (all_done && fl.batch.n > 0)) {
-            while (fl_batch_flush(&fl, errstr, sizeof(errstr)) != WB_OK) {
-                int64_t delay = wb_backoff_next_ms(&fl.backoff);
-                WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
-                for (int64_t t = 0; t < delay && !wb_cli_stop_requested(); t += 50)
-                    usleep(50000);
-                if (wb_cli_stop_requested()) break;
+        now = wb_time_mono_ms();
+        if (busy) {
+            wb_err_t werr = WB_OK;
+            int wait = fl_batch_due(&fl, now) || all_done ? 100 : 0;
+            if (fl_writer_collect(&fl, wait, &werr, errstr, sizeof(errstr))) {
+                if (werr == WB_OK) {
+                    wb_backoff_reset(&fl.backoff);
+                } else {
+                    int64_t delay = wb_backoff_next_ms(&fl.backoff);
+                    WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
+                    retry_at = now + delay;
+                }
             }
-            wb_backoff_reset(&fl.backoff);
         }
-        if (now >= next_progress || (all_done && fl.batch.n == 0)) {
+        if (!fl_writer_busy(&fl)) {
+            if (fl.inflight.n > 0) { /* held after a failure */
+                if (now >= retry_at)
+                    fl_writer_submit(&fl);
+                else if (all_done || fl_batch_due(&fl, now))
+                    usleep(10000);
+            } else if (fl_batch_due(&fl, now) || (all_done && fl.batch.n > 0)) {
+                fl_writer_submit(&fl);
+            }
+        }
+        int finished = all_done && fl_batch_pending(&fl) == 0 && !fl_writer_busy(&fl);
+        if (now >= next_progress || finished) {
             int64_t pos = 0;
             for (size_t i = 0; i < nparts; i++)
                 pos += parts[i].pos - parts[i].start;
@@ -421,10 +453,11 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                     rate > 0 ? (double)(total - pos) / rate : 0.0);
             next_progress = now + 1000;
         }
-        if (all_done && fl.batch.n == 0) break;
+        if (finished) break;
     }
+    rd_kafka_queue_destroy(cq);
     int interrupted = wb_cli_stop_requested() != 0;
-    if (fl.batch.n > 0 && fl_batch_flush(&fl, errstr, sizeof(errstr)) != WB_OK) {
+    if (fl_batch_pending(&fl) > 0 && fl_batch_flush(&fl, errstr, sizeof(errstr)) != WB_OK) {
         WB_WARN("last batch not written: %s", errstr);
         interrupted = 1;
     }

@@ -183,6 +183,7 @@ int rf_run(const wb_config_t *conf)
     now = wb_time_mono_ms();
     next_summary = now + RF_SUMMARY_MS;
     rf.sweep_at_ms = now + conf->refresher.sweep_interval_ms;
+    int64_t nudged_ms = 0;
     while (!wb_cli_stop_requested()) {
         now = wb_time_mono_ms();
         int timeout = RF_POLL_MS;
@@ -190,7 +191,13 @@ int rf_run(const wb_config_t *conf)
             int64_t left = rf.batch.opened_ms + conf->refresher.batch_max_wait_ms - now;
             timeout = left < 0 ? 0 : (left < RF_POLL_MS ? (int)left : RF_POLL_MS);
         }
-        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rf.consumer, timeout);
+        /* Nothing queued: wake a fetcher that stopped on a full queue
+         * (wb_daemon_nudge_fetcher) before waiting. */
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rf.consumer, 0);
+        if (!msg && timeout > 0) {
+            if (!rf.paused) wb_daemon_nudge_fetcher(rf.consumer, &nudged_ms);
+            msg = rd_kafka_consumer_poll(rf.consumer, timeout);
+        }
         if (msg) {
             if (!msg->err) {
                 rf_batch_add(&rf, msg);
