@@ -21,19 +21,9 @@ rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role,
     return kc;
 }
 
-rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, const char *group_id,
-                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
-                                                        rd_kafka_topic_partition_list_t *, void *),
-                                   void (*error_cb)(rd_kafka_t *, int, const char *, void *),
-                                   void (*offset_commit_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
-                                                            rd_kafka_topic_partition_list_t *,
-                                                            void *),
-                                   void *opaque, char *errstr, size_t errstr_size)
+int wb_daemon_consumer_defaults(const wb_config_t *conf, rd_kafka_conf_t *kc, char *errstr,
+                                size_t errstr_size)
 {
-    rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(conf, role, errstr, errstr_size);
-
-    if (!kc) return NULL;
     /* Pre-fetch sized for a daemon that holds batches itself: librdkafka's
      * defaults (64 MiB queue, 1 MiB per partition and fetch) would make up
      * most of its memory. kafka.properties overrides them. */
@@ -50,9 +40,28 @@ rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, co
         if (!given && rd_kafka_conf_set(kc, prefetch[i][0], prefetch[i][1], why, sizeof(why)) !=
                           RD_KAFKA_CONF_OK) {
             wb_set_err(errstr, errstr_size, "kafka: %s: %s", prefetch[i][0], why);
-            rd_kafka_conf_destroy(kc);
-            return NULL;
+            return -1;
         }
+    }
+    return 0;
+}
+
+rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, const char *group_id,
+                                   void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                        rd_kafka_topic_partition_list_t *, void *),
+                                   void (*error_cb)(rd_kafka_t *, int, const char *, void *),
+                                   void (*offset_commit_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                            rd_kafka_topic_partition_list_t *,
+                                                            void *),
+                                   void *opaque, char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = NULL;
+    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(conf, role, errstr, errstr_size);
+
+    if (!kc) return NULL;
+    if (wb_daemon_consumer_defaults(conf, kc, errstr, errstr_size) != 0) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
     }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     if (error_cb) rd_kafka_conf_set_error_cb(kc, error_cb);

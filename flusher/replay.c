@@ -89,6 +89,10 @@ static rd_kafka_t *replay_consumer(fl_t *fl, const char *group, char *errstr, si
                  (int)getpid(), wb_time_real_ms());
         group = gid;
     }
+    if (wb_daemon_consumer_defaults(fl->conf, kc, errstr, errstr_size) != 0) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+    }
     if (rd_kafka_conf_set(kc, "enable.partition.eof", "true", detail, sizeof(detail))) {
         wb_set_err(errstr, errstr_size, "kafka config: %s", detail);
         rd_kafka_conf_destroy(kc);
