@@ -4,8 +4,8 @@
 
 #include <string.h>
 
-#define WB_DAEMON_NUDGE_MS         5 /* wb_daemon_nudge_fetcher: at most this often */
-#define WB_DAEMON_NUDGE_TIMEOUT_MS 1000
+#define WB_DAEMON_NUDGE_MS         5   /* wb_daemon_nudge_fetcher: at most this often */
+#define WB_DAEMON_NUDGE_TIMEOUT_MS 100 /* the reply is not needed */
 
 #include "wb_kafka.h"
 #include "wb_log.h"
@@ -130,15 +130,19 @@ void wb_daemon_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
  * happens (fetch.queue.backoff.ms, which fixes that, came in 2.1). A
  * consumer that drains slower than Kafka delivers would idle most of that
  * second. A ListOffsets request to a partition's leader wakes that
- * broker's thread, which then decides to fetch again. */
+ * broker's thread, which then decides to fetch again.
+ * rd_kafka_offsets_for_times sends one per leader broker and, unlike
+ * rd_kafka_query_watermark_offsets, gives up after its timeout (the
+ * answer is not needed). */
 void wb_daemon_nudge_fetcher(rd_kafka_t *rk, int64_t *last_ms)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_topic_partition_list_t *parts = NULL, *lagging;
     int64_t now_ms = wb_time_mono_ms(), lo, hi;
 
     if (now_ms - *last_ms < WB_DAEMON_NUDGE_MS) return;
     *last_ms = now_ms;
     if (rd_kafka_assignment(rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return;
+    lagging = rd_kafka_topic_partition_list_new(parts->cnt > 0 ? parts->cnt : 1);
     if (parts->cnt > 0 && rd_kafka_position(rk, parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < parts->cnt; i++) {
             const rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -146,9 +150,11 @@ void wb_daemon_nudge_fetcher(rd_kafka_t *rk, int64_t *last_ms)
                 rd_kafka_get_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi) ||
                 tp->offset >= hi)
                 continue; /* nothing known to be left, or no position yet */
-            rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi,
-                                             WB_DAEMON_NUDGE_TIMEOUT_MS);
+            rd_kafka_topic_partition_list_add(lagging, tp->topic, tp->partition)->offset =
+                RD_KAFKA_OFFSET_END; /* "timestamp" -1: the end */
         }
     }
+    if (lagging->cnt > 0) rd_kafka_offsets_for_times(rk, lagging, WB_DAEMON_NUDGE_TIMEOUT_MS);
+    rd_kafka_topic_partition_list_destroy(lagging);
     rd_kafka_topic_partition_list_destroy(parts);
 }

@@ -48,8 +48,9 @@ void wb_daemon_pause_all(rd_kafka_t *rk, int pause);
  * has messages after its position, wakes librdkafka's fetcher, which
  * librdkafka 2.0 would otherwise do only after up to a second once its
  * pre-fetch queue had filled. At most every 5 ms (*last_ms is the
- * caller's, start at 0); one ListOffsets round trip per lagging
- * partition. Not while partitions are paused on purpose. Polling thread. */
+ * caller's, start at 0); one ListOffsets request per leader of a lagging
+ * partition, waited for at most 100 ms. Not while partitions are paused on
+ * purpose. Polling thread. */
 void wb_daemon_nudge_fetcher(rd_kafka_t *rk, int64_t *last_ms);
 
 /* Called by wb_daemon_rebalance with the daemon's opaque. */

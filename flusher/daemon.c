@@ -11,14 +11,11 @@
 #include "wb_log.h"
 #include "wb_util.h"
 
-#define FL_POLL_MS          100
-#define FL_BUSY_POLL_MS     5    /* while the writer runs: how soon its result is collected */
-#define FL_TAKE_MAX         1024 /* messages per consume call */
-#define FL_NUDGE_MS         5    /* see nudge_fetcher */
-#define FL_NUDGE_TIMEOUT_MS 1000
-#define FL_LAG_EVERY_MS     1000
-#define FL_SUMMARY_MS       10000
-#define FL_CLOSE_RESERVE    2000 /* of the shutdown deadline, kept for leaving the group */
+#define FL_POLL_MS       100
+#define FL_BUSY_POLL_MS  5 /* while the writer runs: how soon its result is collected */
+#define FL_LAG_EVERY_MS  1000
+#define FL_SUMMARY_MS    10000
+#define FL_CLOSE_RESERVE 2000 /* of the shutdown deadline, kept for leaving the group */
 
 static void set_assigned(fl_t *fl, const rd_kafka_topic_partition_list_t *parts, int assigned)
 {
@@ -98,9 +95,13 @@ static void on_revoking(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_l
         /* Finish what is pending (the writer's batch and the one filling)
          * before the partitions go, and put the offsets on the broker, so
          * the next owner starts after what we wrote. */
-        if (fl_batch_pending(fl) > 0 && fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
-            WB_WARN("cannot finish the batch before revocation: %s", errstr);
-            fl_batch_drop_partitions(fl, parts);
+        if (fl_batch_pending(fl) > 0) {
+            if (fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
+                WB_WARN("cannot finish the batch before revocation: %s", errstr);
+                fl_batch_drop_partitions(fl, parts);
+            } else {
+                fl->retry_at_ms = 0; /* it worked: an outage may end at once */
+            }
         }
         fl_commit_sync(fl, parts);
     }
@@ -147,8 +148,8 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
         if (!fl->outage) wb_daemon_nudge_fetcher(fl->consumer, nudged_ms);
         n = rd_kafka_consume_batch_queue(cq, timeout_ms, msgs, 1);
     }
-    const rd_kafka_topic_t *last_rkt = NULL;
-    int32_t last_part = -1;
+    const rd_kafka_topic_t *last_rkt = NULL, *rewound_rkt = NULL;
+    int32_t last_part = -1, rewound_part = -1;
     const fl_part_t *p = NULL;
 
     for (ssize_t i = 0; i < n; i++) {
@@ -164,11 +165,17 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
             last_rkt = msg->rkt;
             last_part = msg->partition;
         }
-        if (p && !p->assigned) {
+        if ((p && !p->assigned) || (rewound_rkt == msg->rkt && rewound_part == msg->partition)) {
             rd_kafka_message_destroy(msg);
             continue;
         }
-        fl_batch_add(fl, msg); /* -1: rewound, it comes again */
+        if (fl_batch_add(fl, msg) != 0) {
+            /* Rewound to it (out of memory): what this call took after it
+             * from the same partition comes again too, and must not be
+             * batched (and committed) before it. */
+            rewound_rkt = last_rkt;
+            rewound_part = last_part;
+        }
     }
 }
 

@@ -110,10 +110,7 @@ void fl_clean_push(fl_t *fl, const fl_batch_t *b)
 
         if (it->state != FL_ITEM_POISON) continue;
         if (poison_key_version(b->msgs[i], it, &key, &keylen, &version) != 0) continue;
-        if (q_push(cl, key, keylen, version, it->ent ? it->ent->ttl_ms : 0, 1) != 0) {
-            dropped++;
-            break;
-        }
+        if (q_push(cl, key, keylen, version, it->ent ? it->ent->ttl_ms : 0, 1) != 0) dropped++;
     }
     size_t pending = cl->n + cl->busy;
     if (cl->n > 0) pthread_cond_signal(&cl->cv);
@@ -140,7 +137,9 @@ size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms)
 
     if (!cl->started) return 0;
     pthread_mutex_lock(&cl->mu);
-    while (cl->n + cl->busy > 0 && !cl->stop)
+    /* Not while Redis is failing: the entries stay dirty (safe), and a
+     * shutdown should not spend its deadline on it. */
+    while (cl->n + cl->busy > 0 && !cl->stop && !cl->failing)
         if (pthread_cond_timedwait(&cl->idle_cv, &cl->mu, &until) == ETIMEDOUT) break;
     n = cl->n + cl->busy;
     pthread_mutex_unlock(&cl->mu);
@@ -151,7 +150,8 @@ size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms)
 
 /* Sends work[0..n) to Redis in pipelines of FL_CLEAN_CHUNK. Returns how
  * many were answered; fewer than n means Redis failed (the connection is
- * dropped and the rest must be retried). Runs without cl->mu. */
+ * dropped and the rest must be retried) or the cleaner is stopping. Runs
+ * without cl->mu. */
 static size_t send_all(fl_t *fl, const fl_clean_t *work, size_t n)
 {
     fl_cleaner_t *cl = &fl->cl;
@@ -169,6 +169,10 @@ static size_t send_all(fl_t *fl, const fl_clean_t *work, size_t n)
     }
     while (done < n) {
         size_t m = n - done < FL_CLEAN_CHUNK ? n - done : FL_CLEAN_CHUNK;
+        pthread_mutex_lock(&cl->mu);
+        int stop = cl->stop;
+        pthread_mutex_unlock(&cl->mu);
+        if (stop) break; /* the rest stays dirty: fl_cleaner_stop must not wait for 1M entries */
         wb_script_call_t calls[FL_CLEAN_CHUNK];
         redisReply *replies[FL_CLEAN_CHUNK];
         const char *argv[FL_CLEAN_CHUNK][4];
@@ -275,6 +279,9 @@ static void *cleaner_main(void *arg)
             capwork = 0;
             cl->busy = 0;
             wb_gauge_set(fl->m.clean_pending, (double)cl->n);
+            if (cl->stop) break;
+            cl->failing = 1;
+            pthread_cond_broadcast(&cl->idle_cv);
             struct timespec until = deadline_in(wb_backoff_next_ms(&cl->backoff));
             while (!cl->stop)
                 if (pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == ETIMEDOUT) break;
@@ -290,6 +297,7 @@ static void *cleaner_main(void *arg)
         work = NULL;
         capwork = 0;
         cl->busy = 0;
+        cl->failing = 0;
         wb_gauge_set(fl->m.clean_pending, (double)cl->n);
         if (cl->n == 0) pthread_cond_broadcast(&cl->idle_cv);
     }

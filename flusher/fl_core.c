@@ -90,8 +90,10 @@ wb_err_t fl_init(fl_t *fl, const wb_config_t *conf, const char *progname)
     m->lag_secs = wb_metrics_gauge(m->reg, "wb_flusher_lag_seconds",
                                    "Age of the last committed event while lag_messages > 0.",
                                    "topic", "partition", NULL);
-    if (writer_start(fl) != WB_OK) return WB_ERR_NOMEM;
-    if (fl_cleaner_start(fl) != WB_OK) return WB_ERR_NOMEM;
+    if (writer_start(fl) != WB_OK || fl_cleaner_start(fl) != WB_OK) {
+        fl_fini(fl);
+        return WB_ERR_NOMEM;
+    }
     return WB_OK;
 }
 
@@ -703,10 +705,12 @@ static wb_err_t batch_dead_letter(fl_t *fl, fl_batch_t *b, char *errstr, size_t 
 }
 
 /* Commits the batch's offsets, asynchronously: the writer goes on with the
- * next batch. Commits reach the group coordinator in the order they are
- * issued, and the next synchronous one (revocation, shutdown) waits for
- * them. A failure only means re-delivery, which the version guard absorbs
- * (invariant 4); fl_offset_commit_cb counts it. */
+ * next batch. Each commit is issued after its batch's PostgreSQL commit
+ * (invariant 5). librdkafka retries a failed commit request, so an older
+ * commit may land after a newer one: that only moves the group back, which
+ * means re-delivery, absorbed by the version guard (invariant 4), never a
+ * skip. fl_offset_commit_cb counts failures; revocation and shutdown
+ * commit synchronously (fl_commit_sync). */
 static void batch_commit_offsets(fl_t *fl, const fl_batch_t *b)
 {
     rd_kafka_topic_partition_list_t *offs;
@@ -970,8 +974,12 @@ static void writer_join(fl_t *fl)
     wb_err_t err;
     char errstr[512];
 
-    if (fl_writer_collect(fl, -1, &err, errstr, sizeof(errstr)) && err != WB_OK)
-        WB_DEBUG("batch held for a retry: %s", errstr);
+    if (fl_writer_collect(fl, -1, &err, errstr, sizeof(errstr)) && err != WB_OK) {
+        /* The caller goes on; the main loop retries the held batch after
+         * a backoff, as for a failure it collected itself. */
+        fl->retry_at_ms = wb_time_mono_ms() + wb_backoff_next_ms(&fl->backoff);
+        WB_WARN("batch held for a retry: %s", errstr);
+    }
 }
 
 wb_err_t fl_batch_flush(fl_t *fl, char *errstr, size_t errstr_size)

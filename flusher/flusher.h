@@ -111,6 +111,7 @@ typedef struct fl_cleaner_s {
     fl_clean_t *q;          /* under mu */
     size_t n, cap;
     size_t busy;         /* entries the thread took and has not settled (under mu) */
+    int failing;         /* Redis failed; the thread backs off (under mu) */
     redisContext *redis; /* the thread's own */
     wb_backoff_t backoff;
 } fl_cleaner_t;
@@ -225,8 +226,8 @@ void fl_cleaner_stop(fl_t *fl);
  * its dead-lettered events. Never blocks on Redis; beyond a backlog limit
  * entries are dropped (they stay dirty: safe). Polling thread. */
 void fl_clean_push(fl_t *fl, const fl_batch_t *b);
-/* Waits up to timeout_ms for every queued entry to be answered by Redis.
- * Returns how many are still pending. */
+/* Waits up to timeout_ms for every queued entry to be answered by Redis;
+ * returns at once while Redis is failing. Returns how many are pending. */
 size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms);
 /* Entries queued or being sent. */
 size_t fl_clean_pending(fl_t *fl);

@@ -378,7 +378,10 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         int all_done = ndone == nparts;
         int64_t now = wb_time_mono_ms();
         int busy = fl_writer_busy(&fl);
-        if (!all_done && !(busy && fl_batch_due(&fl, now))) {
+        /* A full batch waits for the writer, or for the retry of the one it
+         * holds: it does not grow meanwhile. */
+        int full = fl_batch_due(&fl, now) && (busy || fl.inflight.n > 0);
+        if (!all_done && !full) {
             rd_kafka_message_t *msgs[FL_TAKE_MAX];
             size_t room = (size_t)conf->flusher.batch_max_events > fl.batch.n
                               ? (size_t)conf->flusher.batch_max_events - fl.batch.n
@@ -389,6 +392,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                 wb_daemon_nudge_fetcher(fl.consumer, &nudged_ms);
                 n = rd_kafka_consume_batch_queue(cq, busy ? 5 : 100, msgs, 1);
             }
+            rp_part_t *rewound = NULL;
             for (ssize_t k = 0; k < n; k++) {
                 rd_kafka_message_t *msg = msgs[k];
                 rp_part_t *p = NULL;
@@ -404,13 +408,17 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                         WB_WARN("kafka: %s", rd_kafka_message_errstr(msg));
                     }
                     rd_kafka_message_destroy(msg);
+                } else if (p == rewound) {
+                    /* after a rewind of its partition in this call: it comes again */
+                    rd_kafka_message_destroy(msg);
                 } else {
                     int64_t off = msg->offset, next = off + 1;
                     if (off >= p->end)
                         rd_kafka_message_destroy(msg);
-                    else if (fl_batch_add(&fl, msg) != 0)
+                    else if (fl_batch_add(&fl, msg) != 0) {
                         next = off; /* rewound (out of memory): it comes again */
-                    else
+                        rewound = p;
+                    } else
                         p->pos = next;
                     if (next >= p->end) {
                         p->done = 1;
