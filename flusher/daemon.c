@@ -245,18 +245,19 @@ int fl_run(const wb_config_t *conf)
     next_purge = now + purge_every;
     last_summary = now;
     /* The polling thread consumes and decodes the next batch while the
-     * writer applies the previous one; a full batch waits for the writer. */
+     * writer applies the previous one; it keeps filling (even past
+     * max_wait_ms) until the writer is free or the batch is full. */
     while (!wb_cli_stop_requested()) {
         wb_err_t werr = WB_OK;
         int got;
 
         now = wb_time_mono_ms();
         int busy = fl_writer_busy(&fl);
-        if (busy && fl_batch_due(&fl, now)) {
+        if (busy && fl_batch_full(&fl)) {
             got = fl_writer_collect(&fl, FL_POLL_MS, &werr, errstr, sizeof(errstr));
         } else {
             int timeout = busy ? FL_BUSY_POLL_MS : FL_POLL_MS;
-            if (!fl.outage && fl.batch.n > 0) {
+            if (!busy && !fl.outage && fl.batch.n > 0) {
                 int64_t left = fl.batch.opened_ms + conf->flusher.batch_max_wait_ms - now;
                 if (left < timeout) timeout = left < 0 ? 0 : (int)left;
             }

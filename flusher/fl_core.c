@@ -230,18 +230,69 @@ static void items_free(fl_batch_t *b)
 /* Back to the state of arrival, after an apply attempt that failed (or
  * before one that follows new arrivals): the whole batch is applied again,
  * which the version guard makes harmless. */
+static int dedup_grow(fl_batch_t *b);
+
 static void batch_redecode(const fl_t *fl, fl_batch_t *b)
 {
     items_free(b);
     for (size_t i = 0; i < b->n; i++)
         decode_one(fl, b->msgs[i], &b->items[i]);
     b->redecode = 0;
+    b->dedup_ok = dedup_grow(b) == 0;
 }
 
 static void batch_reset_counts(fl_batch_t *b)
 {
     b->nwinners = 0;
     b->upserted = b->stale = b->deletes = b->coalesced = b->skipped = b->dead = 0;
+}
+
+static size_t key_hash(const fl_item_t *it)
+{
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)it->ent;
+    for (size_t i = 0; i < it->ev.keylen; i++)
+        h = (h ^ (unsigned char)it->ev.key[i]) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* Records item i (GOOD) as its key's newest so far: the highest version,
+ * and between equal versions the later one, as wb_coalesce picks. */
+static void dedup_add(fl_batch_t *b, size_t i)
+{
+    const fl_item_t *it = &b->items[i];
+    size_t mask = b->nslots - 1;
+
+    for (size_t s = key_hash(it) & mask;; s = (s + 1) & mask) {
+        if (b->slots[s] == 0) {
+            b->slots[s] = (uint32_t)i + 1;
+            return;
+        }
+        const fl_item_t *o = &b->items[b->slots[s] - 1];
+        if (o->ent == it->ent && o->ev.keylen == it->ev.keylen &&
+            memcmp(o->ev.key, it->ev.key, it->ev.keylen) == 0) {
+            if (it->ev.version >= o->ev.version) b->slots[s] = (uint32_t)i + 1;
+            return;
+        }
+    }
+}
+
+/* Sizes the table for b->cap items (load <= 1/2) and refills it. Returns
+ * -1 out of memory (the batch then goes without: dedup_ok 0). */
+static int dedup_grow(fl_batch_t *b)
+{
+    size_t want = 16;
+    while (want < 2 * b->cap)
+        want *= 2;
+    if (want != b->nslots) {
+        uint32_t *slots = realloc(b->slots, want * sizeof(*slots));
+        if (!slots) return -1;
+        b->slots = slots;
+        b->nslots = want;
+    }
+    memset(b->slots, 0, b->nslots * sizeof(*b->slots));
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].state == FL_ITEM_GOOD) dedup_add(b, i);
+    return 0;
 }
 
 int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
@@ -276,14 +327,19 @@ int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
             return -1;
         }
         b->cap = cap;
+        b->dedup_ok = b->dedup_ok && dedup_grow(b) == 0;
     }
-    if (b->n == 0) b->opened_ms = wb_time_mono_ms();
+    if (b->n == 0) {
+        b->opened_ms = wb_time_mono_ms();
+        b->dedup_ok = dedup_grow(b) == 0; /* an empty table for the new batch */
+    }
     /* A message arriving while the batch waits (partitions paused during an
      * outage) joins it; the batch is then applied again from the start. */
     if (b->pg_done || b->dlq_done) b->redecode = 1;
     b->pg_done = b->dlq_done = 0;
     b->msgs[b->n] = msg;
     decode_one(fl, msg, &b->items[b->n]);
+    if (b->dedup_ok && b->items[b->n].state == FL_ITEM_GOOD) dedup_add(b, b->n);
     b->n++;
     b->bytes += (int64_t)(msg->key_len + msg->len);
     fl->t_consumed++;
@@ -297,6 +353,13 @@ int fl_batch_due(const fl_t *fl, int64_t now_ms)
     return b->n > 0 && (b->n >= (size_t)fl->conf->flusher.batch_max_events ||
                         b->bytes >= fl->conf->flusher.batch_max_bytes ||
                         now_ms - b->opened_ms >= fl->conf->flusher.batch_max_wait_ms);
+}
+
+int fl_batch_full(const fl_t *fl)
+{
+    const fl_batch_t *b = &fl->batch;
+    return b->n >= (size_t)fl->conf->flusher.batch_max_events ||
+           b->bytes >= fl->conf->flusher.batch_max_bytes;
 }
 
 size_t fl_batch_pending(const fl_t *fl)
@@ -313,6 +376,7 @@ static void batch_clear(fl_batch_t *b)
     b->n = 0;
     b->bytes = 0;
     b->redecode = 0;
+    b->dedup_ok = 0;
     b->pg_done = b->dlq_done = 0;
     b->apply_us = 0;
     batch_reset_counts(b);
@@ -324,6 +388,7 @@ static void batch_free(fl_batch_t *b)
     free(b->msgs);
     free(b->items);
     free(b->winners);
+    free(b->slots);
     memset(b, 0, sizeof(*b));
 }
 
@@ -348,6 +413,7 @@ static size_t batch_drop(fl_batch_t *b, const rd_kafka_topic_partition_list_t *p
     }
     b->n = j;
     b->redecode = 1;
+    b->dedup_ok = 0; /* indices moved: rebuilt by the re-decode */
     return dropped;
 }
 
@@ -549,7 +615,9 @@ static wb_err_t batch_apply_pg(fl_t *fl, fl_batch_t *b, char *errstr, size_t err
         if (nw) sc->win = nw;
         wb_row_t *nr = nw ? realloc(sc->rows, cap * sizeof(*nr)) : NULL;
         if (nr) sc->rows = nr;
-        if (!nr) {
+        size_t *nc = nr ? realloc(sc->cand, cap * sizeof(*nc)) : NULL;
+        if (nc) sc->cand = nc;
+        if (!nc) {
             wb_set_err(errstr, errstr_size, "out of memory for a batch of %zu events", b->n);
             goto out;
         }
@@ -561,6 +629,13 @@ static wb_err_t batch_apply_pg(fl_t *fl, fl_batch_t *b, char *errstr, size_t err
     rows = sc->rows;
     for (size_t i = 0; i < b->n; i++)
         if (b->items[i].state == FL_ITEM_GOOD) pend[npend++] = i;
+    /* Round 1 sorts only each key's newest event, known from arrival. */
+    size_t ncand = 0;
+    if (b->dedup_ok) {
+        for (size_t k = 0; k < b->nslots; k++)
+            if (b->slots[k]) sc->cand[ncand++] = b->slots[k] - 1;
+    }
+    int round = 0;
 
     err = fl_pg_ensure(fl, errstr, errstr_size);
     if (err != WB_OK) goto out;
@@ -570,16 +645,22 @@ static wb_err_t batch_apply_pg(fl_t *fl, fl_batch_t *b, char *errstr, size_t err
      * next-newest event in the following round, so the result does not
      * depend on where batch boundaries fell (replay gives the same state). */
     while (npend > 0) {
-        for (size_t j = 0; j < npend; j++) {
-            const fl_item_t *it = &b->items[pend[j]];
+        const size_t *src = pend;
+        size_t nsrc = npend;
+        if (round++ == 0 && b->dedup_ok) {
+            src = sc->cand;
+            nsrc = ncand;
+        }
+        for (size_t j = 0; j < nsrc; j++) {
+            const fl_item_t *it = &b->items[src[j]];
             size_t plen = strlen(it->ent->prefix);
             ci[j] = (wb_coalesce_item_t){(uint32_t)(it->ent - conf->entities), it->ev.key + plen,
                                          it->ev.keylen - plen, it->ev.version};
         }
-        size_t nwin = wb_coalesce(ci, npend, win);
+        size_t nwin = wb_coalesce(ci, nsrc, win);
         coalesced += npend - nwin;
         for (size_t j = 0; j < nwin; j++) {
-            size_t mi = pend[win[j]];
+            size_t mi = src[win[j]];
             const fl_item_t *it = &b->items[mi];
             win[j] = mi; /* from now on: message indices */
             size_t plen = strlen(it->ent->prefix);
@@ -901,6 +982,7 @@ static void writer_stop(fl_t *fl)
     free(w->scratch.pend);
     free(w->scratch.win);
     free(w->scratch.rows);
+    free(w->scratch.cand);
     memset(w, 0, sizeof(*w));
 }
 

@@ -68,9 +68,15 @@ typedef struct fl_batch_s {
     int64_t bytes;
     int64_t opened_ms; /* monotonic time of the first message */
     int redecode;      /* a failed apply changed items[]: decode them again first */
-    int pg_done;       /* PostgreSQL transaction committed; items[] final */
-    int dlq_done;      /* poison messages acknowledged by the dead-letter topic */
-    size_t *winners;   /* indices applied (for clean-marking), nwinners of them */
+    /* Newest event per key, kept as messages arrive (open addressing over
+     * GOOD items: index + 1, 0 = empty), so the writer sorts only the
+     * distinct keys. dedup_ok 0: not usable (after a drop or re-decode). */
+    uint32_t *slots;
+    size_t nslots;
+    int dedup_ok;
+    int pg_done;     /* PostgreSQL transaction committed; items[] final */
+    int dlq_done;    /* poison messages acknowledged by the dead-letter topic */
+    size_t *winners; /* indices applied (for clean-marking), nwinners of them */
     size_t nwinners;
     /* Figures of the committed PostgreSQL step, counted when the batch completes. */
     uint64_t upserted, stale, deletes, coalesced, skipped, dead;
@@ -84,7 +90,7 @@ enum { FL_W_IDLE = 0, FL_W_RUNNING = 1, FL_W_DONE = 2 };
 /* Working arrays of the PostgreSQL step, grown to the largest batch seen. */
 typedef struct fl_scratch_s {
     struct wb_coalesce_item_s *ci;
-    size_t *pend, *win;
+    size_t *pend, *win, *cand;
     struct wb_row_s *rows;
     size_t cap;
 } fl_scratch_t;
@@ -172,6 +178,10 @@ wb_err_t fl_dlq_open(fl_t *fl, char *errstr, size_t errstr_size);
 int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg);
 /* 1 when fl->batch must be applied now (size limits or age). */
 int fl_batch_due(const fl_t *fl, int64_t now_ms);
+/* 1 when fl->batch reached max_events or max_bytes. While the writer is
+ * busy a batch that is only old keeps filling up to this (bigger batches
+ * under load: more coalescing, fewer statements). */
+int fl_batch_full(const fl_t *fl);
 /* Events held by fl (filling, in the writer, or held for a retry). */
 size_t fl_batch_pending(const fl_t *fl);
 

@@ -380,7 +380,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         int busy = fl_writer_busy(&fl);
         /* A full batch waits for the writer, or for the retry of the one it
          * holds: it does not grow meanwhile. */
-        int full = fl_batch_due(&fl, now) && (busy || fl.inflight.n > 0);
+        int full = (busy || fl.inflight.n > 0) && fl_batch_full(&fl);
         if (!all_done && !full) {
             rd_kafka_message_t *msgs[FL_TAKE_MAX];
             size_t room = (size_t)conf->flusher.batch_max_events > fl.batch.n
@@ -431,7 +431,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         now = wb_time_mono_ms();
         if (busy) {
             wb_err_t werr = WB_OK;
-            int wait = fl_batch_due(&fl, now) || all_done ? 100 : 0;
+            int wait = fl_batch_full(&fl) || all_done ? 100 : 0;
             if (fl_writer_collect(&fl, wait, &werr, errstr, sizeof(errstr))) {
                 if (werr == WB_OK) {
                     wb_backoff_reset(&fl.backoff);
