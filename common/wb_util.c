@@ -28,6 +28,21 @@ int64_t wb_time_mono_us(void)
     return clock_us(CLOCK_MONOTONIC);
 }
 
+struct timespec wb_time_mono_deadline(int64_t ms)
+{
+    struct timespec ts;
+
+    if (ms < 0) ms = 0;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 int64_t wb_time_real_ms(void)
 {
     return clock_us(CLOCK_REALTIME) / 1000;

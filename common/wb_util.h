@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Clocks. mono_* never jump (use for timeouts and intervals); real_* is wall
  * time since the Unix epoch (use for timestamps that leave the process). */
@@ -11,6 +12,9 @@ int64_t wb_time_mono_ms(void);
 int64_t wb_time_mono_us(void);
 int64_t wb_time_real_ms(void);
 int64_t wb_time_real_us(void);
+/* The CLOCK_MONOTONIC time ms (>= 0) from now, for pthread_cond_timedwait
+ * on a cond whose clock is CLOCK_MONOTONIC. */
+struct timespec wb_time_mono_deadline(int64_t ms);
 
 /* Formats into the caller's errstr like snprintf (truncating). errstr may be
  * NULL or size 0, then nothing is written. errno is preserved, so this may be

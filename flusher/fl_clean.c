@@ -16,20 +16,6 @@
 #define FL_CLEAN_MAX   1000000 /* beyond this, entries are dropped (they stay dirty: safe) */
 #define FL_CLEAN_CHUNK 512     /* script calls per Redis pipeline */
 
-/* Absolute CLOCK_MONOTONIC time ms from now (the conds use that clock). */
-static struct timespec deadline_in(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* ------------------------------------------------------------- the queue */
 
 /* Appends one entry (cl->mu held). Returns 0, or -1 when the backlog is
@@ -132,7 +118,7 @@ size_t fl_clean_pending(fl_t *fl)
 size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms)
 {
     fl_cleaner_t *cl = &fl->cl;
-    struct timespec until = deadline_in(timeout_ms > 0 ? timeout_ms : 0);
+    struct timespec until = wb_time_mono_deadline(timeout_ms > 0 ? timeout_ms : 0);
     size_t n;
 
     if (!cl->started) return 0;
@@ -282,7 +268,7 @@ static void *cleaner_main(void *arg)
             if (cl->stop) break;
             cl->failing = 1;
             pthread_cond_broadcast(&cl->idle_cv);
-            struct timespec until = deadline_in(wb_backoff_next_ms(&cl->backoff));
+            struct timespec until = wb_time_mono_deadline(wb_backoff_next_ms(&cl->backoff));
             while (!cl->stop)
                 if (pthread_cond_timedwait(&cl->cv, &cl->mu, &until) == ETIMEDOUT) break;
             continue;

@@ -1016,18 +1016,9 @@ void fl_writer_submit(fl_t *fl)
 int fl_writer_collect(fl_t *fl, int timeout_ms, wb_err_t *err, char *errstr, size_t errstr_size)
 {
     fl_writer_t *w = &fl->w;
-    struct timespec until;
+    struct timespec until = wb_time_mono_deadline(timeout_ms);
 
     if (!w->started) return 0;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    if (timeout_ms > 0) {
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-    }
     pthread_mutex_lock(&w->mu);
     while (w->state == FL_W_RUNNING && timeout_ms != 0) {
         if (timeout_ms < 0)

@@ -105,13 +105,7 @@ wb_err_t wb_waiter_wait(wb_waiter_t *w, int timeout_ms)
     struct timespec ts;
     wb_err_t err = WB_OK;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    ts = wb_time_mono_deadline(timeout_ms);
     pthread_mutex_lock(&w->mu);
     while (w->pending > 0) {
         if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT) {
