@@ -11,39 +11,15 @@
 #include "wb_log.h"
 #include "wb_util.h"
 
-rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role, char *errstr,
-                                      size_t errstr_size)
+rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role, unsigned flags,
+                                      char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *kc = NULL;
 
-    if (wb_kafka_conf_new(conf, role, WB_KAFKA_F_LOG_STDERR, &kc, errstr, errstr_size) != WB_OK)
+    if (wb_kafka_conf_new(conf, role, WB_KAFKA_F_LOG_STDERR | flags, &kc, errstr, errstr_size) !=
+        WB_OK)
         return NULL;
     return kc;
-}
-
-int wb_daemon_consumer_defaults(const wb_config_t *conf, rd_kafka_conf_t *kc, char *errstr,
-                                size_t errstr_size)
-{
-    /* Pre-fetch sized for a daemon that holds batches itself: librdkafka's
-     * defaults (64 MiB queue, 1 MiB per partition and fetch) would make up
-     * most of its memory. kafka.properties overrides them. */
-    static const char *const prefetch[][2] = {
-        {"queued.max.messages.kbytes", "4096"},
-        {"max.partition.fetch.bytes", "262144"},
-    };
-    for (size_t i = 0; i < sizeof(prefetch) / sizeof(prefetch[0]); i++) {
-        int given = 0;
-        char why[256];
-        for (size_t j = 0; j < conf->kafka.nprops; j++)
-            given |=
-                conf->kafka.props[j].name && strcmp(conf->kafka.props[j].name, prefetch[i][0]) == 0;
-        if (!given && rd_kafka_conf_set(kc, prefetch[i][0], prefetch[i][1], why, sizeof(why)) !=
-                          RD_KAFKA_CONF_OK) {
-            wb_set_err(errstr, errstr_size, "kafka: %s: %s", prefetch[i][0], why);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, const char *group_id,
@@ -56,13 +32,10 @@ rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, co
                                    void *opaque, char *errstr, size_t errstr_size)
 {
     rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(conf, role, errstr, errstr_size);
+    rd_kafka_conf_t *kc =
+        wb_daemon_kafka_conf(conf, role, WB_KAFKA_F_SMALL_PREFETCH, errstr, errstr_size);
 
     if (!kc) return NULL;
-    if (wb_daemon_consumer_defaults(conf, kc, errstr, errstr_size) != 0) {
-        rd_kafka_conf_destroy(kc);
-        return NULL;
-    }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     if (error_cb) rd_kafka_conf_set_error_cb(kc, error_cb);
     if (offset_commit_cb) rd_kafka_conf_set_offset_commit_cb(kc, offset_commit_cb);

@@ -9,22 +9,17 @@
 #include <librdkafka/rdkafka.h>
 
 #include "wb_config.h"
+#include "wb_kafka.h"
 #include "wbcache.h"
 
-/* A daemon's librdkafka conf: wb_kafka_conf_new with client role role and
- * librdkafka warnings on stderr. Returns a conf the caller owns, or NULL
- * with errstr set. */
-rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role, char *errstr,
-                                      size_t errstr_size);
-
-/* Sets the daemons' consumer pre-fetch on kc (queued.max.messages.kbytes
- * 4096, max.partition.fetch.bytes 262144: they hold batches themselves)
- * unless kafka.properties sets them. Returns 0, or -1 with errstr set. */
-int wb_daemon_consumer_defaults(const wb_config_t *conf, rd_kafka_conf_t *kc, char *errstr,
-                                size_t errstr_size);
+/* A daemon's librdkafka conf: wb_kafka_conf_new with client role role,
+ * librdkafka warnings on stderr and flags (WB_KAFKA_F_*). Returns a conf the
+ * caller owns, or NULL with errstr set. */
+rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role, unsigned flags,
+                                      char *errstr, size_t errstr_size);
 
 /* Creates the daemon's group consumer (wb_kafka_consumer_new: manual
- * offsets, cooperative-sticky, earliest; wb_daemon_consumer_defaults) in group group_id, with
+ * offsets, cooperative-sticky, earliest; WB_KAFKA_F_SMALL_PREFETCH) in group group_id, with
  * rebalance_cb, error_cb and offset_commit_cb (NULL: none; all run on the
  * polling thread) and opaque set on its conf. Returns the consumer (caller
  * closes and destroys it) or NULL with errstr set. */

@@ -81,6 +81,13 @@ wb_err_t wb_kafka_conf_new(const wb_config_t *conf, const char *client_role, uns
              client_role ? client_role : "");
     err = conf_set(kconf, "client.id", "client.id", client_id, errstr, errstr_size);
     if (err != WB_OK) goto fail;
+    if (flags & WB_KAFKA_F_SMALL_PREFETCH) {
+        err = conf_set(kconf, "kafka", "queued.max.messages.kbytes", "4096", errstr, errstr_size);
+        if (err == WB_OK)
+            err = conf_set(kconf, "kafka", "max.partition.fetch.bytes", "262144", errstr,
+                           errstr_size);
+        if (err != WB_OK) goto fail;
+    }
     for (i = 0; i < conf->kafka.nprops; i++) {
         const wb_kv_t *kv = &conf->kafka.props[i];
 

@@ -11,10 +11,15 @@
 
 /* Flags of wb_kafka_conf_new. */
 #define WB_KAFKA_F_LOG_STDERR 0x1 /* daemons: librdkafka WARN and worse -> one stderr line */
+/* Daemon consumers, which hold batches themselves: queued.max.messages.kbytes
+ * 4096 and max.partition.fetch.bytes 262144 instead of librdkafka's 65536 /
+ * 1048576, which would be most of their memory. */
+#define WB_KAFKA_F_SMALL_PREFETCH 0x2
 
 /* Builds a librdkafka conf: bootstrap.servers = conf->kafka.brokers,
- * client.id = "wbcache-<client_role>" (client_role may be NULL), then every
- * kafka.properties entry in file order (so they may override client.id),
+ * client.id = "wbcache-<client_role>" (client_role may be NULL), the
+ * WB_KAFKA_F_SMALL_PREFETCH settings if asked, then every kafka.properties
+ * entry in file order (so they may override all of these),
  * and a log callback: silent by default (a library never prints), or with
  * WB_KAFKA_F_LOG_STDERR one line per WARN-or-worse message on stderr. On
  * WB_OK *out is a new conf owned by the caller (rd_kafka_conf_destroy, or

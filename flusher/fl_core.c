@@ -166,7 +166,7 @@ static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
 
 wb_err_t fl_dlq_open(fl_t *fl, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(fl->conf, "flusher", errstr, errstr_size);
+    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(fl->conf, "flusher", 0, errstr, errstr_size);
 
     if (!kc) return WB_ERR_KAFKA;
     rd_kafka_conf_set_dr_msg_cb(kc, dlq_dr_cb);

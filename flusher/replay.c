@@ -78,7 +78,8 @@ bad:
 static rd_kafka_t *replay_consumer(fl_t *fl, const char *group, char *errstr, size_t errstr_size)
 {
     char detail[512], gid[300];
-    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(fl->conf, "flusher", errstr, errstr_size);
+    rd_kafka_conf_t *kc =
+        wb_daemon_kafka_conf(fl->conf, "flusher", WB_KAFKA_F_SMALL_PREFETCH, errstr, errstr_size);
     rd_kafka_t *rk;
 
     if (!kc) return NULL;
@@ -88,10 +89,6 @@ static rd_kafka_t *replay_consumer(fl_t *fl, const char *group, char *errstr, si
         snprintf(gid, sizeof(gid), "%s.replay.%d.%" PRId64, fl->conf->flusher.group_id,
                  (int)getpid(), wb_time_real_ms());
         group = gid;
-    }
-    if (wb_daemon_consumer_defaults(fl->conf, kc, errstr, errstr_size) != 0) {
-        rd_kafka_conf_destroy(kc);
-        return NULL;
     }
     if (rd_kafka_conf_set(kc, "enable.partition.eof", "true", detail, sizeof(detail))) {
         wb_set_err(errstr, errstr_size, "kafka config: %s", detail);

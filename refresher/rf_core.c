@@ -200,7 +200,7 @@ void rf_fini(rf_t *rf)
 
 wb_err_t rf_producer_open(rf_t *rf, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(rf->conf, "refresher", errstr, errstr_size);
+    rd_kafka_conf_t *kc = wb_daemon_kafka_conf(rf->conf, "refresher", 0, errstr, errstr_size);
 
     if (!kc) return WB_ERR_KAFKA;
     rd_kafka_conf_set_dr_msg_cb(kc, rf_sweep_dr_cb);

@@ -1,6 +1,5 @@
-/* test_daemon_conf.c — the daemons' consumer pre-fetch defaults, and kafka.properties overriding
- * them.
- */
+/* test_kafka_conf.c — WB_KAFKA_F_SMALL_PREFETCH: the daemons' consumer pre-fetch, and
+ * kafka.properties overriding it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +10,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "wb_config.h"
-#include "wb_daemon.h"
+#include "wb_kafka.h"
 
 static wb_config_t *load(const char *yaml)
 {
@@ -29,20 +28,35 @@ static void get(rd_kafka_conf_t *kc, const char *name, char *buf, size_t size)
     assert_int_equal(rd_kafka_conf_get(kc, name, buf, &size), RD_KAFKA_CONF_OK);
 }
 
-#define ENTITIES "entities: [{name: user, prefix: \"user:\", table: users}]\n"
+#define ENTITIES                                                                                   \
+    "kafka: {brokers: \"127.0.0.1:1\"}\nentities: [{name: user, prefix: \"user:\", table: "        \
+    "users}]\n"
+
+static rd_kafka_conf_t *kafka_conf(const wb_config_t *conf, unsigned flags)
+{
+    rd_kafka_conf_t *kc = NULL;
+    char errstr[256];
+
+    assert_int_equal(wb_kafka_conf_new(conf, "test", flags, &kc, errstr, sizeof(errstr)), WB_OK);
+    return kc;
+}
 
 static void test_defaults_applied(void **state)
 {
     (void)state;
     wb_config_t *conf = load(ENTITIES);
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char errstr[256], v[64];
+    rd_kafka_conf_t *kc = kafka_conf(conf, WB_KAFKA_F_SMALL_PREFETCH);
+    char v[64];
 
-    assert_int_equal(wb_daemon_consumer_defaults(conf, kc, errstr, sizeof(errstr)), 0);
     get(kc, "queued.max.messages.kbytes", v, sizeof(v));
     assert_string_equal(v, "4096");
     get(kc, "max.partition.fetch.bytes", v, sizeof(v));
     assert_string_equal(v, "262144");
+    rd_kafka_conf_destroy(kc);
+    /* Without the flag: librdkafka's own defaults. */
+    kc = kafka_conf(conf, 0);
+    get(kc, "queued.max.messages.kbytes", v, sizeof(v));
+    assert_string_equal(v, "65536");
     rd_kafka_conf_destroy(kc);
     wb_config_destroy(conf);
 }
@@ -50,15 +64,12 @@ static void test_defaults_applied(void **state)
 static void test_properties_override(void **state)
 {
     (void)state;
-    wb_config_t *conf = load("kafka: {properties: {queued.max.messages.kbytes: 65536}}\n" ENTITIES);
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char errstr[256], v[64];
+    wb_config_t *conf = load("kafka: {brokers: \"127.0.0.1:1\", properties: "
+                             "{queued.max.messages.kbytes: 65536}}\n"
+                             "entities: [{name: user, prefix: \"user:\", table: users}]\n");
+    rd_kafka_conf_t *kc = kafka_conf(conf, WB_KAFKA_F_SMALL_PREFETCH);
+    char v[64];
 
-    /* As the daemons build it: kafka.properties first, then the defaults. */
-    assert_int_equal(
-        rd_kafka_conf_set(kc, "queued.max.messages.kbytes", "65536", errstr, sizeof(errstr)),
-        RD_KAFKA_CONF_OK);
-    assert_int_equal(wb_daemon_consumer_defaults(conf, kc, errstr, sizeof(errstr)), 0);
     get(kc, "queued.max.messages.kbytes", v, sizeof(v));
     assert_string_equal(v, "65536"); /* the user's, not ours */
     get(kc, "max.partition.fetch.bytes", v, sizeof(v));
