@@ -129,25 +129,13 @@ static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
     *last_consumed = fl->t_consumed;
 }
 
-/* Takes up to FL_TAKE_MAX messages (not beyond the batch's size) from the
- * consumer queue in one call (a call per message costs 2-3 times more);
- * rebalance callbacks are served inside it. A
- * message taken before a revocation in the same call belongs to a partition
- * that is not ours any more: it is dropped (its new owner reads it). */
+/* Adds what fl_batch_take gets to the batch. A message taken before a
+ * revocation in the same call belongs to a partition that is not ours any
+ * more: it is dropped (its new owner reads it). */
 static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_t *nudged_ms)
 {
     rd_kafka_message_t *msgs[FL_TAKE_MAX];
-    size_t room = (size_t)fl->conf->flusher.batch_max_events > fl->batch.n
-                      ? (size_t)fl->conf->flusher.batch_max_events - fl->batch.n
-                      : 1;
-    if (room > FL_TAKE_MAX) room = FL_TAKE_MAX;
-    /* What is there, without waiting; if nothing, wait for one message
-     * only (a wait for `room` would hold the first one back). */
-    ssize_t n = rd_kafka_consume_batch_queue(cq, 0, msgs, room);
-    if (n == 0 && timeout_ms > 0) {
-        if (!fl->outage) wb_daemon_nudge_fetcher(fl->consumer, nudged_ms);
-        n = rd_kafka_consume_batch_queue(cq, timeout_ms, msgs, 1);
-    }
+    ssize_t n = fl_batch_take(fl, cq, timeout_ms, nudged_ms, msgs);
     const rd_kafka_topic_t *last_rkt = NULL, *rewound_rkt = NULL;
     int32_t last_part = -1, rewound_part = -1;
     const fl_part_t *p = NULL;

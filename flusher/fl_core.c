@@ -350,9 +350,24 @@ int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg)
 int fl_batch_due(const fl_t *fl, int64_t now_ms)
 {
     const fl_batch_t *b = &fl->batch;
-    return b->n > 0 && (b->n >= (size_t)fl->conf->flusher.batch_max_events ||
-                        b->bytes >= fl->conf->flusher.batch_max_bytes ||
-                        now_ms - b->opened_ms >= fl->conf->flusher.batch_max_wait_ms);
+    return b->n > 0 &&
+           (fl_batch_full(fl) || now_ms - b->opened_ms >= fl->conf->flusher.batch_max_wait_ms);
+}
+
+ssize_t fl_batch_take(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_t *nudged_ms,
+                      rd_kafka_message_t **msgs)
+{
+    size_t max = (size_t)fl->conf->flusher.batch_max_events;
+    size_t room = max > fl->batch.n ? max - fl->batch.n : 1;
+    if (room > FL_TAKE_MAX) room = FL_TAKE_MAX;
+    /* What is there, without waiting; if nothing, wait for one message
+     * only (a wait for `room` would hold the first one back). */
+    ssize_t n = rd_kafka_consume_batch_queue(cq, 0, msgs, room);
+    if (n == 0 && timeout_ms > 0) {
+        if (!fl->outage) wb_daemon_nudge_fetcher(fl->consumer, nudged_ms);
+        n = rd_kafka_consume_batch_queue(cq, timeout_ms, msgs, 1);
+    }
+    return n;
 }
 
 int fl_batch_full(const fl_t *fl)

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
@@ -176,6 +177,17 @@ wb_err_t fl_dlq_open(fl_t *fl, char *errstr, size_t errstr_size);
  * the caller must not count it as taken. If even the rewind fails the
  * process aborts rather than skip a message. Polling thread. */
 int fl_batch_add(fl_t *fl, rd_kafka_message_t *msg);
+/* Messages per consume call (one call per message costs 2-3 times more). */
+#define FL_TAKE_MAX 1024
+
+/* Takes into msgs (room for FL_TAKE_MAX) what the consumer queue cq holds,
+ * at most what fl->batch still has room for; if it holds nothing, wakes a
+ * stalled fetcher (wb_daemon_nudge_fetcher; not during an outage) and
+ * waits up to timeout_ms for one message. Rebalance callbacks are served
+ * inside. Returns how many (the caller owns them), 0 or -1 for none.
+ * Polling thread. */
+ssize_t fl_batch_take(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_t *nudged_ms,
+                      rd_kafka_message_t **msgs);
 /* 1 when fl->batch must be applied now (size limits or age). */
 int fl_batch_due(const fl_t *fl, int64_t now_ms);
 /* 1 when fl->batch reached max_events or max_bytes. While the writer is
@@ -241,9 +253,6 @@ void fl_clean_push(fl_t *fl, const fl_batch_t *b);
 size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms);
 /* Entries queued or being sent. */
 size_t fl_clean_pending(fl_t *fl);
-
-/* Messages per consume call (one call per message costs 2-3 times more). */
-#define FL_TAKE_MAX 1024
 
 /* Partition bookkeeping. */
 fl_part_t *fl_part_get(fl_t *fl, const char *topic, int32_t partition);

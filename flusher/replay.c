@@ -380,15 +380,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         int full = (busy || fl.inflight.n > 0) && fl_batch_full(&fl);
         if (!all_done && !full) {
             rd_kafka_message_t *msgs[FL_TAKE_MAX];
-            size_t room = (size_t)conf->flusher.batch_max_events > fl.batch.n
-                              ? (size_t)conf->flusher.batch_max_events - fl.batch.n
-                              : 1;
-            ssize_t n =
-                rd_kafka_consume_batch_queue(cq, 0, msgs, room < FL_TAKE_MAX ? room : FL_TAKE_MAX);
-            if (n == 0) {
-                wb_daemon_nudge_fetcher(fl.consumer, &nudged_ms);
-                n = rd_kafka_consume_batch_queue(cq, busy ? 5 : 100, msgs, 1);
-            }
+            ssize_t n = fl_batch_take(&fl, cq, busy ? 5 : 100, &nudged_ms, msgs);
             rp_part_t *rewound = NULL;
             for (ssize_t k = 0; k < n; k++) {
                 rd_kafka_message_t *msg = msgs[k];
