@@ -76,7 +76,7 @@ enum {
 };
 
 /* Our own Lua scripts (lease and sweep; the cache-entry scripts are in
- * common/wb_scripts.h). */
+ * common/core/wb_scripts.h). */
 typedef enum rf_lua_id_e {
     RF_LUA_RENEW = 0, /* KEYS lease; ARGV token, ms -> 1 renewed / 0 not ours */
     RF_LUA_RELEASE,   /* KEYS lease; ARGV token -> 1 released / 0 not ours */

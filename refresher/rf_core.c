@@ -34,7 +34,7 @@ static const char LUA_RELEASE[] =
 
 /*
  * check — one dirty-index member, read atomically with the decision
- * (layout: common/wb_scripts.h). KEYS[1] cache key, KEYS[2] dirty index.
+ * (layout: common/core/wb_scripts.h). KEYS[1] cache key, KEYS[2] dirty index.
  * Gone (no `v`) or clean: the member is removed -> {0}. Done in the script
  * because a put between a separate read and ZREM would make the entry
  * dirty again and the ZREM would then unindex a write that is not durable.

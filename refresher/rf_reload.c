@@ -1,7 +1,7 @@
 /* rf_reload.c — refresh-ahead: collapse requests, read rows per entity, one pipelined fill per key.
  *
  * What a reload does to the cache is decided by the `fill` script
- * (common/wb_scripts.c, invariant 8):
+ * (common/core/wb_scripts.c, invariant 8):
  *   absent entry, or clean and older than the row -> the row's value and
  *     version, clean, with the entity's TTL (reloads_total);
  *   clean at the row's version -> only the TTL is extended (ttl_extended_total);

@@ -9,7 +9,7 @@
 
 #include "lib_harness.h"
 #include "wb_log.h"
-#include "../../producer/lib/wb_producer.h"
+#include "wb_producer.h"
 
 static lh_t H;
 

@@ -8,10 +8,10 @@
 
 #include <cmocka.h>
 
-#include "../../producer/lib/wb_client_int.h"
-#include "../../producer/lib/wb_key.h"
-#include "../../producer/lib/wb_lua.h"
-#include "../../producer/lib/wb_producer.h"
+#include "wb_client_int.h"
+#include "wb_key.h"
+#include "wb_lua.h"
+#include "wb_producer.h"
 
 static wb_entity_t ent = {.name = "user", .prefix = "user:", .table = "users", .ttl_ms = 60000};
 

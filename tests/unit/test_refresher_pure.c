@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "../../refresher/rf_collapse.c"
-#include "../../refresher/rf_util.c"
+#include "rf_collapse.h"
+#include "rf_util.h"
 
 #define K(s) (s), strlen(s)
 

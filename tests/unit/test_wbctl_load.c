@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "../../producer/wbctl/load_util.c"
+#include "load_util.h"
 
 static void mix_parses_and_picks(void **state)
 {

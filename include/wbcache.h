@@ -13,6 +13,15 @@
 extern "C" {
 #endif
 
+/* Marks the library's exported functions. libwbcache is built with hidden
+ * visibility, so exactly the functions declared with WB_EXPORT in this
+ * header are its ABI (CI compares `nm -D` of libwbcache.so with them). */
+#if defined(__GNUC__) || defined(__clang__)
+#define WB_EXPORT __attribute__((visibility("default")))
+#else
+#define WB_EXPORT
+#endif
+
 #define WBCACHE_VERSION_MAJOR 0
 #define WBCACHE_VERSION_MINOR 1
 #define WBCACHE_VERSION_PATCH 0
@@ -43,7 +52,7 @@ typedef enum wb_err_e {
 
 /* Returns a static, human-readable name for err; never NULL (an unknown
  * value gives "unknown error"). Thread-safe. */
-const char *wb_err2str(wb_err_t err);
+WB_EXPORT const char *wb_err2str(wb_err_t err);
 
 
 /* ------------------------------------------------------------------------
@@ -79,10 +88,10 @@ typedef void (*wb_log_fn)(int level, const char *line, void *opaque);
  * success *confp owns it (free with wb_config_destroy); on failure returns
  * WB_ERR_CONFIG / WB_ERR_IO and errstr holds one "FILE:LINE:COL: key: what"
  * line per error. Thread-safe (no shared state). */
-wb_err_t wb_config_load(const char *path, wb_config_t **confp, char *errstr, size_t errstr_size);
+WB_EXPORT wb_err_t wb_config_load(const char *path, wb_config_t **confp, char *errstr, size_t errstr_size);
 
 /* Frees a config; NULL is fine. */
-void wb_config_destroy(wb_config_t *conf);
+WB_EXPORT void wb_config_destroy(wb_config_t *conf);
 
 /* Opens a client from the YAML config at config_path (NULL: $WBCACHE_CONFIG,
  * else config/wbcache.yaml). Connects to Redis (and loads the scripts) and
@@ -90,22 +99,22 @@ void wb_config_destroy(wb_config_t *conf);
  * read-through or write-through miss. log_cb may be NULL (logs dropped).
  * On success *clientp owns a new handle. On failure returns WB_ERR_CONFIG,
  * WB_ERR_REDIS, WB_ERR_KAFKA, WB_ERR_NOMEM and writes the detail into errstr. */
-wb_err_t wb_client_open(const char *config_path, wb_log_fn log_cb, void *log_opaque,
+WB_EXPORT wb_err_t wb_client_open(const char *config_path, wb_log_fn log_cb, void *log_opaque,
                         wb_client_t **clientp, char *errstr, size_t errstr_size);
 
 /* As wb_client_open, from a config already loaded; the client takes
  * ownership of conf on success only (on failure the caller still owns it). */
-wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_opaque,
+WB_EXPORT wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_opaque,
                                wb_client_t **clientp, char *errstr, size_t errstr_size);
 
 /* Waits up to timeout_ms for queued change events to be acknowledged by
  * Kafka. Returns WB_OK when the queue is empty, else WB_ERR_TIMEOUT (the
  * entries stay dirty in Redis, so the sweeper re-publishes them). */
-wb_err_t wb_client_flush(wb_client_t *client, int timeout_ms);
+WB_EXPORT wb_err_t wb_client_flush(wb_client_t *client, int timeout_ms);
 
 /* Flushes (up to producer.kafka_timeout_ms), closes every connection and
  * frees the handle. NULL is fine. */
-void wb_client_close(wb_client_t *client);
+WB_EXPORT void wb_client_close(wb_client_t *client);
 
 /* ---------------------------------------------------------------- values */
 
@@ -119,7 +128,7 @@ typedef struct wb_value_s {
 } wb_value_t;
 
 /* Frees value->data and zeroes the struct. NULL is fine. */
-void wb_value_free(wb_value_t *value);
+WB_EXPORT void wb_value_free(wb_value_t *value);
 
 /* ------------------------------------------------------ write-behind */
 
@@ -142,7 +151,7 @@ void wb_value_free(wb_value_t *value);
  * With ack: cache a produce failure after the Redis write still returns
  * WB_OK (the write is acknowledged by the cache; the failure is logged and
  * counted in wb_stats_t.kafka_errors; the sweeper delivers the entry). */
-wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id, const void *value,
+WB_EXPORT wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id, const void *value,
                 size_t len, wb_ack_t ack, int64_t *versionp);
 
 /* Values are checked against the entity's value_type before anything is
@@ -161,7 +170,7 @@ wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id, const v
 
 /* Write-behind delete: a versioned tombstone in the cache (dirty) and a
  * Kafka tombstone (null value). Same errors as wb_put. */
-wb_err_t wb_del(wb_client_t *client, const char *entity, const char *id, wb_ack_t ack,
+WB_EXPORT wb_err_t wb_del(wb_client_t *client, const char *entity, const char *id, wb_ack_t ack,
                 int64_t *versionp);
 
 /* One write of a batch for wb_put_batch. value == NULL means delete. */
@@ -181,7 +190,7 @@ typedef struct wb_write_s {
  * could not run in order comes back WB_ERR_REDIS with nothing written.
  * Returns WB_OK when every write succeeded, else the first error (look at
  * writes[i].err). */
-wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack);
+WB_EXPORT wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack);
 
 /* ------------------------------------------------------ write-through */
 
@@ -195,7 +204,7 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
  * cache may serve the previous value until its TTL — logged), and the
  * argument errors of wb_put. A write-through replaces an older dirty
  * write-behind entry (its own value is newer and durable). */
-wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
+WB_EXPORT wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
                         const void *value, size_t len, int64_t *versionp);
 
 /* ------------------------------------------------- read-through / aside */
@@ -212,7 +221,7 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
  * (Redis or PostgreSQL timed out, or another process held the key's load
  * lock for longer than lock_wait_ms), WB_ERR_UNKNOWN_ENTITY,
  * WB_ERR_INVALID_ARG. *out is zeroed on every error. */
-wb_err_t wb_get(wb_client_t *client, const char *entity, const char *id, wb_value_t *out);
+WB_EXPORT wb_err_t wb_get(wb_client_t *client, const char *entity, const char *id, wb_value_t *out);
 
 /* Cache-aside loader: fills *value (malloc'ed; the library takes ownership)
  * and *len and returns WB_OK, or returns WB_ERR_NOT_FOUND, or another error
@@ -227,7 +236,7 @@ typedef wb_err_t (*wb_loader_fn)(void *opaque, const char *entity, const char *i
  * value is returned instead. WB_ERR_NOT_FOUND from the loader is cached
  * negatively like a missing row; any other loader error is WB_ERR_LOADER
  * (not cached). A NULL loader is WB_ERR_INVALID_ARG. */
-wb_err_t wb_get_or_load(wb_client_t *client, const char *entity, const char *id,
+WB_EXPORT wb_err_t wb_get_or_load(wb_client_t *client, const char *entity, const char *id,
                         wb_loader_fn loader, void *loader_opaque, wb_value_t *out);
 
 /* ------------------------------------------------------------ statistics */
@@ -245,7 +254,7 @@ typedef struct wb_stats_s {
 } wb_stats_t;
 
 /* Copies the handle's counters into *stats. Thread-safe. */
-void wb_client_stats(wb_client_t *client, wb_stats_t *stats);
+WB_EXPORT void wb_client_stats(wb_client_t *client, wb_stats_t *stats);
 
 #ifdef __cplusplus
 }
