@@ -64,7 +64,10 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(wbctl_cmds) / sizeof(wbctl_cmds[0]); i++) {
         if (strcmp(argv[optind], wbctl_cmds[i].name) == 0) {
             char **sub = argv + optind;
-            optind = 1; /* subcommands parse their own options from sub[1] */
+            /* Subcommands parse their own options from sub[1]. 0, not 1: glibc then
+             * forgets the "+" (stop at the first operand) of the parse above, so a
+             * subcommand accepts its options after its operands too. */
+            optind = 0;
             return wbctl_cmds[i].run(&o, argc - (int)(sub - argv), sub);
         }
     }
