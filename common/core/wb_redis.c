@@ -44,7 +44,7 @@ static wb_err_t setup_command(redisContext *ctx, const char *where, const char *
                               size_t errstr_size)
 {
     redisReply *r = redisCommandArgv(ctx, argc, argv, argvlen);
-    char buf[160];
+    char buf[400]; /* "redis " + where (at most 299) + ": " + what */
     wb_err_t err = WB_OK;
 
     if (!r) {
