@@ -15,9 +15,8 @@
 #include "wb_log.h"
 #include "wb_pg.h"
 #include "wb_redis.h"
-#include "wb_schema.h"
 #include "wb_scripts.h"
-#include "wb_upsert.h"
+#include "wb_table.h"
 #include "wb_util.h"
 
 #define FL_DLQ_TIMEOUT_MS 10000
@@ -146,7 +145,7 @@ wb_err_t fl_pg_ensure(fl_t *fl, char *errstr, size_t errstr_size)
     err = wb_pg_connect(fl->conf, &fl->pg, errstr, errstr_size);
     if (err != WB_OK) return err == WB_ERR_CONFIG ? WB_ERR_CONFIG : WB_ERR_PG;
     /* On every new connection: a restored database may lack the tables. */
-    err = wb_schema_ensure(fl->pg, fl->conf, errstr, errstr_size);
+    err = wb_table_ensure(fl->pg, fl->conf, errstr, errstr_size);
     if (err != WB_OK) {
         PQfinish(fl->pg);
         fl->pg = NULL;
@@ -491,53 +490,21 @@ static int is_size_error(wb_err_t err, const PGconn *pg, const char *sqlstate)
  * the versions read are the ones that stay. */
 static wb_err_t find_refused(apply_ctx_t *a, size_t lo, size_t hi)
 {
-    static const int formats[2] = {1, 1};
-    char table[WB_PG_QUOTED_MAX], *sql = NULL;
-    wb_upsert_params_t p;
-    PGresult *res = NULL;
+    wb_table_rows_t req = {a->ent, a->rows + lo, hi - lo};
+    int64_t *stored = malloc((hi - lo) * sizeof(*stored));
     wb_err_t err;
 
-    memset(&p, 0, sizeof(p));
-    if (wb_pg_quote_ident(a->ent->table, table, sizeof(table)) != WB_OK) {
-        wb_set_err(a->errstr, a->errstr_size, "table name %s cannot be quoted", a->ent->table);
+    if (!stored) {
+        wb_set_err(a->errstr, a->errstr_size, "finding the refused rows of %s: out of memory",
+                   a->ent->table);
         return WB_ERR_PG;
     }
-    err = wb_upsert_params_build(a->ent->value_type, a->rows + lo, hi - lo, &p);
-    if (err == WB_OK &&
-        asprintf(&sql,
-                 "SELECT u.i, t.\"version\" FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY "
-                 "AS u(k, ver, i) JOIN %s AS t ON t.\"key\" = u.k WHERE t.\"version\" > u.ver",
-                 table) < 0) {
-        sql = NULL;
-        err = WB_ERR_NOMEM;
-    }
-    if (err != WB_OK) {
-        wb_set_err(a->errstr, a->errstr_size, "finding the refused rows of %s: %s", a->ent->table,
-                   wb_err2str(err));
-        goto out;
-    }
-    const unsigned int types[2] = {p.types[0], p.types[2]};
-    const char *const vals[2] = {p.data[0], p.data[2]};
-    const int lens[2] = {p.len[0], p.len[2]};
-    res = PQexecParams(a->fl->pg, sql, 2, types, vals, lens, formats, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(a->fl->pg);
-        wb_set_err(a->errstr, a->errstr_size, "finding the refused rows of %s: %.*s", a->ent->table,
-                   (int)strcspn(msg, "\n"), msg);
-        err = WB_ERR_PG;
-        goto out;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        long long i = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        if (i < 1 || (unsigned long long)i > hi - lo) continue;
-        a->b->items[a->idx[lo + (size_t)i - 1]].stored_version =
-            strtoll(PQgetvalue(res, r, 1), NULL, 10);
-    }
-out:
-    PQclear(res);
-    free(sql);
-    wb_upsert_params_free(&p);
-    return err;
+    err = wb_table_probe(a->fl->pg, &req, stored, a->errstr, a->errstr_size);
+    for (size_t i = lo; err == WB_OK && i < hi; i++)
+        if (stored[i - lo] > a->rows[i].version)
+            a->b->items[a->idx[i]].stored_version = stored[i - lo];
+    free(stored);
+    return err == WB_OK ? WB_OK : WB_ERR_PG;
 }
 
 static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi);
@@ -560,18 +527,19 @@ static wb_err_t apply_halves(apply_ctx_t *a, size_t lo, size_t hi)
 static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi)
 {
     PGconn *pg = a->fl->pg;
-    char st[6], detail[512];
-    size_t applied = 0;
+    wb_table_rows_t req = {a->ent, a->rows + lo, hi - lo};
+    wb_table_result_t res;
+    char *st = res.sqlstate, detail[512];
     int size_err;
     wb_err_t err;
 
     if (hi - lo > 1 && rows_bytes(a->rows + lo, hi - lo) > FL_STMT_MAX_BYTES)
         return apply_halves(a, lo, hi);
     if (exec_cmd(pg, "SAVEPOINT wb_rows", a->errstr, a->errstr_size) != WB_OK) return WB_ERR_PG;
-    err = wb_upsert_rows(pg, a->ent, a->rows + lo, hi - lo, &applied, st, detail, sizeof(detail));
+    err = wb_table_upsert(pg, &req, &res, detail, sizeof(detail));
     if (err == WB_OK) {
-        a->applied += applied;
-        if (applied < hi - lo && find_refused(a, lo, hi) != WB_OK) return WB_ERR_PG;
+        a->applied += res.rows;
+        if (res.rows < hi - lo && find_refused(a, lo, hi) != WB_OK) return WB_ERR_PG;
         return exec_cmd(pg, "RELEASE SAVEPOINT wb_rows", a->errstr, a->errstr_size);
     }
     size_err = is_size_error(err, pg, st);
@@ -1156,7 +1124,6 @@ void fl_parts_update_lag(fl_t *fl)
 wb_err_t fl_purge(fl_t *fl, char *errstr, size_t errstr_size)
 {
     const wb_config_t *conf = fl->conf;
-    char st[6];
 
     if (conf->flusher.tombstone_retention_ms <= 0) return WB_OK;
     wb_err_t err = fl_pg_ensure(fl, errstr, errstr_size);
@@ -1167,10 +1134,12 @@ wb_err_t fl_purge(fl_t *fl, char *errstr, size_t errstr_size)
             seen |= strcmp(conf->entities[j].table, conf->entities[i].table) == 0;
         if (seen) continue;
         for (int round = 0; round < 100; round++) {
-            size_t purged = 0;
-            err = wb_schema_purge(fl->pg, &conf->entities[i], conf->flusher.tombstone_retention_ms,
-                                  FL_PURGE_LIMIT, &purged, st, errstr, errstr_size);
+            wb_table_purge_t req = {&conf->entities[i], conf->flusher.tombstone_retention_ms,
+                                    FL_PURGE_LIMIT};
+            wb_table_result_t res;
+            err = wb_table_purge(fl->pg, &req, &res, errstr, errstr_size);
             if (err != WB_OK) return err;
+            size_t purged = res.rows;
             wb_counter_add(fl->m.purged, purged);
             if (purged > 0)
                 WB_INFO("purged %zu tombstones older than %" PRId64 " ms from \"%s\"", purged,

@@ -26,9 +26,10 @@
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
-#include "wb_pg.h"
 #include "wb_redis.h"
 #include "wb_scripts.h"
+#include "wb_table.h"
+#include "wb_ttl.h"
 #include "wb_util.h"
 
 #define RF_FILL_CHUNK 512 /* script calls per Redis pipeline */
@@ -36,10 +37,7 @@
 /* A requested key's row, borrowed from a PGresult. */
 typedef struct row_s {
     int found;
-    int deleted;
-    int64_t version;
-    const char *value;
-    size_t valuelen;
+    wb_row_t row;
 } row_t;
 
 /* ------------------------------------------------------------------ intake */
@@ -172,14 +170,6 @@ static int cmp_item_ent(const void *a, const void *b)
     return x->ent == y->ent ? 0 : (x->ent < y->ent ? -1 : 1);
 }
 
-static uint64_t be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* Reads the rows of items[lo, hi) (one entity) into rows[lo, hi); *res
  * keeps the values alive. */
 static wb_err_t select_rows(rf_t *rf, rf_item_t *items, size_t lo, size_t hi, row_t *rows,
@@ -187,68 +177,38 @@ static wb_err_t select_rows(rf_t *rf, rf_item_t *items, size_t lo, size_t hi, ro
 {
     const wb_entity_t *ent = items[lo].ent;
     size_t plen = strlen(ent->prefix), n = hi - lo;
-    char table[WB_PG_QUOTED_MAX], *sql = NULL, *arr = NULL;
     const char **ids = malloc(n * sizeof(*ids));
     size_t *lens = malloc(n * sizeof(*lens));
     rf_item_t *by_id = NULL;
     wb_err_t err = WB_ERR_NOMEM;
-    int arrlen = 0;
 
     *res = NULL;
-    if (!ids || !lens) goto out;
+    if (!ids || !lens) {
+        wb_set_err(errstr, errstr_size, "out of memory");
+        goto out;
+    }
     for (size_t i = lo; i < hi; i++) {
         ids[i - lo] = items[i].key + plen;
         lens[i - lo] = items[i].keylen - plen;
         HASH_ADD_KEYPTR(hh, by_id, items[i].key + plen, items[i].keylen - plen, &items[i]);
     }
-    if (wb_pg_quote_ident(ent->table, table, sizeof(table)) != WB_OK) {
-        wb_set_err(errstr, errstr_size, "entity %s: table name \"%s\" cannot be quoted", ent->name,
-                   ent->table);
-        err = WB_ERR_CONFIG;
-        goto out;
-    }
-    /* jsonb is read as text: its binary form starts with a format byte. */
-    if (asprintf(&sql,
-                 "SELECT \"key\", \"value\"%s, \"version\", \"deleted\" FROM %s "
-                 "WHERE \"key\" = ANY($1)",
-                 ent->value_type == WB_VT_JSONB ? "::text" : "", table) < 0) {
-        sql = NULL;
-        goto out;
-    }
-    if (!(arr = rf_text_array(ids, lens, n, &arrlen))) goto out;
-    const Oid types[1] = {RF_OID_TEXT_ARRAY};
-    const char *params[1] = {arr};
-    const int plens[1] = {arrlen}, pfmts[1] = {1};
-    *res = PQexecParams(rf->pg, sql, 1, types, params, plens, pfmts, 1);
-    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
-        err = wb_pg_result_error(rf->pg, *res, "postgres reload", errstr, errstr_size);
-        if (err != WB_ERR_TIMEOUT) err = WB_ERR_PG;
-        goto out;
-    }
+    wb_table_keys_t req = {ent, ids, lens, n};
+    if ((err = wb_table_select(rf->pg, &req, res, errstr, errstr_size)) != WB_OK) goto out;
     for (int r = 0; r < PQntuples(*res); r++) {
         rf_item_t *it = NULL;
-        if (PQgetlength(*res, r, 2) != 8 || PQgetlength(*res, r, 3) != 1) {
-            wb_set_err(errstr, errstr_size, "table %s has an unexpected layout", ent->table);
-            err = WB_ERR_PG;
-            goto out;
-        }
-        HASH_FIND(hh, by_id, PQgetvalue(*res, r, 0), (size_t)PQgetlength(*res, r, 0), it);
+        wb_row_t row;
+
+        if ((err = wb_table_row_decode(*res, r, ent, &row, errstr, errstr_size)) != WB_OK) goto out;
+        HASH_FIND(hh, by_id, row.key, row.keylen, it);
         if (!it) continue;
-        row_t *row = &rows[it - items];
-        row->found = 1;
-        row->version = (int64_t)be64((const unsigned char *)PQgetvalue(*res, r, 2));
-        row->deleted = PQgetvalue(*res, r, 3)[0] != 0;
-        /* A live row with a NULL value (written by hand) reads as empty. */
-        row->value = PQgetisnull(*res, r, 1) ? "" : PQgetvalue(*res, r, 1);
-        row->valuelen = PQgetisnull(*res, r, 1) ? 0 : (size_t)PQgetlength(*res, r, 1);
+        rows[it - items].found = 1;
+        rows[it - items].row = row;
     }
     err = WB_OK;
 out:
     HASH_CLEAR(hh, by_id);
     free(ids);
     free(lens);
-    free(sql);
-    free(arr);
     return err;
 }
 
@@ -270,16 +230,17 @@ static wb_err_t fill_rows(rf_t *rf, rf_item_t *items, const row_t *rows, size_t 
         size_t idx[RF_FILL_CHUNK], nc = 0;
 
         for (; done < n && nc < RF_FILL_CHUNK; done++) {
-            const row_t *row = &rows[done];
+            const wb_row_t *row = &rows[done].row;
             const rf_item_t *it = &items[done];
-            if (!row->found) continue;
-            int64_t ttl =
-                rf_jitter_ttl(it->ent->ttl_ms, rf->conf->producer.ttl_jitter_pct, &rf->rng);
+            if (!rows[done].found) continue;
+            int64_t ttl = wb_ttl_fill(rf->conf, it->ent, rf_rand(&rf->rng));
+            /* A live row with a NULL value (written by hand) reads as empty. */
+            const char *value = row->value ? row->value : "";
             int l1 = snprintf(nums[nc][0], sizeof(nums[nc][0]), "%" PRId64, row->version);
             int l2 = snprintf(nums[nc][1], sizeof(nums[nc][1]), "%" PRId64, ttl);
             argv[nc][0] = it->key;
             argvlen[nc][0] = it->keylen;
-            argv[nc][1] = row->deleted ? "" : row->value;
+            argv[nc][1] = row->deleted ? "" : value;
             argvlen[nc][1] = row->deleted ? 0 : row->valuelen;
             argv[nc][2] = nums[nc][0];
             argvlen[nc][2] = (size_t)l1;

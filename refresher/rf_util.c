@@ -1,68 +1,17 @@
-/* rf_util.c — pure helpers of wb-refresher: text[] query parameter, TTL jitter, key -> entity. */
+/* rf_util.c — pure helpers of wb-refresher: random numbers, key -> entity, lease key. */
 #include "rf_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RF_OID_TEXT     25
-#define RF_ARRAY_LIMIT  ((size_t)1 << 30) /* MaxAllocSize: largest datum the server takes */
-#define RF_ARRAY_HEADER 20
-
-static char *put_be32(char *p, uint32_t v)
+uint64_t rf_rand(uint64_t *rng)
 {
-    unsigned char *b = (unsigned char *)p;
-    b[0] = (unsigned char)(v >> 24);
-    b[1] = (unsigned char)(v >> 16);
-    b[2] = (unsigned char)(v >> 8);
-    b[3] = (unsigned char)v;
-    return p + 4;
-}
-
-char *rf_text_array(const char *const *strs, const size_t *lens, size_t n, int *len)
-{
-    size_t total = RF_ARRAY_HEADER;
-    char *buf, *w;
-
-    for (size_t i = 0; i < n; i++) {
-        if (lens[i] > RF_ARRAY_LIMIT) return NULL;
-        total += 4 + lens[i];
-        if (total > RF_ARRAY_LIMIT) return NULL;
-    }
-    if (!(buf = malloc(total))) return NULL;
-    /* array_recv: ndim, has-nulls, element type, (size, lower bound) per
-     * dimension, then length + bytes per element. */
-    w = put_be32(buf, 1);
-    w = put_be32(w, 0);
-    w = put_be32(w, RF_OID_TEXT);
-    w = put_be32(w, (uint32_t)n);
-    w = put_be32(w, 1);
-    for (size_t i = 0; i < n; i++) {
-        w = put_be32(w, (uint32_t)lens[i]);
-        if (lens[i]) memcpy(w, strs[i], lens[i]);
-        w += lens[i];
-    }
-    *len = (int)total;
-    return buf;
-}
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    /* splitmix64 */
+    uint64_t z = (*rng += 0x9E3779B97F4A7C15ULL);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
-}
-
-int64_t rf_jitter_ttl(int64_t ttl_ms, int pct, uint64_t *rng)
-{
-    if (ttl_ms <= 0 || pct <= 0) return ttl_ms;
-    if (pct > 50) pct = 50;
-    int64_t span = ttl_ms * pct / 100; /* +-span */
-    if (span <= 0) return ttl_ms;
-    int64_t off = (int64_t)(splitmix64(rng) % (uint64_t)(2 * span + 1)) - span;
-    int64_t ttl = ttl_ms + off;
-    return ttl < 1 ? 1 : ttl;
 }
 
 static int has_prefix(const wb_entity_t *ent, const char *key, size_t keylen)

@@ -1,4 +1,4 @@
-/* rf_util.h — pure helpers of wb-refresher: text[] query parameter, TTL jitter, key -> entity. */
+/* rf_util.h — pure helpers of wb-refresher: random numbers, key -> entity, lease key. */
 #ifndef RF_UTIL_H
 #define RF_UTIL_H
 
@@ -8,20 +8,9 @@
 #include "wb_config.h"
 #include "wb_event.h"
 
-/* PostgreSQL type OID of text[] (pg_type.h; stable across versions). */
-#define RF_OID_TEXT_ARRAY 1009
-
-/* Builds the binary form of a one-dimensional text[] of n elements
- * (strs[i], lens[i] bytes; no NULLs) for PQexecParams with format 1 and type
- * RF_OID_TEXT_ARRAY. Returns a malloc'ed buffer the caller frees and sets
- * *len, or NULL when out of memory or the array would exceed 1 GiB. */
-char *rf_text_array(const char *const *strs, const size_t *lens, size_t n, int *len);
-
-/* TTL of a fill: ttl_ms spread uniformly by +-pct percent (0..50) using
- * *rng (splitmix64 state, advanced), so keys filled together do not expire
- * together. ttl_ms <= 0 (no TTL) and pct <= 0 are returned unchanged; the
- * result is at least 1. */
-int64_t rf_jitter_ttl(int64_t ttl_ms, int pct, uint64_t *rng);
+/* The next pseudo-random number of the splitmix64 sequence whose state
+ * *rng is (advanced); for the fill TTLs' jitter (wb_ttl_fill). */
+uint64_t rf_rand(uint64_t *rng);
 
 /* The entity a cache key belongs to: the one named in hint (entitylen
  * bytes, may be NULL) if it exists and key starts with its prefix followed

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "wb_ttl.h"
 #include "wb_util.h"
 
 #define CFG_STR_MAX 4096
@@ -115,7 +116,7 @@ const cfg_field_t wb_config_fields[] = {
         "how long readers wait for the lock holder's fill"),
     INT("producer.refresh_dedupe_ms", C_OFF(producer.refresh_dedupe_ms), "5000", 0, 3600000,
         "one refresh request per key per window; 0 = no dedupe"),
-    INT("producer.ttl_jitter_pct", C_OFF(producer.ttl_jitter_pct), "10", 0, 50,
+    INT("producer.ttl_jitter_pct", C_OFF(producer.ttl_jitter_pct), "10", 0, WB_TTL_JITTER_MAX_PCT,
         "+-% random jitter on fill TTLs"),
 
     STR("flusher.group_id", C_OFF(flusher.group_id), "wb-flusher", 1, 255, 0, NULL,

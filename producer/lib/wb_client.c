@@ -195,18 +195,6 @@ wb_err_t wb_client_check_value(const wb_entity_t *ent, const char *key, const vo
     return WB_ERR_INVALID_ARG;
 }
 
-int64_t wb_client_jitter_ttl(int64_t ttl_ms, int pct, uint64_t rnd)
-{
-    int64_t span, off;
-
-    if (ttl_ms <= 0 || pct <= 0) return ttl_ms;
-    if (pct > 100) pct = 100;
-    span = ttl_ms * pct / 100; /* jitter in [-span, +span] */
-    if (span == 0) return ttl_ms;
-    off = (int64_t)(rnd % (uint64_t)(2 * span + 1)) - span;
-    return ttl_ms + off > 0 ? ttl_ms + off : 1;
-}
-
 uint64_t wb_client_rand(void)
 {
     static _Thread_local uint64_t state;

@@ -22,7 +22,7 @@
  *   wb_write.c    write-behind put/del/batch: put script (version, dirty,
  *                 no TTL, dirty index) -> change event.
  *   wb_through.c  write-through: version script -> PostgreSQL upsert
- *                 (wb_upsert_rows, n = 1) -> through script (clean + TTL).
+ *                 (wb_table_upsert, n = 1) -> through script (clean + TTL).
  *   wb_read.c     read-through and cache-aside with stampede protection;
  *                 the hit path is ONE round trip (the "get" script of
  *                 wb_lua.c also decides refresh-ahead and takes the lock).
@@ -103,10 +103,6 @@ typedef wb_err_t (*wb_pg_op_fn)(PGconn *conn, void *arg, char *errstr, size_t er
  * connect error. */
 wb_err_t wb_client_pg(wb_client_t *client, wb_pg_op_fn op, void *arg, char *errstr,
                       size_t errstr_size);
-
-/* TTL with +-pct % uniform jitter from the random number rnd; never below
- * 1 ms, pct 0 returns ttl_ms. Pure. */
-int64_t wb_client_jitter_ttl(int64_t ttl_ms, int pct, uint64_t rnd);
 
 /* A per-thread pseudo-random number (xorshift, seeded per thread). */
 uint64_t wb_client_rand(void);

@@ -28,8 +28,9 @@
 #include "wb_client_int.h"
 #include "wb_key.h"
 #include "wb_log.h"
-#include "wb_pg.h"
 #include "wb_redis.h"
+#include "wb_table.h"
+#include "wb_ttl.h"
 #include "wb_util.h"
 
 #define POLL_FIRST_US 2000
@@ -98,80 +99,46 @@ static int64_t fill_ttl(const read_t *r)
     const wb_config_t *conf = r->client->conf;
 
     if (r->negative) return conf->producer.negative_ttl_ms;
-    return wb_client_jitter_ttl(r->ent->ttl_ms, conf->producer.ttl_jitter_pct, wb_client_rand());
+    return wb_ttl_fill(conf, r->ent, wb_client_rand());
 }
 
 /* ------------------------------------------------------ PostgreSQL read */
 
-static uint64_t be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* SELECT value, version, deleted of one key, binary results. jsonb is read
- * as text (its binary form carries a format version byte). On WB_OK:
- * *found 0 (no row), or the row with *value malloc'ed + NUL (NULL for a
- * soft-deleted row). */
+/* Reads id's row (wb_table_select_one). On WB_OK: *found 0 (no row), or the
+ * row with *value malloc'ed + NUL (NULL for a soft-deleted row or a NULL
+ * value). */
 static wb_err_t pg_select(PGconn *conn, const wb_entity_t *ent, const char *id, int *found,
                           char **value, size_t *len, int64_t *version, int *deleted, char *errstr,
                           size_t errstr_size)
 {
-    char table[WB_PG_QUOTED_MAX], *sql = NULL;
-    const char *params[1] = {id};
     PGresult *res = NULL;
-    wb_err_t err = WB_OK;
+    wb_row_t row;
+    wb_err_t err;
 
     *found = 0;
     *value = NULL;
     *len = 0;
-    /* The one quoting of config identifiers: "schema.table" works. */
-    if (wb_pg_quote_ident(ent->table, table, sizeof(table)) != WB_OK) {
-        wb_set_err(errstr, errstr_size, "postgres read: table name \"%s\" cannot be quoted",
-                   ent->table);
-        err = WB_ERR_CONFIG;
-        goto done;
-    }
-    if (asprintf(&sql, "SELECT \"value\"%s, \"version\", \"deleted\" FROM %s WHERE \"key\" = $1",
-                 ent->value_type == WB_VT_JSONB ? "::text" : "", table) < 0) {
-        sql = NULL;
-        wb_set_err(errstr, errstr_size, "postgres read: out of memory");
-        err = WB_ERR_NOMEM;
-        goto done;
-    }
-    res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 1);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        err = wb_pg_result_error(conn, res, "postgres read", errstr, errstr_size);
-        goto done;
-    }
-    if (PQntuples(res) == 0) goto done;
-    if (PQgetlength(res, 0, 1) != 8 || PQgetlength(res, 0, 2) != 1) {
-        wb_set_err(errstr, errstr_size, "postgres read: table %s has an unexpected layout",
-                   ent->table);
-        err = WB_ERR_PG;
-        goto done;
-    }
+    err = wb_table_select_one(conn, ent, id, &res, errstr, errstr_size);
+    if (err != WB_OK || PQntuples(res) == 0) goto done;
+    err = wb_table_row_decode(res, 0, ent, &row, errstr, errstr_size);
+    if (err != WB_OK) goto done;
     *found = 1;
-    *version = (int64_t)be64((const unsigned char *)PQgetvalue(res, 0, 1));
-    *deleted = PQgetvalue(res, 0, 2)[0] != 0;
-    if (!PQgetisnull(res, 0, 0) && !*deleted) {
-        *len = (size_t)PQgetlength(res, 0, 0);
+    *version = row.version;
+    *deleted = row.deleted;
+    if (row.value && !row.deleted) {
+        *len = row.valuelen;
         *value = malloc(*len + 1);
         if (!*value) {
             wb_set_err(errstr, errstr_size, "postgres read: out of memory");
             err = WB_ERR_NOMEM;
             goto done;
         }
-        memcpy(*value, PQgetvalue(res, 0, 0), *len);
+        memcpy(*value, row.value, *len);
         (*value)[*len] = '\0';
     }
 
 done:
     PQclear(res);
-    free(sql);
     return err;
 }
 

@@ -3,13 +3,13 @@
  * 1. The `version` script reserves V above every version the key had and
  *    below every later one (field rv; see wb_scripts.c), without touching
  *    the cached value — if PostgreSQL then fails, the cache is unchanged.
- * 2. wb_upsert_rows(n = 1) in autocommit: the same version-guarded
+ * 2. wb_table_upsert(n = 1) in autocommit: the same version-guarded
  *    statement the flusher uses, so there is one upsert code path.
  *    applied == 0 means PostgreSQL already holds a newer version (a later
  *    write-behind put got flushed first): WB_ERR_STALE — unless the row
  *    holds exactly V: the first attempt committed and only its answer was
  *    lost with the connection, so the retry found its own write. That is
- *    success.
+ *    success (the version probe, wb_table_probe, tells them apart).
  * 3. The `through` script sets the entry to V, clean, with the entity's
  *    TTL — also over an OLDER DIRTY write-behind value: V is durable and
  *    newer, and keeping the older dirty value (as the fill script would)
@@ -23,9 +23,9 @@
 #include "wb_client_int.h"
 #include "wb_key.h"
 #include "wb_log.h"
-#include "wb_pg.h"
 #include "wb_redis.h"
-#include "wb_upsert.h"
+#include "wb_table.h"
+#include "wb_ttl.h"
 #include "wb_util.h"
 
 typedef struct through_op_s {
@@ -57,52 +57,41 @@ static wb_err_t set_op(redisContext *ctx, void *arg, char *errstr, size_t errstr
 }
 
 typedef struct upsert_s {
-    const wb_entity_t *ent;
-    const wb_row_t *row;
-    size_t *applied;
-    char *sqlstate;
+    wb_table_rows_t req;
+    wb_table_result_t res;
 } upsert_t;
 
 static wb_err_t upsert_op(PGconn *conn, void *arg, char *errstr, size_t errstr_size)
 {
     upsert_t *u = arg;
-    return wb_upsert_rows(conn, u->ent, u->row, 1, u->applied, u->sqlstate, errstr, errstr_size);
+    return wb_table_upsert(conn, &u->req, &u->res, errstr, errstr_size);
 }
 
 /* Runs the one-row upsert; a pooled connection found dead (PostgreSQL
  * restarted while it sat idle: the statement never reached a server) is
- * replaced once. */
+ * replaced once. *applied = rows written (0: the version guard refused). */
 static wb_err_t upsert(wb_client_t *client, const wb_entity_t *ent, const wb_row_t *row,
-                       size_t *applied, char sqlstate[6], char *errstr, size_t errstr_size)
+                       size_t *applied, char *errstr, size_t errstr_size)
 {
-    upsert_t u = {ent, row, applied, sqlstate};
-    return wb_client_pg(client, upsert_op, &u, errstr, errstr_size);
+    upsert_t u = {.req = {ent, row, 1}};
+    wb_err_t err = wb_client_pg(client, upsert_op, &u, errstr, errstr_size);
+
+    *applied = u.res.rows;
+    return err;
 }
 
-/* The version PostgreSQL holds for id in ent's table (-1: no row). */
-static wb_err_t stored_version(wb_client_t *client, const wb_entity_t *ent, const char *id,
+/* The version PostgreSQL holds for row's key in ent's table (-1: no row). */
+static wb_err_t stored_version(wb_client_t *client, const wb_entity_t *ent, const wb_row_t *row,
                                int64_t *version, char *errstr, size_t errstr_size)
 {
-    char table[WB_PG_QUOTED_MAX], sql[WB_PG_QUOTED_MAX + 64];
-    const char *params[1] = {id};
+    wb_table_rows_t req = {ent, row, 1};
     PGconn *conn = NULL;
-    PGresult *res;
     wb_err_t err;
 
     *version = -1;
-    if (wb_pg_quote_ident(ent->table, table, sizeof(table)) != WB_OK) {
-        wb_set_err(errstr, errstr_size, "table name %s cannot be quoted", ent->table);
-        return WB_ERR_INVALID_ARG;
-    }
-    snprintf(sql, sizeof(sql), "SELECT \"version\" FROM %s WHERE \"key\" = $1", table);
     err = wb_pgpool_get(client->pgpool, &conn, NULL, errstr, errstr_size);
     if (err != WB_OK) return err;
-    res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        err = wb_pg_result_error(conn, res, "write-through version check", errstr, errstr_size);
-    else if (PQntuples(res) == 1)
-        *version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
+    err = wb_table_probe(conn, &req, version, errstr, errstr_size);
     wb_pgpool_put(client->pgpool, conn);
     return err;
 }
@@ -110,7 +99,7 @@ static wb_err_t stored_version(wb_client_t *client, const wb_entity_t *ent, cons
 wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id, const void *value,
                         size_t len, int64_t *versionp)
 {
-    char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX], sqlstate[6];
+    char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX];
     const wb_entity_t *ent = NULL;
     through_op_t op;
     wb_row_t row;
@@ -148,7 +137,7 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
     row.value = op.value;
     row.valuelen = len;
     row.version = op.version;
-    err = upsert(client, ent, &row, &applied, sqlstate, errstr, sizeof(errstr));
+    err = upsert(client, ent, &row, &applied, errstr, sizeof(errstr));
     if (err != WB_OK) {
         WB_WARN("%s: write-through: %s (cache not touched)", key, errstr);
         if (err != WB_ERR_TIMEOUT && err != WB_ERR_NOMEM) err = WB_ERR_PG;
@@ -157,7 +146,7 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
     if (applied == 0) {
         int64_t held = -1;
 
-        err = stored_version(client, ent, id, &held, errstr, sizeof(errstr));
+        err = stored_version(client, ent, &row, &held, errstr, sizeof(errstr));
         if (err != WB_OK) {
             WB_WARN("%s: write-through version %lld not applied, and the row cannot be read: %s",
                     key, (long long)op.version, errstr);
@@ -175,8 +164,7 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
     }
     atomic_fetch_add(&client->stats.through_writes, 1);
 
-    op.ttl_ms =
-        wb_client_jitter_ttl(ent->ttl_ms, client->conf->producer.ttl_jitter_pct, wb_client_rand());
+    op.ttl_ms = wb_ttl_fill(client->conf, ent, wb_client_rand());
     err = wb_client_redis(client, set_op, &op, errstr, sizeof(errstr));
     if (err != WB_OK) {
         /* Committed, but the cache may still serve the previous value until

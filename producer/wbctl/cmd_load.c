@@ -31,7 +31,7 @@
 #include "load_util.h"
 #include "wb_cli.h"
 #include "wb_pg.h"
-#include "wb_schema.h"
+#include "wb_table.h"
 #include "wb_util.h"
 #include "wbctl.h"
 
@@ -447,7 +447,7 @@ static void ensure_schema(const wb_config_t *conf)
 
     if (conf->postgres.schema != WB_SCHEMA_CREATE) return;
     if (wb_pg_connect(conf, &conn, errstr, sizeof(errstr)) != WB_OK ||
-        wb_schema_ensure(conn, conf, errstr, sizeof(errstr)) != WB_OK)
+        wb_table_ensure(conn, conf, errstr, sizeof(errstr)) != WB_OK)
         fprintf(stderr, "wbctl: load: warning: %s\n", errstr);
     PQfinish(conn);
 }

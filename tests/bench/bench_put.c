@@ -36,7 +36,7 @@
 
 #include "wb_config.h"
 #include "wb_pg.h"
-#include "wb_schema.h"
+#include "wb_table.h"
 #include "wb_scripts.h"
 #include "wbcache.h"
 
@@ -261,7 +261,7 @@ static int cmd_e2e(const char *config, const char *entity, double rate, double s
         return 2;
     }
     if (wb_pg_connect(conf, &pg, errstr, sizeof(errstr)) != WB_OK ||
-        wb_schema_create(pg, ent, errstr, sizeof(errstr)) != WB_OK) {
+        wb_table_create(pg, ent, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "%s\n", errstr);
         return 1;
     }

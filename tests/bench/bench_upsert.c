@@ -2,7 +2,7 @@
  * physical-limit baselines of the flusher (raw upsert and COPY from memory, no
  * Kafka), the preloading of the topics, and the "all rows are in" wait.
  *
- *   bench_upsert raw     CONFIG N K DIST BATCH   coalesce + wb_upsert_rows, one txn per batch
+ *   bench_upsert raw     CONFIG N K DIST BATCH   coalesce + wb_table_upsert, one txn per batch
  *   bench_upsert values  CONFIG N K DIST BATCH   same, with a multi-row VALUES statement
  *   bench_upsert copy    CONFIG N K DIST BATCH   COPY every event into an empty table
  *                                                 without constraints, one txn per batch
@@ -39,8 +39,7 @@
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_pg.h"
-#include "wb_schema.h"
-#include "wb_upsert.h"
+#include "wb_table.h"
 #include "wb_util.h"
 
 #define VBASE     INT64_C(1000000000000000)
@@ -161,7 +160,7 @@ static void recreate_table(PGconn *pg, const wb_entity_t *ent, int plain)
                  "\"deleted\" boolean, \"updated_at\" timestamptz DEFAULT now())",
                  qt);
         exec_or_die(pg, sql);
-    } else if (wb_schema_create(pg, ent, errstr, sizeof(errstr)) != WB_OK) {
+    } else if (wb_table_create(pg, ent, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "%s\n", errstr);
         exit(1);
     }
@@ -243,8 +242,8 @@ static int cmd_raw(const wb_config_t *conf, long n, long k, const char *dist, lo
         if (mode == MODE_VALUES) {
             if (!upsert_values(pg, ent, rows, nw)) return 1;
         } else {
-            char st[6];
-            if (wb_upsert_rows(pg, ent, rows, nw, NULL, st, errstr, sizeof(errstr)) != WB_OK) {
+            wb_table_rows_t req = {ent, rows, nw};
+            if (wb_table_upsert(pg, &req, NULL, errstr, sizeof(errstr)) != WB_OK) {
                 fprintf(stderr, "%s\n", errstr);
                 return 1;
             }

@@ -27,7 +27,7 @@
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_redis.h"
-#include "wb_schema.h"
+#include "wb_table.h"
 #include "wb_util.h"
 #include "wbcache.h"
 
@@ -150,7 +150,7 @@ LH_FN void lh_setup(lh_t *h)
     /* Tables for item, hot and doc: ghost's must stay missing. */
     for (size_t i = 0; i < 4; i++)
         if (i != 2 &&
-            wb_schema_create(h->pg, &h->conf->entities[i], errstr, sizeof(errstr)) != WB_OK)
+            wb_table_create(h->pg, &h->conf->entities[i], errstr, sizeof(errstr)) != WB_OK)
             lh_die("schema", errstr);
 }
 

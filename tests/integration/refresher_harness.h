@@ -36,7 +36,7 @@
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_redis.h"
-#include "wb_schema.h"
+#include "wb_table.h"
 #include "wb_util.h"
 #include "wbcache.h"
 
@@ -194,7 +194,7 @@ RH_FN void rh_setup_ex(rh_t *rh, const char *name, const char *refresher_extra,
                             "password=wbcache");
     rh->pg = PQconnectdb(real_dsn);
     if (PQstatus(rh->pg) != CONNECTION_OK) rh_die("postgres", PQerrorMessage(rh->pg));
-    if (wb_schema_create(rh->pg, &rh->conf->entities[0], errstr, sizeof(errstr)) != WB_OK)
+    if (wb_table_create(rh->pg, &rh->conf->entities[0], errstr, sizeof(errstr)) != WB_OK)
         rh_die("create table", errstr);
     if (wb_redis_connect(rh->conf, &rh->redis, errstr, sizeof(errstr)) != WB_OK)
         rh_die("redis", errstr);

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "flusher_harness.h"
-#include "wb_schema.h"
+#include "wb_table.h"
 
 #define NKEYS 200
 
@@ -331,7 +331,7 @@ static void schema_verify_names_table_and_column(void **state)
 
     fh_setup(&fh, "schema", "jsonb", NULL);
     wb_entity_t ent = fh.conf->entities[0];
-    assert_int_equal(wb_schema_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    assert_int_equal(wb_table_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
     assert_non_null(strstr(errstr, "does not exist"));
 
     snprintf(sql, sizeof(sql),
@@ -340,21 +340,21 @@ static void schema_verify_names_table_and_column(void **state)
              "now())",
              fh.table);
     PQclear(fh_sql(&fh, sql));
-    assert_int_equal(wb_schema_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    assert_int_equal(wb_table_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
     assert_non_null(strstr(errstr, fh.table));
     assert_non_null(strstr(errstr, "\"version\" is integer, expected bigint"));
 
     snprintf(sql, sizeof(sql),
              "ALTER TABLE \"%s\" ALTER version TYPE bigint, ALTER value SET NOT NULL", fh.table);
     PQclear(fh_sql(&fh, sql));
-    assert_int_equal(wb_schema_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    assert_int_equal(wb_table_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
     assert_non_null(strstr(errstr, "\"value\" must allow NULL"));
 
     snprintf(sql, sizeof(sql), "DROP TABLE \"%s\"", fh.table);
     PQclear(fh_sql(&fh, sql));
-    assert_int_equal(wb_schema_create(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
-    assert_int_equal(wb_schema_create(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
-    assert_int_equal(wb_schema_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_table_create(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_table_create(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_table_verify(fh.pg, &ent, errstr, sizeof(errstr)), WB_OK);
     fh_teardown(&fh);
 }
 

@@ -50,7 +50,7 @@ static void through_own_commit_is_not_stale(void **state)
                           table);
     assert_int_equal(wb_config_load_string("<test>", yaml, n, &conf, errstr, sizeof(errstr)),
                      WB_OK);
-    assert_int_equal(wb_schema_create(H.pg, wb_config_entity(conf, "tw"), errstr, sizeof(errstr)),
+    assert_int_equal(wb_table_create(H.pg, wb_config_entity(conf, "tw"), errstr, sizeof(errstr)),
                      WB_OK);
     snprintf(sql, sizeof(sql),
              "CREATE FUNCTION %s_f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "

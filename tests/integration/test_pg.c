@@ -18,7 +18,7 @@
 
 #include "wb_config.h"
 #include "wb_pg.h"
-#include "wb_schema.h"
+#include "wb_table.h"
 
 static wb_config_t *conf;
 static PGconn *conn;
@@ -303,12 +303,14 @@ typedef struct purge_arg_s {
 static void *purge_main(void *arg)
 {
     purge_arg_t *p = arg;
+    wb_table_purge_t req = {&p->ent, 60000, 100};
+    wb_table_result_t res = {0};
     PGconn *c = NULL;
-    char st[6], e[256];
+    char e[256];
 
     p->err = wb_pg_connect(conf, &c, e, sizeof(e));
-    if (p->err == WB_OK)
-        p->err = wb_schema_purge(c, &p->ent, 60000, 100, &p->purged, st, e, sizeof(e));
+    if (p->err == WB_OK) p->err = wb_table_purge(c, &req, &res, e, sizeof(e));
+    p->purged = res.rows;
     PQfinish(c);
     return NULL;
 }

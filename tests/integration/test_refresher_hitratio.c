@@ -105,7 +105,7 @@ static void refresh_ahead_raises_the_steady_state_hit_ratio(void **state)
      * the next cycle's request. */
     rh_setup_ex(rh, "hitratio", "  collapse_window_ms: 300\n", "  refresh_dedupe_ms: 300\n",
                 entity_extra, NULL);
-    assert_int_equal(wb_schema_create(rh->pg, &rh->conf->entities[1], errstr, sizeof(errstr)),
+    assert_int_equal(wb_table_create(rh->pg, &rh->conf->entities[1], errstr, sizeof(errstr)),
                      WB_OK);
     for (int e = 0; e < 2; e++) {
         snprintf(sql, sizeof(sql),

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "flusher_harness.h"
-#include "wb_schema.h"
+#include "wb_table.h"
 #include "wbcache.h"
 
 static void lib_log(int level, const char *line, void *opaque)
@@ -112,14 +112,12 @@ static void entity_in_a_schema(void **state)
     assert_true(deleted);
 
     /* The purge finds the tombstone there too. */
-    size_t purged = 0;
-    char st[6];
+    wb_table_purge_t purge = {&fh.conf->entities[0], 1, 100};
+    wb_table_result_t purged;
     fh_pg_connect(&fh);
     usleep(20000);
-    assert_int_equal(
-        wb_schema_purge(fh.pg, &fh.conf->entities[0], 1, 100, &purged, st, errstr, sizeof(errstr)),
-        WB_OK);
-    assert_int_equal(purged, 1);
+    assert_int_equal(wb_table_purge(fh.pg, &purge, &purged, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(purged.rows, 1);
     assert_int_equal(row(&fh, id[2], NULL, 0, NULL), -1);
 
     wb_client_close(client);

@@ -1,4 +1,4 @@
-/* test_lib_pure.c — libwbcache parts that need no server: keys, TTL jitter, the get script's
+/* test_lib_pure.c — libwbcache parts that need no server: keys, the get script's
  * reply, delivery waiters. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -69,24 +69,6 @@ static void side_keys_share_the_hash_slot(void **state)
     assert_string_equal(side, "wb:lock:{user:42}");
     wb_key_side("rr", "user:42", side);
     assert_string_equal(side, "wb:rr:{user:42}");
-}
-
-static void jitter_stays_in_bounds(void **state)
-{
-    int64_t lo = INT64_MAX, hi = 0;
-
-    (void)state;
-    assert_int_equal(wb_client_jitter_ttl(60000, 0, 12345), 60000);
-    assert_int_equal(wb_client_jitter_ttl(0, 10, 12345), 0);
-    for (uint64_t r = 0; r < 20000; r++) {
-        int64_t t = wb_client_jitter_ttl(60000, 10, wb_client_rand());
-
-        lo = t < lo ? t : lo;
-        hi = t > hi ? t : hi;
-    }
-    assert_true(lo >= 54000 && lo < 54100);
-    assert_true(hi <= 66000 && hi > 65900);
-    assert_int_equal(wb_client_jitter_ttl(1, 50, 0), 1); /* never below 1 ms */
 }
 
 /* Builders for hiredis replies as the server would send them. */
@@ -190,7 +172,6 @@ int main(void)
         cmocka_unit_test(key_is_prefix_plus_id),
         cmocka_unit_test(bad_ids_are_refused),
         cmocka_unit_test(side_keys_share_the_hash_slot),
-        cmocka_unit_test(jitter_stays_in_bounds),
         cmocka_unit_test(get_reply_hit_and_miss),
         cmocka_unit_test(waiter_times_out_without_reports),
     };

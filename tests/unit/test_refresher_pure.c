@@ -1,5 +1,5 @@
-/* test_refresher_pure.c — wb-refresher's pure parts: request collapser, text[] parameter,
- * TTL jitter, key -> entity, lease key. The sources are compiled in (they belong to
+/* test_refresher_pure.c — wb-refresher's pure parts: request collapser, random numbers,
+ * key -> entity, lease key. The sources are compiled in (they belong to
  * the wb-refresher executable, not to a library). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -84,57 +84,16 @@ static void collapser_cap_forgets_oldest(void **state)
     rf_collapse_destroy(c);
 }
 
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void text_array_is_array_recv_format(void **state)
+static void rand_advances_its_state(void **state)
 {
     (void)state;
-    const char *strs[3] = {"ab", "", "c\"d"};
-    size_t lens[3] = {2, 0, 3};
-    int len = 0;
-    unsigned char *buf = (unsigned char *)rf_text_array(strs, lens, 3, &len);
+    uint64_t a = 42, b = 42, c = 43;
+    uint64_t first = rf_rand(&a);
 
-    assert_non_null(buf);
-    assert_int_equal(len, 20 + 3 * 4 + 5);
-    assert_int_equal(be32(buf), 1);      /* ndim */
-    assert_int_equal(be32(buf + 4), 0);  /* no NULLs */
-    assert_int_equal(be32(buf + 8), 25); /* text */
-    assert_int_equal(be32(buf + 12), 3); /* elements */
-    assert_int_equal(be32(buf + 16), 1); /* lower bound */
-    assert_int_equal(be32(buf + 20), 2);
-    assert_memory_equal(buf + 24, "ab", 2);
-    assert_int_equal(be32(buf + 26), 0);
-    assert_int_equal(be32(buf + 30), 3);
-    assert_memory_equal(buf + 34, "c\"d", 3);
-    free(buf);
-
-    buf = (unsigned char *)rf_text_array(NULL, NULL, 0, &len);
-    assert_non_null(buf);
-    assert_int_equal(len, 20);
-    assert_int_equal(be32(buf + 12), 0);
-    free(buf);
-}
-
-static void jitter_stays_in_band(void **state)
-{
-    (void)state;
-    uint64_t rng = 42;
-    int64_t lo = INT64_MAX, hi = 0;
-
-    for (int i = 0; i < 10000; i++) {
-        int64_t t = rf_jitter_ttl(10000, 10, &rng);
-        lo = t < lo ? t : lo;
-        hi = t > hi ? t : hi;
-    }
-    assert_true(lo >= 9000 && lo < 9100);
-    assert_true(hi <= 11000 && hi > 10900);
-    assert_int_equal(rf_jitter_ttl(10000, 0, &rng), 10000);
-    assert_int_equal(rf_jitter_ttl(0, 10, &rng), 0); /* no TTL stays no TTL */
-    assert_int_equal(rf_jitter_ttl(-1, 10, &rng), -1);
-    assert_true(rf_jitter_ttl(1, 50, &rng) >= 1);
+    assert_int_not_equal(a, 42);          /* advanced */
+    assert_int_equal(rf_rand(&b), first); /* same seed, same sequence */
+    assert_int_not_equal(rf_rand(&a), first);
+    assert_int_not_equal(rf_rand(&c), first);
 }
 
 static const char YAML[] = "entities:\n"
@@ -177,12 +136,11 @@ static void lease_key_follows_dirty_index(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(rand_advances_its_state),
         cmocka_unit_test(collapse_within_window_and_batch),
         cmocka_unit_test(zero_window_collapses_only_within_a_batch),
         cmocka_unit_test(binary_keys_and_expiry_keep_memory_bounded),
         cmocka_unit_test(collapser_cap_forgets_oldest),
-        cmocka_unit_test(text_array_is_array_recv_format),
-        cmocka_unit_test(jitter_stays_in_band),
         cmocka_unit_test(entity_for_key_prefers_hint_then_longest_prefix),
         cmocka_unit_test(lease_key_follows_dirty_index),
     };
