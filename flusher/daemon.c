@@ -17,19 +17,6 @@
 #define FL_SUMMARY_MS    10000
 #define FL_CLOSE_RESERVE 2000 /* of the shutdown deadline, kept for leaving the group */
 
-static void set_assigned(fl_t *fl, const rd_kafka_topic_partition_list_t *parts, int assigned)
-{
-    for (int i = 0; i < parts->cnt; i++) {
-        fl_part_t *p = fl_part_get(fl, parts->elems[i].topic, parts->elems[i].partition);
-        if (!p) continue;
-        p->assigned = assigned;
-        if (assigned) {
-            p->committed = -1;
-            p->committed_time = 0;
-        }
-    }
-}
-
 static void enter_outage(fl_t *fl, const char *why)
 {
     int64_t delay = wb_backoff_next_ms(&fl->backoff);
@@ -68,14 +55,14 @@ static void on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_l
 {
     fl_t *fl = opaque;
 
-    set_assigned(fl, parts, 1);
+    fl_offsets_set_assigned(&fl->off, parts, 1);
     /* Seed the lag gauges with the group's committed offsets, so an idle
      * partition does not look behind until its first batch. */
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
     if (rd_kafka_committed(rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < committed->cnt; i++) {
             fl_part_t *p =
-                fl_part_get(fl, committed->elems[i].topic, committed->elems[i].partition);
+                fl_offsets_part(&fl->off, committed->elems[i].topic, committed->elems[i].partition);
             if (p && committed->elems[i].offset >= 0) p->committed = committed->elems[i].offset;
         }
     }
@@ -90,22 +77,22 @@ static void on_revoking(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_l
 
     if (rd_kafka_assignment_lost(rk)) {
         /* Someone else owns them already; committing would fail. */
-        fl_batch_drop_partitions(fl, parts);
+        fl_drop_partitions(fl, parts);
     } else {
         /* Finish what is pending (the writer's batch and the one filling)
          * before the partitions go, and put the offsets on the broker, so
          * the next owner starts after what we wrote. */
-        if (fl_batch_pending(fl) > 0) {
-            if (fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
+        if (fl_pending(fl) > 0) {
+            if (fl_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
                 WB_WARN("cannot finish the batch before revocation: %s", errstr);
-                fl_batch_drop_partitions(fl, parts);
+                fl_drop_partitions(fl, parts);
             } else {
                 fl->retry_at_ms = 0; /* it worked: an outage may end at once */
             }
         }
-        fl_commit_sync(fl, parts);
+        fl_offsets_commit_sync(&fl->off, fl->consumer, parts);
     }
-    set_assigned(fl, parts, 0);
+    fl_offsets_set_assigned(&fl->off, parts, 0);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -116,16 +103,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
 {
-    double lag = 0;
-    for (size_t i = 0; i < fl->nparts; i++)
-        lag += wb_gauge_value(fl->parts[i].lag_msgs);
+    double lag = fl_offsets_lag(&fl->off);
     WB_INFO("consumed %" PRIu64 " (%.0f/s), rows written %" PRIu64 ", already newer %" PRIu64
             ", coalesced %" PRIu64 ", dead-lettered %" PRIu64 ", batches %" PRIu64
             ", lag %.0f, clean pending %zu",
             fl->t_consumed,
             elapsed_ms > 0 ? (double)(fl->t_consumed - *last_consumed) * 1000.0 / elapsed_ms : 0.0,
             fl->t_upserted, fl->t_stale, fl->t_coalesced, fl->t_dead, fl->t_batches, lag,
-            fl_clean_pending(fl));
+            fl_clean_pending(&fl->cl));
     *last_consumed = fl->t_consumed;
 }
 
@@ -135,7 +120,7 @@ static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
 static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_t *nudged_ms)
 {
     rd_kafka_message_t *msgs[FL_TAKE_MAX];
-    ssize_t n = fl_batch_take(fl, cq, timeout_ms, nudged_ms, msgs);
+    ssize_t n = fl_take(fl, cq, timeout_ms, nudged_ms, msgs);
     const rd_kafka_topic_t *last_rkt = NULL, *rewound_rkt = NULL;
     int32_t last_part = -1, rewound_part = -1;
     const fl_part_t *p = NULL;
@@ -149,7 +134,7 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
             continue;
         }
         if (msg->rkt != last_rkt || msg->partition != last_part) {
-            p = fl_part_get(fl, rd_kafka_topic_name(msg->rkt), msg->partition);
+            p = fl_offsets_part(&fl->off, rd_kafka_topic_name(msg->rkt), msg->partition);
             last_rkt = msg->rkt;
             last_part = msg->partition;
         }
@@ -157,7 +142,7 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
             rd_kafka_message_destroy(msg);
             continue;
         }
-        if (fl_batch_add(fl, msg) != 0) {
+        if (fl_consume(fl, msg) != 0) {
             /* Rewound to it (out of memory): what this call took after it
              * from the same partition comes again too, and must not be
              * batched (and committed) before it. */
@@ -181,7 +166,7 @@ int fl_run(const wb_config_t *conf)
 
     if (purge_every < 1000) purge_every = 1000;
     if (purge_every > 600000) purge_every = 600000;
-    if (fl_init(&fl, conf, "wb-flusher") != WB_OK) {
+    if (fl_init(&fl, conf) != WB_OK) {
         WB_ERROR("out of memory");
         return 1;
     }
@@ -194,7 +179,7 @@ int fl_run(const wb_config_t *conf)
     }
     wb_http_set_ready(fl.http, 0, "connecting to PostgreSQL");
     for (;;) {
-        err = fl_pg_ensure(&fl, errstr, sizeof(errstr));
+        err = fl_apply_pg_ensure(&fl.ap, errstr, sizeof(errstr));
         if (err == WB_OK) break;
         if (err == WB_ERR_CONFIG) {
             WB_ERROR("schema: %s", errstr);
@@ -213,7 +198,7 @@ int fl_run(const wb_config_t *conf)
     wb_backoff_reset(&fl.backoff);
     /* wb_kafka_consumer_new forces manual offsets (invariant 5),
      * cooperative-sticky and auto.offset.reset=earliest. */
-    if (fl_dlq_open(&fl, errstr, sizeof(errstr)) != WB_OK ||
+    if (fl_dlq_open(&fl.dlq, conf, errstr, sizeof(errstr)) != WB_OK ||
         !(fl.consumer =
               wb_daemon_consumer_new(conf, "flusher", conf->flusher.group_id, rebalance_cb, NULL,
                                      fl_offset_commit_cb, &fl, errstr, sizeof(errstr))) ||
@@ -240,9 +225,9 @@ int fl_run(const wb_config_t *conf)
         int got;
 
         now = wb_time_mono_ms();
-        int busy = fl_writer_busy(&fl);
-        if (busy && fl_batch_full(&fl)) {
-            got = fl_writer_collect(&fl, FL_POLL_MS, &werr, errstr, sizeof(errstr));
+        int busy = fl_writer_busy(&fl.w);
+        if (busy && fl_batch_full(&fl.batch, conf)) {
+            got = fl_collect(&fl, FL_POLL_MS, &werr, errstr, sizeof(errstr));
         } else {
             int timeout = busy ? FL_BUSY_POLL_MS : FL_POLL_MS;
             if (!busy && !fl.outage && fl.batch.n > 0) {
@@ -250,7 +235,7 @@ int fl_run(const wb_config_t *conf)
                 if (left < timeout) timeout = left < 0 ? 0 : (int)left;
             }
             take_messages(&fl, cq, timeout, &nudged_ms);
-            got = busy && fl_writer_collect(&fl, 0, &werr, errstr, sizeof(errstr));
+            got = busy && fl_collect(&fl, 0, &werr, errstr, sizeof(errstr));
         }
         if (got) {
             if (werr == WB_OK)
@@ -259,24 +244,24 @@ int fl_run(const wb_config_t *conf)
                 enter_outage(&fl, errstr); /* the batch is held for a retry */
         }
         now = wb_time_mono_ms();
-        if (!fl_writer_busy(&fl)) {
-            if (fl.inflight.n > 0) { /* held after a failure */
-                if (now >= fl.retry_at_ms) fl_writer_submit(&fl);
+        if (!fl_writer_busy(&fl.w)) {
+            if (fl.w.batch.n > 0) { /* held after a failure */
+                if (now >= fl.retry_at_ms) fl_submit(&fl);
             } else if (fl.outage) {
                 if (fl.batch.n == 0)
                     leave_outage(&fl); /* the batch left with a revoked partition */
                 else if (now >= fl.retry_at_ms)
-                    fl_writer_submit(&fl);
-            } else if (fl_batch_due(&fl, now)) {
-                fl_writer_submit(&fl);
+                    fl_submit(&fl);
+            } else if (fl_batch_due(&fl.batch, conf, now)) {
+                fl_submit(&fl);
             }
         }
         if (now >= next_lag) {
-            fl_parts_update_lag(&fl);
+            fl_offsets_update_lag(&fl.off, fl.consumer);
             next_lag = now + FL_LAG_EVERY_MS;
         }
-        if (!fl.outage && now >= next_purge && !fl_writer_busy(&fl)) {
-            if (fl_purge(&fl, errstr, sizeof(errstr)) != WB_OK)
+        if (!fl.outage && now >= next_purge && !fl_writer_busy(&fl.w)) {
+            if (fl_purge_run(&fl.purge, &fl.ap, errstr, sizeof(errstr)) != WB_OK)
                 WB_WARN("tombstone purge: %s", errstr);
             next_purge = now + purge_every;
         }
@@ -289,34 +274,34 @@ int fl_run(const wb_config_t *conf)
 
     /* Graceful stop: no more intake, finish and commit what is pending, leave. */
     int64_t deadline = wb_time_mono_ms() + conf->flusher.shutdown_deadline_ms - FL_CLOSE_RESERVE;
-    WB_INFO("stopping: finishing %zu buffered events", fl_batch_pending(&fl));
+    WB_INFO("stopping: finishing %zu buffered events", fl_pending(&fl));
     wb_http_set_ready(fl.http, 0, "shutting down");
     rc = 0;
-    while (fl_batch_pending(&fl) > 0) {
-        if (fl_batch_flush(&fl, errstr, sizeof(errstr)) == WB_OK) break;
+    while (fl_pending(&fl) > 0) {
+        if (fl_flush(&fl, errstr, sizeof(errstr)) == WB_OK) break;
         int64_t delay = wb_backoff_next_ms(&fl.backoff);
         if (wb_time_mono_ms() + delay >= deadline) {
             /* Not committed, so not lost: the group re-delivers them. */
             WB_ERROR("shutdown deadline: %zu events not written (they stay in Kafka "
                      "uncommitted): %s",
-                     fl_batch_pending(&fl), errstr);
-            fl_batch_discard(&fl);
+                     fl_pending(&fl), errstr);
+            fl_discard(&fl);
             rc = 1;
             break;
         }
         WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
         usleep((useconds_t)delay * 1000);
     }
-    fl_commit_sync(&fl, NULL);
+    fl_offsets_commit_sync(&fl.off, fl.consumer, NULL);
     int64_t left = deadline - wb_time_mono_ms();
-    size_t dirty = fl_clean_wait(&fl, left > 0 ? left : 0);
+    size_t dirty = fl_clean_wait(&fl.cl, left > 0 ? left : 0);
     if (dirty)
         WB_WARN("%zu cache entries not marked clean before the deadline (they stay dirty; the "
                 "sweeper re-publishes them)",
                 dirty);
     log_summary(&fl, &last_consumed, wb_time_mono_ms() - last_summary);
 out:
-    fl_batch_discard(&fl); /* messages must go before their consumer */
+    fl_discard(&fl); /* messages must go before their consumer */
     if (cq) rd_kafka_queue_destroy(cq);
     if (fl.consumer) {
         rd_kafka_consumer_close(fl.consumer);
