@@ -3,11 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "flusher.h"
-#include "wb_cli.h"
 #include "wb_daemon.h"
+#include "wb_loop.h"
 #include "wb_log.h"
 #include "wb_util.h"
 
@@ -101,20 +100,78 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     wb_daemon_rebalance(rk, err, parts, on_assigned, on_revoking, opaque);
 }
 
-static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
+/* The daemon loop's own state, handed to its periodic tasks. */
+typedef struct fl_loop_s {
+    fl_t *fl;
+    uint64_t last_consumed; /* t_consumed at the last summary */
+    int64_t last_summary;   /* monotonic ms of the last summary */
+} fl_loop_t;
+
+static void log_summary(fl_loop_t *lp)
 {
+    fl_t *fl = lp->fl;
+    int64_t now = wb_time_mono_ms(), elapsed_ms = now - lp->last_summary;
     double lag = fl_offsets_lag(&fl->off);
+
     WB_INFO("consumed %" PRIu64 " (%.0f/s), rows written %" PRIu64 ", already newer %" PRIu64
             ", coalesced %" PRIu64 ", dead-lettered %" PRIu64 ", batches %" PRIu64
             ", lag %.0f, clean pending %zu",
             fl->t_consumed,
-            elapsed_ms > 0 ? (double)(fl->t_consumed - *last_consumed) * 1000.0 / elapsed_ms : 0.0,
+            elapsed_ms > 0 ? (double)(fl->t_consumed - lp->last_consumed) * 1000.0 / elapsed_ms
+                           : 0.0,
             fl->t_upserted, fl->t_stale, fl->t_coalesced, fl->t_dead, fl->t_batches, lag,
             fl_clean_pending(&fl->cl));
-    *last_consumed = fl->t_consumed;
+    lp->last_consumed = fl->t_consumed;
+    lp->last_summary = now;
 }
 
-/* Adds what fl_batch_take gets to the batch. A message taken before a
+/* ---- periodic tasks (wb_timers) ---- */
+
+static int64_t task_lag(void *arg)
+{
+    fl_loop_t *lp = arg;
+    fl_offsets_update_lag(&lp->fl->off, lp->fl->consumer);
+    return FL_LAG_EVERY_MS;
+}
+
+/* Only between batches, and not during an outage: then it waits. */
+static int64_t task_purge(void *arg)
+{
+    fl_loop_t *lp = arg;
+    fl_t *fl = lp->fl;
+    char errstr[1024];
+
+    if (fl->outage || fl_writer_busy(&fl->w)) return -1;
+    if (fl_purge_run(&fl->purge, &fl->ap, errstr, sizeof(errstr)) != WB_OK)
+        WB_WARN("tombstone purge: %s", errstr);
+    return fl_purge_interval_ms(&fl->purge);
+}
+
+static int64_t task_summary(void *arg)
+{
+    log_summary(arg);
+    return FL_SUMMARY_MS;
+}
+
+/* ---- start and stop steps (wb_loop) ---- */
+
+/* PostgreSQL and the schema, before readiness. */
+static wb_err_t connect_pg(void *arg, char *errstr, size_t errstr_size)
+{
+    fl_t *fl = arg;
+    wb_err_t err = fl_apply_pg_ensure(&fl->ap, errstr, errstr_size);
+
+    if (err != WB_OK && err != WB_ERR_CONFIG) wb_http_set_ready(fl->http, 0, errstr);
+    return err;
+}
+
+static wb_err_t drain(void *arg, char *errstr, size_t errstr_size)
+{
+    fl_t *fl = arg;
+    return fl_pending(fl) > 0 ? fl_flush(fl, errstr, errstr_size) : WB_OK;
+}
+
+/* Adds what fl_take gets to the batch. A message taken before a
  * revocation in the same call belongs to a partition that is not ours any
  * more: it is dropped (its new owner reads it). */
 static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_t *nudged_ms)
@@ -155,17 +212,14 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
 int fl_run(const wb_config_t *conf)
 {
     fl_t fl;
+    fl_loop_t lp = {&fl, 0, 0};
+    wb_timers_t timers = {0};
     rd_kafka_queue_t *cq = NULL; /* the consumer's queue: messages and callbacks */
-    int64_t nudged_ms = 0;
+    int64_t nudged_ms = 0, now;
     char errstr[1024];
     int rc = 1;
     wb_err_t err;
-    uint64_t last_consumed = 0;
-    int64_t now, next_lag = 0, next_summary, next_purge, last_summary = 0;
-    int64_t purge_every = conf->flusher.tombstone_retention_ms / 4;
 
-    if (purge_every < 1000) purge_every = 1000;
-    if (purge_every > 600000) purge_every = 600000;
     if (fl_init(&fl, conf) != WB_OK) {
         WB_ERROR("out of memory");
         return 1;
@@ -178,24 +232,14 @@ int fl_run(const wb_config_t *conf)
         goto out;
     }
     wb_http_set_ready(fl.http, 0, "connecting to PostgreSQL");
-    for (;;) {
-        err = fl_apply_pg_ensure(&fl.ap, errstr, sizeof(errstr));
-        if (err == WB_OK) break;
-        if (err == WB_ERR_CONFIG) {
-            WB_ERROR("schema: %s", errstr);
-            goto out;
-        }
-        int64_t delay = wb_backoff_next_ms(&fl.backoff);
-        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
-        wb_http_set_ready(fl.http, 0, errstr);
-        for (int64_t t = 0; t < delay && !wb_cli_stop_requested(); t += 50)
-            usleep(50000);
-        if (wb_cli_stop_requested()) {
-            rc = 0;
-            goto out;
-        }
+    switch (wb_loop_connect(&fl.backoff, connect_pg, &fl, errstr, sizeof(errstr))) {
+    case 1:
+        rc = 0;
+        goto out;
+    case -1:
+        WB_ERROR("schema: %s", errstr);
+        goto out;
     }
-    wb_backoff_reset(&fl.backoff);
     /* wb_kafka_consumer_new forces manual offsets (invariant 5),
      * cooperative-sticky and auto.offset.reset=earliest. */
     if (fl_dlq_open(&fl.dlq, conf, errstr, sizeof(errstr)) != WB_OK ||
@@ -213,14 +257,14 @@ int fl_run(const wb_config_t *conf)
             conf->kafka.topic_changes, conf->nentities, conf->flusher.http_listen,
             wb_http_port(fl.http));
 
-    now = wb_time_mono_ms();
-    next_summary = now + FL_SUMMARY_MS;
-    next_purge = now + purge_every;
-    last_summary = now;
+    lp.last_summary = wb_time_mono_ms();
+    wb_timers_add(&timers, task_lag, &lp, 0);
+    wb_timers_add(&timers, task_purge, &lp, fl_purge_interval_ms(&fl.purge));
+    wb_timers_add(&timers, task_summary, &lp, FL_SUMMARY_MS);
     /* The polling thread consumes and decodes the next batch while the
      * writer applies the previous one; it keeps filling (even past
      * max_wait_ms) until the writer is free or the batch is full. */
-    while (!wb_cli_stop_requested()) {
+    while (!wb_loop_stopping()) {
         wb_err_t werr = WB_OK;
         int got;
 
@@ -256,20 +300,7 @@ int fl_run(const wb_config_t *conf)
                 fl_submit(&fl);
             }
         }
-        if (now >= next_lag) {
-            fl_offsets_update_lag(&fl.off, fl.consumer);
-            next_lag = now + FL_LAG_EVERY_MS;
-        }
-        if (!fl.outage && now >= next_purge && !fl_writer_busy(&fl.w)) {
-            if (fl_purge_run(&fl.purge, &fl.ap, errstr, sizeof(errstr)) != WB_OK)
-                WB_WARN("tombstone purge: %s", errstr);
-            next_purge = now + purge_every;
-        }
-        if (now >= next_summary) {
-            log_summary(&fl, &last_consumed, now - last_summary);
-            last_summary = now;
-            next_summary = now + FL_SUMMARY_MS;
-        }
+        wb_timers_run(&timers);
     }
 
     /* Graceful stop: no more intake, finish and commit what is pending, leave. */
@@ -277,20 +308,13 @@ int fl_run(const wb_config_t *conf)
     WB_INFO("stopping: finishing %zu buffered events", fl_pending(&fl));
     wb_http_set_ready(fl.http, 0, "shutting down");
     rc = 0;
-    while (fl_pending(&fl) > 0) {
-        if (fl_flush(&fl, errstr, sizeof(errstr)) == WB_OK) break;
-        int64_t delay = wb_backoff_next_ms(&fl.backoff);
-        if (wb_time_mono_ms() + delay >= deadline) {
-            /* Not committed, so not lost: the group re-delivers them. */
-            WB_ERROR("shutdown deadline: %zu events not written (they stay in Kafka "
-                     "uncommitted): %s",
-                     fl_pending(&fl), errstr);
-            fl_discard(&fl);
-            rc = 1;
-            break;
-        }
-        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
-        usleep((useconds_t)delay * 1000);
+    if (wb_loop_drain(&fl.backoff, deadline, drain, &fl, errstr, sizeof(errstr)) != WB_OK) {
+        /* Not committed, so not lost: the group re-delivers them. */
+        WB_ERROR("shutdown deadline: %zu events not written (they stay in Kafka "
+                 "uncommitted): %s",
+                 fl_pending(&fl), errstr);
+        fl_discard(&fl);
+        rc = 1;
     }
     fl_offsets_commit_sync(&fl.off, fl.consumer, NULL);
     int64_t left = deadline - wb_time_mono_ms();
@@ -299,7 +323,7 @@ int fl_run(const wb_config_t *conf)
         WB_WARN("%zu cache entries not marked clean before the deadline (they stay dirty; the "
                 "sweeper re-publishes them)",
                 dirty);
-    log_summary(&fl, &last_consumed, wb_time_mono_ms() - last_summary);
+    log_summary(&lp);
 out:
     fl_discard(&fl); /* messages must go before their consumer */
     if (cq) rd_kafka_queue_destroy(cq);

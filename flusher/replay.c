@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include "flusher.h"
-#include "wb_cli.h"
 #include "wb_daemon.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
+#include "wb_loop.h"
 #include "wb_time.h"
 #include "wb_util.h"
 
@@ -373,7 +373,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
      * applies the previous batch; a failed batch is retried with backoff. */
     rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(fl.consumer);
     int64_t nudged_ms = 0, retry_at = 0;
-    while (!wb_cli_stop_requested()) {
+    while (!wb_loop_stopping()) {
         int all_done = ndone == nparts;
         int64_t now = wb_time_mono_ms();
         int busy = fl_writer_busy(&fl.w);
@@ -459,7 +459,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         if (finished) break;
     }
     rd_kafka_queue_destroy(cq);
-    int interrupted = wb_cli_stop_requested() != 0;
+    int interrupted = wb_loop_stopping() != 0;
     if (fl_pending(&fl) > 0 && fl_flush(&fl, errstr, sizeof(errstr)) != WB_OK) {
         WB_WARN("last batch not written: %s", errstr);
         interrupted = 1;
