@@ -355,7 +355,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     for (int i = 0; !aerr && i < assign->cnt; i++) {
         fl_part_t *fp =
             fl_offsets_part(&fl.off, assign->elems[i].topic, assign->elems[i].partition);
-        if (fp) fp->assigned = 1; /* fl_commit_sync commits the assigned ones */
+        if (fp) fp->assigned = 1; /* fl_offsets_commit_sync commits the assigned ones */
     }
     rd_kafka_topic_partition_list_destroy(assign);
     if (aerr) {
@@ -464,8 +464,8 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         WB_WARN("last batch not written: %s", errstr);
         interrupted = 1;
     }
-    fl_offsets_commit_sync(&fl.off, fl.consumer,
-                           NULL); /* the asynchronous commits are on the broker before we report */
+    /* The asynchronous commits are on the broker before we report. */
+    fl_offsets_commit_sync(&fl.off, fl.consumer, NULL);
     size_t dirty = fl_clean_wait(&fl.cl, RP_CLEAN_WAIT_MS);
     if (dirty)
         WB_WARN("%zu cache entries still dirty (Redis did not answer in time; the sweeper "
