@@ -1,5 +1,4 @@
-/* fl_apply.c — the flusher's PostgreSQL step: one transaction per batch, poison rounds, bisection.
- */
+/* fl_apply.c — the flusher's PostgreSQL step: one transaction, poison rounds, bisection. */
 #include "fl_apply.h"
 
 #include <stdio.h>

@@ -1,5 +1,4 @@
-/* fl_batch.c — the flusher's intake: a batch of consumed messages, decoded, with each key's newest
- * event. */
+/* fl_batch.c — the flusher's intake: decoded messages, each key's newest, due or full. */
 #include "fl_batch.h"
 
 #include <inttypes.h>

@@ -1,5 +1,4 @@
-/* fl_batch.h — the flusher's intake: a batch of consumed messages, decoded, with each key's newest
- * event. */
+/* fl_batch.h — the flusher's intake: decoded messages, each key's newest, due or full. */
 #ifndef FL_BATCH_H
 #define FL_BATCH_H
 

@@ -1,5 +1,4 @@
-/* fl_clean.h — the flusher's clean-marking: a thread marks committed cache entries clean (and
- * forgets dead-lettered ones). */
+/* fl_clean.h — the flusher's cleaner thread: clean-marks and forgets in Redis. */
 #ifndef FL_CLEAN_H
 #define FL_CLEAN_H
 

@@ -1,4 +1,4 @@
-/* fl_dlq.c — the flusher's dead letters: poison events to the dead-letter topic, acknowledged. */
+/* fl_dlq.c — the flusher's dead letters: poison to the dead-letter topic, acknowledged. */
 #include "fl_dlq.h"
 
 #include <inttypes.h>

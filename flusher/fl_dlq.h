@@ -1,4 +1,4 @@
-/* fl_dlq.h — the flusher's dead letters: poison events to the dead-letter topic, acknowledged. */
+/* fl_dlq.h — the flusher's dead letters: poison to the dead-letter topic, acknowledged. */
 #ifndef FL_DLQ_H
 #define FL_DLQ_H
 

@@ -1,5 +1,4 @@
-/* fl_offsets.c — the flusher's offsets and lag: partitions seen, commits after PostgreSQL, lag
- * gauges. */
+/* fl_offsets.c — the flusher's offsets and lag: partitions, commits, lag gauges. */
 #include "fl_offsets.h"
 
 #include <inttypes.h>

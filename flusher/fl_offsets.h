@@ -1,5 +1,4 @@
-/* fl_offsets.h — the flusher's offsets and lag: partitions seen, commits after PostgreSQL, lag
- * gauges. */
+/* fl_offsets.h — the flusher's offsets and lag: partitions, commits, lag gauges. */
 #ifndef FL_OFFSETS_H
 #define FL_OFFSETS_H
 

@@ -1,4 +1,4 @@
-/* fl_purge.c — the flusher's purge: soft-deleted rows older than the retention are deleted. */
+/* fl_purge.c — the flusher's tombstone purge. */
 #include "fl_purge.h"
 
 #include <inttypes.h>

@@ -1,4 +1,4 @@
-/* fl_purge.h — the flusher's purge: soft-deleted rows older than the retention are deleted. */
+/* fl_purge.h — the flusher's tombstone purge. */
 #ifndef FL_PURGE_H
 #define FL_PURGE_H
 

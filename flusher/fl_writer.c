@@ -1,5 +1,4 @@
-/* fl_writer.c — the flusher's writer hand-off: one batch applies on a thread while the next one
- * fills. */
+/* fl_writer.c — the flusher's writer thread: one batch applies while the next fills. */
 #include "fl_writer.h"
 
 #include <errno.h>

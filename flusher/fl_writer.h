@@ -1,5 +1,4 @@
-/* fl_writer.h — the flusher's writer hand-off: one batch applies on a thread while the next one
- * fills. */
+/* fl_writer.h — the flusher's writer thread: one batch applies while the next fills. */
 #ifndef FL_WRITER_H
 #define FL_WRITER_H
 

@@ -1,5 +1,4 @@
-/* wb_loop.c — the skeleton both daemons run: stop signals, a backoff wait a stop cuts short,
- * periodic tasks, a drain deadline. */
+/* wb_loop.c — the daemons' skeleton: stop signals, backoff wait, timers, drain. */
 #include "wb_loop.h"
 
 #include <inttypes.h>

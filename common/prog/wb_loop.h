@@ -1,5 +1,4 @@
-/* wb_loop.h — the skeleton both daemons run: stop signals, a backoff wait a stop cuts short,
- * periodic tasks, a drain deadline. */
+/* wb_loop.h — the daemons' skeleton: stop signals, backoff wait, timers, drain. */
 #ifndef WB_LOOP_H
 #define WB_LOOP_H
 
