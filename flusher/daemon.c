@@ -3,11 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "flusher.h"
-#include "wb_cli.h"
 #include "wb_daemon.h"
+#include "wb_loop.h"
 #include "wb_log.h"
 #include "wb_util.h"
 
@@ -16,19 +15,6 @@
 #define FL_LAG_EVERY_MS  1000
 #define FL_SUMMARY_MS    10000
 #define FL_CLOSE_RESERVE 2000 /* of the shutdown deadline, kept for leaving the group */
-
-static void set_assigned(fl_t *fl, const rd_kafka_topic_partition_list_t *parts, int assigned)
-{
-    for (int i = 0; i < parts->cnt; i++) {
-        fl_part_t *p = fl_part_get(fl, parts->elems[i].topic, parts->elems[i].partition);
-        if (!p) continue;
-        p->assigned = assigned;
-        if (assigned) {
-            p->committed = -1;
-            p->committed_time = 0;
-        }
-    }
-}
 
 static void enter_outage(fl_t *fl, const char *why)
 {
@@ -68,14 +54,14 @@ static void on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_l
 {
     fl_t *fl = opaque;
 
-    set_assigned(fl, parts, 1);
+    fl_offsets_set_assigned(&fl->off, parts, 1);
     /* Seed the lag gauges with the group's committed offsets, so an idle
      * partition does not look behind until its first batch. */
     rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
     if (rd_kafka_committed(rk, committed, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         for (int i = 0; i < committed->cnt; i++) {
             fl_part_t *p =
-                fl_part_get(fl, committed->elems[i].topic, committed->elems[i].partition);
+                fl_offsets_part(&fl->off, committed->elems[i].topic, committed->elems[i].partition);
             if (p && committed->elems[i].offset >= 0) p->committed = committed->elems[i].offset;
         }
     }
@@ -90,22 +76,22 @@ static void on_revoking(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_l
 
     if (rd_kafka_assignment_lost(rk)) {
         /* Someone else owns them already; committing would fail. */
-        fl_batch_drop_partitions(fl, parts);
+        fl_drop_partitions(fl, parts);
     } else {
         /* Finish what is pending (the writer's batch and the one filling)
          * before the partitions go, and put the offsets on the broker, so
          * the next owner starts after what we wrote. */
-        if (fl_batch_pending(fl) > 0) {
-            if (fl_batch_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
+        if (fl_pending(fl) > 0) {
+            if (fl_flush(fl, errstr, sizeof(errstr)) != WB_OK) {
                 WB_WARN("cannot finish the batch before revocation: %s", errstr);
-                fl_batch_drop_partitions(fl, parts);
+                fl_drop_partitions(fl, parts);
             } else {
                 fl->retry_at_ms = 0; /* it worked: an outage may end at once */
             }
         }
-        fl_commit_sync(fl, parts);
+        fl_offsets_commit_sync(&fl->off, fl->consumer, parts);
     }
-    set_assigned(fl, parts, 0);
+    fl_offsets_set_assigned(&fl->off, parts, 0);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -114,28 +100,84 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     wb_daemon_rebalance(rk, err, parts, on_assigned, on_revoking, opaque);
 }
 
-static void log_summary(fl_t *fl, uint64_t *last_consumed, int64_t elapsed_ms)
+/* The daemon loop's own state, handed to its periodic tasks. */
+typedef struct fl_loop_s {
+    fl_t *fl;
+    uint64_t last_consumed; /* t_consumed at the last summary */
+    int64_t last_summary;   /* monotonic ms of the last summary */
+} fl_loop_t;
+
+static void log_summary(fl_loop_t *lp)
 {
-    double lag = 0;
-    for (size_t i = 0; i < fl->nparts; i++)
-        lag += wb_gauge_value(fl->parts[i].lag_msgs);
+    fl_t *fl = lp->fl;
+    int64_t now = wb_time_mono_ms(), elapsed_ms = now - lp->last_summary;
+    double lag = fl_offsets_lag(&fl->off);
+
     WB_INFO("consumed %" PRIu64 " (%.0f/s), rows written %" PRIu64 ", already newer %" PRIu64
             ", coalesced %" PRIu64 ", dead-lettered %" PRIu64 ", batches %" PRIu64
             ", lag %.0f, clean pending %zu",
             fl->t_consumed,
-            elapsed_ms > 0 ? (double)(fl->t_consumed - *last_consumed) * 1000.0 / elapsed_ms : 0.0,
+            elapsed_ms > 0 ? (double)(fl->t_consumed - lp->last_consumed) * 1000.0 / elapsed_ms
+                           : 0.0,
             fl->t_upserted, fl->t_stale, fl->t_coalesced, fl->t_dead, fl->t_batches, lag,
-            fl_clean_pending(fl));
-    *last_consumed = fl->t_consumed;
+            fl_clean_pending(&fl->cl));
+    lp->last_consumed = fl->t_consumed;
+    lp->last_summary = now;
 }
 
-/* Adds what fl_batch_take gets to the batch. A message taken before a
+/* ---- periodic tasks (wb_timers) ---- */
+
+static int64_t task_lag(void *arg)
+{
+    fl_loop_t *lp = arg;
+    fl_offsets_update_lag(&lp->fl->off, lp->fl->consumer);
+    return FL_LAG_EVERY_MS;
+}
+
+/* Only between batches, and not during an outage: then it waits. */
+static int64_t task_purge(void *arg)
+{
+    fl_loop_t *lp = arg;
+    fl_t *fl = lp->fl;
+    char errstr[1024];
+
+    if (fl->outage || fl_writer_busy(&fl->w)) return -1;
+    if (fl_purge_run(&fl->purge, &fl->ap, errstr, sizeof(errstr)) != WB_OK)
+        WB_WARN("tombstone purge: %s", errstr);
+    return fl_purge_interval_ms(&fl->purge);
+}
+
+static int64_t task_summary(void *arg)
+{
+    log_summary(arg);
+    return FL_SUMMARY_MS;
+}
+
+/* ---- start and stop steps (wb_loop) ---- */
+
+/* PostgreSQL and the schema, before readiness. */
+static wb_err_t connect_pg(void *arg, char *errstr, size_t errstr_size)
+{
+    fl_t *fl = arg;
+    wb_err_t err = fl_apply_pg_ensure(&fl->ap, errstr, errstr_size);
+
+    if (err != WB_OK && err != WB_ERR_CONFIG) wb_http_set_ready(fl->http, 0, errstr);
+    return err;
+}
+
+static wb_err_t drain(void *arg, char *errstr, size_t errstr_size)
+{
+    fl_t *fl = arg;
+    return fl_pending(fl) > 0 ? fl_flush(fl, errstr, errstr_size) : WB_OK;
+}
+
+/* Adds what fl_take gets to the batch. A message taken before a
  * revocation in the same call belongs to a partition that is not ours any
  * more: it is dropped (its new owner reads it). */
 static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_t *nudged_ms)
 {
     rd_kafka_message_t *msgs[FL_TAKE_MAX];
-    ssize_t n = fl_batch_take(fl, cq, timeout_ms, nudged_ms, msgs);
+    ssize_t n = fl_take(fl, cq, timeout_ms, nudged_ms, msgs);
     const rd_kafka_topic_t *last_rkt = NULL, *rewound_rkt = NULL;
     int32_t last_part = -1, rewound_part = -1;
     const fl_part_t *p = NULL;
@@ -149,7 +191,7 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
             continue;
         }
         if (msg->rkt != last_rkt || msg->partition != last_part) {
-            p = fl_part_get(fl, rd_kafka_topic_name(msg->rkt), msg->partition);
+            p = fl_offsets_part(&fl->off, rd_kafka_topic_name(msg->rkt), msg->partition);
             last_rkt = msg->rkt;
             last_part = msg->partition;
         }
@@ -157,7 +199,7 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
             rd_kafka_message_destroy(msg);
             continue;
         }
-        if (fl_batch_add(fl, msg) != 0) {
+        if (fl_consume(fl, msg) != 0) {
             /* Rewound to it (out of memory): what this call took after it
              * from the same partition comes again too, and must not be
              * batched (and committed) before it. */
@@ -170,18 +212,15 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
 int fl_run(const wb_config_t *conf)
 {
     fl_t fl;
+    fl_loop_t lp = {&fl, 0, 0};
+    wb_timers_t timers = {0};
     rd_kafka_queue_t *cq = NULL; /* the consumer's queue: messages and callbacks */
-    int64_t nudged_ms = 0;
+    int64_t nudged_ms = 0, now;
     char errstr[1024];
     int rc = 1;
     wb_err_t err;
-    uint64_t last_consumed = 0;
-    int64_t now, next_lag = 0, next_summary, next_purge, last_summary = 0;
-    int64_t purge_every = conf->flusher.tombstone_retention_ms / 4;
 
-    if (purge_every < 1000) purge_every = 1000;
-    if (purge_every > 600000) purge_every = 600000;
-    if (fl_init(&fl, conf, "wb-flusher") != WB_OK) {
+    if (fl_init(&fl, conf) != WB_OK) {
         WB_ERROR("out of memory");
         return 1;
     }
@@ -193,27 +232,17 @@ int fl_run(const wb_config_t *conf)
         goto out;
     }
     wb_http_set_ready(fl.http, 0, "connecting to PostgreSQL");
-    for (;;) {
-        err = fl_pg_ensure(&fl, errstr, sizeof(errstr));
-        if (err == WB_OK) break;
-        if (err == WB_ERR_CONFIG) {
-            WB_ERROR("schema: %s", errstr);
-            goto out;
-        }
-        int64_t delay = wb_backoff_next_ms(&fl.backoff);
-        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
-        wb_http_set_ready(fl.http, 0, errstr);
-        for (int64_t t = 0; t < delay && !wb_cli_stop_requested(); t += 50)
-            usleep(50000);
-        if (wb_cli_stop_requested()) {
-            rc = 0;
-            goto out;
-        }
+    switch (wb_loop_connect(&fl.backoff, connect_pg, &fl, errstr, sizeof(errstr))) {
+    case 1:
+        rc = 0;
+        goto out;
+    case -1:
+        WB_ERROR("schema: %s", errstr);
+        goto out;
     }
-    wb_backoff_reset(&fl.backoff);
     /* wb_kafka_consumer_new forces manual offsets (invariant 5),
      * cooperative-sticky and auto.offset.reset=earliest. */
-    if (fl_dlq_open(&fl, errstr, sizeof(errstr)) != WB_OK ||
+    if (fl_dlq_open(&fl.dlq, conf, errstr, sizeof(errstr)) != WB_OK ||
         !(fl.consumer =
               wb_daemon_consumer_new(conf, "flusher", conf->flusher.group_id, rebalance_cb, NULL,
                                      fl_offset_commit_cb, &fl, errstr, sizeof(errstr))) ||
@@ -228,21 +257,21 @@ int fl_run(const wb_config_t *conf)
             conf->kafka.topic_changes, conf->nentities, conf->flusher.http_listen,
             wb_http_port(fl.http));
 
-    now = wb_time_mono_ms();
-    next_summary = now + FL_SUMMARY_MS;
-    next_purge = now + purge_every;
-    last_summary = now;
+    lp.last_summary = wb_time_mono_ms();
+    wb_timers_add(&timers, task_lag, &lp, 0);
+    wb_timers_add(&timers, task_purge, &lp, fl_purge_interval_ms(&fl.purge));
+    wb_timers_add(&timers, task_summary, &lp, FL_SUMMARY_MS);
     /* The polling thread consumes and decodes the next batch while the
      * writer applies the previous one; it keeps filling (even past
      * max_wait_ms) until the writer is free or the batch is full. */
-    while (!wb_cli_stop_requested()) {
+    while (!wb_loop_stopping()) {
         wb_err_t werr = WB_OK;
         int got;
 
         now = wb_time_mono_ms();
-        int busy = fl_writer_busy(&fl);
-        if (busy && fl_batch_full(&fl)) {
-            got = fl_writer_collect(&fl, FL_POLL_MS, &werr, errstr, sizeof(errstr));
+        int busy = fl_writer_busy(&fl.w);
+        if (busy && fl_batch_full(&fl.batch, conf)) {
+            got = fl_collect(&fl, FL_POLL_MS, &werr, errstr, sizeof(errstr));
         } else {
             int timeout = busy ? FL_BUSY_POLL_MS : FL_POLL_MS;
             if (!busy && !fl.outage && fl.batch.n > 0) {
@@ -250,7 +279,7 @@ int fl_run(const wb_config_t *conf)
                 if (left < timeout) timeout = left < 0 ? 0 : (int)left;
             }
             take_messages(&fl, cq, timeout, &nudged_ms);
-            got = busy && fl_writer_collect(&fl, 0, &werr, errstr, sizeof(errstr));
+            got = busy && fl_collect(&fl, 0, &werr, errstr, sizeof(errstr));
         }
         if (got) {
             if (werr == WB_OK)
@@ -259,64 +288,44 @@ int fl_run(const wb_config_t *conf)
                 enter_outage(&fl, errstr); /* the batch is held for a retry */
         }
         now = wb_time_mono_ms();
-        if (!fl_writer_busy(&fl)) {
-            if (fl.inflight.n > 0) { /* held after a failure */
-                if (now >= fl.retry_at_ms) fl_writer_submit(&fl);
+        if (!fl_writer_busy(&fl.w)) {
+            if (fl.w.batch.n > 0) { /* held after a failure */
+                if (now >= fl.retry_at_ms) fl_submit(&fl);
             } else if (fl.outage) {
                 if (fl.batch.n == 0)
                     leave_outage(&fl); /* the batch left with a revoked partition */
                 else if (now >= fl.retry_at_ms)
-                    fl_writer_submit(&fl);
-            } else if (fl_batch_due(&fl, now)) {
-                fl_writer_submit(&fl);
+                    fl_submit(&fl);
+            } else if (fl_batch_due(&fl.batch, conf, now)) {
+                fl_submit(&fl);
             }
         }
-        if (now >= next_lag) {
-            fl_parts_update_lag(&fl);
-            next_lag = now + FL_LAG_EVERY_MS;
-        }
-        if (!fl.outage && now >= next_purge && !fl_writer_busy(&fl)) {
-            if (fl_purge(&fl, errstr, sizeof(errstr)) != WB_OK)
-                WB_WARN("tombstone purge: %s", errstr);
-            next_purge = now + purge_every;
-        }
-        if (now >= next_summary) {
-            log_summary(&fl, &last_consumed, now - last_summary);
-            last_summary = now;
-            next_summary = now + FL_SUMMARY_MS;
-        }
+        wb_timers_run(&timers);
     }
 
     /* Graceful stop: no more intake, finish and commit what is pending, leave. */
     int64_t deadline = wb_time_mono_ms() + conf->flusher.shutdown_deadline_ms - FL_CLOSE_RESERVE;
-    WB_INFO("stopping: finishing %zu buffered events", fl_batch_pending(&fl));
+    WB_INFO("stopping: finishing %zu buffered events", fl_pending(&fl));
     wb_http_set_ready(fl.http, 0, "shutting down");
     rc = 0;
-    while (fl_batch_pending(&fl) > 0) {
-        if (fl_batch_flush(&fl, errstr, sizeof(errstr)) == WB_OK) break;
-        int64_t delay = wb_backoff_next_ms(&fl.backoff);
-        if (wb_time_mono_ms() + delay >= deadline) {
-            /* Not committed, so not lost: the group re-delivers them. */
-            WB_ERROR("shutdown deadline: %zu events not written (they stay in Kafka "
-                     "uncommitted): %s",
-                     fl_batch_pending(&fl), errstr);
-            fl_batch_discard(&fl);
-            rc = 1;
-            break;
-        }
-        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
-        usleep((useconds_t)delay * 1000);
+    if (wb_loop_drain(&fl.backoff, deadline, drain, &fl, errstr, sizeof(errstr)) != WB_OK) {
+        /* Not committed, so not lost: the group re-delivers them. */
+        WB_ERROR("shutdown deadline: %zu events not written (they stay in Kafka "
+                 "uncommitted): %s",
+                 fl_pending(&fl), errstr);
+        fl_discard(&fl);
+        rc = 1;
     }
-    fl_commit_sync(&fl, NULL);
+    fl_offsets_commit_sync(&fl.off, fl.consumer, NULL);
     int64_t left = deadline - wb_time_mono_ms();
-    size_t dirty = fl_clean_wait(&fl, left > 0 ? left : 0);
+    size_t dirty = fl_clean_wait(&fl.cl, left > 0 ? left : 0);
     if (dirty)
         WB_WARN("%zu cache entries not marked clean before the deadline (they stay dirty; the "
                 "sweeper re-publishes them)",
                 dirty);
-    log_summary(&fl, &last_consumed, wb_time_mono_ms() - last_summary);
+    log_summary(&lp);
 out:
-    fl_batch_discard(&fl); /* messages must go before their consumer */
+    fl_discard(&fl); /* messages must go before their consumer */
     if (cq) rd_kafka_queue_destroy(cq);
     if (fl.consumer) {
         rd_kafka_consumer_close(fl.consumer);

@@ -1,5 +1,7 @@
 /* fl_clean.c — the cleaner thread: marks committed cache entries clean (and
  * forgets dead-lettered ones) on its own Redis connection, off the batch path. */
+#include "fl_clean.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -7,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "flusher.h"
 #include "wb_log.h"
 #include "wb_redis.h"
 #include "wb_scripts.h"
@@ -67,9 +68,8 @@ static int poison_key_version(const rd_kafka_message_t *msg, const fl_item_t *it
     return 0;
 }
 
-void fl_clean_push(fl_t *fl, const fl_batch_t *b)
+void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b)
 {
-    fl_cleaner_t *cl = &fl->cl;
     uint64_t dropped = 0;
 
     pthread_mutex_lock(&cl->mu);
@@ -101,23 +101,22 @@ void fl_clean_push(fl_t *fl, const fl_batch_t *b)
     size_t pending = cl->n + cl->busy;
     if (cl->n > 0) pthread_cond_signal(&cl->cv);
     pthread_mutex_unlock(&cl->mu);
-    wb_counter_add(fl->m.clean_dropped, dropped);
-    wb_gauge_set(fl->m.clean_pending, (double)pending);
+    wb_counter_add(cl->m.dropped, dropped);
+    wb_gauge_set(cl->m.pending, (double)pending);
 }
 
-size_t fl_clean_pending(fl_t *fl)
+size_t fl_clean_pending(fl_cleaner_t *cl)
 {
     size_t n;
-    if (!fl->cl.started) return 0;
-    pthread_mutex_lock(&fl->cl.mu);
-    n = fl->cl.n + fl->cl.busy;
-    pthread_mutex_unlock(&fl->cl.mu);
+    if (!cl->started) return 0;
+    pthread_mutex_lock(&cl->mu);
+    n = cl->n + cl->busy;
+    pthread_mutex_unlock(&cl->mu);
     return n;
 }
 
-size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms)
+size_t fl_clean_wait(fl_cleaner_t *cl, int64_t timeout_ms)
 {
-    fl_cleaner_t *cl = &fl->cl;
     struct timespec until = wb_time_mono_deadline(timeout_ms > 0 ? timeout_ms : 0);
     size_t n;
 
@@ -138,16 +137,15 @@ size_t fl_clean_wait(fl_t *fl, int64_t timeout_ms)
  * many were answered; fewer than n means Redis failed (the connection is
  * dropped and the rest must be retried) or the cleaner is stopping. Runs
  * without cl->mu. */
-static size_t send_all(fl_t *fl, const fl_clean_t *work, size_t n)
+static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
 {
-    fl_cleaner_t *cl = &fl->cl;
     const char *dirty =
-        fl->conf->redis.dirty_index ? fl->conf->redis.dirty_index : WB_REDIS_DEFAULT_DIRTY_INDEX;
+        cl->conf->redis.dirty_index ? cl->conf->redis.dirty_index : WB_REDIS_DEFAULT_DIRTY_INDEX;
     size_t dirtylen = strlen(dirty), done = 0, forgotten = 0;
     char errstr[256];
 
     if (!cl->redis) {
-        if (wb_redis_connect(fl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK) {
+        if (wb_redis_connect(cl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK) {
             WB_WARN("redis unavailable, %zu entries stay dirty until it is back: %s", n, errstr);
             return 0;
         }
@@ -199,10 +197,10 @@ static size_t send_all(fl_t *fl, const fl_clean_t *work, size_t n)
             }
             freeReplyObject(replies[i]);
         }
-        wb_counter_add(fl->m.cleaned, m);
+        wb_counter_add(cl->m.cleaned, m);
         done += m;
     }
-    wb_counter_add(fl->m.forgotten, forgotten);
+    wb_counter_add(cl->m.forgotten, forgotten);
     return done;
 }
 
@@ -217,8 +215,7 @@ static void free_entries(fl_clean_t *work, size_t n)
  * backs off. */
 static void *cleaner_main(void *arg)
 {
-    fl_t *fl = arg;
-    fl_cleaner_t *cl = &fl->cl;
+    fl_cleaner_t *cl = arg;
     fl_clean_t *work = NULL;
     size_t nwork = 0, capwork = 0;
 
@@ -239,7 +236,7 @@ static void *cleaner_main(void *arg)
         cl->busy = nwork;
         pthread_mutex_unlock(&cl->mu);
 
-        size_t done = send_all(fl, work, nwork);
+        size_t done = send_all(cl, work, nwork);
         free_entries(work, done);
 
         pthread_mutex_lock(&cl->mu);
@@ -251,7 +248,7 @@ static void *cleaner_main(void *arg)
             fl_clean_t *merged = total <= capwork ? work : realloc(work, total * sizeof(*merged));
             if (!merged) {
                 free_entries(work + done, rest);
-                wb_counter_add(fl->m.clean_dropped, rest);
+                wb_counter_add(cl->m.dropped, rest);
                 free(work);
             } else {
                 memmove(merged, merged + done, rest * sizeof(*merged));
@@ -264,7 +261,7 @@ static void *cleaner_main(void *arg)
             work = NULL;
             capwork = 0;
             cl->busy = 0;
-            wb_gauge_set(fl->m.clean_pending, (double)cl->n);
+            wb_gauge_set(cl->m.pending, (double)cl->n);
             if (cl->stop) break;
             cl->failing = 1;
             pthread_cond_broadcast(&cl->idle_cv);
@@ -284,27 +281,28 @@ static void *cleaner_main(void *arg)
         capwork = 0;
         cl->busy = 0;
         cl->failing = 0;
-        wb_gauge_set(fl->m.clean_pending, (double)cl->n);
+        wb_gauge_set(cl->m.pending, (double)cl->n);
         if (cl->n == 0) pthread_cond_broadcast(&cl->idle_cv);
     }
     pthread_mutex_unlock(&cl->mu);
     return NULL;
 }
 
-wb_err_t fl_cleaner_start(fl_t *fl)
+wb_err_t fl_cleaner_start(fl_cleaner_t *cl, const wb_config_t *conf, const fl_clean_metrics_t *m)
 {
-    fl_cleaner_t *cl = &fl->cl;
     pthread_condattr_t ca;
 
-    wb_backoff_init(&cl->backoff, fl->conf->flusher.retry_initial_ms,
-                    fl->conf->flusher.retry_max_ms, wb_random_seed());
+    cl->conf = conf;
+    if (m) cl->m = *m;
+    wb_backoff_init(&cl->backoff, cl->conf->flusher.retry_initial_ms,
+                    cl->conf->flusher.retry_max_ms, wb_random_seed());
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&cl->mu, NULL);
     pthread_cond_init(&cl->cv, &ca);
     pthread_cond_init(&cl->idle_cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&cl->thread, NULL, cleaner_main, fl) != 0) {
+    if (pthread_create(&cl->thread, NULL, cleaner_main, cl) != 0) {
         pthread_cond_destroy(&cl->idle_cv);
         pthread_cond_destroy(&cl->cv);
         pthread_mutex_destroy(&cl->mu);
@@ -314,10 +312,8 @@ wb_err_t fl_cleaner_start(fl_t *fl)
     return WB_OK;
 }
 
-void fl_cleaner_stop(fl_t *fl)
+void fl_cleaner_stop(fl_cleaner_t *cl)
 {
-    fl_cleaner_t *cl = &fl->cl;
-
     if (!cl->started) return;
     pthread_mutex_lock(&cl->mu);
     cl->stop = 1;

@@ -1,5 +1,4 @@
 /* main.c — wb-flusher: Kafka change events → coalesced, version-guarded upserts in PostgreSQL. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +6,6 @@
 #include "flusher.h"
 #include "wb_cli.h"
 #include "wb_config.h"
-#include "wb_log.h"
 
 static void usage(FILE *out)
 {
@@ -31,49 +29,27 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
-    const char *config_path = NULL;
-    int c, rc;
+    wb_cli_t cli = {"wb-flusher", usage, NULL, 0};
+    int rc = wb_cli_parse(&cli, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("wb-flusher %s\n", WB_VERSION_STRING);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    const char *cmd = optind < argc ? argv[optind] : "run";
+    if (rc >= 0) return rc;
+    const char *cmd = cli.argi < argc ? argv[cli.argi] : "run";
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "replay") != 0) {
         fprintf(stderr, "wb-flusher: unknown command \"%s\"\n", cmd);
         usage(stderr);
         return 2;
     }
-    if (strcmp(cmd, "run") == 0 && optind + 1 < argc) {
+    if (strcmp(cmd, "run") == 0 && cli.argi + 1 < argc) {
         fprintf(stderr, "wb-flusher: run takes no arguments\n");
         return 2;
     }
-    wb_config_t *conf = wb_cli_load_config("wb-flusher", config_path);
+    wb_config_t *conf =
+        wb_cli_bootstrap(&cli, strcmp(cmd, "run") == 0 ? "wb-flusher" : "wb-flusher replay");
     if (!conf) return 2;
-    wb_log_init(strcmp(cmd, "run") == 0 ? "wb-flusher" : "wb-flusher replay");
-    int level = wb_log_level_parse(conf->log.level);
-    if (level >= 0) wb_log_set_level((wb_log_level_t)level);
-    wb_cli_install_signals();
     if (strcmp(cmd, "run") == 0)
         rc = fl_run(conf);
     else
-        rc = fl_replay(conf, argc - optind, argv + optind);
+        rc = fl_replay(conf, argc - cli.argi, argv + cli.argi);
     wb_config_destroy(conf);
     return rc;
 }

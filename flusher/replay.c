@@ -7,10 +7,11 @@
 #include <unistd.h>
 
 #include "flusher.h"
-#include "wb_cli.h"
 #include "wb_daemon.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
+#include "wb_loop.h"
+#include "wb_time.h"
 #include "wb_util.h"
 
 #define RP_TIMEOUT_MS    10000
@@ -196,7 +197,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 't':
-            if (fl_parse_time(optarg, &from_ms, errstr, sizeof(errstr)) != 0) {
+            if (wb_time_parse_iso8601(optarg, &from_ms, errstr, sizeof(errstr)) != 0) {
                 fprintf(stderr, "wb-flusher replay: --from-time: %s\n", errstr);
                 goto out;
             }
@@ -219,7 +220,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
             nfrom++;
             break;
         case 'T':
-            if (fl_parse_time(optarg, &to_ms, errstr, sizeof(errstr)) != 0) {
+            if (wb_time_parse_iso8601(optarg, &to_ms, errstr, sizeof(errstr)) != 0) {
                 fprintf(stderr, "wb-flusher replay: --to-time: %s\n", errstr);
                 goto out;
             }
@@ -265,12 +266,12 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     }
 
     rc = 1;
-    if (fl_init(&fl, conf, "wb-flusher-replay") != WB_OK) goto out;
+    if (fl_init(&fl, conf) != WB_OK) goto out;
     fl_ready = 1;
     fl.entity_filter = entity;
-    fl.commit_offsets = group != NULL;
+    fl.off.commit = group != NULL;
     /* Poison events go to the dead-letter topic as in the daemon. */
-    if (fl_dlq_open(&fl, errstr, sizeof(errstr)) != WB_OK) goto fail;
+    if (fl_dlq_open(&fl.dlq, conf, errstr, sizeof(errstr)) != WB_OK) goto fail;
     if (!(fl.consumer = replay_consumer(&fl, group, errstr, sizeof(errstr)))) goto fail;
     if (group) {
         int members = group_members(fl.consumer, group, errstr, sizeof(errstr));
@@ -352,8 +353,9 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     }
     rd_kafka_resp_err_t aerr = assign->cnt ? rd_kafka_assign(fl.consumer, assign) : 0;
     for (int i = 0; !aerr && i < assign->cnt; i++) {
-        fl_part_t *fp = fl_part_get(&fl, assign->elems[i].topic, assign->elems[i].partition);
-        if (fp) fp->assigned = 1; /* fl_commit_sync commits the assigned ones */
+        fl_part_t *fp =
+            fl_offsets_part(&fl.off, assign->elems[i].topic, assign->elems[i].partition);
+        if (fp) fp->assigned = 1; /* fl_offsets_commit_sync commits the assigned ones */
     }
     rd_kafka_topic_partition_list_destroy(assign);
     if (aerr) {
@@ -371,16 +373,16 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
      * applies the previous batch; a failed batch is retried with backoff. */
     rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(fl.consumer);
     int64_t nudged_ms = 0, retry_at = 0;
-    while (!wb_cli_stop_requested()) {
+    while (!wb_loop_stopping()) {
         int all_done = ndone == nparts;
         int64_t now = wb_time_mono_ms();
-        int busy = fl_writer_busy(&fl);
+        int busy = fl_writer_busy(&fl.w);
         /* A full batch waits for the writer, or for the retry of the one it
          * holds: it does not grow meanwhile. */
-        int full = (busy || fl.inflight.n > 0) && fl_batch_full(&fl);
+        int full = (busy || fl.w.batch.n > 0) && fl_batch_full(&fl.batch, conf);
         if (!all_done && !full) {
             rd_kafka_message_t *msgs[FL_TAKE_MAX];
-            ssize_t n = fl_batch_take(&fl, cq, busy ? 5 : 100, &nudged_ms, msgs);
+            ssize_t n = fl_take(&fl, cq, busy ? 5 : 100, &nudged_ms, msgs);
             rp_part_t *rewound = NULL;
             for (ssize_t k = 0; k < n; k++) {
                 rd_kafka_message_t *msg = msgs[k];
@@ -404,7 +406,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                     int64_t off = msg->offset, next = off + 1;
                     if (off >= p->end)
                         rd_kafka_message_destroy(msg);
-                    else if (fl_batch_add(&fl, msg) != 0) {
+                    else if (fl_consume(&fl, msg) != 0) {
                         next = off; /* rewound (out of memory): it comes again */
                         rewound = p;
                     } else
@@ -420,8 +422,8 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         now = wb_time_mono_ms();
         if (busy) {
             wb_err_t werr = WB_OK;
-            int wait = fl_batch_full(&fl) || all_done ? 100 : 0;
-            if (fl_writer_collect(&fl, wait, &werr, errstr, sizeof(errstr))) {
+            int wait = fl_batch_full(&fl.batch, conf) || all_done ? 100 : 0;
+            if (fl_collect(&fl, wait, &werr, errstr, sizeof(errstr))) {
                 if (werr == WB_OK) {
                     wb_backoff_reset(&fl.backoff);
                 } else {
@@ -431,17 +433,17 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                 }
             }
         }
-        if (!fl_writer_busy(&fl)) {
-            if (fl.inflight.n > 0) { /* held after a failure */
+        if (!fl_writer_busy(&fl.w)) {
+            if (fl.w.batch.n > 0) { /* held after a failure */
                 if (now >= retry_at)
-                    fl_writer_submit(&fl);
-                else if (all_done || fl_batch_due(&fl, now))
+                    fl_submit(&fl);
+                else if (all_done || fl_batch_due(&fl.batch, conf, now))
                     usleep(10000);
-            } else if (fl_batch_due(&fl, now) || (all_done && fl.batch.n > 0)) {
-                fl_writer_submit(&fl);
+            } else if (fl_batch_due(&fl.batch, conf, now) || (all_done && fl.batch.n > 0)) {
+                fl_submit(&fl);
             }
         }
-        int finished = all_done && fl_batch_pending(&fl) == 0 && !fl_writer_busy(&fl);
+        int finished = all_done && fl_pending(&fl) == 0 && !fl_writer_busy(&fl.w);
         if (now >= next_progress || finished) {
             int64_t pos = 0;
             for (size_t i = 0; i < nparts; i++)
@@ -457,13 +459,14 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         if (finished) break;
     }
     rd_kafka_queue_destroy(cq);
-    int interrupted = wb_cli_stop_requested() != 0;
-    if (fl_batch_pending(&fl) > 0 && fl_batch_flush(&fl, errstr, sizeof(errstr)) != WB_OK) {
+    int interrupted = wb_loop_stopping() != 0;
+    if (fl_pending(&fl) > 0 && fl_flush(&fl, errstr, sizeof(errstr)) != WB_OK) {
         WB_WARN("last batch not written: %s", errstr);
         interrupted = 1;
     }
-    fl_commit_sync(&fl, NULL); /* the asynchronous commits are on the broker before we report */
-    size_t dirty = fl_clean_wait(&fl, RP_CLEAN_WAIT_MS);
+    /* The asynchronous commits are on the broker before we report. */
+    fl_offsets_commit_sync(&fl.off, fl.consumer, NULL);
+    size_t dirty = fl_clean_wait(&fl.cl, RP_CLEAN_WAIT_MS);
     if (dirty)
         WB_WARN("%zu cache entries still dirty (Redis did not answer in time; the sweeper "
                 "re-publishes them)",
@@ -482,7 +485,7 @@ fail:
     rc = 1;
 done:
     if (fl_ready) {
-        fl_batch_discard(&fl);
+        fl_discard(&fl);
         if (fl.consumer) {
             rd_kafka_consumer_close(fl.consumer);
             rd_kafka_destroy(fl.consumer);

@@ -4,11 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "refresher.h"
-#include "wb_cli.h"
 #include "wb_daemon.h"
+#include "wb_loop.h"
 #include "wb_log.h"
 #include "wb_util.h"
 
@@ -103,46 +102,83 @@ static void log_summary(rf_t *rf)
             rf->leader ? " (sweeper lease held)" : "");
 }
 
-/* Connects PostgreSQL and Redis before declaring readiness, retrying with
- * backoff until a stop is requested. Returns 0, 1 (stop) or -1 (fatal). */
-static int connect_all(rf_t *rf)
-{
-    char errstr[1024];
-    wb_err_t err;
+/* ---- start and stop steps (wb_loop) ---- */
 
-    for (;;) {
-        err = rf_pg_ensure(rf, errstr, sizeof(errstr));
-        if (err == WB_ERR_CONFIG) {
-            WB_ERROR("postgres: %s", errstr);
-            return -1;
-        }
-        if (err == WB_OK) {
-            rf_set_up(rf, RF_DEP_PG);
-            err = rf_redis_ensure(rf, errstr, sizeof(errstr));
-            if (err == WB_OK) {
-                rf_set_up(rf, RF_DEP_REDIS);
-                wb_backoff_reset(&rf->backoff);
-                return 0;
-            }
-            rf_set_down(rf, RF_DEP_REDIS, errstr);
-        } else {
-            rf_set_down(rf, RF_DEP_PG, errstr);
-        }
-        int64_t delay = wb_backoff_next_ms(&rf->backoff);
-        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
-        for (int64_t t = 0; t < delay && !wb_cli_stop_requested(); t += 50)
-            usleep(50000);
-        if (wb_cli_stop_requested()) return 1;
+/* PostgreSQL, then Redis, before readiness. Only a PostgreSQL
+ * configuration error is fatal. */
+static wb_err_t connect_deps(void *arg, char *errstr, size_t errstr_size)
+{
+    rf_t *rf = arg;
+    wb_err_t err = rf_pg_ensure(rf, errstr, errstr_size);
+
+    if (err == WB_ERR_CONFIG) return err;
+    if (err != WB_OK) {
+        rf_set_down(rf, RF_DEP_PG, errstr);
+        return err;
     }
+    rf_set_up(rf, RF_DEP_PG);
+    err = rf_redis_ensure(rf, errstr, errstr_size);
+    if (err != WB_OK) {
+        rf_set_down(rf, RF_DEP_REDIS, errstr);
+        return WB_ERR_REDIS;
+    }
+    rf_set_up(rf, RF_DEP_REDIS);
+    return WB_OK;
+}
+
+static wb_err_t drain(void *arg, char *errstr, size_t errstr_size)
+{
+    rf_t *rf = arg;
+    return rf->batch.nmsgs > 0 ? rf_batch_flush(rf, errstr, errstr_size) : WB_OK;
+}
+
+/* ---- periodic tasks (wb_timers) ---- */
+
+/* A failed pass is tried again after a backoff, never sooner than the
+ * interval. */
+static int64_t task_sweep(void *arg)
+{
+    rf_t *rf = arg;
+    int64_t every = rf->conf->refresher.sweep_interval_ms;
+    char errstr[1024];
+
+    if (rf_sweep_pass(rf, errstr, sizeof(errstr)) == WB_OK) {
+        wb_backoff_reset(&rf->sweep_backoff);
+        return every;
+    }
+    int64_t delay = wb_backoff_next_ms(&rf->sweep_backoff);
+    if (delay < every) delay = every;
+    WB_WARN("sweep failed, next attempt in %" PRId64 " ms: %s", delay, errstr);
+    return delay;
+}
+
+static int64_t task_gauges(void *arg)
+{
+    rf_t *rf = arg;
+    char errstr[1024];
+
+    if (rf_sweep_gauges(rf, errstr, sizeof(errstr)) == WB_OK)
+        rf_set_up(rf, RF_DEP_REDIS);
+    else
+        rf_set_down(rf, RF_DEP_REDIS, errstr);
+    probe_kafka(rf);
+    return RF_GAUGES_MS;
+}
+
+static int64_t task_summary(void *arg)
+{
+    log_summary(arg);
+    return RF_SUMMARY_MS;
 }
 
 int rf_run(const wb_config_t *conf)
 {
     rf_t rf;
+    wb_timers_t timers = {0};
     char errstr[1024];
     int rc = 1;
     wb_err_t err;
-    int64_t now, next_gauges = 0, next_summary;
+    int64_t now, nudged_ms = 0;
 
     if (rf_init(&rf, conf) != WB_OK) {
         WB_ERROR("cannot start: out of memory, or redis.dirty_index too long for the lease key");
@@ -157,11 +193,12 @@ int rf_run(const wb_config_t *conf)
         goto out;
     }
     wb_http_set_ready(rf.http, 0, "connecting to PostgreSQL and Redis");
-    switch (connect_all(&rf)) {
+    switch (wb_loop_connect(&rf.backoff, connect_deps, &rf, errstr, sizeof(errstr))) {
     case 1:
         rc = 0;
         goto out;
     case -1:
+        WB_ERROR("postgres: %s", errstr);
         goto out;
     }
     /* Manual offsets, cooperative-sticky, earliest: wb_kafka_consumer_new. */
@@ -180,11 +217,10 @@ int rf_run(const wb_config_t *conf)
             conf->refresher.sweep_interval_ms, conf->refresher.sweep_after_ms, conf->nentities,
             conf->refresher.http_listen, wb_http_port(rf.http));
 
-    now = wb_time_mono_ms();
-    next_summary = now + RF_SUMMARY_MS;
-    rf.sweep_at_ms = now + conf->refresher.sweep_interval_ms;
-    int64_t nudged_ms = 0;
-    while (!wb_cli_stop_requested()) {
+    wb_timers_add(&timers, task_sweep, &rf, conf->refresher.sweep_interval_ms);
+    wb_timers_add(&timers, task_gauges, &rf, 0);
+    wb_timers_add(&timers, task_summary, &rf, RF_SUMMARY_MS);
+    while (!wb_loop_stopping()) {
         now = wb_time_mono_ms();
         int timeout = RF_POLL_MS;
         if (!rf.paused && rf.batch.nmsgs > 0) {
@@ -217,31 +253,7 @@ int rf_run(const wb_config_t *conf)
         } else if (rf.paused && rf.batch.nmsgs == 0) {
             batch_done(&rf); /* the batch left with a revoked partition */
         }
-        if (now >= rf.sweep_at_ms) {
-            if (rf_sweep_pass(&rf, errstr, sizeof(errstr)) == WB_OK) {
-                wb_backoff_reset(&rf.sweep_backoff);
-                rf.sweep_at_ms = wb_time_mono_ms() + conf->refresher.sweep_interval_ms;
-            } else {
-                int64_t delay = wb_backoff_next_ms(&rf.sweep_backoff);
-                if (delay < conf->refresher.sweep_interval_ms)
-                    delay = conf->refresher.sweep_interval_ms;
-                WB_WARN("sweep failed, next attempt in %" PRId64 " ms: %s", delay, errstr);
-                rf.sweep_at_ms = wb_time_mono_ms() + delay;
-            }
-            now = wb_time_mono_ms();
-        }
-        if (now >= next_gauges) {
-            if (rf_sweep_gauges(&rf, errstr, sizeof(errstr)) == WB_OK)
-                rf_set_up(&rf, RF_DEP_REDIS);
-            else
-                rf_set_down(&rf, RF_DEP_REDIS, errstr);
-            probe_kafka(&rf);
-            next_gauges = now + RF_GAUGES_MS;
-        }
-        if (now >= next_summary) {
-            log_summary(&rf);
-            next_summary = now + RF_SUMMARY_MS;
-        }
+        wb_timers_run(&timers);
     }
 
     /* Graceful stop: no more intake, finish and commit the batch, give the
@@ -251,18 +263,11 @@ int rf_run(const wb_config_t *conf)
     rf.stopping = 1;
     rf_update_ready(&rf);
     rc = 0;
-    while (rf.batch.nmsgs > 0) {
-        if (rf_batch_flush(&rf, errstr, sizeof(errstr)) == WB_OK) break;
-        int64_t delay = wb_backoff_next_ms(&rf.backoff);
-        if (wb_time_mono_ms() + delay >= deadline) {
-            /* Not committed: the group hands these requests out again. */
-            WB_WARN("shutdown deadline: %zu refresh requests not applied (left uncommitted): %s",
-                    rf.batch.nmsgs, errstr);
-            rf_batch_discard(&rf);
-            break;
-        }
-        WB_WARN("%s; retrying in %" PRId64 " ms", errstr, delay);
-        usleep((useconds_t)delay * 1000);
+    if (wb_loop_drain(&rf.backoff, deadline, drain, &rf, errstr, sizeof(errstr)) != WB_OK) {
+        /* Not committed: the group hands these requests out again. */
+        WB_WARN("shutdown deadline: %zu refresh requests not applied (left uncommitted): %s",
+                rf.batch.nmsgs, errstr);
+        rf_batch_discard(&rf);
     }
     rf_sweep_release(&rf);
     log_summary(&rf);

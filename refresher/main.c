@@ -1,5 +1,4 @@
 /* main.c — wb-refresher: refresh-ahead reloads from PostgreSQL and the dirty sweeper. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +6,6 @@
 #include "refresher.h"
 #include "wb_cli.h"
 #include "wb_config.h"
-#include "wb_log.h"
 
 static void usage(FILE *out)
 {
@@ -34,44 +32,21 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
-    const char *config_path = NULL;
-    int c, rc;
+    wb_cli_t cli = {"wb-refresher", usage, NULL, 0};
+    int rc = wb_cli_parse(&cli, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("wb-refresher %s\n", WB_VERSION_STRING);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc && strcmp(argv[optind], "run") != 0) {
-        fprintf(stderr, "wb-refresher: unknown command \"%s\"\n", argv[optind]);
+    if (rc >= 0) return rc;
+    if (cli.argi < argc && strcmp(argv[cli.argi], "run") != 0) {
+        fprintf(stderr, "wb-refresher: unknown command \"%s\"\n", argv[cli.argi]);
         usage(stderr);
         return 2;
     }
-    if (optind + 1 < argc) {
+    if (cli.argi + 1 < argc) {
         fprintf(stderr, "wb-refresher: run takes no arguments\n");
         return 2;
     }
-    wb_config_t *conf = wb_cli_load_config("wb-refresher", config_path);
+    wb_config_t *conf = wb_cli_bootstrap(&cli, "wb-refresher");
     if (!conf) return 2;
-    wb_log_init("wb-refresher");
-    int level = wb_log_level_parse(conf->log.level);
-    if (level >= 0) wb_log_set_level((wb_log_level_t)level);
-    wb_cli_install_signals();
     rc = rf_run(conf);
     wb_config_destroy(conf);
     return rc;

@@ -118,7 +118,6 @@ typedef struct rf_s {
     char token[40];
     int leader;
     int64_t lease_ms;
-    int64_t sweep_at_ms;
     wb_backoff_t sweep_backoff;
     uint32_t pass_seq;
     rf_swept_t *swept;

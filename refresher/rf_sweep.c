@@ -28,10 +28,10 @@
 
 #include "refresher.h"
 #include "rf_util.h"
-#include "wb_cli.h"
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
+#include "wb_loop.h"
 #include "wb_redis.h"
 #include "wb_util.h"
 
@@ -407,7 +407,7 @@ wb_err_t rf_sweep_pass(rf_t *rf, char *errstr, size_t errstr_size)
             if (open == 0 || wb_time_mono_ms() >= deadline) break;
             /* A stop request does not wait for a slow broker: whatever is
              * not acknowledged keeps its score and is sent again later. */
-            if (wb_cli_stop_requested()) break;
+            if (wb_loop_stopping()) break;
         }
     }
     for (size_t i = 0; i < rf->nswept; i++) {

@@ -30,6 +30,7 @@
 
 #include "load_util.h"
 #include "wb_cli.h"
+#include "wb_loop.h"
 #include "wb_pg.h"
 #include "wb_table.h"
 #include "wb_util.h"
@@ -334,7 +335,7 @@ static void *worker_main(void *arg)
         fprintf(stderr, "wbctl: load: out of memory\n");
         goto done;
     }
-    while (!wb_cli_stop_requested()) {
+    while (!wb_loop_stopping()) {
         uint64_t start = atomic_fetch_add(&L->claimed, unit), n;
 
         if (start >= L->o.ops) break;
@@ -493,7 +494,7 @@ int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv)
     if (L->o.mix.get > 0) ensure_schema(L->conf);
     workers = calloc(L->o.concurrency, sizeof(*workers));
     if (!workers) goto done;
-    wb_cli_install_signals();
+    wb_loop_signals();
 
     fprintf(stderr,
             "wbctl load: entity %s, %" PRIu64 " ops over %" PRIu64

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wb_cli.h"
 #include "wbctl.h"
 
 typedef struct wbctl_cmd_s {
@@ -34,36 +35,19 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    wb_cli_t cli = {"wbctl", usage, NULL, 0};
     wbctl_opts_t o = {0};
-    int c;
+    int rc = wb_cli_parse(&cli, argc, argv);
 
-    while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            o.config_path = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("wbctl %s\n", WB_VERSION_STRING);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind >= argc) {
+    if (rc >= 0) return rc;
+    o.config_path = cli.config_path;
+    if (cli.argi >= argc) {
         usage(stderr);
         return 2;
     }
     for (size_t i = 0; i < sizeof(wbctl_cmds) / sizeof(wbctl_cmds[0]); i++) {
-        if (strcmp(argv[optind], wbctl_cmds[i].name) == 0) {
-            char **sub = argv + optind;
+        if (strcmp(argv[cli.argi], wbctl_cmds[i].name) == 0) {
+            char **sub = argv + cli.argi;
             /* Subcommands parse their own options from sub[1]. 0, not 1: glibc then
              * forgets the "+" (stop at the first operand) of the parse above, so a
              * subcommand accepts its options after its operands too. */
@@ -71,6 +55,6 @@ int main(int argc, char **argv)
             return wbctl_cmds[i].run(&o, argc - (int)(sub - argv), sub);
         }
     }
-    fprintf(stderr, "wbctl: unknown command \"%s\" (try wbctl --help)\n", argv[optind]);
+    fprintf(stderr, "wbctl: unknown command \"%s\" (try wbctl --help)\n", argv[cli.argi]);
     return 2;
 }

@@ -34,7 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "wb_coalesce.h"
+#include "fl_coalesce.h"
 #include "wb_config.h"
 #include "wb_event.h"
 #include "wb_kafka.h"
@@ -213,7 +213,7 @@ static int cmd_raw(const wb_config_t *conf, long n, long k, const char *dist, lo
     char(*kbuf)[16] = malloc((size_t)batch * sizeof(*kbuf));
     char(*vbuf)[VALUE_LEN + 1] = malloc((size_t)batch * sizeof(*vbuf));
     char *copybuf = malloc((size_t)batch * (VALUE_LEN + 64));
-    wb_coalesce_item_t *items = malloc((size_t)batch * sizeof(*items));
+    fl_coalesce_item_t *items = malloc((size_t)batch * sizeof(*items));
     size_t *win = malloc((size_t)batch * sizeof(*win));
     wb_row_t *rows = malloc((size_t)batch * sizeof(*rows));
     size_t total_rows = 0;
@@ -231,9 +231,9 @@ static int cmd_raw(const wb_config_t *conf, long n, long k, const char *dist, lo
         for (long j = 0; j < m; j++) {
             int len = snprintf(kbuf[j], sizeof(kbuf[j]), "%d", keys[off + j]);
             value_of(off + j, vbuf[j]);
-            items[j] = (wb_coalesce_item_t){0, kbuf[j], (size_t)len, VBASE + off + j};
+            items[j] = (fl_coalesce_item_t){0, kbuf[j], (size_t)len, VBASE + off + j};
         }
-        size_t nw = wb_coalesce(items, (size_t)m, win);
+        size_t nw = fl_coalesce(items, (size_t)m, win);
         for (size_t j = 0; j < nw; j++)
             rows[j] =
                 (wb_row_t){kbuf[win[j]],         items[win[j]].keylen, vbuf[win[j]], VALUE_LEN, 0,

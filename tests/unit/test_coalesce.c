@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "wb_coalesce.h"
+#include "fl_coalesce.h"
 
 #define ITEM(g, k, v)                                                                              \
     {                                                                                              \
@@ -20,12 +20,12 @@ static void keeps_highest_version_per_key(void **state)
 {
     (void)state;
     /* Reordered and duplicated versions of two keys. */
-    wb_coalesce_item_t in[] = {
+    fl_coalesce_item_t in[] = {
         ITEM(0, "a", 5), ITEM(0, "b", 2), ITEM(0, "a", 9),
         ITEM(0, "a", 7), ITEM(0, "b", 2), ITEM(0, "b", 1),
     };
     size_t out[6];
-    size_t n = wb_coalesce(in, 6, out);
+    size_t n = fl_coalesce(in, 6, out);
 
     assert_int_equal(n, 2);
     assert_int_equal(in[out[0]].version, 9);
@@ -39,9 +39,9 @@ static void keeps_highest_version_per_key(void **state)
 static void same_key_in_two_groups_is_two_rows(void **state)
 {
     (void)state;
-    wb_coalesce_item_t in[] = {ITEM(1, "k", 3), ITEM(0, "k", 4), ITEM(1, "k", 8), ITEM(0, "j", 1)};
+    fl_coalesce_item_t in[] = {ITEM(1, "k", 3), ITEM(0, "k", 4), ITEM(1, "k", 8), ITEM(0, "j", 1)};
     size_t out[4];
-    size_t n = wb_coalesce(in, 4, out);
+    size_t n = fl_coalesce(in, 4, out);
 
     assert_int_equal(n, 3);
     /* Grouped by group, then key order. */
@@ -57,14 +57,14 @@ static void keys_compare_as_bytes_not_strings(void **state)
 {
     (void)state;
     /* "ab" vs "ab\0" and a key that is a prefix of another are distinct. */
-    wb_coalesce_item_t in[] = {
+    fl_coalesce_item_t in[] = {
         {0, "ab", 2, 1},
         {0, "ab\0", 3, 2},
         {0, "a", 1, 3},
         {0, "ab", 2, 4},
     };
     size_t out[4];
-    size_t n = wb_coalesce(in, 4, out);
+    size_t n = fl_coalesce(in, 4, out);
 
     assert_int_equal(n, 3);
     assert_int_equal(in[out[0]].keylen, 1);
@@ -76,11 +76,11 @@ static void keys_compare_as_bytes_not_strings(void **state)
 static void empty_and_single(void **state)
 {
     (void)state;
-    wb_coalesce_item_t one = ITEM(0, "x", 1);
+    fl_coalesce_item_t one = ITEM(0, "x", 1);
     size_t out[1];
 
-    assert_int_equal(wb_coalesce(NULL, 0, out), 0);
-    assert_int_equal(wb_coalesce(&one, 1, out), 1);
+    assert_int_equal(fl_coalesce(NULL, 0, out), 0);
+    assert_int_equal(fl_coalesce(&one, 1, out), 1);
     assert_int_equal(out[0], 0);
 }
 
@@ -90,7 +90,7 @@ static void matches_model_on_random_batches(void **state)
     (void)state;
     enum { N = 2000, K = 50 };
     static char keys[K][8];
-    wb_coalesce_item_t *in = calloc(N, sizeof(*in));
+    fl_coalesce_item_t *in = calloc(N, sizeof(*in));
     size_t *out = calloc(N, sizeof(*out));
     unsigned seed = 12345;
 
@@ -105,17 +105,17 @@ static void matches_model_on_random_batches(void **state)
         memset(best, 0, sizeof(best));
         for (int i = 0; i < N; i++) {
             int k = rand_r(&seed) % K, g = rand_r(&seed) % 2;
-            in[i] = (wb_coalesce_item_t){(uint32_t)g, keys[k], strlen(keys[k]),
+            in[i] = (fl_coalesce_item_t){(uint32_t)g, keys[k], strlen(keys[k]),
                                          1 + rand_r(&seed) % 100};
             if (in[i].version > best[g][k]) best[g][k] = in[i].version;
         }
         for (int g = 0; g < 2; g++)
             for (int k = 0; k < K; k++)
                 expect += best[g][k] > 0;
-        n = wb_coalesce(in, N, out);
+        n = fl_coalesce(in, N, out);
         assert_int_equal(n, expect);
         for (size_t i = 0; i < n; i++) {
-            const wb_coalesce_item_t *it = &in[out[i]];
+            const fl_coalesce_item_t *it = &in[out[i]];
             int k = atoi(it->key + 1);
             assert_int_equal(it->version, best[it->group][k]);
             if (i > 0) assert_true(in[out[i - 1]].group <= it->group);

@@ -1,10 +1,11 @@
-/* iso8601.c — strict parsing of the ISO-8601 times replay takes. */
+/* wb_time.c — parsing times written by people (ISO-8601), strictly. */
+#include "wb_time.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "flusher.h"
 #include "wb_util.h"
 
 /* Reads exactly n digits at *p. */
@@ -27,7 +28,7 @@ static int days_in_month(int y, int m)
     return m == 2 && leap ? 29 : dm[m - 1];
 }
 
-int fl_parse_time(const char *s, int64_t *ms, char *errstr, size_t errstr_size)
+int wb_time_parse_iso8601(const char *s, int64_t *ms, char *errstr, size_t errstr_size)
 {
     const char *p = s;
     int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0, off_min = 0;

@@ -1,17 +1,17 @@
-/* wb_coalesce.h — keep the newest event per key within a batch, grouped by table (pure). */
-#ifndef WB_COALESCE_H
-#define WB_COALESCE_H
+/* fl_coalesce.h — keep the newest event per key within a batch, grouped by table (pure). */
+#ifndef FL_COALESCE_H
+#define FL_COALESCE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* One event of a batch as coalescing sees it. Pointers are borrowed. */
-typedef struct wb_coalesce_item_s {
+typedef struct fl_coalesce_item_s {
     uint32_t group;  /* e.g. the entity's index in the config: output is grouped by it */
     const char *key; /* the row key; bytes, not NUL-terminated */
     size_t keylen;
     int64_t version;
-} wb_coalesce_item_t;
+} fl_coalesce_item_t;
 
 /* Picks, for every distinct (group, key), the item with the highest version
  * (between equal versions, the one with the highest index: the later
@@ -19,6 +19,6 @@ typedef struct wb_coalesce_item_s {
  * group, then key bytes, and returns how many there are; n minus that is the
  * number coalesced away. Allocates nothing; out may not alias items. Pure and
  * reentrant. */
-size_t wb_coalesce(const wb_coalesce_item_t *items, size_t n, size_t *out);
+size_t fl_coalesce(const fl_coalesce_item_t *items, size_t n, size_t *out);
 
-#endif /* WB_COALESCE_H */
+#endif /* FL_COALESCE_H */

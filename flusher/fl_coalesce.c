@@ -1,10 +1,10 @@
-/* wb_coalesce.c — keep the newest event per key within a batch, grouped by table (pure). */
-#include "wb_coalesce.h"
+/* fl_coalesce.c — keep the newest event per key within a batch, grouped by table (pure). */
+#include "fl_coalesce.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_key(const wb_coalesce_item_t *a, const wb_coalesce_item_t *b)
+static int cmp_key(const fl_coalesce_item_t *a, const fl_coalesce_item_t *b)
 {
     if (a->group != b->group) return a->group < b->group ? -1 : 1;
     size_t n = a->keylen < b->keylen ? a->keylen : b->keylen;
@@ -21,7 +21,7 @@ static int cmp_key(const wb_coalesce_item_t *a, const wb_coalesce_item_t *b)
  * order and cannot deadlock. */
 static int cmp_idx(const void *pa, const void *pb, void *ctx)
 {
-    const wb_coalesce_item_t *items = ctx;
+    const fl_coalesce_item_t *items = ctx;
     size_t ia = *(const size_t *)pa, ib = *(const size_t *)pb;
     int c = cmp_key(&items[ia], &items[ib]);
     if (c) return c;
@@ -30,7 +30,7 @@ static int cmp_idx(const void *pa, const void *pb, void *ctx)
     return ia > ib ? -1 : (ia < ib ? 1 : 0);
 }
 
-size_t wb_coalesce(const wb_coalesce_item_t *items, size_t n, size_t *out)
+size_t fl_coalesce(const fl_coalesce_item_t *items, size_t n, size_t *out)
 {
     size_t nout = 0;
 

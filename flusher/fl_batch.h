@@ -1,0 +1,108 @@
+/* fl_batch.h — the flusher's intake: decoded messages, each key's newest, due or full. */
+#ifndef FL_BATCH_H
+#define FL_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "wb_config.h"
+#include "wb_event.h"
+
+/* Per-message bookkeeping of a batch: decoded when the message arrives,
+ * settled by the apply step. */
+typedef struct fl_item_s {
+    wb_event_t ev;
+    const wb_entity_t *ent;
+    int state;    /* FL_ITEM_* */
+    char *reason; /* poison reason (malloc'ed) when state is FL_ITEM_POISON */
+    /* > 0: PostgreSQL refused the event for this newer stored version; the
+     * cache entry is cleaned against it, not against ev.version. */
+    int64_t stored_version;
+} fl_item_t;
+
+enum { FL_ITEM_GOOD = 0, FL_ITEM_POISON = 1, FL_ITEM_SKIP = 2, FL_ITEM_DONE = 3 };
+
+/* A batch: consumed messages (owned) and their items, applied as one. */
+typedef struct fl_batch_s {
+    rd_kafka_message_t **msgs;
+    fl_item_t *items; /* parallel to msgs; items[0..n) are decoded */
+    size_t n, cap;
+    int64_t bytes;
+    int64_t opened_ms; /* monotonic time of the first message */
+    int redecode;      /* a failed apply changed items[]: decode them again first */
+    /* Newest event per key, kept as messages arrive (open addressing over
+     * GOOD items: index + 1, 0 = empty), so the writer sorts only the
+     * distinct keys. dedup_ok 0: not usable (after a drop or re-decode). */
+    uint32_t *slots;
+    size_t nslots;
+    int dedup_ok;
+    int pg_done;     /* PostgreSQL transaction committed; items[] final */
+    int dlq_done;    /* poison messages acknowledged by the dead-letter topic */
+    size_t *winners; /* indices applied (for clean-marking), nwinners of them */
+    size_t nwinners;
+    /* Figures of the committed PostgreSQL step, counted when the batch completes. */
+    uint64_t upserted, stale, deletes, coalesced, skipped, dead;
+    int64_t apply_us; /* time spent applying (all attempts) */
+} fl_batch_t;
+
+/* Messages per consume call (one call per message costs 2-3 times more). */
+#define FL_TAKE_MAX 1024
+
+/* Marks it poison with a reason (printf format; owned by it). */
+void fl_item_poison(fl_item_t *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Takes ownership of msg (a consumed, error-free message), decodes it
+ * against conf (an entity other than entity_filter, when not NULL, is
+ * skipped) and appends it to b. Returns 0, or -1 when the batch could not
+ * grow (out of memory): msg is destroyed and its partition rewound to it,
+ * so it is consumed again later and nothing after it can be committed past
+ * it; the caller must not count it as taken. If even the rewind fails the
+ * process aborts rather than skip a message. */
+int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filter,
+                 rd_kafka_message_t *msg);
+/* Takes into msgs (room for FL_TAKE_MAX) what the consumer queue cq holds,
+ * at most what b still has room for below max_events; if it holds
+ * nothing, wakes a stalled fetcher of nudge (wb_daemon_nudge_fetcher;
+ * NULL: none, as during an outage) and waits up to timeout_ms for one
+ * message. Rebalance callbacks are served inside. Returns how many (the
+ * caller owns them), 0 or -1 for none. */
+ssize_t fl_batch_take(const fl_batch_t *b, int max_events, rd_kafka_queue_t *cq, rd_kafka_t *nudge,
+                      int timeout_ms, int64_t *nudged_ms, rd_kafka_message_t **msgs);
+/* 1 when b reached flusher.batch_max_events or batch_max_bytes of conf.
+ * While the writer is busy a batch that is only old keeps filling up to
+ * this (bigger batches under load: more coalescing, fewer statements). */
+int fl_batch_full(const fl_batch_t *b, const wb_config_t *conf);
+/* 1 when b must be applied now at now_ms (monotonic): full, or its first
+ * message is flusher.batch_max_wait_ms old. An empty batch is never due. */
+int fl_batch_due(const fl_batch_t *b, const wb_config_t *conf, int64_t now_ms);
+
+/* Decodes every message again (after a failed apply attempt changed
+ * items[], or a drop moved them) and rebuilds the per-key index. */
+void fl_batch_redecode(fl_batch_t *b, const wb_config_t *conf, const char *entity_filter);
+/* Clears the figures and winners of an apply attempt. */
+void fl_batch_reset_counts(fl_batch_t *b);
+/* Destroys the messages of b; keeps its arrays for the next batch. */
+void fl_batch_clear(fl_batch_t *b);
+/* Destroys the messages and frees the arrays; b is left empty. */
+void fl_batch_free(fl_batch_t *b);
+/* Destroys the messages of the partitions in parts and keeps the rest in
+ * order; the batch is decoded again before its next apply. Returns how
+ * many were dropped. */
+size_t fl_batch_drop(fl_batch_t *b, const rd_kafka_topic_partition_list_t *parts);
+
+/* Per-key newest: sizes the index for b->cap items and fills it from the
+ * GOOD items of items[0..n). Returns 0, or -1 out of memory (b->dedup_ok
+ * is then to be left 0: the apply sorts every item instead). */
+int fl_batch_dedup_reset(fl_batch_t *b);
+/* Records GOOD item i as its key's newest so far: the highest version, and
+ * between equal versions the later one, as fl_coalesce picks. */
+void fl_batch_dedup_add(fl_batch_t *b, size_t i);
+/* Writes into out (room for b->n) the index of each distinct key's newest
+ * GOOD item, in no particular order, and returns how many. Only while
+ * b->dedup_ok. */
+size_t fl_batch_newest(const fl_batch_t *b, size_t *out);
+
+#endif /* FL_BATCH_H */

@@ -1,0 +1,104 @@
+/* fl_dlq.c — the flusher's dead letters: poison to the dead-letter topic, acknowledged. */
+#include "fl_dlq.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "wb_daemon.h"
+#include "wb_event.h"
+#include "wb_kafka.h"
+#include "wb_log.h"
+#include "wb_util.h"
+
+#define FL_DLQ_TIMEOUT_MS 10000
+
+static void dlq_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    fl_dlq_t *d = opaque;
+    (void)rk;
+    if (msg->err) {
+        d->failed++;
+        WB_WARN("dead-letter delivery failed: %s", rd_kafka_err2str(msg->err));
+    }
+}
+
+wb_err_t fl_dlq_open(fl_dlq_t *d, const wb_config_t *conf, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *kc;
+
+    d->conf = conf;
+    kc = wb_daemon_kafka_conf(d->conf, "flusher", 0, errstr, errstr_size);
+    if (!kc) return WB_ERR_KAFKA;
+    rd_kafka_conf_set_dr_msg_cb(kc, dlq_dr_cb);
+    rd_kafka_conf_set_opaque(kc, d);
+    if (wb_kafka_producer_new(kc, 1, &d->producer, errstr, errstr_size) != WB_OK) {
+        rd_kafka_conf_destroy(kc);
+        return WB_ERR_KAFKA;
+    }
+    return WB_OK;
+}
+
+/* Their offsets are committed right after the acknowledgement. */
+wb_err_t fl_dlq_send(fl_dlq_t *d, fl_batch_t *b, char *errstr, size_t errstr_size)
+{
+    int64_t failed_before = d->failed;
+    size_t n = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const fl_item_t *it = &b->items[i];
+        const rd_kafka_message_t *msg = b->msgs[i];
+        rd_kafka_headers_t *orig = NULL, *hdrs;
+        wb_header_t dh[WB_EVENT_NHDRS];
+        char scratch[WB_EVENT_SCRATCH];
+        size_t ndh = 0;
+        rd_kafka_resp_err_t rerr;
+
+        if (it->state != FL_ITEM_POISON) continue;
+        WB_WARN("dead-lettering %s [%" PRId32 "] @%" PRId64 ": %s", rd_kafka_topic_name(msg->rkt),
+                msg->partition, msg->offset, it->reason ? it->reason : "poison");
+        if (rd_kafka_message_headers(msg, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+            hdrs = rd_kafka_headers_copy(orig);
+        else
+            hdrs = rd_kafka_headers_new(WB_EVENT_NHDRS);
+        if (wb_event_encode_dlq_headers(
+                it->reason ? it->reason : "poison", rd_kafka_topic_name(msg->rkt), msg->partition,
+                msg->offset, dh, WB_EVENT_NHDRS, &ndh, scratch, sizeof(scratch)) != WB_OK ||
+            wb_event_add_rd_headers(hdrs, dh, ndh) != WB_OK) {
+            rd_kafka_headers_destroy(hdrs);
+            wb_set_err(errstr, errstr_size, "cannot build dead-letter headers");
+            return WB_ERR_KAFKA;
+        }
+        for (;;) {
+            rerr = rd_kafka_producev(
+                d->producer, RD_KAFKA_V_TOPIC(d->conf->kafka.topic_dead_letter),
+                RD_KAFKA_V_KEY(msg->key, msg->key_len), RD_KAFKA_V_VALUE(msg->payload, msg->len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+            if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+            rd_kafka_poll(d->producer, 100);
+        }
+        if (rerr) {
+            rd_kafka_headers_destroy(hdrs);
+            wb_set_err(errstr, errstr_size, "dead-letter produce: %s", rd_kafka_err2str(rerr));
+            return WB_ERR_KAFKA;
+        }
+        n++;
+    }
+    if (n == 0) return WB_OK;
+    rd_kafka_flush(d->producer, FL_DLQ_TIMEOUT_MS);
+    if (rd_kafka_outq_len(d->producer) > 0 || d->failed != failed_before) {
+        wb_set_err(errstr, errstr_size, "dead-letter topic %s did not acknowledge %zu events",
+                   d->conf->kafka.topic_dead_letter, n);
+        return WB_ERR_KAFKA;
+    }
+    b->dead = n;
+    return WB_OK;
+}
+
+void fl_dlq_close(fl_dlq_t *d)
+{
+    if (d->producer) {
+        rd_kafka_flush(d->producer, 5000);
+        rd_kafka_destroy(d->producer);
+    }
+    memset(d, 0, sizeof(*d));
+}

@@ -1,0 +1,192 @@
+/* fl_offsets.c — the flusher's offsets and lag: partitions, commits, lag gauges. */
+#include "fl_offsets.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wb_log.h"
+#include "wb_util.h"
+
+void fl_offsets_init(fl_offsets_t *o, wb_counter_t *commit_failures, wb_metric_family_t *lag_msgs,
+                     wb_metric_family_t *lag_secs)
+{
+    memset(o, 0, sizeof(*o));
+    o->commit = 1;
+    o->commit_failures = commit_failures;
+    o->lag_msgs = lag_msgs;
+    o->lag_secs = lag_secs;
+}
+
+void fl_offsets_fini(fl_offsets_t *o)
+{
+    for (size_t i = 0; i < o->nparts; i++)
+        free(o->parts[i].topic);
+    free(o->parts);
+    o->parts = NULL;
+    o->nparts = 0;
+}
+
+fl_part_t *fl_offsets_part(fl_offsets_t *o, const char *topic, int32_t partition)
+{
+    char pbuf[16];
+
+    for (size_t i = 0; i < o->nparts; i++)
+        if (o->parts[i].partition == partition && strcmp(o->parts[i].topic, topic) == 0)
+            return &o->parts[i];
+    fl_part_t *parts = realloc(o->parts, (o->nparts + 1) * sizeof(*parts));
+    if (!parts) return NULL;
+    o->parts = parts;
+    fl_part_t *p = &o->parts[o->nparts];
+    memset(p, 0, sizeof(*p));
+    if (!(p->topic = strdup(topic))) return NULL;
+    o->nparts++;
+    p->partition = partition;
+    p->committed = -1;
+    snprintf(pbuf, sizeof(pbuf), "%" PRId32, partition);
+    p->lag_msgs = wb_metrics_gauge_with(o->lag_msgs, topic, pbuf, NULL);
+    p->lag_secs = wb_metrics_gauge_with(o->lag_secs, topic, pbuf, NULL);
+    return p;
+}
+
+void fl_offsets_set_assigned(fl_offsets_t *o, const rd_kafka_topic_partition_list_t *parts,
+                             int assigned)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        fl_part_t *p = fl_offsets_part(o, parts->elems[i].topic, parts->elems[i].partition);
+        if (!p) continue;
+        p->assigned = assigned;
+        if (assigned) {
+            p->committed = -1;
+            p->committed_time = 0;
+        }
+    }
+}
+
+/* Asynchronous: the writer goes on with the next batch. Each commit is
+ * issued after its batch's PostgreSQL commit (invariant 5). librdkafka
+ * retries a failed commit request, so an older commit may land after a
+ * newer one: that only moves the group back, which means re-delivery,
+ * absorbed by the version guard (invariant 4), never a skip.
+ * fl_offsets_commit_result counts failures; revocation and shutdown
+ * commit synchronously (fl_offsets_commit_sync). */
+void fl_offsets_commit_batch(fl_offsets_t *o, rd_kafka_t *consumer, const fl_batch_t *b)
+{
+    rd_kafka_topic_partition_list_t *offs;
+    rd_kafka_topic_partition_t *tp = NULL;
+    const rd_kafka_topic_t *last_rkt = NULL;
+    int32_t last_part = -1;
+
+    if (!o->commit || b->n == 0) return;
+    offs = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *msg = b->msgs[i];
+        if (msg->rkt != last_rkt || msg->partition != last_part) {
+            const char *topic = rd_kafka_topic_name(msg->rkt);
+            tp = rd_kafka_topic_partition_list_find(offs, topic, msg->partition);
+            if (!tp) {
+                tp = rd_kafka_topic_partition_list_add(offs, topic, msg->partition);
+                tp->offset = -1;
+            }
+            last_rkt = msg->rkt;
+            last_part = msg->partition;
+        }
+        if (msg->offset + 1 > tp->offset) tp->offset = msg->offset + 1;
+    }
+    rd_kafka_resp_err_t rerr = rd_kafka_commit(consumer, offs, 1);
+    if (rerr) {
+        wb_counter_add(o->commit_failures, 1);
+        WB_WARN("offset commit failed (events will be re-applied): %s", rd_kafka_err2str(rerr));
+    }
+    rd_kafka_topic_partition_list_destroy(offs);
+}
+
+void fl_offsets_settle(fl_offsets_t *o, const fl_batch_t *b)
+{
+    const rd_kafka_topic_t *last_rkt = NULL;
+    int32_t last_part = -1;
+    fl_part_t *p = NULL;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *msg = b->msgs[i];
+        if (msg->rkt != last_rkt || msg->partition != last_part) {
+            p = fl_offsets_part(o, rd_kafka_topic_name(msg->rkt), msg->partition);
+            last_rkt = msg->rkt;
+            last_part = msg->partition;
+        }
+        if (p && msg->offset + 1 > p->committed) {
+            p->committed = msg->offset + 1;
+            p->committed_time = b->items[i].ev.time_us > 0
+                                    ? b->items[i].ev.time_us
+                                    : rd_kafka_message_timestamp(msg, NULL) * 1000;
+        }
+    }
+}
+
+void fl_offsets_commit_result(fl_offsets_t *o, rd_kafka_resp_err_t err,
+                              const rd_kafka_topic_partition_list_t *offsets)
+{
+    for (int i = 0; !err && offsets && i < offsets->cnt; i++)
+        err = offsets->elems[i].err;
+    if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;
+    /* PostgreSQL holds the events already: they are only delivered again. */
+    wb_counter_add(o->commit_failures, 1);
+    WB_WARN("offset commit failed (events will be re-applied): %s", rd_kafka_err2str(err));
+}
+
+void fl_offsets_commit_sync(fl_offsets_t *o, rd_kafka_t *consumer,
+                            const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *offs;
+
+    if (!o->commit || !consumer) return;
+    offs = rd_kafka_topic_partition_list_new((int)o->nparts + 1);
+    for (size_t i = 0; i < o->nparts; i++) {
+        const fl_part_t *p = &o->parts[i];
+        if (p->committed < 0) continue;
+        if (parts ? !rd_kafka_topic_partition_list_find(parts, p->topic, p->partition)
+                  : !p->assigned)
+            continue;
+        rd_kafka_topic_partition_list_add(offs, p->topic, p->partition)->offset = p->committed;
+    }
+    if (offs->cnt > 0) {
+        rd_kafka_resp_err_t rerr = rd_kafka_commit(consumer, offs, 0);
+        if (rerr && rerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            WB_WARN("offset commit of %d partitions failed (their events will be re-applied): %s",
+                    offs->cnt, rd_kafka_err2str(rerr));
+    }
+    rd_kafka_topic_partition_list_destroy(offs);
+}
+
+void fl_offsets_update_lag(fl_offsets_t *o, rd_kafka_t *consumer)
+{
+    int64_t now_us = wb_time_real_us();
+
+    for (size_t i = 0; i < o->nparts; i++) {
+        fl_part_t *p = &o->parts[i];
+        int64_t lo = -1, hi = -1;
+
+        if (!p->assigned) {
+            wb_gauge_set(p->lag_msgs, 0);
+            wb_gauge_set(p->lag_secs, 0);
+            continue;
+        }
+        if (rd_kafka_get_watermark_offsets(consumer, p->topic, p->partition, &lo, &hi) || hi < 0)
+            continue;
+        int64_t from = p->committed >= 0 ? p->committed : lo;
+        int64_t lag = hi - from > 0 ? hi - from : 0;
+        wb_gauge_set(p->lag_msgs, (double)lag);
+        wb_gauge_set(p->lag_secs, lag > 0 && p->committed_time > 0
+                                      ? (double)(now_us - p->committed_time) / 1e6
+                                      : 0.0);
+    }
+}
+
+double fl_offsets_lag(const fl_offsets_t *o)
+{
+    double lag = 0;
+    for (size_t i = 0; i < o->nparts; i++)
+        lag += wb_gauge_value(o->parts[i].lag_msgs);
+    return lag;
+}

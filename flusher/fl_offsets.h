@@ -1,0 +1,67 @@
+/* fl_offsets.h — the flusher's offsets and lag: partitions, commits, lag gauges. */
+#ifndef FL_OFFSETS_H
+#define FL_OFFSETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "fl_batch.h"
+#include "wb_metrics.h"
+
+/* One partition this process has seen assigned: lag bookkeeping. */
+typedef struct fl_part_s {
+    char *topic;
+    int32_t partition;
+    int assigned;
+    int64_t committed;      /* next offset committed by us (or found at assignment), -1 unknown */
+    int64_t committed_time; /* write time (us) of the last committed event, 0 unknown */
+    wb_gauge_t *lag_msgs, *lag_secs;
+} fl_part_t;
+
+/* Polling thread, except fl_offsets_commit_batch (whoever applies). */
+typedef struct fl_offsets_s {
+    int commit;                    /* 0: replay without a group (positions are not saved) */
+    wb_counter_t *commit_failures; /* borrowed metric handles; may be NULL */
+    wb_metric_family_t *lag_msgs, *lag_secs;
+    fl_part_t *parts;
+    size_t nparts;
+} fl_offsets_t;
+
+/* Zeroes o (commits on) and keeps the metric handles (borrowed, NULL ok). */
+void fl_offsets_init(fl_offsets_t *o, wb_counter_t *commit_failures, wb_metric_family_t *lag_msgs,
+                     wb_metric_family_t *lag_secs);
+/* Frees the partition table. */
+void fl_offsets_fini(fl_offsets_t *o);
+
+/* The entry of a partition, created (unassigned, committed -1) on first
+ * sight. NULL out of memory. */
+fl_part_t *fl_offsets_part(fl_offsets_t *o, const char *topic, int32_t partition);
+/* Marks the partitions in parts assigned (their committed offsets
+ * unknown again) or not. */
+void fl_offsets_set_assigned(fl_offsets_t *o, const rd_kafka_topic_partition_list_t *parts,
+                             int assigned);
+
+/* Commits b's offsets on consumer, asynchronously; call only after b's
+ * PostgreSQL commit and dead-letter acknowledgement. A failure is counted
+ * and logged (the events are re-applied later, which the version guard
+ * absorbs). */
+void fl_offsets_commit_batch(fl_offsets_t *o, rd_kafka_t *consumer, const fl_batch_t *b);
+/* Records b's offsets and event times as committed (for lag). */
+void fl_offsets_settle(fl_offsets_t *o, const fl_batch_t *b);
+/* The result of an asynchronous commit (the consumer's offset-commit
+ * callback): counts and logs a failure. */
+void fl_offsets_commit_result(fl_offsets_t *o, rd_kafka_resp_err_t err,
+                              const rd_kafka_topic_partition_list_t *offsets);
+/* Commits synchronously on consumer the offsets committed last for the
+ * partitions in parts (NULL: all assigned), so they are on the broker
+ * before the partitions move or the process leaves. */
+void fl_offsets_commit_sync(fl_offsets_t *o, rd_kafka_t *consumer,
+                            const rd_kafka_topic_partition_list_t *parts);
+/* Sets the lag gauges of every partition from consumer's watermarks. */
+void fl_offsets_update_lag(fl_offsets_t *o, rd_kafka_t *consumer);
+/* Sum of the lag gauges (messages). */
+double fl_offsets_lag(const fl_offsets_t *o);
+
+#endif /* FL_OFFSETS_H */
