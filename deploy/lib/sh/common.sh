@@ -87,9 +87,9 @@ stop_pid() {
 pids=()
 track() { pids+=("$1"); }
 untrack() {
-    local keep=() p
-    for p in "${pids[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    pids=("${keep[@]}")
+    local others=() p
+    for p in "${pids[@]}"; do [[ $p == "$1" ]] || others+=("$p"); done
+    pids=("${others[@]}")
 }
 stop_tracked() {
     local rc=0
