@@ -7,13 +7,13 @@
 #
 # Output: say writes one line to stdout, warn the same to stderr, die the
 # same to stderr and exits 1. A script shapes its lines with
-#   SAY_PREFIX   put before every line (default none)
+#   SAY_PREFIX   put before every line (none until the script sets it)
 #   DIE_PREFIX   put before the message of a die line, after SAY_PREFIX
 #   say_stamp    a function the script may define: sets REPLY to text put
 #                before every line (after SAY_PREFIX), e.g. elapsed time.
 
-SAY_PREFIX=${SAY_PREFIX:-}
-DIE_PREFIX=${DIE_PREFIX:-}
+SAY_PREFIX=
+DIE_PREFIX=
 
 say() {
     local stamp=
