@@ -2,6 +2,7 @@
 #ifndef WB_CONFIG_H
 #define WB_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -133,5 +134,31 @@ void wb_config_destroy(wb_config_t *conf);
  * with the longest prefix that key starts with. */
 const wb_entity_t *wb_config_entity(const wb_config_t *conf, const char *name);
 const wb_entity_t *wb_config_entity_by_key(const wb_config_t *conf, const char *key, size_t keylen);
+
+/* Writes the effective value of the dotted key (as in `config show`, e.g.
+ * "kafka.brokers") of conf to out, unquoted, and a newline; secrets are
+ * shown as "****" (a DSN with its password masked). Returns WB_OK, else
+ * WB_ERR_INVALID_ARG (an unknown key, or kafka.properties / entities, which
+ * are not single values) or WB_ERR_NOMEM, with the reason in errstr. */
+wb_err_t wb_config_print_key(const wb_config_t *conf, const char *key, FILE *out, char *errstr,
+                             size_t errstr_size);
+
+/* One key of the config as documentation describes it, from the table
+ * that drives loading. */
+typedef struct wb_config_key_s {
+    char key[64];     /* dotted path; an entity's keys as "entities[].name" */
+    const char *type; /* int, int64, number, bool, enum, string, mapping, list */
+    const char *def;  /* the default as written in YAML; NULL = none */
+    bool required;
+    bool secret;      /* never printed (a password) */
+    bool secret_part; /* printed with its password masked (a DSN) */
+    char range[256];  /* allowed values in words; "" = any of its type */
+    const char *help; /* one line; "" when the table has none */
+} wb_config_key_t;
+
+/* Describes the i-th key (from 0: the config's keys in printing order, then
+ * an entity's) into *key. Returns false when i is past the last key. Static
+ * data; no config needed. */
+bool wb_config_key_describe(size_t i, wb_config_key_t *key);
 
 #endif /* WB_CONFIG_H */

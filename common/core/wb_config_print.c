@@ -58,12 +58,13 @@ static void sb_quoted(wb_yaml_buf_t *sb, const char *s)
     sb_quoted_as(sb, s, true);
 }
 
-/* Copies a libpq DSN with the password value replaced by ****. Anything it
- * cannot parse is masked whole: better unreadable than leaked. */
-static void sb_masked_dsn(wb_yaml_buf_t *out, const char *dsn)
+/* Writes into sb (empty, caller frees) a libpq DSN with the password value
+ * replaced by ****. Returns 0, or -1 when it cannot parse the DSN (or is out
+ * of memory): the caller masks it whole, better unreadable than leaked. */
+static int dsn_masked(wb_yaml_buf_t *sbp, const char *dsn)
 {
     static const char ws[] = " \t\n\r\f\v";
-    wb_yaml_buf_t sb = {0};
+    wb_yaml_buf_t sb = *sbp;
     const char *p = dsn;
 
     wb_yaml_buf_add(&sb, "", 0);
@@ -134,13 +135,20 @@ static void sb_masked_dsn(wb_yaml_buf_t *out, const char *dsn)
                 wb_yaml_buf_add(&sb, v, (size_t)(p - v));
         }
     }
-    if (sb.oom) goto whole;
-    sb_quoted(out, sb.p);
-    free(sb.p);
-    return;
+    *sbp = sb;
+    return sb.oom ? -1 : 0;
 whole:
+    *sbp = sb;
+    return -1;
+}
+
+/* A DSN quoted with its password masked (see dsn_masked). */
+static void sb_masked_dsn(wb_yaml_buf_t *out, const char *dsn)
+{
+    wb_yaml_buf_t sb = {0};
+
+    sb_quoted(out, dsn_masked(&sb, dsn) == 0 ? sb.p : CFG_MASK);
     free(sb.p);
-    sb_quoted(out, CFG_MASK);
 }
 
 static void sb_value(wb_yaml_buf_t *sb, const cfg_field_t *f, const void *base)
@@ -283,4 +291,128 @@ void wb_config_print(const wb_config_t *conf, FILE *out)
         }
     }
     free(sb.p);
+}
+
+/* ------------------------------------------------------ one key, reference */
+
+/* The row of a dotted top-level key, or NULL. */
+static const cfg_field_t *field_by_key(const char *key)
+{
+    for (size_t i = 0; i < wb_config_nfields; i++)
+        if (strcmp(wb_config_fields[i].key, key) == 0) return &wb_config_fields[i];
+    return NULL;
+}
+
+wb_err_t wb_config_print_key(const wb_config_t *conf, const char *key, FILE *out, char *errstr,
+                             size_t errstr_size)
+{
+    const cfg_field_t *f = key ? field_by_key(key) : NULL;
+    const void *src;
+    wb_yaml_buf_t sb = {0};
+
+    if (!conf || !out || !key) {
+        snprintf(errstr, errstr_size, "no config, key or output");
+        return WB_ERR_INVALID_ARG;
+    }
+    if (!f) {
+        snprintf(errstr, errstr_size, "%s: unknown key", key);
+        return WB_ERR_INVALID_ARG;
+    }
+    if (f->type == FT_PROPS || f->type == FT_ENTITIES) {
+        snprintf(errstr, errstr_size, "%s: not a single value but a %s", key,
+                 f->type == FT_PROPS ? "mapping" : "list");
+        return WB_ERR_INVALID_ARG;
+    }
+    src = (const char *)conf + f->offset;
+    if (f->type == FT_STRING || f->type == FT_ENUM_STR) {
+        /* Unquoted, the way a script wants it; secrets as printing shows them. */
+        const char *s = *(char *const *)src ? *(char *const *)src : "";
+
+        if ((f->flags & F_SECRET) && *s)
+            s = CFG_MASK;
+        else if ((f->flags & F_DSN) && *s)
+            s = dsn_masked(&sb, s) == 0 ? sb.p : CFG_MASK;
+        fprintf(out, "%s\n", s);
+        free(sb.p);
+        return WB_OK;
+    }
+    sb_value(&sb, f, conf);
+    if (sb.oom) {
+        free(sb.p);
+        snprintf(errstr, errstr_size, "out of memory");
+        return WB_ERR_NOMEM;
+    }
+    fprintf(out, "%s\n", sb.p);
+    free(sb.p);
+    return WB_OK;
+}
+
+/* The range of f in words into buf ("" when any value of its type goes). */
+static void describe_range(const cfg_field_t *f, char *buf, size_t size)
+{
+    size_t n = 0;
+    const char *why;
+
+    buf[0] = '\0';
+    switch (f->type) {
+    case FT_INT:
+    case FT_INT64:
+        snprintf(buf, size, "%" PRId64 "–%" PRId64, f->min, f->max);
+        return;
+    case FT_DOUBLE:
+        snprintf(buf, size, (f->flags & F_MAX_EXCL) ? "%g ≤ x < %g" : "%g–%g", f->fmin, f->fmax);
+        return;
+    case FT_BOOL:
+        snprintf(buf, size, "true, false");
+        return;
+    case FT_ENUM:
+    case FT_ENUM_STR:
+        for (size_t k = 0; f->names[k] && n < size; k++)
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", k ? ", " : "", f->names[k]);
+        return;
+    case FT_STRING:
+        if (f->min == 0)
+            n = (size_t)snprintf(buf, size, "at most %" PRId64 " chars", f->max);
+        else
+            n = (size_t)snprintf(buf, size, "%" PRId64 "–%" PRId64 " chars", f->min, f->max);
+        /* A check says what it expects when handed a value it refuses. */
+        if (f->check && (why = f->check("")) != NULL && n < size) {
+            if (strncmp(why, "must be ", 8) == 0) why += 8;
+            snprintf(buf + n, size - n, "; %s", why);
+        }
+        return;
+    case FT_ENTITIES:
+        snprintf(buf, size, "at least one");
+        return;
+    case FT_PROPS:
+        return;
+    }
+}
+
+bool wb_config_key_describe(size_t i, wb_config_key_t *key)
+{
+    static const char *const types[] = {
+        [FT_STRING] = "string", [FT_INT] = "int",       [FT_INT64] = "int64",
+        [FT_DOUBLE] = "number", [FT_BOOL] = "bool",     [FT_ENUM] = "enum",
+        [FT_ENUM_STR] = "enum", [FT_PROPS] = "mapping", [FT_ENTITIES] = "list",
+    };
+    const cfg_field_t *f;
+
+    if (i < wb_config_nfields) {
+        f = &wb_config_fields[i];
+        snprintf(key->key, sizeof(key->key), "%s", f->key);
+    } else if (i - wb_config_nfields < wb_config_entity_nfields) {
+        f = &wb_config_entity_fields[i - wb_config_nfields];
+        snprintf(key->key, sizeof(key->key), "entities[].%s", f->key);
+    } else {
+        return false;
+    }
+    key->type = types[f->type];
+    key->def = f->type == FT_PROPS ? "{}" : f->def;
+    key->required = (f->flags & F_REQUIRED) != 0;
+    key->secret = (f->flags & F_SECRET) != 0;
+    key->secret_part = (f->flags & F_DSN) != 0;
+    describe_range(f, key->range, sizeof(key->range));
+    key->help = f->help ? f->help : "";
+    return true;
 }

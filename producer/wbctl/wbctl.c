@@ -13,7 +13,9 @@ typedef struct wbctl_cmd_s {
 } wbctl_cmd_t;
 
 static const wbctl_cmd_t wbctl_cmds[] = {
-    {"config", wbctl_cmd_config, "config check|show   validate or print the effective config"},
+    {"config", wbctl_cmd_config,
+     "config check|show|get KEY...|reference   validate the config, print it, print the\n"
+     "                      values of dotted keys, or print the key tables as markdown"},
     {"put", wbctl_cmd_put, "put ENTITY ID [VALUE|-] [--ack cache|log]   write-behind put"},
     {"get", wbctl_cmd_get, "get ENTITY ID       read-through get (exit 3: not found)"},
     {"del", wbctl_cmd_del, "del ENTITY ID [--ack cache|log]   write-behind delete"},

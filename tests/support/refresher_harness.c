@@ -1,83 +1,11 @@
-/* refresher_harness.h — shared helpers of the wb-refresher integration tests (header-only).
- *
- * Each test gets a tag (pid, sequence, time) naming its own topics, consumer
- * groups, table, dirty index and key prefix, writes one config file per
- * child (they differ only in the HTTP ports), runs the real wb-refresher
- * (and, where a test needs it, the real wb-flusher) as child processes and
- * talks to the real services named by the WB_* variables of
- * `deploy/local/services exec`. Every child is killed in rh_teardown and,
- * should the test process die on an assertion or abort, by an atexit hook.
- *
- * The test's only entity: name "item", prefix "<tag>:i:", table <tag>,
- * text values. */
-#ifndef REFRESHER_HARNESS_H
-#define REFRESHER_HARNESS_H
+/* refresher_harness.c — the wb-refresher integration tests' harness: setup, children, reading back.
+ */
+#include "refresher_harness.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+pid_t rh_all_children[64];
+int rh_nall_children;
 
-#include <arpa/inet.h>
-#include <hiredis/hiredis.h>
-#include <libpq-fe.h>
-#include <librdkafka/rdkafka.h>
-#include <netinet/in.h>
-
-#include "test_ports.h"
-#include "wb_config.h"
-#include "wb_event.h"
-#include "wb_kafka.h"
-#include "wb_redis.h"
-#include "wb_table.h"
-#include "wb_util.h"
-#include "wbcache.h"
-
-#define RH_FN           static __attribute__((unused))
-#define RH_REFRESHER    WB_BINARY_DIR "/wb-refresher"
-#define RH_FLUSHER      WB_BINARY_DIR "/wb-flusher"
-#define RH_MAX_CHILDREN 4
-#define RH_MAX_EVENTS   4096
-
-/* One change event read back from the changes topic. */
-typedef struct rh_event_s {
-    char key[160];
-    char value[256];
-    int is_delete;
-    int64_t version, time_us;
-    char entity[64];
-} rh_event_t;
-
-typedef struct rh_s {
-    char tag[96];
-    char changes[128], refresh[128], dlq[128];
-    char rgroup[128], fgroup[128];
-    char table[96], dirty[128], prefix[128];
-    char cfg[RH_MAX_CHILDREN][256], log[RH_MAX_CHILDREN][256];
-    int port[RH_MAX_CHILDREN];
-    pid_t pid[RH_MAX_CHILDREN]; /* 0..2 refreshers, 3 the flusher */
-    wb_config_t *conf;          /* the harness's copy of cfg[0] */
-    rd_kafka_t *producer;       /* refresh requests, admin calls */
-    rd_kafka_t *reader;         /* the changes topic, from the beginning */
-    rh_event_t *events;
-    int nevents;
-    PGconn *pg;
-    redisContext *redis;
-} rh_t;
-
-#define RH_FLUSHER_SLOT 3
-
-static pid_t rh_all_children[64];
-static int rh_nall_children;
-
-static void rh_kill_all(void)
+void rh_kill_all(void)
 {
     for (int i = 0; i < rh_nall_children; i++)
         if (rh_all_children[i] > 0) {
@@ -87,48 +15,37 @@ static void rh_kill_all(void)
         }
 }
 
-static void rh_forget_child(pid_t pid)
+void rh_forget_child(pid_t pid)
 {
     for (int i = 0; i < rh_nall_children; i++)
         if (rh_all_children[i] == pid) rh_all_children[i] = 0;
 }
 
-RH_FN const char *rh_env(const char *name, const char *def)
+const char *rh_env(const char *name, const char *def)
 {
-    const char *v = getenv(name);
-    return v && *v ? v : def;
+    return wb_test_env(name, def);
 }
 
-RH_FN void rh_die(const char *what, const char *detail)
+void rh_die(const char *what, const char *detail)
 {
     fprintf(stderr, "harness: %s: %s\n", what, detail ? detail : "");
     rh_kill_all();
     abort();
 }
 
-/* A TCP port nobody listens on right now. */
-static int rh_free_port(void)
+int rh_free_port(void)
 {
     int port = wb_test_free_port();
     if (port <= 0) rh_die("free port", strerror(errno));
     return port;
 }
 
-RH_FN PGresult *rh_sql(rh_t *rh, const char *sql)
+PGresult *rh_sql(rh_t *rh, const char *sql)
 {
-    PGresult *res = PQexec(rh->pg, sql);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        fprintf(stderr, "harness: %s: %s\n", sql, PQerrorMessage(rh->pg));
-        PQclear(res);
-        return NULL;
-    }
-    return res;
+    return wb_test_pg_query(rh->pg, sql);
 }
 
-/* Writes the config of child slot i. refresher_extra / producer_extra /
- * entity_extra are YAML lines added under refresher:, producer: and the
- * entity (indented accordingly); dsn NULL = the real one. */
+/* Writes the config of child slot i (see rh_setup_ex). */
 static void rh_write_config(rh_t *rh, int i, const char *refresher_extra,
                             const char *producer_extra, const char *entity_extra, const char *dsn)
 {
@@ -151,19 +68,15 @@ static void rh_write_config(rh_t *rh, int i, const char *refresher_extra,
         "entities:\n  - name: item\n    prefix: \"%s\"\n    table: %s\n    value_type: text\n%s",
         rh_env("WB_REDIS_HOST", "127.0.0.1"), rh_env("WB_REDIS_PORT", "26370"), rh->dirty,
         rh_env("WB_KAFKA_BROKERS", "127.0.0.1:26372"), rh->changes, rh->refresh, rh->dlq,
-        dsn ? dsn
-            : rh_env("WB_PG_DSN", "host=127.0.0.1 port=26371 dbname=wbcache user=wbcache "
-                                  "password=wbcache"),
-        producer_extra ? producer_extra : "", rh->fgroup, rh->port[i], rh->rgroup, rh->port[i],
-        refresher_extra ? refresher_extra : "", rh_env("RH_LOG_LEVEL", "info"), rh->prefix,
-        rh->table, entity_extra ? entity_extra : "    ttl_ms: 60000\n");
+        dsn ? dsn : rh_env("WB_PG_DSN", WB_TEST_PG_DSN), producer_extra ? producer_extra : "",
+        rh->fgroup, rh->port[i], rh->rgroup, rh->port[i], refresher_extra ? refresher_extra : "",
+        rh_env("RH_LOG_LEVEL", "info"), rh->prefix, rh->table,
+        entity_extra ? entity_extra : "    ttl_ms: 60000\n");
     fclose(f);
 }
 
-/* Sets up names, configs (every slot alike but for the port), topics, the
- * table, connections and the changes-topic reader. */
-RH_FN void rh_setup_ex(rh_t *rh, const char *name, const char *refresher_extra,
-                       const char *producer_extra, const char *entity_extra, const char *dsn)
+void rh_setup_ex(rh_t *rh, const char *name, const char *refresher_extra,
+                 const char *producer_extra, const char *entity_extra, const char *dsn)
 {
     char errstr[512];
     static int seq;
@@ -189,10 +102,7 @@ RH_FN void rh_setup_ex(rh_t *rh, const char *name, const char *refresher_extra,
     if (wb_config_load(rh->cfg[0], &rh->conf, errstr, sizeof(errstr)) != WB_OK)
         rh_die("config", errstr);
     /* The real DSN for the harness itself even when the children get a bad one. */
-    const char *real_dsn =
-        rh_env("WB_PG_DSN", "host=127.0.0.1 port=26371 dbname=wbcache user=wbcache "
-                            "password=wbcache");
-    rh->pg = PQconnectdb(real_dsn);
+    rh->pg = PQconnectdb(rh_env("WB_PG_DSN", WB_TEST_PG_DSN));
     if (PQstatus(rh->pg) != CONNECTION_OK) rh_die("postgres", PQerrorMessage(rh->pg));
     if (wb_table_create(rh->pg, &rh->conf->entities[0], errstr, sizeof(errstr)) != WB_OK)
         rh_die("create table", errstr);
@@ -227,53 +137,30 @@ RH_FN void rh_setup_ex(rh_t *rh, const char *name, const char *refresher_extra,
     atexit(rh_kill_all);
 }
 
-RH_FN void rh_setup(rh_t *rh, const char *name, const char *refresher_extra)
+void rh_setup(rh_t *rh, const char *name, const char *refresher_extra)
 {
     rh_setup_ex(rh, name, refresher_extra, NULL, NULL, NULL);
 }
 
-/* Starts child slot i: a refresher (slots 0..2) or the flusher (slot 3). */
-RH_FN void rh_start(rh_t *rh, int i)
+void rh_start(rh_t *rh, int i)
 {
     const char *bin = i == RH_FLUSHER_SLOT ? RH_FLUSHER : RH_REFRESHER;
-    pid_t parent = getpid();
-    pid_t pid = fork();
+    const char *argv[] = {bin, "-c", rh->cfg[i], NULL};
+    pid_t pid = wb_test_spawn(argv, rh->log[i]);
     if (pid < 0) rh_die("fork", strerror(errno));
-    if (pid == 0) {
-        wb_test_die_with_parent(parent);
-        int fd = open(rh->log[i], O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execl(bin, bin, "-c", rh->cfg[i], (char *)NULL);
-        _exit(127);
-    }
     rh->pid[i] = pid;
     if (rh_nall_children < (int)(sizeof(rh_all_children) / sizeof(rh_all_children[0])))
         rh_all_children[rh_nall_children++] = pid;
 }
 
-/* Waits for pid up to timeout_ms; exit status, -1 timeout, -2 signalled. */
-RH_FN int rh_wait_pid(pid_t pid, int timeout_ms, int64_t *elapsed_ms)
+int rh_wait_pid(pid_t pid, int timeout_ms, int64_t *elapsed_ms)
 {
-    int64_t t0 = wb_time_mono_ms();
-    int status;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            rh_forget_child(pid);
-            if (elapsed_ms) *elapsed_ms = wb_time_mono_ms() - t0;
-            return WIFEXITED(status) ? WEXITSTATUS(status) : -2;
-        }
-        if (wb_time_mono_ms() - t0 > timeout_ms) return -1;
-        usleep(10000);
-    }
+    int rc = wb_test_wait_pid(pid, timeout_ms, elapsed_ms);
+    if (rc != -1) rh_forget_child(pid);
+    return rc;
 }
 
-/* SIGTERM to slot i; its exit status (SIGKILL and -1 after timeout_ms). */
-RH_FN int rh_stop(rh_t *rh, int i, int timeout_ms, int64_t *elapsed_ms)
+int rh_stop(rh_t *rh, int i, int timeout_ms, int64_t *elapsed_ms)
 {
     if (rh->pid[i] <= 0) return 0;
     kill(rh->pid[i], SIGTERM);
@@ -287,35 +174,12 @@ RH_FN int rh_stop(rh_t *rh, int i, int timeout_ms, int64_t *elapsed_ms)
     return rc;
 }
 
-/* Body of GET path on slot i's port into buf (NUL-terminated); HTTP status
- * or -1. */
-RH_FN int rh_http(const rh_t *rh, int i, const char *path, char *buf, size_t size)
+int rh_http(const rh_t *rh, int i, const char *path, char *buf, size_t size)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rh->port[i])};
-    int fd = socket(AF_INET, SOCK_STREAM, 0), code = -1;
-    size_t got = 0;
-    char req[256];
-
-    if (size) buf[0] = '\0';
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (fd < 0) return -1;
-    struct timeval tv = {2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        int n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n\r\n", path);
-        if (write(fd, req, (size_t)n) == n) {
-            ssize_t r;
-            while (got + 1 < size && (r = read(fd, buf + got, size - 1 - got)) > 0)
-                got += (size_t)r;
-            buf[got] = '\0';
-            if (got > 12) code = atoi(buf + 9);
-        }
-    }
-    close(fd);
-    return code;
+    return wb_test_http_get(rh->port[i], path, buf, size);
 }
 
-RH_FN int rh_wait_http(const rh_t *rh, int i, const char *path, int want, int timeout_ms)
+int rh_wait_http(const rh_t *rh, int i, const char *path, int want, int timeout_ms)
 {
     char buf[1024];
     int64_t t0 = wb_time_mono_ms();
@@ -326,9 +190,7 @@ RH_FN int rh_wait_http(const rh_t *rh, int i, const char *path, int want, int ti
     return code;
 }
 
-/* Value of metric line `name` (exact, labels included) on slot i; -1 if
- * the process does not answer or has no such line. */
-RH_FN double rh_metric(const rh_t *rh, int i, const char *name)
+double rh_metric(const rh_t *rh, int i, const char *name)
 {
     static char buf[1 << 16];
     size_t nlen = strlen(name);
@@ -342,8 +204,7 @@ RH_FN double rh_metric(const rh_t *rh, int i, const char *name)
     return -1;
 }
 
-/* Waits until metric >= want; returns its last value. */
-RH_FN double rh_wait_metric(const rh_t *rh, int i, const char *name, double want, int timeout_ms)
+double rh_wait_metric(const rh_t *rh, int i, const char *name, double want, int timeout_ms)
 {
     int64_t t0 = wb_time_mono_ms();
     double v;
@@ -352,15 +213,13 @@ RH_FN double rh_wait_metric(const rh_t *rh, int i, const char *name, double want
     return v;
 }
 
-/* The cache key of id. */
-RH_FN const char *rh_key(const rh_t *rh, const char *id, char *buf, size_t size)
+const char *rh_key(const rh_t *rh, const char *id, char *buf, size_t size)
 {
     snprintf(buf, size, "%s%s", rh->prefix, id);
     return buf;
 }
 
-/* Upserts a row (value NULL = soft-deleted) exactly as given. */
-RH_FN void rh_row(rh_t *rh, const char *id, const char *value, int64_t version)
+void rh_row(rh_t *rh, const char *id, const char *value, int64_t version)
 {
     char ver[24];
     snprintf(ver, sizeof(ver), "%" PRId64, version);
@@ -376,9 +235,7 @@ RH_FN void rh_row(rh_t *rh, const char *id, const char *value, int64_t version)
     PQclear(res);
 }
 
-/* Reads a row: 1 found (value copied, "" when deleted), 0 absent. */
-RH_FN int rh_get_row(rh_t *rh, const char *id, char *value, size_t size, int64_t *version,
-                     int *deleted)
+int rh_get_row(rh_t *rh, const char *id, char *value, size_t size, int64_t *version, int *deleted)
 {
     const char *params[1] = {id};
     char sql[256];
@@ -395,9 +252,7 @@ RH_FN int rh_get_row(rh_t *rh, const char *id, char *value, size_t size, int64_t
     return found;
 }
 
-/* Publishes a refresh request for id, as the library's refresh-ahead
- * trigger does (key, wb-kind: refresh, wb-entity), and waits for the ack. */
-RH_FN void rh_request_refresh(rh_t *rh, const char *id)
+void rh_request_refresh(rh_t *rh, const char *id)
 {
     char key[256];
     rh_key(rh, id, key, sizeof(key));
@@ -415,25 +270,13 @@ RH_FN void rh_request_refresh(rh_t *rh, const char *id)
     if (err) rh_die("produce refresh", rd_kafka_err2str(err));
 }
 
-RH_FN void rh_flush(rh_t *rh)
+void rh_flush(rh_t *rh)
 {
     if (rd_kafka_flush(rh->producer, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR)
         rh_die("flush", "refresh requests not acknowledged");
 }
 
-static void rh_header(const rd_kafka_message_t *m, const char *name, char *out, size_t size)
-{
-    rd_kafka_headers_t *h = NULL;
-    const void *v = NULL;
-    size_t len = 0;
-    out[0] = '\0';
-    if (rd_kafka_message_headers(m, &h) == 0 && rd_kafka_header_get_last(h, name, &v, &len) == 0 &&
-        v)
-        snprintf(out, size, "%.*s", (int)len, (const char *)v);
-}
-
-/* Reads whatever arrived on the changes topic for up to ms into rh->events. */
-RH_FN void rh_read_changes(rh_t *rh, int ms)
+void rh_read_changes(rh_t *rh, int ms)
 {
     int64_t end = wb_time_mono_ms() + ms;
     char buf[64];
@@ -447,18 +290,17 @@ RH_FN void rh_read_changes(rh_t *rh, int ms)
             e->is_delete = m->payload == NULL;
             if (m->payload)
                 snprintf(e->value, sizeof(e->value), "%.*s", (int)m->len, (const char *)m->payload);
-            rh_header(m, WB_HDR_VERSION, buf, sizeof(buf));
+            wb_test_kafka_header(m, WB_HDR_VERSION, buf, sizeof(buf));
             e->version = strtoll(buf, NULL, 10);
-            rh_header(m, WB_HDR_TIME_US, buf, sizeof(buf));
+            wb_test_kafka_header(m, WB_HDR_TIME_US, buf, sizeof(buf));
             e->time_us = strtoll(buf, NULL, 10);
-            rh_header(m, WB_HDR_ENTITY, e->entity, sizeof(e->entity));
+            wb_test_kafka_header(m, WB_HDR_ENTITY, e->entity, sizeof(e->entity));
         }
         rd_kafka_message_destroy(m);
     } while (wb_time_mono_ms() < end);
 }
 
-/* Events read so far for key; *last (may be NULL) = the last of them. */
-RH_FN int rh_count_events(const rh_t *rh, const char *key, const rh_event_t **last)
+int rh_count_events(const rh_t *rh, const char *key, const rh_event_t **last)
 {
     int n = 0;
     for (int i = 0; i < rh->nevents; i++)
@@ -469,23 +311,14 @@ RH_FN int rh_count_events(const rh_t *rh, const char *key, const rh_event_t **la
     return n;
 }
 
-/* Prints a child's log (on failure). */
-RH_FN void rh_dump_log(const rh_t *rh, int i)
+void rh_dump_log(const rh_t *rh, int i)
 {
-    char line[1024];
-    FILE *f = fopen(rh->log[i], "r");
-    if (!f) return;
-    fprintf(stderr, "---- %s ----\n", rh->log[i]);
-    while (fgets(line, sizeof(line), f))
-        fputs(line, stderr);
-    fclose(f);
+    wb_test_dump_file(rh->log[i]);
 }
 
-/* Stops every child (SIGKILL if one hangs), drops the table, the topics
- * and the Redis keys of the test. */
-RH_FN void rh_teardown(rh_t *rh)
+void rh_teardown(rh_t *rh)
 {
-    char sql[160], errstr[256];
+    char sql[160], errstr[256], match[112];
 
     for (int i = 0; i < RH_MAX_CHILDREN; i++)
         if (rh->pid[i] > 0) {
@@ -502,20 +335,8 @@ RH_FN void rh_teardown(rh_t *rh)
     }
     if (rh->redis) {
         /* Keys of this test: entries, markers, the index and the lease. */
-        char cursor[32] = "0";
-        do {
-            redisReply *r =
-                redisCommand(rh->redis, "SCAN %s MATCH %s* COUNT 1000", cursor, rh->tag);
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                freeReplyObject(r);
-                break;
-            }
-            snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-            for (size_t k = 0; k < r->element[1]->elements; k++)
-                freeReplyObject(redisCommand(rh->redis, "DEL %b", r->element[1]->element[k]->str,
-                                             r->element[1]->element[k]->len));
-            freeReplyObject(r);
-        } while (strcmp(cursor, "0") != 0);
+        snprintf(match, sizeof(match), "%s*", rh->tag);
+        wb_test_redis_del_matching(rh->redis, match);
         redisFree(rh->redis);
     }
     if (rh->producer) {
@@ -532,5 +353,3 @@ RH_FN void rh_teardown(rh_t *rh)
     free(rh->events);
     memset(rh, 0, sizeof(*rh));
 }
-
-#endif /* REFRESHER_HARNESS_H */
