@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wb_rand.h"
+
 #define RF_OID_TEXT     25
 #define RF_ARRAY_LIMIT  ((size_t)1 << 30) /* MaxAllocSize: largest datum the server takes */
 #define RF_ARRAY_HEADER 20
@@ -46,21 +48,13 @@ char *rf_text_array(const char *const *strs, const size_t *lens, size_t n, int *
     return buf;
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 int64_t rf_jitter_ttl(int64_t ttl_ms, int pct, uint64_t *rng)
 {
     if (ttl_ms <= 0 || pct <= 0) return ttl_ms;
     if (pct > 50) pct = 50;
     int64_t span = ttl_ms * pct / 100; /* +-span */
     if (span <= 0) return ttl_ms;
-    int64_t off = (int64_t)(splitmix64(rng) % (uint64_t)(2 * span + 1)) - span;
+    int64_t off = (int64_t)(wb_rand_next(rng) % (uint64_t)(2 * span + 1)) - span;
     int64_t ttl = ttl_ms + off;
     return ttl < 1 ? 1 : ttl;
 }

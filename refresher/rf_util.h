@@ -18,7 +18,7 @@
 char *rf_text_array(const char *const *strs, const size_t *lens, size_t n, int *len);
 
 /* TTL of a fill: ttl_ms spread uniformly by +-pct percent (0..50) using
- * *rng (splitmix64 state, advanced), so keys filled together do not expire
+ * *rng (wb_rand state, advanced), so keys filled together do not expire
  * together. ttl_ms <= 0 (no TTL) and pct <= 0 are returned unchanged; the
  * result is at least 1. */
 int64_t rf_jitter_ttl(int64_t ttl_ms, int pct, uint64_t *rng);

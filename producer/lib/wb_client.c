@@ -207,22 +207,6 @@ int64_t wb_client_jitter_ttl(int64_t ttl_ms, int pct, uint64_t rnd)
     return ttl_ms + off > 0 ? ttl_ms + off : 1;
 }
 
-uint64_t wb_client_rand(void)
-{
-    static _Thread_local uint64_t state;
-    uint64_t x;
-
-    if (state == 0) state = wb_random_seed() | 1;
-    /* xorshift64*: fast, per thread, good enough for jitter and tokens
-     * (a lock token only has to differ between concurrent holders). */
-    x = state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
 void wb_client_request_refresh(wb_client_t *client, const wb_entity_t *ent, const char *key,
                                size_t keylen, int64_t version)
 {

@@ -108,9 +108,6 @@ wb_err_t wb_client_pg(wb_client_t *client, wb_pg_op_fn op, void *arg, char *errs
  * 1 ms, pct 0 returns ttl_ms. Pure. */
 int64_t wb_client_jitter_ttl(int64_t ttl_ms, int pct, uint64_t rnd);
 
-/* A per-thread pseudo-random number (xorshift, seeded per thread). */
-uint64_t wb_client_rand(void);
-
 /* Counts one refresh request and publishes it (fire-and-forget). */
 void wb_client_request_refresh(wb_client_t *client, const wb_entity_t *ent, const char *key,
                                size_t keylen, int64_t version);

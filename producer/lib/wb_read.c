@@ -29,6 +29,7 @@
 #include "wb_key.h"
 #include "wb_log.h"
 #include "wb_pg.h"
+#include "wb_rand.h"
 #include "wb_redis.h"
 #include "wb_util.h"
 
@@ -98,7 +99,7 @@ static int64_t fill_ttl(const read_t *r)
     const wb_config_t *conf = r->client->conf;
 
     if (r->negative) return conf->producer.negative_ttl_ms;
-    return wb_client_jitter_ttl(r->ent->ttl_ms, conf->producer.ttl_jitter_pct, wb_client_rand());
+    return wb_client_jitter_ttl(r->ent->ttl_ms, conf->producer.ttl_jitter_pct, wb_rand());
 }
 
 /* ------------------------------------------------------ PostgreSQL read */
@@ -339,8 +340,7 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
     if (err != WB_OK) goto done;
     wb_key_side("rr", r->key, r->rr_key);
     wb_key_side("lock", r->key, r->lock_key);
-    snprintf(r->token, sizeof(r->token), "%016" PRIx64 "%016" PRIx64, wb_client_rand(),
-             wb_client_rand());
+    snprintf(r->token, sizeof(r->token), "%016" PRIx64 "%016" PRIx64, wb_rand(), wb_rand());
     r->args.refresh_ahead = r->ent->refresh_ahead;
     r->args.ttl_ms = r->ent->ttl_ms;
     r->args.dedupe_ms = conf->producer.refresh_dedupe_ms;

@@ -24,6 +24,7 @@
 #include "wb_key.h"
 #include "wb_log.h"
 #include "wb_pg.h"
+#include "wb_rand.h"
 #include "wb_redis.h"
 #include "wb_upsert.h"
 #include "wb_util.h"
@@ -175,8 +176,7 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
     }
     atomic_fetch_add(&client->stats.through_writes, 1);
 
-    op.ttl_ms =
-        wb_client_jitter_ttl(ent->ttl_ms, client->conf->producer.ttl_jitter_pct, wb_client_rand());
+    op.ttl_ms = wb_client_jitter_ttl(ent->ttl_ms, client->conf->producer.ttl_jitter_pct, wb_rand());
     err = wb_client_redis(client, set_op, &op, errstr, sizeof(errstr));
     if (err != WB_OK) {
         /* Committed, but the cache may still serve the previous value until

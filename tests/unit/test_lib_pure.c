@@ -12,6 +12,7 @@
 #include "wb_key.h"
 #include "wb_lua.h"
 #include "wb_producer.h"
+#include "wb_rand.h"
 
 static wb_entity_t ent = {.name = "user", .prefix = "user:", .table = "users", .ttl_ms = 60000};
 
@@ -79,7 +80,7 @@ static void jitter_stays_in_bounds(void **state)
     assert_int_equal(wb_client_jitter_ttl(60000, 0, 12345), 60000);
     assert_int_equal(wb_client_jitter_ttl(0, 10, 12345), 0);
     for (uint64_t r = 0; r < 20000; r++) {
-        int64_t t = wb_client_jitter_ttl(60000, 10, wb_client_rand());
+        int64_t t = wb_client_jitter_ttl(60000, 10, wb_rand());
 
         lo = t < lo ? t : lo;
         hi = t > hi ? t : hi;
