@@ -324,6 +324,7 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
 {
     char errstr[WB_ERRSTR_MAX];
     read_t *r = NULL;
+    wb_log_scope_t *prev_log;
     const wb_config_t *conf;
     int64_t deadline_us, left_us, wait_us = POLL_FIRST_US;
     int counted = 0, reloads = 0;
@@ -334,6 +335,9 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
     conf = client->conf;
     r = calloc(1, sizeof(*r)); /* ~4 KiB of keys: off the caller's stack */
     if (!r) return WB_ERR_NOMEM;
+    /* The caller's loader runs in this scope too; if it calls another
+     * handle, that call enters and leaves its own. */
+    prev_log = wb_log_scope_enter(&client->log);
     r->client = client;
     r->id = id;
     err = wb_client_key(client, entity, id, &r->ent, r->key, &r->keylen);
@@ -395,6 +399,7 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
 done:
     wb_lua_get_clear(&r->got);
     free(r);
+    wb_log_scope_leave(prev_log);
     return err;
 }
 

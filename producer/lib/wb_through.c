@@ -113,12 +113,14 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
 {
     char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX], sqlstate[6];
     const wb_entity_t *ent = NULL;
+    wb_log_scope_t *prev_log;
     through_op_t op;
     wb_row_t row;
     size_t keylen = 0, applied = 0;
     wb_err_t err;
 
     if (!client || (!value && len > 0)) return WB_ERR_INVALID_ARG;
+    prev_log = wb_log_scope_enter(&client->log);
     err = wb_client_key(client, entity, id, &ent, key, &keylen);
     if (err != WB_OK) goto fail;
     if (len > (size_t)client->conf->producer.max_value_bytes) {
@@ -186,9 +188,11 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
         goto fail;
     }
     if (versionp) *versionp = op.version;
+    wb_log_scope_leave(prev_log);
     return WB_OK;
 
 fail:
     atomic_fetch_add(&client->stats.put_errors, 1);
+    wb_log_scope_leave(prev_log);
     return err;
 }

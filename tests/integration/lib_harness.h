@@ -101,10 +101,10 @@ LH_FN wb_config_t *lh_config(const lh_t *h, const char *producer_extra)
 }
 
 /* Log callback: library warnings to stderr (visible in ctest output). */
-LH_FN void lh_log(int level, const char *line, void *opaque)
+LH_FN void lh_log(wb_log_level_t level, const char *line, void *opaque)
 {
     (void)opaque;
-    if (level >= 2) fprintf(stderr, "  [lib] %s\n", line);
+    if (level >= WB_LOG_WARN) fprintf(stderr, "  [lib] %s\n", line);
 }
 
 LH_FN wb_client_t *lh_client(const lh_t *h, const char *producer_extra)
