@@ -69,13 +69,14 @@ WB_EXPORT const char *wb_err2str(wb_err_t err);
  * reports, librdkafka's log lines) plus librdkafka's internal threads,
  * which block all signals. Callbacks run on the calling thread (the loader
  * of wb_get_or_load) or, for the log callback, also on the poll thread.
- * Signals: SIGPIPE cannot kill the application, whatever its disposition.
- * The library blocks it on the calling thread around its writes to Redis
- * (hiredis writes with write(2)) and consumes one such a write raised, as
- * libpq does; libpq sends with MSG_NOSIGNAL and librdkafka's threads block
- * signals and send with MSG_NOSIGNAL. A write to a connection Redis closed
- * is retried once on a fresh connection, else the call fails with
- * WB_ERR_REDIS. The library installs no signal handler.
+ * Signals: SIGPIPE cannot kill the application, whatever its disposition,
+ * so there is no need to ignore it. The library blocks it on the calling
+ * thread around its writes to Redis (hiredis writes with write(2)) and
+ * consumes the SIGPIPE such a write raised before unblocking, as libpq
+ * does; libpq itself sends with MSG_NOSIGNAL, and librdkafka does all its
+ * socket I/O on its own threads, which block every signal. A write to a
+ * connection Redis closed is retried once on a fresh connection, else the
+ * call fails with WB_ERR_REDIS. The library installs no signal handler.
  * ------------------------------------------------------------------------ */
 
 typedef struct wb_client_s wb_client_t;

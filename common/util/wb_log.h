@@ -42,8 +42,8 @@ int wb_log_level_parse(const char *name);
 const char *wb_log_level_name(int level);
 
 /* Routes lines to sink (opaque is passed back) instead of stderr; NULL
- * restores stderr. This is the process-wide sink, the daemons' and wbctl's:
- * it gets the lines of threads that are not inside a scope. Once this
+ * restores stderr. This is the process-wide sink (the daemons use it): it
+ * gets the lines of threads that are not inside a scope. Once this
  * returns, the previous sink is no longer called, so its opaque may be
  * freed. Thread-safe. */
 void wb_log_set_sink(wb_log_fn sink, void *opaque);
