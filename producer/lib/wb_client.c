@@ -1,6 +1,5 @@
 /* wb_client.c — opening, closing and inspecting a client handle (see wb_client_int.h for the
  * design). */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
