@@ -65,6 +65,18 @@ WB_EXPORT const char *wb_err2str(wb_err_t err);
  * Keys: every call names an entity (entities[].name in the config) and an
  * id; the cache key is the entity's prefix followed by the id, and the
  * PostgreSQL row's key is the id.
+ * Threads of its own: each handle runs one Kafka poll thread (delivery
+ * reports, librdkafka's log lines) plus librdkafka's internal threads,
+ * which block all signals. Callbacks run on the calling thread (the loader
+ * of wb_get_or_load) or, for the log callback, also on the poll thread.
+ * Signals: SIGPIPE cannot kill the application, whatever its disposition,
+ * so there is no need to ignore it. The library blocks it on the calling
+ * thread around its writes to Redis (hiredis writes with write(2)) and
+ * consumes the SIGPIPE such a write raised before unblocking, as libpq
+ * does; libpq itself sends with MSG_NOSIGNAL, and librdkafka does all its
+ * socket I/O on its own threads, which block every signal. A write to a
+ * connection Redis closed is retried once on a fresh connection, else the
+ * call fails with WB_ERR_REDIS. The library installs no signal handler.
  * ------------------------------------------------------------------------ */
 
 typedef struct wb_client_s wb_client_t;
@@ -77,12 +89,26 @@ typedef enum wb_ack_e {
     WB_ACK_DEFAULT = -1, /* producer.ack from the config */
 } wb_ack_t;
 
-/* Library log lines (already formatted, one line, no newline) go to this
- * callback; the library itself never prints. level: 0 debug, 1 info,
- * 2 warn, 3 error. Called from any thread of the library (including its
- * Kafka poll thread); it must be thread-safe and must not call back into
- * the client. */
-typedef void (*wb_log_fn)(int level, const char *line, void *opaque);
+/* Levels of log lines, lowest first. */
+typedef enum wb_log_level_e {
+    WB_LOG_DEBUG = 0,
+    WB_LOG_INFO = 1,
+    WB_LOG_WARN = 2,
+    WB_LOG_ERROR = 3,
+} wb_log_level_t;
+
+/* Log lines of one handle (already formatted, one line, no newline; line
+ * is only valid during the call) go to the callback given when it was
+ * opened; the library itself never prints. Each handle has its own
+ * callback and level (log.level of its config, or
+ * wb_client_set_log_level): two handles in one process each get only the
+ * lines logged while working for them, including those of the library's
+ * internal modules and of librdkafka (syslog levels 0-3 as ERROR, 4 WARN,
+ * 5 INFO, 6-7 DEBUG; librdkafka's "debug" property in kafka.properties adds
+ * its debug lines). Threads: called on the thread that called into the
+ * handle, or on the handle's Kafka poll thread, possibly on several at
+ * once; it must be thread-safe and must not call back into the client. */
+typedef void (*wb_log_fn)(wb_log_level_t level, const char *line, void *opaque);
 
 /* Loads and strictly validates a YAML config (see config/README.md). On
  * success *confp owns it (free with wb_config_destroy); on failure returns
@@ -96,7 +122,10 @@ WB_EXPORT void wb_config_destroy(wb_config_t *conf);
 /* Opens a client from the YAML config at config_path (NULL: $WBCACHE_CONFIG,
  * else config/wbcache.yaml). Connects to Redis (and loads the scripts) and
  * creates the Kafka producer; PostgreSQL is connected lazily on the first
- * read-through or write-through miss. log_cb may be NULL (logs dropped).
+ * read-through or write-through miss. This handle's log lines at log.level
+ * of the config and above go to log_cb with log_opaque (borrowed: both must
+ * stay valid until wb_client_close returns); log_cb may be NULL (lines
+ * dropped). Lines of the open itself go there too.
  * On success *clientp owns a new handle. On failure returns WB_ERR_CONFIG,
  * WB_ERR_REDIS, WB_ERR_KAFKA, WB_ERR_NOMEM and writes the detail into errstr. */
 WB_EXPORT wb_err_t wb_client_open(const char *config_path, wb_log_fn log_cb, void *log_opaque,
@@ -112,9 +141,16 @@ WB_EXPORT wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, vo
  * entries stay dirty in Redis, so the sweeper re-publishes them). */
 WB_EXPORT wb_err_t wb_client_flush(wb_client_t *client, int timeout_ms);
 
-/* Flushes (up to producer.kafka_timeout_ms), closes every connection and
- * frees the handle. NULL is fine. */
+/* Flushes (up to producer.kafka_timeout_ms), closes every connection, stops
+ * the handle's threads and frees the handle; once it returns, its log
+ * callback is no longer called. NULL is fine. */
 WB_EXPORT void wb_client_close(wb_client_t *client);
+
+/* Lines of this handle below level are dropped from now on (the initial
+ * level is log.level of its config). Other handles are not affected.
+ * Returns WB_OK, or WB_ERR_INVALID_ARG for a NULL client or a level that
+ * is not a wb_log_level_t. Thread-safe. */
+WB_EXPORT wb_err_t wb_client_set_log_level(wb_client_t *client, wb_log_level_t level);
 
 /* ---------------------------------------------------------------- values */
 
@@ -241,6 +277,9 @@ WB_EXPORT wb_err_t wb_get_or_load(wb_client_t *client, const char *entity, const
 
 /* ------------------------------------------------------------ statistics */
 
+/* A handle's counters. Every field is a uint64_t; new ones are only ever
+ * appended, never reordered or removed, so a struct from an older header
+ * is a prefix of a newer one (see wb_client_stats). */
 typedef struct wb_stats_s {
     uint64_t puts;             /* write-behind writes acknowledged (incl. deletes) */
     uint64_t put_errors;
@@ -253,8 +292,15 @@ typedef struct wb_stats_s {
     uint64_t queue_depth;      /* events waiting for Kafka right now */
 } wb_stats_t;
 
-/* Copies the handle's counters into *stats. Thread-safe. */
-WB_EXPORT void wb_client_stats(wb_client_t *client, wb_stats_t *stats);
+/* Copies the handle's counters into stats, which has room for stats_size
+ * bytes: pass sizeof(wb_stats_t) (of the header the caller was built
+ * with). The library writes the counters it has that fit whole into
+ * stats_size and nothing beyond it: a caller built with an older, smaller
+ * wb_stats_t gets the fields it knows; one built with a newer, larger one
+ * on an older library finds the fields the library lacks untouched (zero
+ * the struct first). Returns the number of bytes written, a multiple of
+ * sizeof(uint64_t); 0 for a NULL client or stats. Thread-safe. */
+WB_EXPORT size_t wb_client_stats(wb_client_t *client, wb_stats_t *stats, size_t stats_size);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
+#include "wb_rand.h"
 #include "wb_redis.h"
 #include "wb_scripts.h"
 #include "wb_table.h"
@@ -233,7 +234,7 @@ static wb_err_t fill_rows(rf_t *rf, rf_item_t *items, const row_t *rows, size_t 
             const wb_row_t *row = &rows[done].row;
             const rf_item_t *it = &items[done];
             if (!rows[done].found) continue;
-            int64_t ttl = wb_ttl_fill(rf->conf, it->ent, rf_rand(&rf->rng));
+            int64_t ttl = wb_ttl_fill(rf->conf, it->ent, wb_rand_next(&rf->rng));
             /* A live row with a NULL value (written by hand) reads as empty. */
             const char *value = row->value ? row->value : "";
             int l1 = snprintf(nums[nc][0], sizeof(nums[nc][0]), "%" PRId64, row->version);

@@ -1,18 +1,9 @@
-/* rf_util.c — pure helpers of wb-refresher: random numbers, key -> entity, lease key. */
+/* rf_util.c — pure helpers of wb-refresher: key -> entity, lease key. */
 #include "rf_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-uint64_t rf_rand(uint64_t *rng)
-{
-    /* splitmix64 */
-    uint64_t z = (*rng += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 static int has_prefix(const wb_entity_t *ent, const char *key, size_t keylen)
 {

@@ -1,4 +1,4 @@
-/* rf_util.h — pure helpers of wb-refresher: random numbers, key -> entity, lease key. */
+/* rf_util.h — pure helpers of wb-refresher: key -> entity, lease key. */
 #ifndef RF_UTIL_H
 #define RF_UTIL_H
 
@@ -8,9 +8,6 @@
 #include "wb_config.h"
 #include "wb_event.h"
 
-/* The next pseudo-random number of the splitmix64 sequence whose state
- * *rng is (advanced); for the fill TTLs' jitter (wb_ttl_fill). */
-uint64_t rf_rand(uint64_t *rng);
 
 /* The entity a cache key belongs to: the one named in hint (entitylen
  * bytes, may be NULL) if it exists and key starts with its prefix followed

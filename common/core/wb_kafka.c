@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "wb_log.h"
 #include "wb_util.h"
 
 /* librdkafka's own messages quote the value ("Invalid value \"x\" for
@@ -32,6 +33,19 @@ static void log_stderr(const rd_kafka_t *rk, int level, const char *fac, const c
     if (level < 0 || level > 4) return;
     fprintf(stderr, "%s kafka %s [%s]: %s\n", names[level], rk ? rd_kafka_name(rk) : "-",
             fac ? fac : "-", buf ? buf : "");
+}
+
+/* WB_KAFKA_F_LOG_QUEUE: runs on the thread that polls, inside its log
+ * scope. */
+static void log_wb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    wb_log_level_t wl = level <= 3   ? WB_LOG_ERROR
+                        : level == 4 ? WB_LOG_WARN
+                        : level == 5 ? WB_LOG_INFO
+                                     : WB_LOG_DEBUG;
+
+    WB_LOG_AT(wl, "kafka %s [%s]: %s", rk ? rd_kafka_name(rk) : "-", fac ? fac : "-",
+              buf ? buf : "");
 }
 
 /* Sets one property; the message names the property and, unless the name
@@ -73,7 +87,10 @@ wb_err_t wb_kafka_conf_new(const wb_config_t *conf, const char *client_role, uns
         wb_set_err(errstr, errstr_size, "kafka conf: out of memory");
         return WB_ERR_NOMEM;
     }
-    rd_kafka_conf_set_log_cb(kconf, (flags & WB_KAFKA_F_LOG_STDERR) ? log_stderr : log_quiet);
+    if (flags & WB_KAFKA_F_LOG_QUEUE)
+        rd_kafka_conf_set_log_cb(kconf, log_wb);
+    else
+        rd_kafka_conf_set_log_cb(kconf, (flags & WB_KAFKA_F_LOG_STDERR) ? log_stderr : log_quiet);
     err = conf_set(kconf, "kafka.brokers", "bootstrap.servers", conf->kafka.brokers, errstr,
                    errstr_size);
     if (err != WB_OK) goto fail;
@@ -99,6 +116,11 @@ wb_err_t wb_kafka_conf_new(const wb_config_t *conf, const char *client_role, uns
         err = conf_set(kconf, "kafka.properties", kv->name, kv->value, errstr, errstr_size);
         if (err != WB_OK) goto fail;
     }
+    /* After the properties: a log line on one of librdkafka's own threads
+     * would miss the caller's log scope. */
+    if ((flags & WB_KAFKA_F_LOG_QUEUE) &&
+        (err = conf_set(kconf, "kafka", "log.queue", "true", errstr, errstr_size)) != WB_OK)
+        goto fail;
     *out = kconf;
     return WB_OK;
 
@@ -122,15 +144,19 @@ static wb_err_t force(rd_kafka_conf_t *kconf, const char *name, const char *valu
 wb_err_t wb_kafka_producer_new(rd_kafka_conf_t *kconf, int idempotent_acks_all, rd_kafka_t **out,
                                char *errstr, size_t errstr_size)
 {
-    char why[512];
+    char why[512], logq[8];
+    size_t logq_size = sizeof(logq);
     rd_kafka_t *rk;
     wb_err_t err;
+    int queued_log;
 
     if (out) *out = NULL;
     if (!kconf || !out) {
         wb_set_err(errstr, errstr_size, "kafka producer: invalid arguments");
         return WB_ERR_INVALID_ARG;
     }
+    queued_log = rd_kafka_conf_get(kconf, "log.queue", logq, &logq_size) == RD_KAFKA_CONF_OK &&
+                 !strcmp(logq, "true");
     if (idempotent_acks_all) {
         if ((err = force(kconf, "enable.idempotence", "true", errstr, errstr_size)) != WB_OK ||
             (err = force(kconf, "acks", "all", errstr, errstr_size)) != WB_OK)
@@ -142,6 +168,9 @@ wb_err_t wb_kafka_producer_new(rd_kafka_conf_t *kconf, int idempotent_acks_all, 
         wb_set_err(errstr, errstr_size, "kafka producer: %s", why);
         return WB_ERR_KAFKA;
     }
+    /* Lines logged so far waited in a temporary queue; from now on they
+     * are served with the main queue, by rd_kafka_poll. */
+    if (queued_log) rd_kafka_set_log_queue(rk, NULL);
     *out = rk;
     return WB_OK;
 }

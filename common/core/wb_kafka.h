@@ -15,13 +15,20 @@
  * 4096 and max.partition.fetch.bytes 262144 instead of librdkafka's 65536 /
  * 1048576, which would be most of their memory. */
 #define WB_KAFKA_F_SMALL_PREFETCH 0x2
+/* The library: librdkafka's lines go to wb_log (syslog levels 0-3 ERROR,
+ * 4 WARN, 5 INFO, 6-7 DEBUG) through log.queue, i.e. on the thread that
+ * polls the handle's main queue (wb_kafka_producer_new points the log
+ * queue there), never spontaneously on librdkafka's own threads; so they
+ * reach the log scope of the thread that polls. */
+#define WB_KAFKA_F_LOG_QUEUE 0x4
 
 /* Builds a librdkafka conf: bootstrap.servers = conf->kafka.brokers,
  * client.id = "wbcache-<client_role>" (client_role may be NULL), the
  * WB_KAFKA_F_SMALL_PREFETCH settings if asked, then every kafka.properties
  * entry in file order (so they may override all of these),
- * and a log callback: silent by default (a library never prints), or with
- * WB_KAFKA_F_LOG_STDERR one line per WARN-or-worse message on stderr. On
+ * and a log callback: silent by default, with WB_KAFKA_F_LOG_STDERR one
+ * line per WARN-or-worse message on stderr, with WB_KAFKA_F_LOG_QUEUE
+ * every line to wb_log on the polling thread. On
  * WB_OK *out is a new conf owned by the caller (rd_kafka_conf_destroy, or
  * hand it to wb_kafka_producer_new / wb_kafka_consumer_new). An unknown
  * property or bad value gives WB_ERR_CONFIG naming the property; the value
@@ -33,7 +40,9 @@ wb_err_t wb_kafka_conf_new(const wb_config_t *conf, const char *client_role, uns
  * enable.idempotence=true and acks=all (overriding kafka.properties): no
  * duplicates or reordering per partition on retries, and a delivery report
  * only once all in-sync replicas have the message. Set callbacks
- * (rd_kafka_conf_set_dr_msg_cb ...) on kconf before. On WB_OK *out owns
+ * (rd_kafka_conf_set_dr_msg_cb ...) on kconf before. If kconf has
+ * log.queue=true (WB_KAFKA_F_LOG_QUEUE), log lines are served by whoever
+ * polls the new handle (rd_kafka_poll, rd_kafka_flush). On WB_OK *out owns
  * kconf; on failure the caller still owns kconf (as with rd_kafka_new). */
 wb_err_t wb_kafka_producer_new(rd_kafka_conf_t *kconf, int idempotent_acks_all, rd_kafka_t **out,
                                char *errstr, size_t errstr_size);

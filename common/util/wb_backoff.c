@@ -1,30 +1,7 @@
 /* wb_backoff.c — capped exponential backoff with equal jitter, deterministic per seed. */
 #include "wb_backoff.h"
 
-#include <stddef.h>
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n]; rejection sampling so large n carry no modulo bias. */
-static uint64_t uniform(uint64_t *state, uint64_t n)
-{
-    uint64_t range, limit, r;
-
-    if (n == UINT64_MAX) return splitmix64(state);
-    range = n + 1;
-    limit = UINT64_MAX - UINT64_MAX % range;
-    do {
-        r = splitmix64(state);
-    } while (r >= limit);
-    return r % range;
-}
+#include "wb_rand.h"
 
 void wb_backoff_init(wb_backoff_t *b, int64_t initial_ms, int64_t max_ms, uint64_t seed)
 {
@@ -52,7 +29,7 @@ int64_t wb_backoff_next_ms(wb_backoff_t *b)
     int64_t half = cap / 2;
 
     if (b->attempt < UINT32_MAX) b->attempt++;
-    return half + (int64_t)uniform(&b->rng, (uint64_t)(cap - half));
+    return half + (int64_t)wb_rand_upto(&b->rng, (uint64_t)(cap - half));
 }
 
 void wb_backoff_reset(wb_backoff_t *b)

@@ -10,7 +10,7 @@ typedef struct wb_backoff_s {
     int64_t initial_ms; /* cap of the first step */
     int64_t max_ms;     /* the cap never exceeds this */
     uint32_t attempt;   /* steps taken since init/reset (saturates) */
-    uint64_t rng;       /* splitmix64 state */
+    uint64_t rng;       /* wb_rand state */
 } wb_backoff_t;
 
 /* Prepares b. initial_ms < 1 is taken as 1; max_ms < initial_ms is taken as

@@ -22,11 +22,14 @@ static atomic_int g_level = WB_LOG_INFO;
  * runs so wb_log_set_sink can promise the old sink is no longer in use. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_progname[64] = "wbcache";
-static wb_log_sink_t g_sink;
+static wb_log_fn g_sink;
 static void *g_sink_opaque;
 
 /* Set while this thread runs the sink, to divert re-entrant logging. */
 static _Thread_local int t_in_sink;
+
+/* The scope this thread is in; NULL: the process-wide sink and level. */
+static _Thread_local wb_log_scope_t *t_scope;
 
 void wb_log_init(const char *progname)
 {
@@ -70,7 +73,7 @@ const char *wb_log_level_name(int level)
     return "?";
 }
 
-void wb_log_set_sink(wb_log_sink_t sink, void *opaque)
+void wb_log_set_sink(wb_log_fn sink, void *opaque)
 {
     pthread_mutex_lock(&g_lock);
     g_sink = sink;
@@ -78,8 +81,36 @@ void wb_log_set_sink(wb_log_sink_t sink, void *opaque)
     pthread_mutex_unlock(&g_lock);
 }
 
+void wb_log_scope_init(wb_log_scope_t *scope, wb_log_fn sink, void *opaque, wb_log_level_t level)
+{
+    scope->sink = sink;
+    scope->opaque = sink ? opaque : NULL;
+    atomic_init(&scope->level, (int)level);
+}
+
+void wb_log_scope_set_level(wb_log_scope_t *scope, wb_log_level_t level)
+{
+    atomic_store(&scope->level, (int)level);
+}
+
+wb_log_scope_t *wb_log_scope_enter(wb_log_scope_t *scope)
+{
+    wb_log_scope_t *prev = t_scope;
+
+    t_scope = scope;
+    return prev;
+}
+
+void wb_log_scope_leave(wb_log_scope_t *prev)
+{
+    t_scope = prev;
+}
+
 int wb_log_enabled(int level)
 {
+    wb_log_scope_t *scope = t_scope;
+
+    if (scope) return scope->sink && level >= atomic_load(&scope->level);
     return level >= atomic_load(&g_level);
 }
 
@@ -131,6 +162,21 @@ void wb_log_vwrite(int level, const char *fmt, va_list ap)
         msglen = (size_t)n;
     }
 
+    if (t_scope) {
+        wb_log_scope_t *scope = t_scope;
+
+        /* A scope's sink runs without g_lock (threads of one scope log at
+         * once); a line it logs itself is dropped, never printed. */
+        if (nested) goto out;
+        pthread_mutex_lock(&g_lock);
+        len = format_prefix(line, sizeof(line), level, g_progname);
+        pthread_mutex_unlock(&g_lock);
+        wb_escape(line + len, sizeof(line) - len, msg, msglen, 0);
+        t_in_sink = 1;
+        scope->sink((wb_log_level_t)level, line, scope->opaque);
+        t_in_sink = 0;
+        goto out;
+    }
     /* A sink that logs already holds g_lock on this thread (and so may read
      * g_progname); its line bypasses the sink and goes to stderr. */
     if (!nested) pthread_mutex_lock(&g_lock);
@@ -140,7 +186,7 @@ void wb_log_vwrite(int level, const char *fmt, va_list ap)
     len += strlen(line + len);
     if (g_sink && !nested) {
         t_in_sink = 1;
-        g_sink(level, line, g_sink_opaque);
+        g_sink((wb_log_level_t)level, line, g_sink_opaque);
         t_in_sink = 0;
         pthread_mutex_unlock(&g_lock);
     } else {
@@ -148,6 +194,7 @@ void wb_log_vwrite(int level, const char *fmt, va_list ap)
         line[len++] = '\n';
         write_all(STDERR_FILENO, line, len);
     }
+out:
     errno = saved;
 }
 

@@ -3,31 +3,34 @@
 #define WB_LOG_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 
-typedef enum wb_log_level_e {
-    WB_LOG_DEBUG = 0,
-    WB_LOG_INFO = 1,
-    WB_LOG_WARN = 2,
-    WB_LOG_ERROR = 3,
-} wb_log_level_t;
+/* The levels (wb_log_level_t) and the callback type (wb_log_fn) are the
+ * public ones of wbcache.h: one definition for the library's callers and
+ * for the daemons. */
+#include "wbcache.h"
 
 /* Longest line handed to a sink or written to stderr, newline included.
  * Kept at PIPE_BUF so one write(2) to a pipe is atomic. Longer messages are
  * cut and end with "...". */
 #define WB_LOG_LINE_MAX 4096
 
-/* Receives one finished line: "2026-11-28T16:40:01.123Z INFO  prog: msg",
- * NUL-terminated, without trailing newline, with no control characters.
- * line is only valid during the call. Calls are serialized (one at a time,
- * from whichever thread logged). The sink must not call wb_log itself; if it
- * does, that nested line goes to stderr. */
-typedef void (*wb_log_sink_t)(int level, const char *line, void *opaque);
+/* A sink (wb_log_fn) receives one finished line:
+ * "2026-11-28T16:40:01.123Z INFO  prog: msg", NUL-terminated, without
+ * trailing newline, with no control characters; line is only valid during
+ * the call. The process-wide sink's calls are serialized (one at a time,
+ * from whichever thread logged); a scope's sink is called concurrently from
+ * the threads in that scope. A sink must not call wb_log itself; if it
+ * does, that nested line goes to stderr (process-wide) or is dropped
+ * (scope). */
 
 /* Sets the program name shown in every line (copied; at most 63 bytes).
  * NULL or "" gives "wbcache". Thread-safe. */
 void wb_log_init(const char *progname);
 
-/* Lines below level are dropped (default WB_LOG_INFO). Thread-safe. */
+/* Lines below level are dropped (default WB_LOG_INFO). This is the
+ * process-wide level: it does not apply to a thread inside a scope.
+ * Thread-safe. */
 void wb_log_set_level(wb_log_level_t level);
 wb_log_level_t wb_log_get_level(void);
 
@@ -39,13 +42,41 @@ int wb_log_level_parse(const char *name);
 const char *wb_log_level_name(int level);
 
 /* Routes lines to sink (opaque is passed back) instead of stderr; NULL
- * restores stderr. The process has one sink: libwbcache installs the
- * application's callback here so the library itself never prints. Once this
+ * restores stderr. This is the process-wide sink (the daemons use it): it
+ * gets the lines of threads that are not inside a scope. Once this
  * returns, the previous sink is no longer called, so its opaque may be
  * freed. Thread-safe. */
-void wb_log_set_sink(wb_log_sink_t sink, void *opaque);
+void wb_log_set_sink(wb_log_fn sink, void *opaque);
 
-/* Non-zero if a line at level would be emitted (use to skip costly work). */
+/* A scope: where the lines logged by the threads that entered it go, with
+ * its own level, instead of the process-wide sink and level. libwbcache
+ * gives every client handle one and enters it at each public call and in
+ * the handle's own threads, so two handles in one process each get their
+ * own lines, the core modules' included, and the library never prints.
+ * Plain struct so it can live inside its owner; touch it only through
+ * these functions. It must outlive every thread inside it. */
+typedef struct wb_log_scope_s {
+    wb_log_fn sink; /* NULL: lines are dropped */
+    void *opaque;
+    atomic_int level;
+} wb_log_scope_t;
+
+/* Prepares scope: lines at level and above go to sink (NULL drops them). */
+void wb_log_scope_init(wb_log_scope_t *scope, wb_log_fn sink, void *opaque, wb_log_level_t level);
+
+/* Changes the scope's level, at once for every thread inside it.
+ * Thread-safe. */
+void wb_log_scope_set_level(wb_log_scope_t *scope, wb_log_level_t level);
+
+/* Makes scope the calling thread's (NULL: the process-wide sink and level)
+ * and returns the one it replaces; give that back to wb_log_scope_leave
+ * before returning, so scopes nest (a loader callback that calls another
+ * handle). Costs no lock. */
+wb_log_scope_t *wb_log_scope_enter(wb_log_scope_t *scope);
+void wb_log_scope_leave(wb_log_scope_t *prev);
+
+/* Non-zero if a line at level would be emitted on this thread (its scope's
+ * level and sink, else the process-wide level). Use to skip costly work. */
 int wb_log_enabled(int level);
 
 /* Formats and emits one line at level if enabled. Newlines and other control

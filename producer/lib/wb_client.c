@@ -1,6 +1,5 @@
 /* wb_client.c — opening, closing and inspecting a client handle (see wb_client_int.h for the
  * design). */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,51 +7,15 @@
 #include "wb_column.h"
 #include "wb_key.h"
 #include "wb_log.h"
+#include "wb_sigpipe.h"
 #include "wb_util.h"
 
 #define RPOOL_MAX_IDLE  64 /* idle Redis connections kept (one per busy caller thread) */
 #define PGPOOL_MAX_IDLE 8  /* PostgreSQL is only on the miss and write-through paths */
 
-/* The common modules log through the process-wide wb_log sink. The most
- * recently opened client owns it and forwards to its callback; when that
- * client closes, lines are dropped: a library never prints. */
-static pthread_mutex_t g_sink_mu = PTHREAD_MUTEX_INITIALIZER;
-static wb_client_t *g_sink_owner;
-
-static void log_forward(int level, const char *line, void *opaque)
-{
-    wb_client_t *client = opaque;
-
-    if (client->log_cb) client->log_cb(level, line, client->log_opaque);
-}
-
-static void log_drop(int level, const char *line, void *opaque)
-{
-    (void)level, (void)line, (void)opaque;
-}
-
-static void sink_install(wb_client_t *client)
-{
-    pthread_mutex_lock(&g_sink_mu);
-    g_sink_owner = client;
-    wb_log_set_sink(log_forward, client);
-    pthread_mutex_unlock(&g_sink_mu);
-}
-
-static void sink_uninstall(wb_client_t *client)
-{
-    pthread_mutex_lock(&g_sink_mu);
-    if (g_sink_owner == client) {
-        g_sink_owner = NULL;
-        wb_log_set_sink(log_drop, NULL);
-    }
-    pthread_mutex_unlock(&g_sink_mu);
-}
-
 static void client_free(wb_client_t *client)
 {
     if (!client) return;
-    sink_uninstall(client);
     wb_producer_destroy(client->producer,
                         client->conf ? client->conf->producer.kafka_timeout_ms : 0);
     wb_pgpool_destroy(client->pgpool);
@@ -66,7 +29,9 @@ wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_op
                                wb_client_t **clientp, char *errstr, size_t errstr_size)
 {
     wb_client_t *client = NULL;
+    wb_log_scope_t *prev_log;
     redisContext *ctx = NULL;
+    wb_sigpipe_t sigpipe;
     wb_err_t err;
     int level;
 
@@ -80,11 +45,10 @@ wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_op
         wb_set_err(errstr, errstr_size, "wb_client_open: out of memory");
         return WB_ERR_NOMEM;
     }
-    client->log_cb = log_cb;
-    client->log_opaque = log_opaque;
-    sink_install(client);
     level = wb_log_level_parse(conf->log.level);
-    if (level >= 0) wb_log_set_level((wb_log_level_t)level);
+    wb_log_scope_init(&client->log, log_cb, log_opaque,
+                      level >= 0 ? (wb_log_level_t)level : WB_LOG_INFO);
+    prev_log = wb_log_scope_enter(&client->log);
 
     client->rpool = wb_rpool_new(conf, RPOOL_MAX_IDLE);
     client->pgpool = wb_pgpool_new(conf, PGPOOL_MAX_IDLE);
@@ -95,21 +59,24 @@ wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_op
     }
     /* Fail early on a wrong address or password rather than on the first
      * put; this first connection also loads the scripts. */
+    wb_sigpipe_block(&sigpipe);
     err = wb_rpool_get(client->rpool, &ctx, NULL, errstr, errstr_size);
-    if (err != WB_OK) goto fail;
-    err = wb_lua_load(&client->lua, ctx, errstr, errstr_size);
+    if (err == WB_OK) err = wb_lua_load(&client->lua, ctx, errstr, errstr_size);
     wb_rpool_put(client->rpool, ctx);
+    wb_sigpipe_restore(&sigpipe);
     if (err != WB_OK) goto fail;
-    err = wb_producer_new(conf, &client->producer, errstr, errstr_size);
+    err = wb_producer_new(conf, &client->log, &client->producer, errstr, errstr_size);
     if (err != WB_OK) goto fail;
     client->conf = conf; /* ownership moves only on success */
     *clientp = client;
     WB_DEBUG("wbcache client open: redis %s:%d, kafka %s", conf->redis.host, conf->redis.port,
              conf->kafka.brokers);
+    wb_log_scope_leave(prev_log);
     return WB_OK;
 
 fail:
     client_free(client);
+    wb_log_scope_leave(prev_log);
     return err;
 }
 
@@ -130,32 +97,57 @@ wb_err_t wb_client_open(const char *config_path, wb_log_fn log_cb, void *log_opa
 
 wb_err_t wb_client_flush(wb_client_t *client, int timeout_ms)
 {
+    wb_log_scope_t *prev_log;
+    wb_err_t err;
+
     if (!client) return WB_ERR_INVALID_ARG;
-    return wb_producer_flush(client->producer, timeout_ms);
+    prev_log = wb_log_scope_enter(&client->log);
+    err = wb_producer_flush(client->producer, timeout_ms);
+    wb_log_scope_leave(prev_log);
+    return err;
 }
 
 void wb_client_close(wb_client_t *client)
 {
+    wb_log_scope_t *prev_log;
+
+    if (!client) return;
+    /* The scope lives in client: left only after its last line. */
+    prev_log = wb_log_scope_enter(&client->log);
     client_free(client);
+    wb_log_scope_leave(prev_log);
 }
 
-void wb_client_stats(wb_client_t *client, wb_stats_t *stats)
+wb_err_t wb_client_set_log_level(wb_client_t *client, wb_log_level_t level)
+{
+    if (!client || level < WB_LOG_DEBUG || level > WB_LOG_ERROR) return WB_ERR_INVALID_ARG;
+    wb_log_scope_set_level(&client->log, level);
+    return WB_OK;
+}
+
+size_t wb_client_stats(wb_client_t *client, wb_stats_t *stats, size_t stats_size)
 {
     wb_client_counters_t *s;
+    wb_stats_t all;
+    size_t n;
 
-    if (!stats) return;
-    memset(stats, 0, sizeof(*stats));
-    if (!client) return;
+    if (!client || !stats) return 0;
+    memset(&all, 0, sizeof(all));
     s = &client->stats;
-    stats->puts = atomic_load(&s->puts);
-    stats->put_errors = atomic_load(&s->put_errors);
-    stats->through_writes = atomic_load(&s->through_writes);
-    stats->hits = atomic_load(&s->hits);
-    stats->misses = atomic_load(&s->misses);
-    stats->loads = atomic_load(&s->loads);
-    stats->refresh_requests = atomic_load(&s->refresh_requests);
-    stats->kafka_errors = wb_producer_errors(client->producer);
-    stats->queue_depth = wb_producer_depth(client->producer);
+    all.puts = atomic_load(&s->puts);
+    all.put_errors = atomic_load(&s->put_errors);
+    all.through_writes = atomic_load(&s->through_writes);
+    all.hits = atomic_load(&s->hits);
+    all.misses = atomic_load(&s->misses);
+    all.loads = atomic_load(&s->loads);
+    all.refresh_requests = atomic_load(&s->refresh_requests);
+    all.kafka_errors = wb_producer_errors(client->producer);
+    all.queue_depth = wb_producer_depth(client->producer);
+    /* Whole counters only, and not one byte past what the caller has. */
+    n = stats_size < sizeof(all) ? stats_size : sizeof(all);
+    n -= n % sizeof(uint64_t);
+    memcpy(stats, &all, n);
+    return n;
 }
 
 void wb_value_free(wb_value_t *value)
@@ -195,22 +187,6 @@ wb_err_t wb_client_check_value(const wb_entity_t *ent, const char *key, const vo
     return WB_ERR_INVALID_ARG;
 }
 
-uint64_t wb_client_rand(void)
-{
-    static _Thread_local uint64_t state;
-    uint64_t x;
-
-    if (state == 0) state = wb_random_seed() | 1;
-    /* xorshift64*: fast, per thread, good enough for jitter and tokens
-     * (a lock token only has to differ between concurrent holders). */
-    x = state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
 void wb_client_request_refresh(wb_client_t *client, const wb_entity_t *ent, const char *key,
                                size_t keylen, int64_t version)
 {
@@ -235,14 +211,22 @@ wb_err_t wb_client_redis(wb_client_t *client, wb_redis_op_fn op, void *arg, char
 {
     for (int attempt = 0;; attempt++) {
         redisContext *ctx = NULL;
+        wb_sigpipe_t sigpipe;
         int reused = 0, retry;
         wb_err_t err;
 
+        /* hiredis writes with write(2): a connection the server closed
+         * must fail the write (EPIPE), not kill the application. */
+        wb_sigpipe_block(&sigpipe);
         err = wb_rpool_get(client->rpool, &ctx, &reused, errstr, errstr_size);
-        if (err != WB_OK) return err;
-        err = op(ctx, arg, errstr, errstr_size);
-        retry = err != WB_OK && reused && attempt == 0 && wb_rpool_is_stale(ctx);
-        wb_rpool_put(client->rpool, ctx);
+        if (err == WB_OK) {
+            err = op(ctx, arg, errstr, errstr_size);
+            retry = err != WB_OK && reused && attempt == 0 && wb_rpool_is_stale(ctx);
+            wb_rpool_put(client->rpool, ctx);
+        } else {
+            retry = 0;
+        }
+        wb_sigpipe_restore(&sigpipe);
         if (!retry) return err;
         WB_DEBUG("redis: pooled connection was stale (%s); reconnecting", errstr ? errstr : "");
         wb_rpool_drop_idle(client->rpool);

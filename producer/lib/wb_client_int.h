@@ -27,7 +27,18 @@
  *                 the hit path is ONE round trip (the "get" script of
  *                 wb_lua.c also decides refresh-ahead and takes the lock).
  *
- * Errors never print: detail goes to the log callback (wb_log sink).
+ * Logging: the handle's log scope (wb_log.h) carries its callback and
+ * level. Every public call enters it on the caller's thread and leaves it
+ * on return; the poll thread lives in it. So everything logged while
+ * working for this handle -- by producer/lib, by the core modules, by
+ * librdkafka (routed to the poll thread) -- reaches this handle's callback
+ * and no other. Errors never print.
+ *
+ * SIGPIPE: hiredis writes with write(2), so a write to a connection the
+ * server closed would raise SIGPIPE, whose default action kills the
+ * application. Every Redis step (wb_client_redis, the connection made by
+ * open) runs with SIGPIPE blocked on the calling thread (wb_sigpipe.h);
+ * libpq and librdkafka protect their own sockets.
  */
 #ifndef WB_CLIENT_INT_H
 #define WB_CLIENT_INT_H
@@ -36,6 +47,7 @@
 #include <stdint.h>
 
 #include "wb_config.h"
+#include "wb_log.h"
 #include "wb_lua.h"
 #include "wb_pgpool.h"
 #include "wb_producer.h"
@@ -57,9 +69,8 @@ typedef struct wb_client_counters_s {
 } wb_client_counters_t;
 
 struct wb_client_s {
-    wb_config_t *conf; /* owned */
-    wb_log_fn log_cb;
-    void *log_opaque;
+    wb_config_t *conf;  /* owned */
+    wb_log_scope_t log; /* the application's callback and this handle's level */
     wb_rpool_t *rpool;
     wb_pgpool_t *pgpool;
     wb_producer_t *producer;
@@ -104,8 +115,6 @@ typedef wb_err_t (*wb_pg_op_fn)(PGconn *conn, void *arg, char *errstr, size_t er
 wb_err_t wb_client_pg(wb_client_t *client, wb_pg_op_fn op, void *arg, char *errstr,
                       size_t errstr_size);
 
-/* A per-thread pseudo-random number (xorshift, seeded per thread). */
-uint64_t wb_client_rand(void);
 
 /* Counts one refresh request and publishes it (fire-and-forget). */
 void wb_client_request_refresh(wb_client_t *client, const wb_entity_t *ent, const char *key,

@@ -23,6 +23,7 @@
 
 struct wb_producer_s {
     const wb_config_t *conf;
+    wb_log_scope_t *log; /* the poll thread's log scope */
     /* rk and its topics are replaced after a fatal error (on the poll
      * thread, the only writer, under the write lock); every other use
      * holds the read lock. */
@@ -247,6 +248,7 @@ static void *poll_main(void *arg)
 {
     wb_producer_t *p = arg;
 
+    wb_log_scope_enter(p->log);
     while (!atomic_load(&p->stop)) {
         /* p->rk changes only on this thread: no lock needed to read it. */
         rd_kafka_poll(p->rk, 100);
@@ -265,8 +267,8 @@ static wb_err_t set_prop(rd_kafka_conf_t *kconf, const char *name, const char *v
     return WB_ERR_CONFIG;
 }
 
-wb_err_t wb_producer_new(const wb_config_t *conf, wb_producer_t **out, char *errstr,
-                         size_t errstr_size)
+wb_err_t wb_producer_new(const wb_config_t *conf, wb_log_scope_t *log, wb_producer_t **out,
+                         char *errstr, size_t errstr_size)
 {
     wb_producer_t *p = NULL;
     rd_kafka_conf_t *kconf = NULL;
@@ -280,6 +282,7 @@ wb_err_t wb_producer_new(const wb_config_t *conf, wb_producer_t **out, char *err
         return WB_ERR_NOMEM;
     }
     p->conf = conf;
+    p->log = log;
     {
         /* Writers first: a steady stream of sends must not starve the
          * replacement of a failed producer. No thread nests read locks. */
@@ -299,7 +302,7 @@ wb_err_t wb_producer_new(const wb_config_t *conf, wb_producer_t **out, char *err
     p->rk_lock_ok = 1;
     p->queue_max = conf->producer.queue_max > 0 ? conf->producer.queue_max : 1;
     atomic_store(&p->last_log_ms, INT64_MIN / 2);
-    err = wb_kafka_conf_new(conf, "producer", 0, &kconf, errstr, errstr_size);
+    err = wb_kafka_conf_new(conf, "producer", WB_KAFKA_F_LOG_QUEUE, &kconf, errstr, errstr_size);
     if (err != WB_OK) goto fail;
     snprintf(buf, sizeof(buf), "%d",
              conf->producer.kafka_timeout_ms > 0 ? conf->producer.kafka_timeout_ms : 5000);

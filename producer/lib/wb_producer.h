@@ -8,6 +8,7 @@
 
 #include "wb_config.h"
 #include "wb_event.h"
+#include "wb_log.h"
 
 typedef struct wb_producer_s wb_producer_t;
 
@@ -28,10 +29,12 @@ typedef struct wb_waiter_s wb_waiter_t;
  * librdkafka instance within about a second; messages the old one still
  * held fail (their entries stay dirty for the sweeper), later sends go
  * through the new one.
- * conf is borrowed and must outlive the producer. Returns WB_OK,
+ * The poll thread runs inside log scope log (NULL: the process-wide sink),
+ * and librdkafka's own log lines are served there (WB_KAFKA_F_LOG_QUEUE).
+ * conf and log are borrowed and must outlive the producer. Returns WB_OK,
  * WB_ERR_CONFIG (bad kafka property), WB_ERR_KAFKA or WB_ERR_NOMEM. */
-wb_err_t wb_producer_new(const wb_config_t *conf, wb_producer_t **out, char *errstr,
-                         size_t errstr_size);
+wb_err_t wb_producer_new(const wb_config_t *conf, wb_log_scope_t *log, wb_producer_t **out,
+                         char *errstr, size_t errstr_size);
 
 /* Waits up to timeout_ms for queued messages, stops the poll thread,
  * drops what is left (those entries stay dirty: the sweeper covers them)

@@ -28,6 +28,7 @@
 #include "wb_client_int.h"
 #include "wb_key.h"
 #include "wb_log.h"
+#include "wb_rand.h"
 #include "wb_redis.h"
 #include "wb_table.h"
 #include "wb_ttl.h"
@@ -99,7 +100,7 @@ static int64_t fill_ttl(const read_t *r)
     const wb_config_t *conf = r->client->conf;
 
     if (r->negative) return conf->producer.negative_ttl_ms;
-    return wb_ttl_fill(conf, r->ent, wb_client_rand());
+    return wb_ttl_fill(conf, r->ent, wb_rand());
 }
 
 /* ------------------------------------------------------ PostgreSQL read */
@@ -290,6 +291,7 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
 {
     char errstr[WB_ERRSTR_MAX];
     read_t *r = NULL;
+    wb_log_scope_t *prev_log;
     const wb_config_t *conf;
     int64_t deadline_us, left_us, wait_us = POLL_FIRST_US;
     int counted = 0, reloads = 0;
@@ -300,14 +302,16 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
     conf = client->conf;
     r = calloc(1, sizeof(*r)); /* ~4 KiB of keys: off the caller's stack */
     if (!r) return WB_ERR_NOMEM;
+    /* The caller's loader runs in this scope too; if it calls another
+     * handle, that call enters and leaves its own. */
+    prev_log = wb_log_scope_enter(&client->log);
     r->client = client;
     r->id = id;
     err = wb_client_key(client, entity, id, &r->ent, r->key, &r->keylen);
     if (err != WB_OK) goto done;
     wb_key_side("rr", r->key, r->rr_key);
     wb_key_side("lock", r->key, r->lock_key);
-    snprintf(r->token, sizeof(r->token), "%016" PRIx64 "%016" PRIx64, wb_client_rand(),
-             wb_client_rand());
+    snprintf(r->token, sizeof(r->token), "%016" PRIx64 "%016" PRIx64, wb_rand(), wb_rand());
     r->args.refresh_ahead = r->ent->refresh_ahead;
     r->args.ttl_ms = r->ent->ttl_ms;
     r->args.dedupe_ms = conf->producer.refresh_dedupe_ms;
@@ -362,6 +366,7 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
 done:
     wb_lua_get_clear(&r->got);
     free(r);
+    wb_log_scope_leave(prev_log);
     return err;
 }
 

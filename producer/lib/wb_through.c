@@ -23,6 +23,7 @@
 #include "wb_client_int.h"
 #include "wb_key.h"
 #include "wb_log.h"
+#include "wb_rand.h"
 #include "wb_redis.h"
 #include "wb_table.h"
 #include "wb_ttl.h"
@@ -101,12 +102,14 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
 {
     char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX];
     const wb_entity_t *ent = NULL;
+    wb_log_scope_t *prev_log;
     through_op_t op;
     wb_row_t row;
     size_t keylen = 0, applied = 0;
     wb_err_t err;
 
     if (!client || (!value && len > 0)) return WB_ERR_INVALID_ARG;
+    prev_log = wb_log_scope_enter(&client->log);
     err = wb_client_key(client, entity, id, &ent, key, &keylen);
     if (err != WB_OK) goto fail;
     if (len > (size_t)client->conf->producer.max_value_bytes) {
@@ -164,7 +167,7 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
     }
     atomic_fetch_add(&client->stats.through_writes, 1);
 
-    op.ttl_ms = wb_ttl_fill(client->conf, ent, wb_client_rand());
+    op.ttl_ms = wb_ttl_fill(client->conf, ent, wb_rand());
     err = wb_client_redis(client, set_op, &op, errstr, sizeof(errstr));
     if (err != WB_OK) {
         /* Committed, but the cache may still serve the previous value until
@@ -174,9 +177,11 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
         goto fail;
     }
     if (versionp) *versionp = op.version;
+    wb_log_scope_leave(prev_log);
     return WB_OK;
 
 fail:
     atomic_fetch_add(&client->stats.put_errors, 1);
+    wb_log_scope_leave(prev_log);
     return err;
 }

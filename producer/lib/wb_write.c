@@ -101,12 +101,14 @@ static wb_err_t write_one(wb_client_t *client, const char *entity, const char *i
     char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX];
     const wb_entity_t *ent = NULL;
     wb_waiter_t *w = NULL;
+    wb_log_scope_t *prev_log;
     put_op_t op;
     wb_event_t ev;
     size_t keylen = 0;
     wb_err_t err;
 
     if (!client) return WB_ERR_INVALID_ARG;
+    prev_log = wb_log_scope_enter(&client->log);
     err = check_write(client, entity, id, value, len, is_delete, &ent, key, &keylen);
     if (err != WB_OK) goto fail;
     ack = resolve_ack(client, ack);
@@ -158,11 +160,13 @@ static wb_err_t write_one(wb_client_t *client, const char *entity, const char *i
     wb_waiter_release(w);
     atomic_fetch_add(&client->stats.puts, 1);
     if (versionp) *versionp = op.version;
+    wb_log_scope_leave(prev_log);
     return WB_OK;
 
 fail:
     wb_waiter_release(w);
     atomic_fetch_add(&client->stats.put_errors, 1);
+    wb_log_scope_leave(prev_log);
     return err;
 }
 
@@ -226,10 +230,12 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
     wb_waiter_t *w = NULL;
     size_t nvalid = 0, nadmit = 0, arena_len = 0, off = 0, i, k;
     wb_err_t err = WB_OK, first = WB_OK;
+    wb_log_scope_t *prev_log;
     batch_op_t op;
 
     if (!client || (n > 0 && !writes)) return WB_ERR_INVALID_ARG;
     if (n == 0) return WB_OK;
+    prev_log = wb_log_scope_enter(&client->log);
     ack = resolve_ack(client, ack);
     idx = client->conf->redis.dirty_index;
 
@@ -354,5 +360,6 @@ done:
     free(replies);
     free(calls);
     free(bw);
+    wb_log_scope_leave(prev_log);
     return first;
 }

@@ -32,6 +32,7 @@
 #include "wb_cli.h"
 #include "wb_loop.h"
 #include "wb_pg.h"
+#include "wb_rand.h"
 #include "wb_table.h"
 #include "wb_util.h"
 #include "wbctl.h"
@@ -218,8 +219,8 @@ static uint64_t now_ns(void)
 
 static uint64_t pick_key(load_t *L, worker_t *w)
 {
-    if (L->zipf) return wbl_zipf_sample(L->zipf, wbl_rng_unit(&w->rng));
-    return wbl_rng_next(&w->rng) % L->o.keys;
+    if (L->zipf) return wbl_zipf_sample(L->zipf, wb_rand_unit(&w->rng));
+    return wb_rand_next(&w->rng) % L->o.keys;
 }
 
 static void truth_note(load_t *L, uint64_t k, int64_t version, uint64_t seq, int is_del)
@@ -283,7 +284,7 @@ static void do_batch(load_t *L, worker_t *w, uint64_t n, wb_write_t *writes, uin
 
     for (uint64_t i = 0; i < n; i++) {
         uint64_t k = pick_key(L, w);
-        wbl_op_t op = wbl_mix_pick(&L->o.mix, (unsigned)(wbl_rng_next(&w->rng) % 100));
+        wbl_op_t op = wbl_mix_pick(&L->o.mix, (unsigned)(wb_rand_next(&w->rng) % 100));
         char *id = ids + nw * ID_MAX;
 
         snprintf(id, ID_MAX, "%s%" PRIu64, L->o.id_prefix, k);
@@ -344,7 +345,7 @@ static void *worker_main(void *arg)
             do_batch(L, w, n, writes, keys, seqs, ids, vbufs);
         } else {
             uint64_t k = pick_key(L, w);
-            wbl_op_t op = wbl_mix_pick(&L->o.mix, (unsigned)(wbl_rng_next(&w->rng) % 100));
+            wbl_op_t op = wbl_mix_pick(&L->o.mix, (unsigned)(wb_rand_next(&w->rng) % 100));
 
             snprintf(ids, ID_MAX, "%s%" PRIu64, L->o.id_prefix, k);
             if (op == WBL_GET)

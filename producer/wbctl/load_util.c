@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wb_rand.h"
 #include "wb_util.h"
 
 int wbl_parse_mix(const char *s, wbl_mix_t *mix, char *err, size_t err_size)
@@ -101,20 +102,6 @@ int wbl_parse_count(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-uint64_t wbl_rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
-
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-double wbl_rng_unit(uint64_t *state)
-{
-    return (double)(wbl_rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
 struct wbl_zipf_s {
     double *cdf;
     uint64_t n;
@@ -173,12 +160,12 @@ size_t wbl_value(char *buf, size_t size, wb_value_type_t vt, uint64_t k, uint64_
 
     if (vt == WB_VT_BYTEA) {
         for (i = 0; i < size; i++)
-            buf[i] = (char)(wbl_rng_next(&st) & 0xff);
+            buf[i] = (char)(wb_rand_next(&st) & 0xff);
         return size;
     }
     if (vt == WB_VT_TEXT) {
         for (i = 0; i < size; i++)
-            buf[i] = alnum[wbl_rng_next(&st) % 36];
+            buf[i] = alnum[wb_rand_next(&st) % 36];
         return size;
     }
     /* jsonb, canonical: keys of equal length in byte order, ", " and ": ". */
@@ -190,7 +177,7 @@ size_t wbl_value(char *buf, size_t size, wb_value_type_t vt, uint64_t k, uint64_
         size_t pad = size > n + tl ? size - n - tl : 0;
 
         for (i = 0; i < pad; i++)
-            buf[n++] = alnum[wbl_rng_next(&st) % 36];
+            buf[n++] = alnum[wb_rand_next(&st) % 36];
         memcpy(buf + n, tail, tl);
         n += tl;
     }

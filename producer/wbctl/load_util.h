@@ -34,10 +34,6 @@ int wbl_parse_dist(const char *s, wbl_dist_t *dist, char *err, size_t err_size);
  * 0, or -1 for garbage, zero, or above max. */
 int wbl_parse_count(const char *s, uint64_t max, uint64_t *out);
 
-/* splitmix64 step and a uniform double in [0, 1). */
-uint64_t wbl_rng_next(uint64_t *state);
-double wbl_rng_unit(uint64_t *state);
-
 /* Zipf over ranks 0..n-1: P(rank k) proportional to 1 / (k + 1)^s, sampled
  * by binary search in a precomputed CDF (8 bytes per key). Rank 0 is the
  * hottest key. NULL when out of memory or n == 0. */

@@ -12,10 +12,10 @@
 
 /* Library log lines: warnings and errors only, as the library has no
  * stderr of its own. Called from any library thread. */
-static void log_to_stderr(int level, const char *line, void *opaque)
+static void log_to_stderr(wb_log_level_t level, const char *line, void *opaque)
 {
     (void)opaque;
-    if (level >= 2) fprintf(stderr, "%s\n", line);
+    if (level >= WB_LOG_WARN) fprintf(stderr, "%s\n", line);
 }
 
 wb_client_t *wbctl_client_from_config(wb_config_t *conf, int *status)

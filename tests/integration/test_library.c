@@ -230,7 +230,7 @@ static void get_miss_loads_then_hits(void **state)
     PQclear(lh_sql(&H,
                    "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'from-db', 42)",
                    1, id, NULL, NULL));
-    wb_client_stats(C, &s0);
+    wb_client_stats(C, &s0, sizeof(s0));
     assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
     assert_int_equal(out.hit, 0);
     assert_int_equal(out.version, 42);
@@ -248,7 +248,7 @@ static void get_miss_loads_then_hits(void **state)
     assert_int_equal(out.version, 42);
     assert_string_equal(out.data, "from-db");
     wb_value_free(&out);
-    wb_client_stats(C, &s1);
+    wb_client_stats(C, &s1, sizeof(s1));
     assert_int_equal(s1.loads - s0.loads, 1);
     assert_int_equal(s1.misses - s0.misses, 1);
     assert_int_equal(s1.hits - s0.hits, 1);
@@ -299,13 +299,13 @@ static void get_not_found_cached_negatively(void **state)
     (void)state;
     lh_id(&H, "rt-none", id, sizeof(id));
     snprintf(key, sizeof(key), "li:%s", id);
-    wb_client_stats(C, &s0);
+    wb_client_stats(C, &s0, sizeof(s0));
     assert_int_equal(wb_get(C, "item", id, &out), WB_ERR_NOT_FOUND);
     assert_null(out.data);
     long long pttl = lh_pttl(&H, key);
     assert_true(pttl > 0 && pttl <= 3000);
     assert_int_equal(wb_get(C, "item", id, &out), WB_ERR_NOT_FOUND);
-    wb_client_stats(C, &s1);
+    wb_client_stats(C, &s1, sizeof(s1));
     assert_int_equal(s1.loads - s0.loads, 1);
 
     /* A soft-deleted row is not found either. */
@@ -363,14 +363,14 @@ static void refresh_requests_below_threshold_once_per_window(void **state)
     snprintf(key, sizeof(key), "lh:%s", id);
     PQclear(lh_sql(&H, "INSERT INTO wb_libtest_hot (key, value, version) VALUES ($1, 'warm', 3)", 1,
                    id, NULL, NULL));
-    wb_client_stats(C, &s0);
+    wb_client_stats(C, &s0, sizeof(s0));
     assert_int_equal(wb_get(C, "hot", id, &out), WB_OK); /* miss: fill, TTL 4000 */
     wb_value_free(&out);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(wb_get(C, "hot", id, &out), WB_OK);
         wb_value_free(&out);
     }
-    wb_client_stats(C, &s1);
+    wb_client_stats(C, &s1, sizeof(s1));
     assert_int_equal(s1.refresh_requests - s0.refresh_requests, 0);
 
     lh_sleep_ms(2200); /* remaining TTL ~1800 < 2000 */
@@ -379,7 +379,7 @@ static void refresh_requests_below_threshold_once_per_window(void **state)
         assert_int_equal(out.hit, 1);
         wb_value_free(&out);
     }
-    wb_client_stats(C, &s1);
+    wb_client_stats(C, &s1, sizeof(s1));
     assert_int_equal(s1.refresh_requests - s0.refresh_requests, 1);
 
     lh_sleep_ms(1100); /* next window, still below the threshold */
@@ -387,7 +387,7 @@ static void refresh_requests_below_threshold_once_per_window(void **state)
         assert_int_equal(wb_get(C, "hot", id, &out), WB_OK);
         wb_value_free(&out);
     }
-    wb_client_stats(C, &s1);
+    wb_client_stats(C, &s1, sizeof(s1));
     assert_int_equal(s1.refresh_requests - s0.refresh_requests, 2);
 
     assert_int_equal(wb_client_flush(C, 10000), WB_OK);
@@ -409,13 +409,13 @@ static void no_refresh_for_dirty_entries(void **state)
 
     (void)state;
     lh_id(&H, "hot-dirty", id, sizeof(id));
-    wb_client_stats(C, &s0);
+    wb_client_stats(C, &s0, sizeof(s0));
     assert_int_equal(wb_put(C, "hot", id, "d", 1, WB_ACK_CACHE, NULL), WB_OK);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(wb_get(C, "hot", id, &out), WB_OK);
         wb_value_free(&out);
     }
-    wb_client_stats(C, &s1);
+    wb_client_stats(C, &s1, sizeof(s1));
     assert_int_equal(s1.refresh_requests, s0.refresh_requests);
 }
 
@@ -494,10 +494,10 @@ static int64_t row_version(const char *table, const char *id)
 static char seen_log[8][512];
 static int nseen_log;
 
-static void capture_log(int level, const char *line, void *opaque)
+static void capture_log(wb_log_level_t level, const char *line, void *opaque)
 {
     (void)opaque;
-    if (level >= 2 && nseen_log < 8)
+    if (level >= WB_LOG_WARN && nseen_log < 8)
         snprintf(seen_log[nseen_log++], sizeof(seen_log[0]), "%s", line);
 }
 

@@ -93,7 +93,7 @@ static void redis_down_errors_then_recovers(void **state)
     assert_int_equal(PQntuples(res), 0);
     PQclear(res);
     wb_stats_t st;
-    wb_client_stats(client, &st);
+    wb_client_stats(client, &st, sizeof(st));
     assert_true(st.put_errors >= 10);
     assert_int_equal(st.queue_depth, 0); /* refused writes gave their slots back */
 
@@ -189,7 +189,7 @@ static void kafka_down_queue_fills_then_drains(void **state)
         lh_id(&H, name, id, sizeof(id));
         assert_int_equal(wb_put(client, "item", id, "queued", 6, WB_ACK_CACHE, &v), WB_OK);
     }
-    wb_client_stats(client, &st);
+    wb_client_stats(client, &st, sizeof(st));
     assert_int_equal(st.queue_depth, 20);
 
     lh_id(&H, "kq-full", id, sizeof(id));
@@ -212,7 +212,7 @@ static void kafka_down_queue_fills_then_drains(void **state)
     assert_int_equal(lh_services("start-one", "kafka"), 0);
     kafka_stopped = 0;
     assert_int_equal(wb_client_flush(client, 90000), WB_OK);
-    wb_client_stats(client, &st);
+    wb_client_stats(client, &st, sizeof(st));
     assert_int_equal(st.queue_depth, 0);
     lh_id(&H, "kqq-", prefix, sizeof(prefix));
     snprintf(key, sizeof(key), "li:%s", prefix);

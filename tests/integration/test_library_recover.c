@@ -101,7 +101,7 @@ static void through_own_commit_is_not_stale(void **state)
 
 static int fatal_logged;
 
-static void capture(int level, const char *line, void *opaque)
+static void capture(wb_log_level_t level, const char *line, void *opaque)
 {
     (void)opaque;
     if (level == WB_LOG_ERROR && strstr(line, "fatal error")) fatal_logged++;
@@ -145,7 +145,7 @@ static void producer_replaced_after_fatal_error(void **state)
 
     (void)state;
     wb_log_set_sink(capture, NULL);
-    assert_int_equal(wb_producer_new(conf, &p, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_producer_new(conf, NULL, &p, errstr, sizeof(errstr)), WB_OK);
     lh_id(&H, "fatal", id, sizeof(id));
     snprintf(key, sizeof(key), "li:%s", id);
     assert_int_equal(send_one(p, key, "before"), WB_OK);

@@ -173,7 +173,7 @@ static void stampede_read_through_one_load(void **state)
         &H, "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'slow-value', 1)", 1,
         id, NULL, NULL));
     run_readers(client, id, 0, NTHREADS);
-    wb_client_stats(client, &st);
+    wb_client_stats(client, &st, sizeof(st));
     assert_int_equal(atomic_load(&S->failures), 0);
     assert_int_equal(st.loads, 1);
     assert_int_equal(st.misses + st.hits, NTHREADS);

@@ -13,10 +13,10 @@
 #include "wb_table.h"
 #include "wbcache.h"
 
-static void lib_log(int level, const char *line, void *opaque)
+static void lib_log(wb_log_level_t level, const char *line, void *opaque)
 {
     (void)opaque;
-    if (level >= 2) fprintf(stderr, "  [lib] %s\n", line);
+    if (level >= WB_LOG_WARN) fprintf(stderr, "  [lib] %s\n", line);
 }
 
 /* value::text and version of the row, or version -1. */

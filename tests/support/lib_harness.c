@@ -50,10 +50,10 @@ wb_config_t *lh_config(const lh_t *h, const char *producer_extra)
     return conf;
 }
 
-void lh_log(int level, const char *line, void *opaque)
+void lh_log(wb_log_level_t level, const char *line, void *opaque)
 {
     (void)opaque;
-    if (level >= 2) fprintf(stderr, "  [lib] %s\n", line);
+    if (level >= WB_LOG_WARN) fprintf(stderr, "  [lib] %s\n", line);
 }
 
 wb_client_t *lh_client(const lh_t *h, const char *producer_extra)

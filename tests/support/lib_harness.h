@@ -72,7 +72,7 @@ size_t lh_config_yaml(const lh_t *h, const char *producer_extra, char *yaml, siz
 wb_config_t *lh_config(const lh_t *h, const char *producer_extra);
 
 /* Log callback: library warnings to stderr (visible in ctest output). */
-void lh_log(int level, const char *line, void *opaque);
+void lh_log(wb_log_level_t level, const char *line, void *opaque);
 
 /* A client on lh_config(h, producer_extra); the caller closes it. */
 wb_client_t *lh_client(const lh_t *h, const char *producer_extra);

@@ -12,6 +12,7 @@
 #include "wb_key.h"
 #include "wb_lua.h"
 #include "wb_producer.h"
+#include "wb_rand.h"
 
 static wb_entity_t ent = {.name = "user", .prefix = "user:", .table = "users", .ttl_ms = 60000};
 

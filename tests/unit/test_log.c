@@ -29,7 +29,7 @@ static struct {
     int nest;       /* if set, the sink logs once itself */
 } cap;
 
-static void capture_sink(int level, const char *line, void *opaque)
+static void capture_sink(wb_log_level_t level, const char *line, void *opaque)
 {
     assert_ptr_equal(opaque, &cap);
     if (cap.inside) cap.concurrent++;
@@ -258,6 +258,93 @@ static void test_logging_inside_sink_goes_to_stderr(void **state)
     free(out);
 }
 
+/* What one scope's sink saw (called from several threads: locked). */
+typedef struct scope_cap_s {
+    pthread_mutex_t mu;
+    int n;
+    char lines[8][256];
+} scope_cap_t;
+
+static void scope_sink(wb_log_level_t level, const char *line, void *opaque)
+{
+    scope_cap_t *sc = opaque;
+
+    (void)level;
+    pthread_mutex_lock(&sc->mu);
+    if (sc->n < 8) snprintf(sc->lines[sc->n], sizeof(sc->lines[0]), "%s", line);
+    sc->n++;
+    pthread_mutex_unlock(&sc->mu);
+    WB_ERROR("from inside a scope's sink"); /* dropped: never printed, never recursive */
+}
+
+typedef struct scope_job_s {
+    wb_log_scope_t *scope;
+    const char *msg;
+} scope_job_t;
+
+static void *scope_worker(void *arg)
+{
+    scope_job_t *job = arg;
+    wb_log_scope_t *prev = wb_log_scope_enter(job->scope);
+
+    WB_DEBUG("%s debug", job->msg);
+    WB_WARN("%s", job->msg);
+    wb_log_scope_leave(prev);
+    return NULL;
+}
+
+/* Two scopes (two library handles) on threads of one process: each sink
+ * gets exactly the lines of its own threads at its own level; the
+ * process-wide sink gets none of them, and a thread that left its scope
+ * logs process-wide again. */
+static void test_scopes_route_per_thread(void **state)
+{
+    scope_cap_t a = {.mu = PTHREAD_MUTEX_INITIALIZER}, b = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    wb_log_scope_t sa, sb, quiet, *prev, *inner;
+    scope_job_t ja = {&sa, "for a"}, jb = {&sb, "for b"};
+    pthread_t ta, tb;
+
+    (void)state;
+    wb_log_scope_init(&sa, scope_sink, &a, WB_LOG_DEBUG);
+    wb_log_scope_init(&sb, scope_sink, &b, WB_LOG_WARN);
+    pthread_create(&ta, NULL, scope_worker, &ja);
+    pthread_create(&tb, NULL, scope_worker, &jb);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.n, 2);
+    assert_string_equal(check_prefix(a.lines[0], "DEBUG", "wb-test"), "for a debug");
+    assert_string_equal(check_prefix(a.lines[1], "WARN", "wb-test"), "for a");
+    assert_int_equal(b.n, 1); /* its level drops the debug line */
+    assert_string_equal(check_prefix(b.lines[0], "WARN", "wb-test"), "for b");
+    assert_int_equal(cap.n, 0);
+
+    /* Nesting (a loader that calls another handle), level changes, a
+     * scope without sink, and leaving. */
+    prev = wb_log_scope_enter(&sa);
+    assert_null(prev);
+    inner = wb_log_scope_enter(&sb);
+    assert_ptr_equal(inner, &sa);
+    WB_ERROR("nested");
+    wb_log_scope_set_level(&sb, WB_LOG_ERROR);
+    assert_false(wb_log_enabled(WB_LOG_WARN));
+    wb_log_scope_leave(inner);
+    assert_true(wb_log_enabled(WB_LOG_DEBUG));
+    WB_INFO("back in a");
+    wb_log_scope_init(&quiet, NULL, NULL, WB_LOG_DEBUG);
+    inner = wb_log_scope_enter(&quiet);
+    assert_false(wb_log_enabled(WB_LOG_ERROR));
+    WB_ERROR("dropped");
+    wb_log_scope_leave(inner);
+    wb_log_scope_leave(prev);
+    WB_ERROR("process-wide");
+    assert_int_equal(b.n, 2);
+    assert_string_equal(check_prefix(b.lines[1], "ERROR", "wb-test"), "nested");
+    assert_int_equal(a.n, 3);
+    assert_string_equal(check_prefix(a.lines[2], "INFO", "wb-test"), "back in a");
+    assert_int_equal(cap.n, 1);
+    assert_string_equal(check_prefix(cap.lines[0], "ERROR", "wb-test"), "process-wide");
+}
+
 #define THREADS    4
 #define PER_THREAD 200
 
@@ -325,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_sink_is_stderr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_logging_inside_sink_goes_to_stderr, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_lines_never_interleave, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scopes_route_per_thread, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

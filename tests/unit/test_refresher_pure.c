@@ -1,6 +1,5 @@
-/* test_refresher_pure.c — wb-refresher's pure parts: request collapser, random numbers,
- * key -> entity, lease key. The sources are compiled in (they belong to
- * the wb-refresher executable, not to a library). */
+/* test_refresher_pure.c — wb-refresher's pure parts: request collapser, key -> entity,
+ * lease key (linked from the wbrefresher library). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -84,18 +83,6 @@ static void collapser_cap_forgets_oldest(void **state)
     rf_collapse_destroy(c);
 }
 
-static void rand_advances_its_state(void **state)
-{
-    (void)state;
-    uint64_t a = 42, b = 42, c = 43;
-    uint64_t first = rf_rand(&a);
-
-    assert_int_not_equal(a, 42);          /* advanced */
-    assert_int_equal(rf_rand(&b), first); /* same seed, same sequence */
-    assert_int_not_equal(rf_rand(&a), first);
-    assert_int_not_equal(rf_rand(&c), first);
-}
-
 static const char YAML[] = "entities:\n"
                            "  - {name: user, prefix: \"u:\", table: users, value_type: text}\n"
                            "  - {name: vip, prefix: \"u:vip:\", table: vips, value_type: text}\n"
@@ -136,7 +123,6 @@ static void lease_key_follows_dirty_index(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(rand_advances_its_state),
         cmocka_unit_test(collapse_within_window_and_batch),
         cmocka_unit_test(zero_window_collapses_only_within_a_batch),
         cmocka_unit_test(binary_keys_and_expiry_keep_memory_bounded),

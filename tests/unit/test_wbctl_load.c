@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "load_util.h"
+#include "wb_rand.h"
 
 static void mix_parses_and_picks(void **state)
 {
@@ -82,7 +83,7 @@ static void zipf_follows_the_law(void **state)
     for (int k = 1; k <= N; k++)
         h += 1.0 / k;
     for (int i = 0; i < DRAWS; i++)
-        count[wbl_zipf_sample(z, wbl_rng_unit(&rng))]++;
+        count[wbl_zipf_sample(z, wb_rand_unit(&rng))]++;
     double p0 = (double)count[0] / DRAWS, p1 = (double)count[1] / DRAWS;
     assert_true(p0 > 0.95 / h && p0 < 1.05 / h);
     assert_true(p1 > 0.95 / (2 * h) && p1 < 1.05 / (2 * h));
