@@ -16,7 +16,6 @@
 #include "wb_pg.h"
 #include "wb_redis.h"
 #include "wb_schema.h"
-#include "wb_scripts.h"
 #include "wb_upsert.h"
 #include "wb_util.h"
 

@@ -57,7 +57,6 @@ static void client_free(wb_client_t *client)
                         client->conf ? client->conf->producer.kafka_timeout_ms : 0);
     wb_pgpool_destroy(client->pgpool);
     wb_rpool_destroy(client->rpool);
-    wb_lua_fini(&client->lua);
     wb_config_destroy(client->conf);
     free(client);
 }
@@ -94,12 +93,10 @@ wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_op
         goto fail;
     }
     /* Fail early on a wrong address or password rather than on the first
-     * put; this first connection also loads the scripts. */
+     * put; like every new pooled connection, it loads the scripts. */
     err = wb_rpool_get(client->rpool, &ctx, NULL, errstr, errstr_size);
     if (err != WB_OK) goto fail;
-    err = wb_lua_load(&client->lua, ctx, errstr, errstr_size);
     wb_rpool_put(client->rpool, ctx);
-    if (err != WB_OK) goto fail;
     err = wb_producer_new(conf, &client->producer, errstr, errstr_size);
     if (err != WB_OK) goto fail;
     client->conf = conf; /* ownership moves only on success */

@@ -25,7 +25,8 @@
  *                 (wb_upsert_rows, n = 1) -> through script (clean + TTL).
  *   wb_read.c     read-through and cache-aside with stampede protection;
  *                 the hit path is ONE round trip (the "get" script of
- *                 wb_lua.c also decides refresh-ahead and takes the lock).
+ *                 wb_entry.h also decides refresh-ahead and takes the lock).
+ * Every Redis script and command on the cache entry is wb_entry.h's.
  *
  * Errors never print: detail goes to the log callback (wb_log sink).
  */
@@ -36,7 +37,6 @@
 #include <stdint.h>
 
 #include "wb_config.h"
-#include "wb_lua.h"
 #include "wb_pgpool.h"
 #include "wb_producer.h"
 #include "wb_rpool.h"
@@ -63,7 +63,6 @@ struct wb_client_s {
     wb_rpool_t *rpool;
     wb_pgpool_t *pgpool;
     wb_producer_t *producer;
-    wb_lua_t lua; /* the library's own scripts (get, unlock) */
     wb_client_counters_t stats;
 };
 
