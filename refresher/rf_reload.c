@@ -28,7 +28,6 @@
 #include "wb_log.h"
 #include "wb_pg.h"
 #include "wb_entry.h"
-#include "wb_redis.h"
 #include "wb_util.h"
 
 #define RF_FILL_CHUNK 512 /* script calls per Redis pipeline */

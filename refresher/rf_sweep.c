@@ -1,23 +1,23 @@
 /* rf_sweep.c — the dirty sweeper (invariant 9): re-publish entries dirty for too long.
  *
- * Only the replica holding the lease (SET <dirty_index>:sweeper <token> NX
- * PX lease_ms, renewed and released by token-compare scripts; all of it,
- * like every dirty-index command below, is wb_entry.h's) sweeps, so
- * with several replicas each stuck entry is published once per pass. A
- * pass:
- *   1. TIME, then ZRANGEBYSCORE index -inf (now - sweep_after_ms) LIMIT
- *      sweep_max_per_pass — the entries dirty for longer than that;
+ * Only the replica holding the lease (the key <dirty_index>:sweeper, taken
+ * with SET NX PX lease_ms, renewed and released by token-compare scripts)
+ * sweeps, so with several replicas each stuck entry is published once per
+ * pass. The lease and every dirty-index command are wb_entry.h's. A pass:
+ *   1. Redis TIME, then wb_entry_dirty_range: the members scored before
+ *      (now - sweep_after_ms), at most sweep_max_per_pass — the entries
+ *      dirty for longer than that;
  *   2. per member, the `sweep_check` script: gone or clean -> unindexed in the
  *      same atomic step; dirty -> its v, ver, wt, del;
  *   3. each dirty entry's change event again, with the SAME version, entity
  *      (longest prefix of the key) and write time, the value or a Kafka
  *      tombstone — the flusher's version guard makes a duplicate harmless;
  *   4. wait for Kafka's acknowledgements;
- *   5. ZADD index XX GT <pass time> key for the acknowledged ones: the
+ *   5. wb_entry_dirty_bump to the pass time for the acknowledged ones: the
  *      entry stays indexed (it is still dirty until the flusher cleans it)
- *      but is not sent again before another sweep_after_ms. XX keeps a
- *      member the flusher removed meanwhile removed; GT never lowers the
- *      score of a newer put.
+ *      but is not sent again before another sweep_after_ms. A member the
+ *      flusher removed meanwhile stays removed, and the score of a newer
+ *      put is never lowered.
  * Entries Kafka did not acknowledge keep their score and are retried on
  * the next pass. A clean entry is never published: the `sweep_check` script
  * reads and decides atomically.

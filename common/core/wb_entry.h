@@ -13,9 +13,9 @@
  *        below); "0" for a cache-aside fill, which has no version
  *   d    "1" dirty (PostgreSQL does not hold this version yet), "0" clean
  *   wt   write time in microseconds since the epoch (Redis TIME), decimal:
- *        of the put for a dirty entry, of the fill for a clean one
- *   del  "1" tombstone (deleted, or a negative cache-aside entry; v is ""),
- *        "0" live value
+ *        of the last put, fill or write-through (`clean` keeps it)
+ *   del  "1" tombstone (a delete, a soft-deleted row, or a negative
+ *        cache-aside entry; v is ""), "0" live value
  *   rv   optional: a floor for the next version that belongs to no value:
  *        a version reserved by `version` for a write-through in flight, or
  *        the version of a poison write `forget` dropped. The next version
