@@ -10,8 +10,8 @@
 #include <time.h>
 
 #include "wb_log.h"
+#include "wb_entry.h"
 #include "wb_redis.h"
-#include "wb_scripts.h"
 #include "wb_util.h"
 
 #define FL_CLEAN_MAX   1000000 /* beyond this, entries are dropped (they stay dirty: safe) */
@@ -139,13 +139,14 @@ size_t fl_clean_wait(fl_cleaner_t *cl, int64_t timeout_ms)
  * without cl->mu. */
 static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
 {
-    const char *dirty =
-        cl->conf->redis.dirty_index ? cl->conf->redis.dirty_index : WB_REDIS_DEFAULT_DIRTY_INDEX;
-    size_t dirtylen = strlen(dirty), done = 0, forgotten = 0;
+    size_t done = 0, forgotten = 0;
     char errstr[256];
 
     if (!cl->redis) {
-        if (wb_redis_connect(cl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK) {
+        if (wb_redis_connect(cl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK ||
+            wb_entry_load(cl->redis, errstr, sizeof(errstr)) != WB_OK) {
+            if (cl->redis) redisFree(cl->redis);
+            cl->redis = NULL;
             WB_WARN("redis unavailable, %zu entries stay dirty until it is back: %s", n, errstr);
             return 0;
         }
@@ -157,27 +158,19 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
         int stop = cl->stop;
         pthread_mutex_unlock(&cl->mu);
         if (stop) break; /* the rest stays dirty: fl_cleaner_stop must not wait for 1M entries */
-        wb_script_call_t calls[FL_CLEAN_CHUNK];
-        redisReply *replies[FL_CLEAN_CHUNK];
-        const char *argv[FL_CLEAN_CHUNK][4];
-        size_t argvlen[FL_CLEAN_CHUNK][4];
-        char nums[FL_CLEAN_CHUNK][2][24];
+        wb_entry_clean_req_t req[FL_CLEAN_CHUNK];
+        wb_entry_clean_res_t res[FL_CLEAN_CHUNK];
 
         for (size_t i = 0; i < m; i++) {
             const fl_clean_t *c = &work[done + i];
-            argv[i][0] = c->key;
-            argvlen[i][0] = c->keylen;
-            argv[i][1] = dirty;
-            argvlen[i][1] = dirtylen;
-            argv[i][2] = nums[i][0];
-            argvlen[i][2] =
-                (size_t)snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRId64, c->version);
-            argv[i][3] = nums[i][1];
-            argvlen[i][3] = (size_t)snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRId64, c->ttl_ms);
-            calls[i] = (wb_script_call_t){c->forget ? WB_SCRIPT_FORGET : WB_SCRIPT_CLEAN, 2, 4,
-                                          argv[i], argvlen[i]};
+            req[i] = (wb_entry_clean_req_t){.key = c->key,
+                                            .keylen = c->keylen,
+                                            .dirty_index = cl->conf->redis.dirty_index,
+                                            .version = c->version,
+                                            .ttl_ms = c->ttl_ms,
+                                            .forget = c->forget};
         }
-        if (wb_scripts_pipeline(cl->redis, calls, m, replies, errstr, sizeof(errstr)) != WB_OK) {
+        if (wb_entry_clean_many(cl->redis, req, m, res, errstr, sizeof(errstr)) != WB_OK) {
             WB_WARN("redis clean-marking failed, %zu entries stay dirty for now: %s", n - done,
                     errstr);
             redisFree(cl->redis);
@@ -186,16 +179,14 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
         }
         for (size_t i = 0; i < m; i++) {
             const fl_clean_t *c = &work[done + i];
-            if (replies[i] && replies[i]->type == REDIS_REPLY_ERROR)
-                WB_WARN("%s script: %s", c->forget ? "forget" : "clean", replies[i]->str);
-            else if (c->forget && replies[i] && replies[i]->type == REDIS_REPLY_INTEGER &&
-                     replies[i]->integer == 1) {
+            if (res[i].err != WB_OK)
+                WB_WARN("%s script: %s", c->forget ? "forget" : "clean", res[i].error);
+            else if (c->forget && res[i].code == 1) {
                 forgotten++;
                 WB_INFO("forgot the dirty cache entry %s version %" PRId64
                         " (dead-lettered; reads fall back to PostgreSQL)",
                         c->key, c->version);
             }
-            freeReplyObject(replies[i]);
         }
         wb_counter_add(cl->m.cleaned, m);
         done += m;

@@ -15,7 +15,6 @@
 #include "wb_config.h"
 #include "wb_http.h"
 #include "wb_metrics.h"
-#include "wb_scripts.h"
 
 /* The services the refresher depends on; each has its own outage flag. */
 typedef enum rf_dep_e { RF_DEP_PG = 0, RF_DEP_REDIS, RF_DEP_KAFKA, RF_DEP__COUNT } rf_dep_t;
@@ -75,15 +74,6 @@ enum {
     RF_SWEPT_UNKNOWN = 4    /* its key matches no configured entity */
 };
 
-/* Our own Lua scripts (lease and sweep; the cache-entry scripts are in
- * common/core/wb_scripts.h). */
-typedef enum rf_lua_id_e {
-    RF_LUA_RENEW = 0, /* KEYS lease; ARGV token, ms -> 1 renewed / 0 not ours */
-    RF_LUA_RELEASE,   /* KEYS lease; ARGV token -> 1 released / 0 not ours */
-    RF_LUA_CHECK,     /* KEYS key, index -> {0} unindexed / {1, v, ver, wt, del} dirty */
-    RF_LUA__COUNT
-} rf_lua_id_t;
-
 typedef struct rf_s {
     const wb_config_t *conf;
     const char *dirty_index;
@@ -92,8 +82,7 @@ typedef struct rf_s {
     int64_t redis_retry_at_ms; /* no reconnect before this (backoff) */
     char redis_error[256];     /* why the last connection attempt failed */
     wb_backoff_t redis_backoff;
-    wb_script_set_t *scripts; /* our own scripts (owned) */
-    int lua_loaded;           /* they were SCRIPT LOADed into this connection */
+    int scripts_loaded; /* the entry's scripts were SCRIPT LOADed into this connection */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;          /* the sweeper's, idempotent, acks=all */
     rd_kafka_topic_t *changes_rkt; /* kept open so its metadata is known early */
@@ -142,7 +131,7 @@ void rf_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque
 wb_err_t rf_producer_open(rf_t *rf, char *errstr, size_t errstr_size);
 /* Connects PostgreSQL if the connection is missing or broken. */
 wb_err_t rf_pg_ensure(rf_t *rf, char *errstr, size_t errstr_size);
-/* Connects Redis if needed (and loads our scripts), at most once per
+/* Connects Redis if needed (and loads the entry's scripts), at most once per
  * backoff step; WB_ERR_REDIS while waiting for the next attempt. */
 wb_err_t rf_redis_ensure(rf_t *rf, char *errstr, size_t errstr_size);
 /* Drops a Redis connection after an I/O error (reconnected later). */
@@ -153,19 +142,6 @@ void rf_set_down(rf_t *rf, rf_dep_t d, const char *why);
 void rf_set_up(rf_t *rf, rf_dep_t d);
 /* Recomputes /readyz from the flags (and rf->stopping). */
 void rf_update_ready(rf_t *rf);
-
-/* One call of our scripts: id is an rf_lua_id_t; argv[0 .. nkeys) are
- * KEYS. Borrowed. */
-typedef wb_script_set_call_t rf_lua_call_t;
-
-/* Runs n calls in one pipeline (connecting first if needed) with
- * wb_scripts_set_pipeline: EVALSHA, and after a NOSCRIPT our scripts are
- * loaded again and the calls after the last one that ran are re-sent, in
- * order; an earlier NOSCRIPT call keeps its NOSCRIPT error reply. On WB_OK
- * replies[i] answers calls[i] (may be an error reply; caller frees each).
- * On any error the connection is dropped and replies are all NULL. */
-wb_err_t rf_lua_pipeline(rf_t *rf, const rf_lua_call_t *calls, size_t n, redisReply **replies,
-                         char *errstr, size_t errstr_size);
 
 /* ---- rf_reload.c: refresh-ahead ---- */
 

@@ -1,4 +1,4 @@
-/* rf_core.c — wb-refresher's state: metrics, connections with backoff, readiness, own scripts. */
+/* rf_core.c — wb-refresher's state: metrics, connections with backoff, readiness. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,72 +7,20 @@
 #include "refresher.h"
 #include "rf_util.h"
 #include "wb_daemon.h"
+#include "wb_entry.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
 #include "wb_pg.h"
 #include "wb_redis.h"
 #include "wb_util.h"
 
-/* ------------------------------------------------------------------ scripts */
-
-/* clang-format off */
-/*
- * renew / release — compare-and-set on the sweeper lease: only the replica
- * whose token is stored may extend or delete it, so one that paused longer
- * than the lease (and lost it) cannot cut short the new holder's.
- */
-static const char LUA_RENEW[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-    "  return 1\n"
-    "end\n"
-    "return 0\n";
-
-static const char LUA_RELEASE[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
-    "return 0\n";
-
-/*
- * check — one dirty-index member, read atomically with the decision
- * (layout: common/core/wb_scripts.h). KEYS[1] cache key, KEYS[2] dirty index.
- * Gone (no `v`) or clean: the member is removed -> {0}. Done in the script
- * because a put between a separate read and ZREM would make the entry
- * dirty again and the ZREM would then unindex a write that is not durable.
- * Dirty: -> {1, v, ver, wt, del}, for the sweeper to re-publish.
- */
-static const char LUA_CHECK[] =
-    "local h = redis.call('HMGET', KEYS[1], 'v', 'ver', 'd', 'wt', 'del')\n"
-    "if not h[1] or h[3] ~= '1' then\n"
-    "  redis.call('ZREM', KEYS[2], KEYS[1])\n"
-    "  return {0}\n"
-    "end\n"
-    "return {1, h[1], h[2] or '0', h[4] or '0', h[5] or '0'}\n";
-/* clang-format on */
-
-static const wb_script_def_t lua_defs[RF_LUA__COUNT] = {
-    [RF_LUA_RENEW] = {"renew", LUA_RENEW},
-    [RF_LUA_RELEASE] = {"release", LUA_RELEASE},
-    [RF_LUA_CHECK] = {"check", LUA_CHECK},
-};
-
-static wb_err_t lua_load(rf_t *rf, char *errstr, size_t errstr_size)
+/* Loads the entry's scripts into the new connection (its first EVALSHA
+ * then hits). */
+static wb_err_t scripts_load(rf_t *rf, char *errstr, size_t errstr_size)
 {
-    wb_err_t err = wb_scripts_set_load(rf->scripts, rf->redis, errstr, errstr_size);
+    wb_err_t err = wb_entry_load(rf->redis, errstr, errstr_size);
 
-    if (err == WB_OK) rf->lua_loaded = 1;
-    return err;
-}
-
-wb_err_t rf_lua_pipeline(rf_t *rf, const rf_lua_call_t *calls, size_t n, redisReply **replies,
-                         char *errstr, size_t errstr_size)
-{
-    wb_err_t err;
-
-    for (size_t i = 0; i < n; i++)
-        replies[i] = NULL;
-    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
-    err = wb_scripts_set_pipeline(rf->scripts, rf->redis, calls, n, replies, errstr, errstr_size);
-    if (err != WB_OK) rf_redis_drop(rf);
+    if (err == WB_OK) rf->scripts_loaded = 1;
     return err;
 }
 
@@ -92,7 +40,7 @@ wb_err_t rf_init(rf_t *rf, const wb_config_t *conf)
     rf->conf = conf;
     rf->dirty_index = conf->redis.dirty_index && conf->redis.dirty_index[0]
                           ? conf->redis.dirty_index
-                          : WB_REDIS_DEFAULT_DIRTY_INDEX;
+                          : WB_ENTRY_DEFAULT_DIRTY_INDEX;
     rf->rng = wb_random_seed();
     wb_backoff_init(&rf->backoff, conf->refresher.retry_initial_ms, conf->refresher.retry_max_ms,
                     wb_random_seed());
@@ -111,8 +59,6 @@ wb_err_t rf_init(rf_t *rf, const wb_config_t *conf)
     rf->batch.offsets = rd_kafka_topic_partition_list_new(8);
     rf->collapse = rf_collapse_new(conf->refresher.collapse_window_ms, 0);
     if (!rf->batch.offsets || !rf->collapse || !(m->reg = wb_metrics_new())) return WB_ERR_NOMEM;
-    if (wb_scripts_set_new(lua_defs, RF_LUA__COUNT, &rf->scripts, NULL, 0) != WB_OK)
-        return WB_ERR_NOMEM;
 
 #define COUNTER(field, name, help)                                                                 \
     m->field = wb_metrics_counter_with(wb_metrics_counter(m->reg, name, help, NULL), NULL)
@@ -189,7 +135,6 @@ void rf_fini(rf_t *rf)
         free(rf->swept[i].key);
     free(rf->swept);
     if (rf->redis) redisFree(rf->redis);
-    wb_scripts_set_destroy(rf->scripts);
     if (rf->pg) PQfinish(rf->pg);
     rf_collapse_destroy(rf->collapse);
     /* The HTTP server renders the registry: stop it first. */
@@ -257,10 +202,10 @@ wb_err_t rf_redis_ensure(rf_t *rf, char *errstr, size_t errstr_size)
     int64_t now = wb_time_mono_ms();
     wb_err_t err;
 
-    if (rf->redis && !rf->redis->err && rf->lua_loaded) return WB_OK;
+    if (rf->redis && !rf->redis->err && rf->scripts_loaded) return WB_OK;
     if (rf->redis && !rf->redis->err) {
-        /* Connected but our scripts are not loaded (the load failed). */
-        if ((err = lua_load(rf, errstr, errstr_size)) == WB_OK) return WB_OK;
+        /* Connected but the scripts are not loaded (the load failed). */
+        if ((err = scripts_load(rf, errstr, errstr_size)) == WB_OK) return WB_OK;
         rf_redis_drop(rf);
         return err;
     }
@@ -271,7 +216,7 @@ wb_err_t rf_redis_ensure(rf_t *rf, char *errstr, size_t errstr_size)
         return WB_ERR_REDIS;
     }
     err = wb_redis_connect(rf->conf, &rf->redis, errstr, errstr_size);
-    if (err == WB_OK) err = lua_load(rf, errstr, errstr_size);
+    if (err == WB_OK) err = scripts_load(rf, errstr, errstr_size);
     if (err != WB_OK) {
         rf_redis_drop(rf);
         rf->redis_retry_at_ms = now + wb_backoff_next_ms(&rf->redis_backoff);
@@ -286,7 +231,7 @@ void rf_redis_drop(rf_t *rf)
 {
     if (rf->redis) redisFree(rf->redis);
     rf->redis = NULL;
-    rf->lua_loaded = 0;
+    rf->scripts_loaded = 0;
     /* The lease may still be ours in Redis; renewing with the token after
      * reconnecting keeps it, and if it expired meanwhile we take it again
      * like anyone else. */

@@ -1,7 +1,7 @@
 /* rf_reload.c — refresh-ahead: collapse requests, read rows per entity, one pipelined fill per key.
  *
  * What a reload does to the cache is decided by the `fill` script
- * (common/core/wb_scripts.c, invariant 8):
+ * (common/core/lua/fill.lua, invariant 8):
  *   absent entry, or clean and older than the row -> the row's value and
  *     version, clean, with the entity's TTL (reloads_total);
  *   clean at the row's version -> only the TTL is extended (ttl_extended_total);
@@ -26,9 +26,8 @@
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
+#include "wb_entry.h"
 #include "wb_rand.h"
-#include "wb_redis.h"
-#include "wb_scripts.h"
 #include "wb_table.h"
 #include "wb_ttl.h"
 #include "wb_util.h"
@@ -223,11 +222,8 @@ static wb_err_t fill_rows(rf_t *rf, rf_item_t *items, const row_t *rows, size_t 
 
     if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
     while (done < n) {
-        wb_script_call_t calls[RF_FILL_CHUNK];
-        redisReply *replies[RF_FILL_CHUNK];
-        const char *argv[RF_FILL_CHUNK][5];
-        size_t argvlen[RF_FILL_CHUNK][5];
-        char nums[RF_FILL_CHUNK][2][24];
+        wb_entry_fill_req_t req[RF_FILL_CHUNK];
+        wb_entry_fill_res_t res[RF_FILL_CHUNK];
         size_t idx[RF_FILL_CHUNK], nc = 0;
 
         for (; done < n && nc < RF_FILL_CHUNK; done++) {
@@ -237,48 +233,39 @@ static wb_err_t fill_rows(rf_t *rf, rf_item_t *items, const row_t *rows, size_t 
             int64_t ttl = wb_ttl_fill(rf->conf, it->ent, wb_rand_next(&rf->rng));
             /* A live row with a NULL value (written by hand) reads as empty. */
             const char *value = row->value ? row->value : "";
-            int l1 = snprintf(nums[nc][0], sizeof(nums[nc][0]), "%" PRId64, row->version);
-            int l2 = snprintf(nums[nc][1], sizeof(nums[nc][1]), "%" PRId64, ttl);
-            argv[nc][0] = it->key;
-            argvlen[nc][0] = it->keylen;
-            argv[nc][1] = row->deleted ? "" : value;
-            argvlen[nc][1] = row->deleted ? 0 : row->valuelen;
-            argv[nc][2] = nums[nc][0];
-            argvlen[nc][2] = (size_t)l1;
-            argv[nc][3] = nums[nc][1];
-            argvlen[nc][3] = (size_t)l2;
-            argv[nc][4] = row->deleted ? "1" : "0";
-            argvlen[nc][4] = 1;
-            calls[nc] = (wb_script_call_t){WB_SCRIPT_FILL, 1, 5, argv[nc], argvlen[nc]};
+            req[nc] = (wb_entry_fill_req_t){.key = it->key,
+                                            .keylen = it->keylen,
+                                            .value = row->deleted ? NULL : value,
+                                            .len = row->deleted ? 0 : row->valuelen,
+                                            .version = row->version,
+                                            .ttl_ms = ttl,
+                                            .is_deleted = row->deleted};
             idx[nc++] = done;
         }
         if (nc == 0) break;
-        err = wb_scripts_pipeline(rf->redis, calls, nc, replies, errstr, errstr_size);
+        err = wb_entry_fill_many(rf->redis, req, nc, res, errstr, errstr_size);
         if (err != WB_OK) {
             rf_redis_drop(rf);
             return err;
         }
         for (size_t i = 0; i < nc; i++) {
-            const redisReply *r = replies[i];
-            if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 1 && r->integer <= 5) {
-                count[r->integer]++;
+            if (res[i].err == WB_OK) {
+                count[res[i].code]++;
             } else {
                 count[0]++;
-                WB_WARN("fill of %s: %s", items[idx[i]].key,
-                        r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+                WB_WARN("fill of %s: %s", items[idx[i]].key, res[i].error);
             }
-            freeReplyObject(replies[i]);
         }
     }
     wb_counter_add(rf->m.fill_errors, count[0]);
-    wb_counter_add(rf->m.reloaded, count[WB_FILL_CREATED] + count[WB_FILL_REPLACED]);
-    wb_counter_add(rf->m.extended, count[WB_FILL_EXTENDED]);
-    wb_counter_add(rf->m.skipped_newer, count[WB_FILL_SKIPPED_NEWER]);
-    wb_counter_add(rf->m.skipped_dirty, count[WB_FILL_SKIPPED_DIRTY]);
-    rf->t_reloaded += count[WB_FILL_CREATED] + count[WB_FILL_REPLACED];
-    rf->t_extended += count[WB_FILL_EXTENDED];
-    rf->t_newer += count[WB_FILL_SKIPPED_NEWER];
-    rf->t_dirty += count[WB_FILL_SKIPPED_DIRTY];
+    wb_counter_add(rf->m.reloaded, count[WB_ENTRY_FILL_CREATED] + count[WB_ENTRY_FILL_REPLACED]);
+    wb_counter_add(rf->m.extended, count[WB_ENTRY_FILL_EXTENDED]);
+    wb_counter_add(rf->m.skipped_newer, count[WB_ENTRY_FILL_SKIPPED_NEWER]);
+    wb_counter_add(rf->m.skipped_dirty, count[WB_ENTRY_FILL_SKIPPED_DIRTY]);
+    rf->t_reloaded += count[WB_ENTRY_FILL_CREATED] + count[WB_ENTRY_FILL_REPLACED];
+    rf->t_extended += count[WB_ENTRY_FILL_EXTENDED];
+    rf->t_newer += count[WB_ENTRY_FILL_SKIPPED_NEWER];
+    rf->t_dirty += count[WB_ENTRY_FILL_SKIPPED_DIRTY];
     return WB_OK;
 }
 

@@ -1,24 +1,25 @@
 /* rf_sweep.c — the dirty sweeper (invariant 9): re-publish entries dirty for too long.
  *
- * Only the replica holding the lease (SET <dirty_index>:sweeper <token> NX
- * PX lease_ms, renewed and released by token-compare scripts) sweeps, so
- * with several replicas each stuck entry is published once per pass. A
- * pass:
- *   1. TIME, then ZRANGEBYSCORE index -inf (now - sweep_after_ms) LIMIT
- *      sweep_max_per_pass — the entries dirty for longer than that;
- *   2. per member, the `check` script: gone or clean -> unindexed in the
+ * Only the replica holding the lease (the key <dirty_index>:sweeper, taken
+ * with SET NX PX lease_ms, renewed and released by token-compare scripts)
+ * sweeps, so with several replicas each stuck entry is published once per
+ * pass. The lease and every dirty-index command are wb_entry.h's. A pass:
+ *   1. Redis TIME, then wb_entry_dirty_range: the members scored before
+ *      (now - sweep_after_ms), at most sweep_max_per_pass — the entries
+ *      dirty for longer than that;
+ *   2. per member, the `sweep_check` script: gone or clean -> unindexed in the
  *      same atomic step; dirty -> its v, ver, wt, del;
  *   3. each dirty entry's change event again, with the SAME version, entity
  *      (longest prefix of the key) and write time, the value or a Kafka
  *      tombstone — the flusher's version guard makes a duplicate harmless;
  *   4. wait for Kafka's acknowledgements;
- *   5. ZADD index XX GT <pass time> key for the acknowledged ones: the
+ *   5. wb_entry_dirty_bump to the pass time for the acknowledged ones: the
  *      entry stays indexed (it is still dirty until the flusher cleans it)
- *      but is not sent again before another sweep_after_ms. XX keeps a
- *      member the flusher removed meanwhile removed; GT never lowers the
- *      score of a newer put.
+ *      but is not sent again before another sweep_after_ms. A member the
+ *      flusher removed meanwhile stays removed, and the score of a newer
+ *      put is never lowered.
  * Entries Kafka did not acknowledge keep their score and are retried on
- * the next pass. A clean entry is never published: the `check` script
+ * the next pass. A clean entry is never published: the `sweep_check` script
  * reads and decides atomically.
  */
 #include <inttypes.h>
@@ -28,6 +29,8 @@
 
 #include "refresher.h"
 #include "rf_util.h"
+#include "wb_cli.h"
+#include "wb_entry.h"
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_log.h"
@@ -102,140 +105,102 @@ static wb_err_t redis_time(rf_t *rf, int64_t *now_us, char *errstr, size_t errst
     return WB_OK;
 }
 
+/* After a failed Redis call: an I/O error drops the connection (it is
+ * made again, with backoff, by rf_redis_ensure). */
+static wb_err_t redis_failed(rf_t *rf, wb_err_t err)
+{
+    if (rf->redis && rf->redis->err) rf_redis_drop(rf);
+    return err;
+}
+
 /* Takes or renews the lease. *leader = whether we hold it now. */
 static wb_err_t lease(rf_t *rf, char *errstr, size_t errstr_size)
 {
-    char ms[24];
-    int msl = snprintf(ms, sizeof(ms), "%" PRId64, rf->lease_ms);
-    redisReply *r = NULL;
+    int ok = 0;
     wb_err_t err;
 
+    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
     if (rf->leader) {
-        const char *argv[3] = {rf->lease_key, rf->token, ms};
-        size_t argvlen[3] = {strlen(rf->lease_key), strlen(rf->token), (size_t)msl};
-        rf_lua_call_t c = {RF_LUA_RENEW, 1, 3, argv, argvlen};
-        if ((err = rf_lua_pipeline(rf, &c, 1, &r, errstr, errstr_size)) != WB_OK) return err;
-        int renewed = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-        freeReplyObject(r);
-        if (renewed) return WB_OK;
+        err = wb_entry_lease_renew(rf->redis, rf->lease_key, rf->token, rf->lease_ms, &ok, errstr,
+                                   errstr_size);
+        if (err != WB_OK) return redis_failed(rf, err);
+        if (ok) return WB_OK;
         rf->leader = 0;
         wb_gauge_set(rf->m.leader, 0);
         WB_WARN("sweeper lease %s is no longer ours (it expired while this replica was stalled, "
                 "or Redis lost its data); taking it again if it is free",
                 rf->lease_key);
     }
-    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
-    r = redisCommand(rf->redis, "SET %s %s NX PX %s", rf->lease_key, rf->token, ms);
-    if (!r) {
-        err = wb_redis_ctx_error(rf->redis, "redis SET lease", errstr, errstr_size);
-        rf_redis_drop(rf);
-        return err;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        wb_set_err(errstr, errstr_size, "redis SET lease: %s", r->str);
-        freeReplyObject(r);
-        return WB_ERR_REDIS;
-    }
-    if (r->type == REDIS_REPLY_STATUS) {
+    err = wb_entry_lease_take(rf->redis, rf->lease_key, rf->token, rf->lease_ms, &ok, errstr,
+                              errstr_size);
+    if (err != WB_OK) return redis_failed(rf, err);
+    if (ok) {
         rf->leader = 1;
         wb_gauge_set(rf->m.leader, 1);
         WB_INFO("sweeper lease %s taken: this replica sweeps", rf->lease_key);
     }
-    freeReplyObject(r);
     return WB_OK;
 }
 
 void rf_sweep_release(rf_t *rf)
 {
     char errstr[256];
-    redisReply *r = NULL;
+    wb_err_t err;
 
     if (!rf->leader) return;
-    const char *argv[2] = {rf->lease_key, rf->token};
-    size_t argvlen[2] = {strlen(rf->lease_key), strlen(rf->token)};
-    rf_lua_call_t c = {RF_LUA_RELEASE, 1, 2, argv, argvlen};
-    if (rf_lua_pipeline(rf, &c, 1, &r, errstr, sizeof(errstr)) == WB_OK)
+    if ((err = rf_redis_ensure(rf, errstr, sizeof(errstr))) == WB_OK)
+        err = redis_failed(rf, wb_entry_release(rf->redis, rf->lease_key, rf->token, NULL, errstr,
+                                                sizeof(errstr)));
+    if (err == WB_OK)
         WB_INFO("sweeper lease released");
     else
         WB_WARN("could not release the sweeper lease (it expires by itself): %s", errstr);
-    freeReplyObject(r);
     rf->leader = 0;
     wb_gauge_set(rf->m.leader, 0);
 }
 
-/* Step 1: members dirty since before cutoff_us. *members is an array reply
- * the caller frees. */
-static wb_err_t scan(rf_t *rf, int64_t cutoff_us, redisReply **members, char *errstr,
-                     size_t errstr_size)
-{
-    char cut[24], lim[24];
-    snprintf(cut, sizeof(cut), "%" PRId64, cutoff_us);
-    snprintf(lim, sizeof(lim), "%d", rf->conf->refresher.sweep_max_per_pass);
-    redisReply *r =
-        redisCommand(rf->redis, "ZRANGEBYSCORE %s -inf %s LIMIT 0 %s", rf->dirty_index, cut, lim);
-    if (!r) {
-        wb_err_t err = wb_redis_ctx_error(rf->redis, "redis ZRANGEBYSCORE", errstr, errstr_size);
-        rf_redis_drop(rf);
-        return err;
-    }
-    if (r->type != REDIS_REPLY_ARRAY) {
-        wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE %s: %s", rf->dirty_index,
-                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return WB_ERR_REDIS;
-    }
-    *members = r;
-    return WB_OK;
-}
-
 /* Step 2 for members[lo, hi): unindex gone/clean, collect dirty. */
-static wb_err_t check_chunk(rf_t *rf, const redisReply *members, size_t lo, size_t hi,
+static wb_err_t check_chunk(rf_t *rf, const wb_entry_keys_t *members, size_t lo, size_t hi,
                             size_t *unindexed, char *errstr, size_t errstr_size)
 {
-    rf_lua_call_t calls[RF_SWEEP_CHUNK];
-    redisReply *replies[RF_SWEEP_CHUNK];
-    const char *argv[RF_SWEEP_CHUNK][2];
-    size_t argvlen[RF_SWEEP_CHUNK][2], n = hi - lo;
+    wb_entry_check_res_t res[RF_SWEEP_CHUNK];
+    size_t n = hi - lo;
     wb_err_t err;
 
     if (n == 0 || n > RF_SWEEP_CHUNK) return WB_OK;
-    for (size_t i = 0; i < n; i++) {
-        const redisReply *m = members->element[lo + i];
-        argv[i][0] = m->str;
-        argvlen[i][0] = m->len;
-        argv[i][1] = rf->dirty_index;
-        argvlen[i][1] = strlen(rf->dirty_index);
-        calls[i] = (rf_lua_call_t){RF_LUA_CHECK, 2, 2, argv[i], argvlen[i]};
+    if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
+    err = wb_entry_sweep_check_many(rf->redis, rf->dirty_index, members->v + lo, n, res, errstr,
+                                    errstr_size);
+    if (err != WB_OK) {
+        rf_redis_drop(rf);
+        return err;
     }
-    if ((err = rf_lua_pipeline(rf, calls, n, replies, errstr, errstr_size)) != WB_OK) return err;
     for (size_t i = 0; i < n; i++) {
-        const redisReply *r = replies[i];
-        const redisReply *m = members->element[lo + i];
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-            WB_WARN("sweep check of %.*s: %s", (int)m->len, m->str,
-                    r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        } else if (reply_i64(r->element[0]) == 0) {
+        const wb_entry_key_t *m = &members->v[lo + i];
+        wb_entry_check_res_t *c = &res[i];
+        if (c->err != WB_OK) {
+            WB_WARN("sweep check of %.*s: %s", (int)m->keylen, m->key, c->error);
+        } else if (!c->dirty) {
             (*unindexed)++;
-        } else if (r->elements == 5 && r->element[1]->type == REDIS_REPLY_STRING) {
-            const redisReply *v = r->element[1];
+        } else {
             rf_swept_t *s = &rf->swept[rf->nswept];
             memset(s, 0, sizeof(*s));
-            if ((s->key = malloc(m->len + 1 + v->len + 1))) {
-                memcpy(s->key, m->str, m->len);
-                s->key[m->len] = '\0';
-                memcpy(s->key + m->len + 1, v->str, v->len);
-                s->key[m->len + 1 + v->len] = '\0';
-                s->keylen = m->len;
-                s->value = s->key + m->len + 1;
-                s->valuelen = v->len;
-                s->version = reply_i64(r->element[2]);
-                s->write_us = reply_i64(r->element[3]);
-                s->is_delete = reply_i64(r->element[4]) == 1;
+            if ((s->key = malloc(m->keylen + 1 + c->len + 1))) {
+                memcpy(s->key, m->key, m->keylen);
+                s->key[m->keylen] = '\0';
+                memcpy(s->key + m->keylen + 1, c->value, c->len);
+                s->key[m->keylen + 1 + c->len] = '\0';
+                s->keylen = m->keylen;
+                s->value = s->key + m->keylen + 1;
+                s->valuelen = c->len;
+                s->version = c->version;
+                s->write_us = c->write_us;
+                s->is_delete = c->is_delete;
                 s->state = RF_SWEPT_SKIPPED; /* until queued */
                 rf->nswept++;
             }
         }
-        freeReplyObject(replies[i]);
+        wb_entry_check_clear(c);
     }
     return WB_OK;
 }
@@ -273,10 +238,11 @@ static int publish(rf_t *rf, size_t idx, size_t *unknown)
     void *value = s->is_delete ? NULL : (void *)s->value;
     size_t valuelen = s->is_delete ? 0 : s->valuelen;
     for (;;) {
-        rerr = rd_kafka_producev(rf->producer, RD_KAFKA_V_TOPIC(rf->conf->kafka.topic_changes),
-                                 RD_KAFKA_V_KEY(s->key, s->keylen), RD_KAFKA_V_VALUE(value, valuelen),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                                 RD_KAFKA_V_OPAQUE(pack_opaque(rf->pass_seq, idx)), RD_KAFKA_V_END);
+        rerr =
+            rd_kafka_producev(rf->producer, RD_KAFKA_V_TOPIC(rf->conf->kafka.topic_changes),
+                              RD_KAFKA_V_KEY(s->key, s->keylen), RD_KAFKA_V_VALUE(value, valuelen),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                              RD_KAFKA_V_OPAQUE(pack_opaque(rf->pass_seq, idx)), RD_KAFKA_V_END);
         if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
         rd_kafka_poll(rf->producer, 50);
     }
@@ -290,36 +256,28 @@ static int publish(rf_t *rf, size_t idx, size_t *unknown)
     return 1;
 }
 
-/* Step 5: ZADD XX GT for the acknowledged entries, and for those that can
- * never be published as they are (no entity, invalid), so they are not
- * re-read and re-logged on every pass. */
+/* Step 5: move the index score of the acknowledged entries, and of those
+ * that can never be published as they are (no entity, invalid), so they
+ * are not re-read and re-logged on every pass. */
 static wb_err_t bump(rf_t *rf, int64_t pass_us, char *errstr, size_t errstr_size)
 {
-    char score[24];
-    int scorelen = snprintf(score, sizeof(score), "%" PRId64, pass_us);
-    size_t pending = 0;
+    wb_entry_key_t *keys = NULL;
+    size_t n = 0;
     wb_err_t err;
 
     if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
+    if (!(keys = calloc(rf->nswept ? rf->nswept : 1, sizeof(*keys)))) {
+        wb_set_err(errstr, errstr_size, "out of memory");
+        return WB_ERR_NOMEM;
+    }
     for (size_t i = 0; i < rf->nswept; i++) {
         const rf_swept_t *s = &rf->swept[i];
         if (s->state == RF_SWEPT_PENDING || s->state == RF_SWEPT_FAILED) continue;
-        const char *argv[5] = {"ZADD", rf->dirty_index, "XX", "GT", score};
-        size_t argvlen[5] = {4, strlen(rf->dirty_index), 2, 2, (size_t)scorelen};
-        const char *cmd[6] = {argv[0], argv[1], argv[2], argv[3], argv[4], s->key};
-        size_t cmdlen[6] = {argvlen[0], argvlen[1], argvlen[2], argvlen[3], argvlen[4], s->keylen};
-        if (redisAppendCommandArgv(rf->redis, 6, cmd, cmdlen) != REDIS_OK) goto io_error;
-        pending++;
+        keys[n++] = (wb_entry_key_t){s->key, s->keylen};
     }
-    for (; pending > 0; pending--) {
-        void *r = NULL;
-        if (redisGetReply(rf->redis, &r) != REDIS_OK) goto io_error;
-        freeReplyObject(r);
-    }
-    return WB_OK;
-io_error:
-    err = wb_redis_ctx_error(rf->redis, "redis ZADD", errstr, errstr_size);
-    rf_redis_drop(rf);
+    err = wb_entry_dirty_bump(rf->redis, rf->dirty_index, pass_us, keys, n, errstr, errstr_size);
+    free(keys);
+    if (err != WB_OK) rf_redis_drop(rf);
     return err;
 }
 
@@ -327,7 +285,7 @@ wb_err_t rf_sweep_pass(rf_t *rf, char *errstr, size_t errstr_size)
 {
     const wb_config_t *conf = rf->conf;
     int64_t t0 = wb_time_mono_us(), now_us = 0;
-    redisReply *members = NULL;
+    wb_entry_keys_t members = {0};
     size_t unindexed = 0, unknown = 0, queued = 0, delivered = 0, failed = 0;
     int64_t oldest_us = 0;
     wb_err_t err;
@@ -363,36 +321,33 @@ wb_err_t rf_sweep_pass(rf_t *rf, char *errstr, size_t errstr_size)
         return WB_ERR_KAFKA;
     }
     if ((err = redis_time(rf, &now_us, errstr, errstr_size)) != WB_OK) goto redis_down;
-    if ((err = scan(rf, now_us - (int64_t)conf->refresher.sweep_after_ms * 1000, &members, errstr,
-                    errstr_size)) != WB_OK)
+    err = wb_entry_dirty_range(rf->redis, rf->dirty_index,
+                               now_us - (int64_t)conf->refresher.sweep_after_ms * 1000,
+                               conf->refresher.sweep_max_per_pass, &members, errstr, errstr_size);
+    if (err != WB_OK) {
+        redis_failed(rf, err);
         goto redis_down;
+    }
 
     rf->pass_seq++;
     swept_clear(rf);
-    if (members->elements > 0) {
-        rf_swept_t *swept = realloc(rf->swept, members->elements * sizeof(*swept));
+    if (members.n > 0) {
+        rf_swept_t *swept = realloc(rf->swept, members.n * sizeof(*swept));
         if (!swept) {
             wb_set_err(errstr, errstr_size, "out of memory");
-            freeReplyObject(members);
+            wb_entry_keys_clear(&members);
             return WB_ERR_NOMEM;
         }
         rf->swept = swept;
     }
-    for (size_t lo = 0; lo < members->elements; lo += RF_SWEEP_CHUNK) {
-        size_t hi =
-            lo + RF_SWEEP_CHUNK < members->elements ? lo + RF_SWEEP_CHUNK : members->elements;
-        for (size_t i = lo; i < hi; i++)
-            if (members->element[i]->type != REDIS_REPLY_STRING) {
-                wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: unexpected member type");
-                freeReplyObject(members);
-                return WB_ERR_REDIS;
-            }
-        if ((err = check_chunk(rf, members, lo, hi, &unindexed, errstr, errstr_size)) != WB_OK) {
-            freeReplyObject(members);
+    for (size_t lo = 0; lo < members.n; lo += RF_SWEEP_CHUNK) {
+        size_t hi = lo + RF_SWEEP_CHUNK < members.n ? lo + RF_SWEEP_CHUNK : members.n;
+        if ((err = check_chunk(rf, &members, lo, hi, &unindexed, errstr, errstr_size)) != WB_OK) {
+            wb_entry_keys_clear(&members);
             goto redis_down;
         }
     }
-    freeReplyObject(members);
+    wb_entry_keys_clear(&members);
     rf_set_up(rf, RF_DEP_REDIS);
 
     for (size_t i = 0; i < rf->nswept; i++)
@@ -458,35 +413,22 @@ redis_down:
 
 wb_err_t rf_sweep_gauges(rf_t *rf, char *errstr, size_t errstr_size)
 {
-    redisReply *r[3] = {NULL, NULL, NULL};
+    wb_entry_dirty_stats_t st;
     wb_err_t err;
 
     if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
-    if (redisAppendCommand(rf->redis, "TIME") != REDIS_OK ||
-        redisAppendCommand(rf->redis, "ZCARD %s", rf->dirty_index) != REDIS_OK ||
-        redisAppendCommand(rf->redis, "ZRANGE %s 0 0 WITHSCORES", rf->dirty_index) != REDIS_OK)
-        goto io_error;
-    for (int i = 0; i < 3; i++)
-        if (redisGetReply(rf->redis, (void **)&r[i]) != REDIS_OK) goto io_error;
-    if (r[0]->type == REDIS_REPLY_ARRAY && r[0]->elements == 2 &&
-        r[1]->type == REDIS_REPLY_INTEGER && r[2]->type == REDIS_REPLY_ARRAY) {
-        int64_t now_us = reply_i64(r[0]->element[0]) * 1000000 + reply_i64(r[0]->element[1]);
-        double age = 0;
-        if (r[2]->elements == 2 && r[2]->element[1]->type == REDIS_REPLY_STRING) {
-            double score = strtod(r[2]->element[1]->str, NULL);
-            age = ((double)now_us - score) / 1e6;
-            if (age < 0) age = 0;
-        }
-        wb_gauge_set(rf->m.dirty_entries, (double)r[1]->integer);
-        wb_gauge_set(rf->m.dirty_oldest_age, age);
+    err = wb_entry_dirty_stats(rf->redis, rf->dirty_index, &st, errstr, errstr_size);
+    if (err != WB_OK) {
+        if (!rf->redis->err) return WB_OK; /* an odd reply: the gauges just keep their values */
+        rf_redis_drop(rf);
+        return err;
     }
-    for (int i = 0; i < 3; i++)
-        freeReplyObject(r[i]);
+    double age = 0;
+    if (st.has_oldest) {
+        age = ((double)st.now_us - st.oldest_us) / 1e6;
+        if (age < 0) age = 0;
+    }
+    wb_gauge_set(rf->m.dirty_entries, (double)st.count);
+    wb_gauge_set(rf->m.dirty_oldest_age, age);
     return WB_OK;
-io_error:
-    for (int i = 0; i < 3; i++)
-        freeReplyObject(r[i]);
-    err = wb_redis_ctx_error(rf->redis, "redis", errstr, errstr_size);
-    rf_redis_drop(rf);
-    return err;
 }

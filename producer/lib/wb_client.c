@@ -20,7 +20,6 @@ static void client_free(wb_client_t *client)
                         client->conf ? client->conf->producer.kafka_timeout_ms : 0);
     wb_pgpool_destroy(client->pgpool);
     wb_rpool_destroy(client->rpool);
-    wb_lua_fini(&client->lua);
     wb_config_destroy(client->conf);
     free(client);
 }
@@ -58,11 +57,10 @@ wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_op
         goto fail;
     }
     /* Fail early on a wrong address or password rather than on the first
-     * put; this first connection also loads the scripts. */
+     * put; like every new pooled connection, it loads the scripts. */
     wb_sigpipe_block(&sigpipe);
     err = wb_rpool_get(client->rpool, &ctx, NULL, errstr, errstr_size);
-    if (err == WB_OK) err = wb_lua_load(&client->lua, ctx, errstr, errstr_size);
-    wb_rpool_put(client->rpool, ctx);
+    if (err == WB_OK) wb_rpool_put(client->rpool, ctx);
     wb_sigpipe_restore(&sigpipe);
     if (err != WB_OK) goto fail;
     err = wb_producer_new(conf, &client->log, &client->producer, errstr, errstr_size);

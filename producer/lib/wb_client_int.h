@@ -25,7 +25,8 @@
  *                 (wb_table_upsert, n = 1) -> through script (clean + TTL).
  *   wb_read.c     read-through and cache-aside with stampede protection;
  *                 the hit path is ONE round trip (the "get" script of
- *                 wb_lua.c also decides refresh-ahead and takes the lock).
+ *                 wb_entry.h also decides refresh-ahead and takes the lock).
+ * Every Redis script and command on the cache entry is wb_entry.h's.
  *
  * Logging: the handle's log scope (wb_log.h) carries its callback and
  * level. Every public call enters it on the caller's thread and leaves it
@@ -48,7 +49,6 @@
 
 #include "wb_config.h"
 #include "wb_log.h"
-#include "wb_lua.h"
 #include "wb_pgpool.h"
 #include "wb_producer.h"
 #include "wb_rpool.h"
@@ -74,7 +74,6 @@ struct wb_client_s {
     wb_rpool_t *rpool;
     wb_pgpool_t *pgpool;
     wb_producer_t *producer;
-    wb_lua_t lua; /* the library's own scripts (get, unlock) */
     wb_client_counters_t stats;
 };
 

@@ -1,6 +1,6 @@
 /* wb_read.c — read-through (wb_get) and cache-aside (wb_get_or_load) with stampede protection.
  *
- * Every lookup is ONE round trip: the "get" script (wb_lua.c) returns the
+ * Every lookup is ONE round trip: the "get" script (wb_entry.h) returns the
  * entry on a hit (and says whether this reader should publish the
  * refresh-ahead request), or on a miss tries the stampede lock
  * "wb:lock:{key}" with a random owner token in the same script.
@@ -28,8 +28,8 @@
 #include "wb_client_int.h"
 #include "wb_key.h"
 #include "wb_log.h"
+#include "wb_entry.h"
 #include "wb_rand.h"
-#include "wb_redis.h"
 #include "wb_table.h"
 #include "wb_ttl.h"
 #include "wb_util.h"
@@ -50,15 +50,15 @@ typedef struct read_s {
     char rr_key[WB_KEY_SIDE_MAX];
     char lock_key[WB_KEY_SIDE_MAX];
     char token[33];
-    wb_lua_get_args_t args;
-    wb_lua_get_t got; /* result of the last lookup */
+    wb_entry_get_req_t args;
+    wb_entry_get_res_t got; /* result of the last lookup */
     /* fill arguments */
     const void *value;
     size_t len;
     int64_t version;
     int64_t ttl_ms;
     int negative;
-    wb_fill_result_t fill_result;
+    wb_entry_fill_t fill_result;
     int created;
     int last_try; /* serve what was loaded even if the fill lost to a newer write */
 } read_t;
@@ -67,32 +67,45 @@ static wb_err_t get_op(redisContext *ctx, void *arg, char *errstr, size_t errstr
 {
     read_t *r = arg;
 
-    wb_lua_get_clear(&r->got);
-    return wb_lua_get(&r->client->lua, ctx, r->key, r->keylen, r->rr_key, r->lock_key, &r->args,
-                      &r->got, errstr, errstr_size);
+    wb_entry_get_clear(&r->got);
+    return wb_entry_get(ctx, &r->args, &r->got, errstr, errstr_size);
 }
 
 static wb_err_t unlock_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
 
-    return wb_lua_unlock(&r->client->lua, ctx, r->lock_key, r->token, NULL, errstr, errstr_size);
+    return wb_entry_release(ctx, r->lock_key, r->token, NULL, errstr, errstr_size);
 }
 
 static wb_err_t fill_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
+    wb_entry_fill_req_t req = {.key = r->key,
+                               .keylen = r->keylen,
+                               .value = r->value,
+                               .len = r->len,
+                               .version = r->version,
+                               .ttl_ms = r->ttl_ms,
+                               .is_deleted = r->negative};
+    wb_entry_fill_res_t res;
+    wb_err_t err = wb_entry_fill(ctx, &req, &res, errstr, errstr_size);
 
-    return wb_redis_fill(ctx, r->key, r->keylen, r->value, r->len, r->version, r->ttl_ms,
-                         r->negative, &r->fill_result, errstr, errstr_size);
+    if (err == WB_OK) r->fill_result = res.code;
+    return err;
 }
 
 static wb_err_t fill_aside_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
+    wb_entry_aside_req_t req = {.key = r->key,
+                                .keylen = r->keylen,
+                                .value = r->value,
+                                .len = r->len,
+                                .ttl_ms = r->ttl_ms,
+                                .is_negative = r->negative};
 
-    return wb_redis_fill_aside(ctx, r->key, r->keylen, r->value, r->len, r->ttl_ms, r->negative,
-                               &r->created, errstr, errstr_size);
+    return wb_entry_fill_aside(ctx, &req, &r->created, errstr, errstr_size);
 }
 
 static int64_t fill_ttl(const read_t *r)
@@ -199,17 +212,17 @@ static wb_err_t load_table(read_t *r, wb_value_t *out)
         if (err != WB_OK) {
             /* The row is good; only the cache missed out. */
             WB_WARN("%s: fill after read-through: %s", r->key, errstr);
-            r->fill_result = WB_FILL_CREATED;
+            r->fill_result = WB_ENTRY_FILL_CREATED;
         }
     } else {
-        r->fill_result = WB_FILL_CREATED;
+        r->fill_result = WB_ENTRY_FILL_CREATED;
     }
     if (r->negative) {
         free(value);
         return WB_ERR_NOT_FOUND;
     }
-    if (!r->last_try &&
-        (r->fill_result == WB_FILL_SKIPPED_NEWER || r->fill_result == WB_FILL_SKIPPED_DIRTY)) {
+    if (!r->last_try && (r->fill_result == WB_ENTRY_FILL_SKIPPED_NEWER ||
+                         r->fill_result == WB_ENTRY_FILL_SKIPPED_DIRTY)) {
         /* A newer write reached the cache while we read: serve that. */
         free(value);
         return LOAD_RETRY;
@@ -312,6 +325,10 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
     wb_key_side("rr", r->key, r->rr_key);
     wb_key_side("lock", r->key, r->lock_key);
     snprintf(r->token, sizeof(r->token), "%016" PRIx64 "%016" PRIx64, wb_rand(), wb_rand());
+    r->args.key = r->key;
+    r->args.keylen = r->keylen;
+    r->args.rr_key = r->rr_key;
+    r->args.lock_key = r->lock_key;
     r->args.refresh_ahead = r->ent->refresh_ahead;
     r->args.ttl_ms = r->ent->ttl_ms;
     r->args.dedupe_ms = conf->producer.refresh_dedupe_ms;
@@ -364,7 +381,7 @@ static wb_err_t read_key(wb_client_t *client, const char *entity, const char *id
     }
 
 done:
-    wb_lua_get_clear(&r->got);
+    wb_entry_get_clear(&r->got);
     free(r);
     wb_log_scope_leave(prev_log);
     return err;

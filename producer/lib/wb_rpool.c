@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wb_entry.h"
 #include "wb_redis.h"
 
 struct wb_rpool_s {
@@ -41,6 +42,19 @@ void wb_rpool_destroy(wb_rpool_t *pool)
     free(pool);
 }
 
+/* A new connection with the entry's scripts loaded, so its first EVALSHA
+ * hits. */
+static wb_err_t connect_one(wb_rpool_t *pool, redisContext **ctx, char *errstr, size_t errstr_size)
+{
+    wb_err_t err = wb_redis_connect(pool->conf, ctx, errstr, errstr_size);
+
+    if (err == WB_OK && (err = wb_entry_load(*ctx, errstr, errstr_size)) != WB_OK) {
+        redisFree(*ctx);
+        *ctx = NULL;
+    }
+    return err;
+}
+
 wb_err_t wb_rpool_get(wb_rpool_t *pool, redisContext **ctx, int *reused, char *errstr,
                       size_t errstr_size)
 {
@@ -54,7 +68,7 @@ wb_err_t wb_rpool_get(wb_rpool_t *pool, redisContext **ctx, int *reused, char *e
         *ctx = c;
         return WB_OK;
     }
-    return wb_redis_connect(pool->conf, ctx, errstr, errstr_size);
+    return connect_one(pool, ctx, errstr, errstr_size);
 }
 
 void wb_rpool_put(wb_rpool_t *pool, redisContext *ctx)

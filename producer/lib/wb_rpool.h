@@ -19,8 +19,8 @@ wb_rpool_t *wb_rpool_new(const wb_config_t *conf, int max_idle);
 void wb_rpool_destroy(wb_rpool_t *pool);
 
 /* Borrows a context: an idle one (*reused = 1), else a new connection made
- * by wb_redis_connect (*reused = 0; AUTH, SELECT and the common scripts
- * loaded). The caller has it exclusively until wb_rpool_put. Returns WB_OK,
+ * by wb_redis_connect (*reused = 0; AUTH, SELECT, and the entry's scripts
+ * loaded by wb_entry_load). The caller has it exclusively until wb_rpool_put. Returns WB_OK,
  * or WB_ERR_REDIS / WB_ERR_TIMEOUT / WB_ERR_NOMEM with errstr. Thread-safe. */
 wb_err_t wb_rpool_get(wb_rpool_t *pool, redisContext **ctx, int *reused, char *errstr,
                       size_t errstr_size);

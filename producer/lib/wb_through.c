@@ -1,7 +1,7 @@
 /* wb_through.c — write-through: version from Redis, committed upsert in PostgreSQL, then the cache.
  *
  * 1. The `version` script reserves V above every version the key had and
- *    below every later one (field rv; see wb_scripts.c), without touching
+ *    below every later one (field rv; see common/core/lua/version.lua), without touching
  *    the cached value — if PostgreSQL then fails, the cache is unchanged.
  * 2. wb_table_upsert(n = 1) in autocommit: the same version-guarded
  *    statement the flusher uses, so there is one upsert code path.
@@ -23,8 +23,8 @@
 #include "wb_client_int.h"
 #include "wb_key.h"
 #include "wb_log.h"
+#include "wb_entry.h"
 #include "wb_rand.h"
-#include "wb_redis.h"
 #include "wb_table.h"
 #include "wb_ttl.h"
 #include "wb_util.h"
@@ -45,16 +45,22 @@ static wb_err_t version_op(redisContext *ctx, void *arg, char *errstr, size_t er
 {
     through_op_t *op = arg;
 
-    return wb_redis_version(ctx, op->key, op->keylen, op->reserve_ms, &op->version, errstr,
+    return wb_entry_version(ctx, op->key, op->keylen, op->reserve_ms, &op->version, errstr,
                             errstr_size);
 }
 
 static wb_err_t set_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
 {
     through_op_t *op = arg;
+    wb_entry_through_req_t req = {.key = op->key,
+                                  .keylen = op->keylen,
+                                  .dirty_index = op->conf->redis.dirty_index,
+                                  .value = op->value,
+                                  .len = op->len,
+                                  .version = op->version,
+                                  .ttl_ms = op->ttl_ms};
 
-    return wb_redis_through(ctx, op->key, op->keylen, op->conf->redis.dirty_index, op->value,
-                            op->len, op->version, op->ttl_ms, 0, &op->applied, errstr, errstr_size);
+    return wb_entry_through(ctx, &req, &op->applied, errstr, errstr_size);
 }
 
 typedef struct upsert_s {

@@ -16,7 +16,7 @@
 #include "wb_client_int.h"
 #include "wb_key.h"
 #include "wb_log.h"
-#include "wb_redis.h"
+#include "wb_entry.h"
 #include "wb_util.h"
 
 static wb_ack_t resolve_ack(const wb_client_t *client, wb_ack_t ack)
@@ -88,10 +88,17 @@ typedef struct put_op_s {
 static wb_err_t put_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
 {
     put_op_t *op = arg;
+    wb_entry_put_req_t req = {.key = op->key,
+                              .keylen = op->keylen,
+                              .value = op->value,
+                              .len = op->len,
+                              .is_delete = op->is_delete,
+                              .dirty_index = op->conf->redis.dirty_index};
+    wb_entry_put_res_t res;
+    wb_err_t err = wb_entry_put(ctx, &req, &res, errstr, errstr_size);
 
-    return wb_redis_put(ctx, op->key, op->keylen, op->value, op->len, op->is_delete,
-                        op->conf->redis.dirty_index, &op->version, &op->time_us, errstr,
-                        errstr_size);
+    if (err == WB_OK) op->version = res.version, op->time_us = res.time_us;
+    return err;
 }
 
 static wb_err_t write_one(wb_client_t *client, const char *entity, const char *id,
@@ -190,14 +197,11 @@ typedef struct bw_s {
     const wb_entity_t *ent;
     char *key; /* in the batch's key arena */
     size_t keylen;
-    const char *argv[4];
-    size_t argvlen[4];
-    int64_t time_us;
 } bw_t;
 
 typedef struct batch_op_s {
-    wb_script_call_t *calls;
-    redisReply **replies;
+    const wb_entry_put_req_t *req;
+    wb_entry_put_res_t *res;
     size_t n;
 } batch_op_t;
 
@@ -205,18 +209,7 @@ static wb_err_t batch_op(redisContext *ctx, void *arg, char *errstr, size_t errs
 {
     batch_op_t *op = arg;
 
-    return wb_scripts_pipeline(ctx, op->calls, op->n, op->replies, errstr, errstr_size);
-}
-
-/* Reads a put script reply {version, time_us}. */
-static wb_err_t put_reply(const redisReply *r, int64_t *version, int64_t *time_us)
-{
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER)
-        return WB_ERR_REDIS;
-    *version = r->element[0]->integer;
-    *time_us = r->element[1]->integer;
-    return WB_OK;
+    return wb_entry_put_many(ctx, op->req, op->n, op->res, errstr, errstr_size);
 }
 
 wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack)
@@ -224,8 +217,8 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
     char key[WB_KEY_MAX], errstr[WB_ERRSTR_MAX];
     const char *idx;
     bw_t *bw = NULL;
-    wb_script_call_t *calls = NULL;
-    redisReply **replies = NULL;
+    wb_entry_put_req_t *req = NULL;
+    wb_entry_put_res_t *res = NULL;
     char *arena = NULL;
     wb_waiter_t *w = NULL;
     size_t nvalid = 0, nadmit = 0, arena_len = 0, off = 0, i, k;
@@ -253,11 +246,11 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
         }
     }
     bw = calloc(nvalid ? nvalid : 1, sizeof(*bw));
-    calls = calloc(nvalid ? nvalid : 1, sizeof(*calls));
-    replies = calloc(nvalid ? nvalid : 1, sizeof(*replies));
+    req = calloc(nvalid ? nvalid : 1, sizeof(*req));
+    res = calloc(nvalid ? nvalid : 1, sizeof(*res));
     arena = malloc(arena_len ? arena_len : 1);
     if (ack == WB_ACK_LOG) w = wb_waiter_new(n);
-    if (!bw || !calls || !replies || !arena || (ack == WB_ACK_LOG && !w)) {
+    if (!bw || !req || !res || !arena || (ack == WB_ACK_LOG && !w)) {
         for (i = 0; i < n; i++)
             if (writes[i].err == WB_OK) writes[i].err = WB_ERR_NOMEM;
         goto done;
@@ -280,15 +273,12 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
         b->key = arena + off;
         memcpy(b->key, key, b->keylen + 1);
         off += b->keylen + 1;
-        b->argv[0] = b->key, b->argvlen[0] = b->keylen;
-        b->argv[1] = idx, b->argvlen[1] = strlen(idx);
-        b->argv[2] = wr->value ? wr->value : "", b->argvlen[2] = wr->value ? wr->len : 0;
-        b->argv[3] = wr->value ? "0" : "1", b->argvlen[3] = 1;
-        calls[k].id = WB_SCRIPT_PUT;
-        calls[k].nkeys = 2;
-        calls[k].argc = 4;
-        calls[k].argv = b->argv;
-        calls[k].argvlen = b->argvlen;
+        req[k] = (wb_entry_put_req_t){.key = b->key,
+                                      .keylen = b->keylen,
+                                      .value = wr->value,
+                                      .len = wr->value ? wr->len : 0,
+                                      .is_delete = wr->value == NULL,
+                                      .dirty_index = idx};
         k++;
     }
     if (nadmit < nvalid)
@@ -297,8 +287,8 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
     if (nadmit == 0) goto done;
 
     /* One pipelined round trip for all admitted writes. */
-    op.calls = calls;
-    op.replies = replies;
+    op.req = req;
+    op.res = res;
     op.n = nadmit;
     err = wb_client_redis(client, batch_op, &op, errstr, sizeof(errstr));
     if (err != WB_OK) {
@@ -315,16 +305,15 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
         wb_write_t *wr = &writes[bw[k].i];
         wb_event_t ev;
 
-        if (put_reply(replies[k], &wr->version, &bw[k].time_us) != WB_OK) {
-            WB_WARN("%s: put script: %s", bw[k].key,
-                    replies[k] && replies[k]->type == REDIS_REPLY_ERROR ? replies[k]->str
-                                                                        : "unexpected reply");
+        if (res[k].err != WB_OK) {
+            WB_WARN("%s: put script: %s", bw[k].key, res[k].error);
             wb_producer_unreserve(client->producer, 1);
             wr->err = WB_ERR_REDIS;
             continue;
         }
+        wr->version = res[k].version;
         fill_event(&ev, bw[k].ent, bw[k].key, bw[k].keylen, wr->value, wr->len, wr->value == NULL,
-                   wr->version, bw[k].time_us);
+                   wr->version, res[k].time_us);
         err = wb_producer_send(client->producer, &ev, w, bw[k].i, errstr, sizeof(errstr));
         if (err != WB_OK) {
             WB_WARN("%s version %lld is in the cache (dirty) but not queued for Kafka: %s",
@@ -353,12 +342,10 @@ done:
             if (first == WB_OK) first = writes[i].err;
         }
     }
-    for (k = 0; replies && k < nadmit; k++)
-        if (replies[k]) freeReplyObject(replies[k]);
     wb_waiter_release(w);
     free(arena);
-    free(replies);
-    free(calls);
+    free(res);
+    free(req);
     free(bw);
     wb_log_scope_leave(prev_log);
     return first;

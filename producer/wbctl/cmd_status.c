@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "wb_cli.h"
+#include "wb_entry.h"
 #include "wb_kafka.h"
 #include "wb_redis.h"
 #include "wb_util.h"
@@ -22,43 +23,32 @@ static int usage(void)
     return 2;
 }
 
-/* Dirty index: ZCARD and the lowest score (the oldest write time, us). */
+/* Dirty index: its size and the lowest score (the oldest write time, us). */
 static int redis_status(const wb_config_t *conf)
 {
     char errstr[512];
     redisContext *ctx = NULL;
-    redisReply *card = NULL, *oldest = NULL;
-    int rc = 1;
+    wb_entry_dirty_stats_t st;
 
     if (wb_redis_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "wbctl: status: %s\n", errstr);
         return 1;
     }
-    card = redisCommand(ctx, "ZCARD %s", conf->redis.dirty_index);
-    oldest = card ? redisCommand(ctx, "ZRANGE %s 0 0 WITHSCORES", conf->redis.dirty_index) : NULL;
-    if (!card || !oldest || card->type != REDIS_REPLY_INTEGER ||
-        oldest->type != REDIS_REPLY_ARRAY) {
-        fprintf(stderr, "wbctl: status: redis: %s\n",
-                ctx->err ? ctx->errstr : "unexpected reply from the dirty index");
-        goto done;
+    if (wb_entry_dirty_stats(ctx, conf->redis.dirty_index, &st, errstr, sizeof(errstr)) != WB_OK) {
+        fprintf(stderr, "wbctl: status: %s\n", errstr);
+        redisFree(ctx);
+        return 1;
     }
-    printf("dirty entries:     %lld (index %s)\n", card->integer, conf->redis.dirty_index);
-    if (oldest->elements == 2) {
-        double score = strtod(oldest->element[1]->str, NULL);
-        double age_s = ((double)wb_time_real_us() - score) / 1e6;
+    printf("dirty entries:     %lld (index %s)\n", (long long)st.count, conf->redis.dirty_index);
+    if (st.has_oldest) {
+        double age_s = ((double)wb_time_real_us() - st.oldest_us) / 1e6;
 
-        printf("oldest dirty:      %.3f s ago (%.*s)\n", age_s < 0 ? 0 : age_s,
-               (int)oldest->element[0]->len, oldest->element[0]->str);
+        printf("oldest dirty:      %.3f s ago (%s)\n", age_s < 0 ? 0 : age_s, st.oldest_key);
     } else {
         printf("oldest dirty:      -\n");
     }
-    rc = 0;
-
-done:
-    if (card) freeReplyObject(card);
-    if (oldest) freeReplyObject(oldest);
     redisFree(ctx);
-    return rc;
+    return 0;
 }
 
 /* Partitions of topic (from metadata) into a new list; NULL on error. */

@@ -35,9 +35,9 @@
 #include <libpq-fe.h>
 
 #include "wb_config.h"
+#include "wb_entry.h"
 #include "wb_pg.h"
 #include "wb_table.h"
-#include "wb_scripts.h"
 #include "wbcache.h"
 
 #define VALUE_LEN 200
@@ -351,7 +351,7 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "sha") == 0) {
         wb_client_t *c = open_client(argv[2]);
-        printf("%s\n", wb_scripts_sha(WB_SCRIPT_PUT));
+        printf("%s\n", wb_entry_script_sha(WB_ENTRY_SCRIPT_PUT));
         wb_client_close(c);
         return 0;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "wb_entry.h"
 #include "wb_pg.h"
 #include "wb_redis.h"
 #include "wb_util.h"
@@ -230,7 +231,7 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
         goto done;
     }
     for (int64_t i = 0; i < count; i++) {
-        int64_t version = 0;
+        wb_entry_put_res_t res;
         size_t vlen;
         int klen;
 
@@ -238,12 +239,16 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
         klen = snprintf(key, sizeof(key), "%s%s", ent->prefix, id);
         vlen = strand_value(value, sizeof(value), ent, id, (uint64_t)i);
         /* Exactly what wb_put does first; the process "dies" before Kafka. */
-        if (wb_redis_put(ctx, key, (size_t)klen, value, vlen, 0, conf->redis.dirty_index, &version,
-                         NULL, errstr, sizeof(errstr)) != WB_OK) {
+        wb_entry_put_req_t req = {.key = key,
+                                  .keylen = (size_t)klen,
+                                  .value = value,
+                                  .len = vlen,
+                                  .dirty_index = conf->redis.dirty_index};
+        if (wb_entry_put(ctx, &req, &res, errstr, sizeof(errstr)) != WB_OK) {
             fprintf(stderr, "check: strand: %s\n", errstr);
             goto done;
         }
-        ck_truth_write_line(f, id, version, value, vlen, 0);
+        ck_truth_write_line(f, id, res.version, value, vlen, 0);
     }
     if (fclose(f) != 0) {
         f = NULL;

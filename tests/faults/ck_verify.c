@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "wb_entry.h"
 #include "wb_pg.h"
 #include "wb_redis.h"
 #include "wb_util.h"
@@ -131,50 +132,50 @@ done:
     return rc;
 }
 
-/* Reads the entries (ver, d, v, del) of up to REDIS_CHUNK keys in one
- * pipelined round trip. */
+/* Reads the entries of up to REDIS_CHUNK keys in one pipelined round trip. */
 static int redis_chunk(redisContext *ctx, const wb_entity_t *ent, ck_key_t **keys, size_t n)
 {
     size_t plen = strlen(ent->prefix);
+    wb_entry_key_t ck[REDIS_CHUNK];
+    wb_entry_t e[REDIS_CHUNK];
+    char errstr[512];
+    int rc = -1;
 
+    memset(ck, 0, sizeof(ck));
     for (size_t i = 0; i < n; i++) {
         size_t idlen = strlen(keys[i]->id);
-        char *ck = malloc(plen + idlen + 1);
+        char *k = malloc(plen + idlen + 1);
 
-        if (!ck) return -1;
-        memcpy(ck, ent->prefix, plen);
-        memcpy(ck + plen, keys[i]->id, idlen + 1);
-        redisAppendCommand(ctx, "HMGET %b ver d v del", ck, plen + idlen);
-        free(ck);
+        if (!k) goto done;
+        memcpy(k, ent->prefix, plen);
+        memcpy(k + plen, keys[i]->id, idlen + 1);
+        ck[i] = (wb_entry_key_t){k, plen + idlen};
     }
+    if (wb_entry_read_many(ctx, ck, n, e, errstr, sizeof(errstr)) != WB_OK) {
+        fprintf(stderr, "check: %s\n", errstr);
+        goto done;
+    }
+    rc = 0;
     for (size_t i = 0; i < n; i++) {
-        redisReply *hm = NULL, **f;
         ck_key_t *k = keys[i];
 
-        if (redisGetReply(ctx, (void **)&hm) != REDIS_OK) {
-            fprintf(stderr, "check: redis: %s\n", ctx->errstr);
-            return -1;
-        }
-        if (hm->type != REDIS_REPLY_ARRAY || hm->elements != 4) {
-            fprintf(stderr, "check: redis: unexpected reply for %s%s\n", ent->prefix, k->id);
-            freeReplyObject(hm);
-            return -1;
-        }
-        f = hm->element;
-        if (f[2]->type == REDIS_REPLY_STRING) {
+        if (rc == 0 && e[i].found) {
             k->cfound = 1;
-            k->cver = f[0]->type == REDIS_REPLY_STRING ? strtoll(f[0]->str, NULL, 10) : 0;
-            k->cdirty = f[1]->type == REDIS_REPLY_STRING && strcmp(f[1]->str, "1") == 0;
-            k->cdel = f[3]->type == REDIS_REPLY_STRING && strcmp(f[3]->str, "1") == 0;
-            if (!(k->chex = malloc(2 * (size_t)f[2]->len + 1))) {
-                freeReplyObject(hm);
-                return -1;
-            }
-            ck_hex(k->chex, f[2]->str, (size_t)f[2]->len);
+            k->cver = e[i].version;
+            k->cdirty = e[i].dirty;
+            k->cdel = e[i].deleted;
+            if (!(k->chex = malloc(2 * e[i].value_len + 1)))
+                rc = -1;
+            else
+                ck_hex(k->chex, e[i].value, e[i].value_len);
         }
-        freeReplyObject(hm);
+        wb_entry_clear(&e[i]);
     }
-    return 0;
+
+done:
+    for (size_t i = 0; i < n; i++)
+        free((char *)ck[i].key);
+    return rc;
 }
 
 static int redis_fetch(const wb_config_t *conf, const wb_entity_t *ent, ck_key_t *table)

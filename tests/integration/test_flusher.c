@@ -7,11 +7,12 @@
 #include <cmocka.h>
 
 #include "flusher_harness.h"
+#include "wb_entry.h"
 #include "wb_table.h"
 
 #define NKEYS 200
 
-/* N random puts and deletes over K keys, versions from Redis (wb_redis_put,
+/* N random puts and deletes over K keys, versions from Redis (wb_entry_put,
  * as the library does), events to Kafka → PostgreSQL equals the ground
  * truth, and every cache entry ends clean with its TTL (invariant 2). */
 static void random_puts_and_deletes_reach_truth(void **state)
@@ -27,13 +28,17 @@ static void random_puts_and_deletes_reach_truth(void **state)
     fh_start(&fh);
     for (int i = 0; i < 5000; i++) {
         int k = rand_r(&seed) % NKEYS, del = rand_r(&seed) % 5 == 0;
-        int64_t ver = 0;
         snprintf(key, sizeof(key), "item:%d", k);
         snprintf(val, sizeof(val), "value %d of %d", i, k);
-        assert_int_equal(wb_redis_put(fh.redis, key, strlen(key), del ? NULL : val,
-                                      del ? 0 : strlen(val), del, dirty, &ver, NULL, errstr,
-                                      sizeof(errstr)),
-                         WB_OK);
+        wb_entry_put_req_t req = {.key = key,
+                                  .keylen = strlen(key),
+                                  .value = del ? NULL : val,
+                                  .len = del ? 0 : strlen(val),
+                                  .is_delete = del,
+                                  .dirty_index = dirty};
+        wb_entry_put_res_t res;
+        assert_int_equal(wb_entry_put(fh.redis, &req, &res, errstr, sizeof(errstr)), WB_OK);
+        int64_t ver = res.version;
         fh_truth_apply(&truth[k], del ? NULL : val, ver);
         fh_produce(&fh, key, del ? NULL : val, ver);
     }
@@ -48,23 +53,24 @@ static void random_puts_and_deletes_reach_truth(void **state)
     int64_t t0 = wb_time_mono_ms();
     long long dirty_left = -1;
     while (wb_time_mono_ms() - t0 < 20000) {
-        redisReply *r = redisCommand(fh.redis, "ZCARD %s", dirty);
-        dirty_left = r ? r->integer : -1;
-        freeReplyObject(r);
+        wb_entry_dirty_stats_t st;
+        dirty_left = wb_entry_dirty_stats(fh.redis, dirty, &st, errstr, sizeof(errstr)) == WB_OK
+                         ? st.count
+                         : -1;
         if (dirty_left == 0) break;
         usleep(100000);
     }
     assert_int_equal(dirty_left, 0);
     for (int k = 0; k < NKEYS; k++) {
-        wb_redis_entry_t e;
+        wb_entry_t e;
         if (!truth[k].present) continue;
         snprintf(key, sizeof(key), "item:%d", k);
-        assert_int_equal(wb_redis_get(fh.redis, key, strlen(key), &e, errstr, sizeof(errstr)),
+        assert_int_equal(wb_entry_read(fh.redis, key, strlen(key), &e, errstr, sizeof(errstr)),
                          WB_OK);
         assert_int_equal(e.dirty, 0);
         assert_int_equal(e.version, truth[k].version);
         assert_true(e.pttl_ms > 0);
-        wb_redis_entry_clear(&e);
+        wb_entry_clear(&e);
         redisReply *r = redisCommand(fh.redis, "DEL %s", key);
         freeReplyObject(r);
     }
@@ -197,11 +203,11 @@ static void poison_goes_to_dead_letter_rest_lands(void **state)
 }
 
 /* A key's cache entry as the poison test sees it. */
-static void cache_state(fh_t *fh, const char *key, const char *dirty, wb_redis_entry_t *e,
-                        int64_t *score, int64_t *rv)
+static void cache_state(fh_t *fh, const char *key, const char *dirty, wb_entry_t *e, int64_t *score,
+                        int64_t *rv)
 {
     char errstr[256];
-    assert_int_equal(wb_redis_get(fh->redis, key, strlen(key), e, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_read(fh->redis, key, strlen(key), e, errstr, sizeof(errstr)), WB_OK);
     redisReply *r = redisCommand(fh->redis, "ZSCORE %s %s", dirty, key);
     *score = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
     freeReplyObject(r);
@@ -235,7 +241,7 @@ static void poison_entry_is_forgotten(void **state)
     fh_t fh;
     char errstr[256], dirty[160], vbuf[24], id[3][128], key[3][160];
     int64_t v1, v2, v3, v4, v5, score, rv;
-    wb_redis_entry_t e;
+    wb_entry_t e;
     fh_dead_t dead[8];
 
     fh_setup(&fh, "forget", "jsonb", "  batch:\n    max_events: 1000\n    max_wait_ms: 50\n");
@@ -246,9 +252,16 @@ static void poison_entry_is_forgotten(void **state)
         snprintf(key[i], sizeof(key[i]), "item:%s", id[i]);
     }
 #define PUT(k, val, ver)                                                                           \
-    assert_int_equal(wb_redis_put(fh.redis, k, strlen(k), val, strlen(val), 0, dirty, ver, NULL,   \
-                                  errstr, sizeof(errstr)),                                         \
-                     WB_OK)
+    do {                                                                                           \
+        wb_entry_put_req_t req_ = {.key = k,                                                       \
+                                   .keylen = strlen(k),                                            \
+                                   .value = val,                                                   \
+                                   .len = strlen(val),                                             \
+                                   .dirty_index = dirty};                                          \
+        wb_entry_put_res_t res_;                                                                   \
+        assert_int_equal(wb_entry_put(fh.redis, &req_, &res_, errstr, sizeof(errstr)), WB_OK);     \
+        *(ver) = res_.version;                                                                     \
+    } while (0)
     /* key 0 — a good write, then a poison one on top of it. */
     PUT(key[0], "{\"v\": 1}", &v1);
     PUT(key[0], "{not json", &v2);
@@ -267,7 +280,6 @@ static void poison_entry_is_forgotten(void **state)
                                        RD_KAFKA_V_HEADER(WB_HDR_VERSION, vbuf, -1),
                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                      0);
-#undef PUT
     fh_flush(&fh);
     fh_start(&fh);
     int64_t t0 = wb_time_mono_ms();
@@ -284,14 +296,14 @@ static void poison_entry_is_forgotten(void **state)
     for (;;) {
         cache_state(&fh, key[0], dirty, &e, &score, &rv);
         int done = !e.found;
-        wb_redis_entry_clear(&e);
+        wb_entry_clear(&e);
         if (done || wb_time_mono_ms() - t0 > 20000) break;
         usleep(100000);
     }
     cache_state(&fh, key[0], dirty, &e, &score, &rv);
     if (e.found) fh_dump_log(&fh);
     assert_false(e.found);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     assert_int_equal(score, -1);
     assert_int_equal(rv, v2);
 
@@ -299,21 +311,20 @@ static void poison_entry_is_forgotten(void **state)
     assert_true(e.found && e.dirty);
     assert_int_equal(e.version, v4);
     assert_string_equal(e.value, "[2]");
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     assert_true(score > 0);
     assert_int_equal(row_version(&fh, id[1]), -1);
 
     cache_state(&fh, key[2], dirty, &e, &score, &rv);
     assert_false(e.found);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     assert_int_equal(score, -1);
     assert_int_equal(rv, v5);
 
     /* A later write is above the forgotten version. */
     int64_t v6 = 0;
-    assert_int_equal(wb_redis_put(fh.redis, key[0], strlen(key[0]), "{}", 2, 0, dirty, &v6, NULL,
-                                  errstr, sizeof(errstr)),
-                     WB_OK);
+    PUT(key[0], "{}", &v6);
+#undef PUT
     assert_true(v6 > v2);
     assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
     redisReply *r = redisCommand(fh.redis, "DEL %s %s %s %s", key[0], key[1], key[2], dirty);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "flusher_harness.h"
+#include "wb_entry.h"
 
 /* The test's flusher and topics: torn down after each test, also when it
  * failed, so no flusher outlives its test. */
@@ -67,10 +68,15 @@ static int wait_table(fh_t *fh, int timeout_ms)
 
 static void put_dirty(fh_t *fh, const char *k, const char *v, int64_t *version)
 {
+    wb_entry_put_req_t req = {.key = k,
+                              .keylen = strlen(k),
+                              .value = v,
+                              .len = strlen(v),
+                              .dirty_index = fh->conf->redis.dirty_index};
+    wb_entry_put_res_t res;
     char errstr[256];
-    if (wb_redis_put(fh->redis, k, strlen(k), v, strlen(v), 0, fh->conf->redis.dirty_index, version,
-                     NULL, errstr, sizeof(errstr)) != WB_OK)
-        fh_die(errstr);
+    if (wb_entry_put(fh->redis, &req, &res, errstr, sizeof(errstr)) != WB_OK) fh_die(errstr);
+    *version = res.version;
 }
 
 /* A write-behind put V is dirty in the cache; a write-through then commits
@@ -83,7 +89,7 @@ static void refused_event_drops_the_obsolete_value(void **state)
     (void)state;
     int64_t v = 0, v2 = 0;
     char sql[512], buf[64], k1[128], k2[128], where[256];
-    wb_redis_entry_t e;
+    wb_entry_t e;
 
     fh_setup(&G, "guard", "text", "  batch:\n    max_wait_ms: 20\n");
     /* Keys of their own: other tests share this Redis. */
@@ -110,19 +116,19 @@ static void refused_event_drops_the_obsolete_value(void **state)
     assert_int_equal(rc2, 0);
 
     /* k1: no value served; the version memory is PostgreSQL's. */
-    assert_int_equal(wb_redis_get(G.redis, k1, strlen(k1), &e, buf, sizeof(buf)), WB_OK);
+    assert_int_equal(wb_entry_read(G.redis, k1, strlen(k1), &e, buf, sizeof(buf)), WB_OK);
     assert_false(e.found);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     hget(&G, k1, "ver", buf, sizeof(buf));
     assert_int_equal(strtoll(buf, NULL, 10), v + 1000);
     snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'", k1 + 5);
     assert_int_equal(fh_count(&G, where), 1);
     /* k2: written and cleaned as usual. */
-    assert_int_equal(wb_redis_get(G.redis, k2, strlen(k2), &e, buf, sizeof(buf)), WB_OK);
+    assert_int_equal(wb_entry_read(G.redis, k2, strlen(k2), &e, buf, sizeof(buf)), WB_OK);
     assert_true(e.found);
     assert_false(e.dirty);
     assert_string_equal(e.value, "fine");
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'fine'", k2 + 5);
     assert_int_equal(fh_count(&G, where), 1);
     redisReply *r = redisCommand(G.redis, "DEL %s %s", k1, k2);

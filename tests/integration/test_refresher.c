@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "refresher_harness.h"
+#include "wb_entry.h"
 
 #define READY_MS 20000
 
@@ -32,24 +33,30 @@ static wb_client_t *client_open(const rh_t *rh)
     return client;
 }
 
-static void entry(rh_t *rh, const char *id, wb_redis_entry_t *e)
+static void entry(rh_t *rh, const char *id, wb_entry_t *e)
 {
     char key[256], errstr[256];
     rh_key(rh, id, key, sizeof(key));
     memset(e, 0, sizeof(*e));
-    if (wb_redis_get(rh->redis, key, strlen(key), e, errstr, sizeof(errstr)) != WB_OK)
-        fail_msg("wb_redis_get: %s", errstr);
+    if (wb_entry_read(rh->redis, key, strlen(key), e, errstr, sizeof(errstr)) != WB_OK)
+        fail_msg("wb_entry_read: %s", errstr);
 }
 
 static void fill(rh_t *rh, const char *id, const char *value, int64_t version, int64_t ttl_ms,
                  int deleted)
 {
     char key[256], errstr[256];
-    wb_fill_result_t res;
     rh_key(rh, id, key, sizeof(key));
-    if (wb_redis_fill(rh->redis, key, strlen(key), value, value ? strlen(value) : 0, version,
-                      ttl_ms, deleted, &res, errstr, sizeof(errstr)) != WB_OK)
-        fail_msg("wb_redis_fill: %s", errstr);
+    wb_entry_fill_req_t req = {.key = key,
+                               .keylen = strlen(key),
+                               .value = value,
+                               .len = value ? strlen(value) : 0,
+                               .version = version,
+                               .ttl_ms = ttl_ms,
+                               .is_deleted = deleted};
+    wb_entry_fill_res_t res;
+    if (wb_entry_fill(rh->redis, &req, &res, errstr, sizeof(errstr)) != WB_OK)
+        fail_msg("wb_entry_fill: %s", errstr);
 }
 
 /* A hot key read near expiry gets its TTL extended, is never missed while
@@ -59,7 +66,7 @@ static void near_expiry_read_extends_ttl_and_takes_newer_version(void **state)
     rh_t *rhp = *state;
     wb_client_t *client = NULL;
     wb_value_t v;
-    wb_redis_entry_t e;
+    wb_entry_t e;
     int misses = 0, reads = 0;
 
     rh_setup_ex(rhp, "ahead", "  collapse_window_ms: 300\n", "  refresh_dedupe_ms: 300\n",
@@ -89,7 +96,7 @@ static void near_expiry_read_extends_ttl_and_takes_newer_version(void **state)
         pttl = e.pttl_ms;
         assert_true(e.found);
         assert_int_equal(e.version, 100);
-        wb_redis_entry_clear(&e);
+        wb_entry_clear(&e);
         if (pttl > 2000) break;
         usleep(20000);
     } while (wb_time_mono_ms() - t0 < 1200);
@@ -128,7 +135,7 @@ static void near_expiry_read_extends_ttl_and_takes_newer_version(void **state)
     assert_int_equal(e.version, 200);
     assert_false(e.dirty);
     assert_true(e.pttl_ms > 0);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     assert_true(rh_metric(rhp, 0, "wb_refresher_reloads_total") >= 1);
     printf("hot key: %d reads over ~%.0f s, %d misses\n", reads, 7.0, misses);
 
@@ -143,7 +150,7 @@ static void dirty_or_newer_entry_survives_refresh(void **state)
 {
     rh_t *rhp = *state;
     wb_client_t *client = NULL;
-    wb_redis_entry_t e;
+    wb_entry_t e;
     wb_value_t v;
     int64_t ver = 0;
     char key[256];
@@ -171,7 +178,7 @@ static void dirty_or_newer_entry_survives_refresh(void **state)
     assert_int_equal(e.version, ver);
     assert_string_equal(e.value, "new");
     assert_int_equal(e.pttl_ms, -1); /* still pinned */
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     redisReply *r =
         redisCommand(rhp->redis, "ZSCORE %s %s", rhp->dirty, rh_key(rhp, "d", key, sizeof(key)));
     assert_non_null(r);
@@ -181,7 +188,7 @@ static void dirty_or_newer_entry_survives_refresh(void **state)
     entry(rhp, "n", &e);
     assert_int_equal(e.version, 500);
     assert_string_equal(e.value, "cache-newer");
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
 
     memset(&v, 0, sizeof(v));
     assert_int_equal(wb_get(client, "item", "d", &v), WB_OK);
@@ -199,7 +206,7 @@ static void deleted_row_never_brings_back_a_stale_value(void **state)
 {
     rh_t *rhp = *state;
     wb_client_t *client = NULL;
-    wb_redis_entry_t e;
+    wb_entry_t e;
     wb_value_t v;
 
     rh_setup(rhp, "deleted", NULL);
@@ -225,7 +232,7 @@ static void deleted_row_never_brings_back_a_stale_value(void **state)
     assert_false(e.dirty);
     assert_int_equal(e.version, 200);
     assert_int_equal(e.value_len, 0);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     memset(&v, 0, sizeof(v));
     assert_int_equal(wb_get(client, "item", "x", &v), WB_ERR_NOT_FOUND);
     wb_value_free(&v);
@@ -234,7 +241,7 @@ static void deleted_row_never_brings_back_a_stale_value(void **state)
     assert_true(e.found);
     assert_true(e.deleted);
     assert_int_equal(e.version, 300);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
 
     /* Without a row there is nothing to decide with: untouched, and it
      * expires on its own TTL (20 s, not the entity's 60 s). */
@@ -243,7 +250,7 @@ static void deleted_row_never_brings_back_a_stale_value(void **state)
     assert_string_equal(e.value, "cached");
     assert_int_equal(e.version, 50);
     assert_true(e.pttl_ms > 0 && e.pttl_ms <= 20000);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
 
     wb_client_close(client);
     assert_int_equal(rh_stop(rhp, 0, 15000, NULL), 0);
@@ -255,7 +262,7 @@ static void deleted_row_never_brings_back_a_stale_value(void **state)
 static void repeats_collapse_and_offsets_are_committed(void **state)
 {
     rh_t *rhp = *state;
-    wb_redis_entry_t e;
+    wb_entry_t e;
     int64_t elapsed = 0;
 
     rh_setup(rhp, "collapse", "  collapse_window_ms: 20000\n");
@@ -291,11 +298,11 @@ static void repeats_collapse_and_offsets_are_committed(void **state)
     assert_int_equal(rh_metric(rhp, 0, "wb_refresher_reloads_total"), 1);
     entry(rhp, "c", &e);
     assert_true(e.pttl_ms > 5000); /* extended to the entity's 60 s */
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     entry(rhp, "c2", &e);
     assert_true(e.found);
     assert_string_equal(e.value, "w");
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
 
     assert_int_equal(rh_stop(rhp, 0, 15000, &elapsed), 0);
     assert_true(elapsed < 10000);

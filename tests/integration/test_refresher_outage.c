@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "refresher_harness.h"
+#include "wb_entry.h"
 
 /* ------------------------------------------------------------ TCP proxy */
 
@@ -133,20 +134,25 @@ static void fill(rh_t *rh, const char *id, const char *value, int64_t version, i
 {
     char key[256], errstr[256];
     rh_key(rh, id, key, sizeof(key));
-    if (wb_redis_fill(rh->redis, key, strlen(key), value, strlen(value), version, ttl_ms, 0, NULL,
-                      errstr, sizeof(errstr)) != WB_OK)
+    wb_entry_fill_req_t req = {.key = key,
+                               .keylen = strlen(key),
+                               .value = value,
+                               .len = strlen(value),
+                               .version = version,
+                               .ttl_ms = ttl_ms};
+    if (wb_entry_fill(rh->redis, &req, NULL, errstr, sizeof(errstr)) != WB_OK)
         fail_msg("fill: %s", errstr);
 }
 
 static int64_t cached_version(rh_t *rh, const char *id)
 {
     char key[256];
-    wb_redis_entry_t e;
+    wb_entry_t e;
     memset(&e, 0, sizeof(e));
     rh_key(rh, id, key, sizeof(key));
-    if (wb_redis_get(rh->redis, key, strlen(key), &e, NULL, 0) != WB_OK) return -1;
+    if (wb_entry_read(rh->redis, key, strlen(key), &e, NULL, 0) != WB_OK) return -1;
     int64_t v = e.found ? e.version : 0;
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     return v;
 }
 
@@ -288,10 +294,12 @@ static void redis_outage_recovers_refresh_and_sweeper(void **state)
     int64_t filled = wait_version(rh, "k", 300, 15000);
     int ready = rh_wait_http(rh, 0, "/readyz", 200, 10000);
     /* A write stranded in the new Redis is swept as before. */
-    int64_t ver = 0;
     rh_key(rh, "s", key, sizeof(key));
-    wb_redis_put(rh->redis, key, strlen(key), "x", 1, 0, rh->dirty, &ver, NULL, errstr,
-                 sizeof(errstr));
+    wb_entry_put_req_t req = {
+        .key = key, .keylen = strlen(key), .value = "x", .len = 1, .dirty_index = rh->dirty};
+    wb_entry_put_res_t res = {0};
+    wb_entry_put(rh->redis, &req, &res, errstr, sizeof(errstr));
+    int64_t ver = res.version;
     int64_t t0 = wb_time_mono_ms();
     const rh_event_t *ev = NULL;
     while (rh_count_events(rh, key, &ev) == 0 && wb_time_mono_ms() - t0 < 10000)
@@ -349,9 +357,11 @@ static void kafka_unreachable_keeps_entry_for_the_next_pass(void **state)
     rh_setup(rh, "kafkadown", "  sweep_interval_ms: 200\n  sweep_after_ms: 1000\n");
     dead_broker(rh, 1);
     rh_key(rh, "s", key, sizeof(key));
-    assert_int_equal(wb_redis_put(rh->redis, key, strlen(key), "x", 1, 0, rh->dirty, &ver, NULL,
-                                  errstr, sizeof(errstr)),
-                     WB_OK);
+    wb_entry_put_req_t req = {
+        .key = key, .keylen = strlen(key), .value = "x", .len = 1, .dirty_index = rh->dirty};
+    wb_entry_put_res_t res;
+    assert_int_equal(wb_entry_put(rh->redis, &req, &res, errstr, sizeof(errstr)), WB_OK);
+    ver = res.version;
     redisReply *r = redisCommand(rh->redis, "ZSCORE %s %s", rh->dirty, key);
     before = r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : -1;
     freeReplyObject(r);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "refresher_harness.h"
+#include "wb_entry.h"
 
 #define READY_MS   20000
 #define SWEEP_FAST "  sweep_interval_ms: 200\n  sweep_after_ms: 1000\n"
@@ -28,13 +29,18 @@ static void start_ready(rh_t *rh, int slot)
 static int64_t lua_put(rh_t *rh, const char *id, const char *value, int64_t *wt)
 {
     char key[256], errstr[256];
-    int64_t ver = 0, t = 0;
     rh_key(rh, id, key, sizeof(key));
-    if (wb_redis_put(rh->redis, key, strlen(key), value, value ? strlen(value) : 0, value == NULL,
-                     rh->dirty, &ver, &t, errstr, sizeof(errstr)) != WB_OK)
-        fail_msg("wb_redis_put: %s", errstr);
-    if (wt) *wt = t;
-    return ver;
+    wb_entry_put_req_t req = {.key = key,
+                              .keylen = strlen(key),
+                              .value = value,
+                              .len = value ? strlen(value) : 0,
+                              .is_delete = value == NULL,
+                              .dirty_index = rh->dirty};
+    wb_entry_put_res_t res;
+    if (wb_entry_put(rh->redis, &req, &res, errstr, sizeof(errstr)) != WB_OK)
+        fail_msg("wb_entry_put: %s", errstr);
+    if (wt) *wt = res.time_us;
+    return res.version;
 }
 
 static int indexed(rh_t *rh, const char *id, double *score)
@@ -66,7 +72,7 @@ static void stranded_put_reaches_postgres_with_its_version(void **state)
     int64_t wt1 = 0, wt2 = 0, ver = 0;
     int deleted = 0;
     const rh_event_t *ev = NULL;
-    wb_redis_entry_t e;
+    wb_entry_t e;
 
     rh_setup(rh, "stranded", SWEEP_FAST);
     rh_row(rh, "s2", "was", 100);
@@ -121,10 +127,10 @@ static void stranded_put_reaches_postgres_with_its_version(void **state)
     assert_false(indexed(rh, "s1", NULL));
     memset(&e, 0, sizeof(e));
     rh_key(rh, "s1", key, sizeof(key));
-    assert_int_equal(wb_redis_get(rh->redis, key, strlen(key), &e, NULL, 0), WB_OK);
+    assert_int_equal(wb_entry_read(rh->redis, key, strlen(key), &e, NULL, 0), WB_OK);
     assert_false(e.dirty);
     assert_int_equal(e.version, v1);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
     int n1 = rh_count_events(rh, key, NULL);
     rh_read_changes(rh, 2500);
     assert_int_equal(rh_count_events(rh, key, NULL), n1);
@@ -146,9 +152,13 @@ static void gone_and_clean_members_are_unindexed_not_published(void **state)
     rh_setup(rh, "members", "  sweep_interval_ms: 200\n  sweep_after_ms: 20000\n");
     index_old(rh, "gone");
     rh_key(rh, "clean", key, sizeof(key));
-    assert_int_equal(wb_redis_fill(rh->redis, key, strlen(key), "clean", 5, 100, 60000, 0, NULL,
-                                   errstr, sizeof(errstr)),
-                     WB_OK);
+    wb_entry_fill_req_t req = {.key = key,
+                               .keylen = strlen(key),
+                               .value = "clean",
+                               .len = 5,
+                               .version = 100,
+                               .ttl_ms = 60000};
+    assert_int_equal(wb_entry_fill(rh->redis, &req, NULL, errstr, sizeof(errstr)), WB_OK);
     index_old(rh, "clean");
     freeReplyObject(
         redisCommand(rh->redis, "HSET %s rv 123", rh_key(rh, "reserved", key, sizeof(key))));
@@ -175,13 +185,13 @@ static void gone_and_clean_members_are_unindexed_not_published(void **state)
     assert_int_equal(rh->nevents, 1);
 
     /* The clean entry itself is untouched. */
-    wb_redis_entry_t e;
+    wb_entry_t e;
     memset(&e, 0, sizeof(e));
     rh_key(rh, "clean", key, sizeof(key));
-    assert_int_equal(wb_redis_get(rh->redis, key, strlen(key), &e, NULL, 0), WB_OK);
+    assert_int_equal(wb_entry_read(rh->redis, key, strlen(key), &e, NULL, 0), WB_OK);
     assert_string_equal(e.value, "clean");
     assert_true(e.pttl_ms > 0);
-    wb_redis_entry_clear(&e);
+    wb_entry_clear(&e);
 }
 
 /* A burst of stranded writes (a Kafka outage's worth) is recovered in
@@ -234,9 +244,9 @@ static void many_stranded_writes_recover_in_bounded_passes(void **state)
     int64_t t1 = wb_time_mono_ms();
     long left = -1;
     while (wb_time_mono_ms() - t1 < 10000) {
-        redisReply *r = redisCommand(rh->redis, "ZCARD %s", rh->dirty);
-        left = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
-        freeReplyObject(r);
+        wb_entry_dirty_stats_t st;
+        left =
+            wb_entry_dirty_stats(rh->redis, rh->dirty, &st, NULL, 0) == WB_OK ? (long)st.count : -1;
         if (left == 0) break;
         usleep(100000);
     }

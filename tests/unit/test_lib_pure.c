@@ -9,8 +9,8 @@
 #include <cmocka.h>
 
 #include "wb_client_int.h"
+#include "wb_entry.h"
 #include "wb_key.h"
-#include "wb_lua.h"
 #include "wb_producer.h"
 #include "wb_rand.h"
 
@@ -109,13 +109,13 @@ static redisReply *r_arr(size_t n, ...)
 
 static void get_reply_hit_and_miss(void **state)
 {
-    wb_lua_get_t g;
+    wb_entry_get_res_t g;
     redisReply *r;
 
     (void)state;
     r = r_arr(7, r_int(1), r_str("hello"), r_str("1795884367619802"), r_str("0"), r_str("0"),
               r_int(1500), r_int(1));
-    assert_int_equal(wb_lua_get_parse(r, &g, NULL, 0), WB_OK);
+    assert_int_equal(wb_entry_get_parse(r, &g, NULL, 0), WB_OK);
     freeReplyObject(r); /* the value was moved out: still ours */
     assert_true(g.hit);
     assert_string_equal(g.value, "hello");
@@ -125,31 +125,31 @@ static void get_reply_hit_and_miss(void **state)
     assert_false(g.deleted);
     assert_int_equal(g.pttl, 1500);
     assert_true(g.refresh);
-    wb_lua_get_clear(&g);
+    wb_entry_get_clear(&g);
     assert_null(g.value);
 
     r = r_arr(7, r_int(1), r_str(""), r_str("9"), r_str("1"), r_str("1"), r_int(-1), r_int(0));
-    assert_int_equal(wb_lua_get_parse(r, &g, NULL, 0), WB_OK);
+    assert_int_equal(wb_entry_get_parse(r, &g, NULL, 0), WB_OK);
     assert_true(g.hit && g.dirty && g.deleted);
     assert_int_equal(g.pttl, -1);
-    wb_lua_get_clear(&g);
+    wb_entry_get_clear(&g);
     freeReplyObject(r);
 
     r = r_arr(2, r_int(0), r_int(1));
-    assert_int_equal(wb_lua_get_parse(r, &g, NULL, 0), WB_OK);
+    assert_int_equal(wb_entry_get_parse(r, &g, NULL, 0), WB_OK);
     assert_false(g.hit);
     assert_true(g.locked);
     freeReplyObject(r);
     r = r_arr(2, r_int(0), r_int(0));
-    assert_int_equal(wb_lua_get_parse(r, &g, NULL, 0), WB_OK);
+    assert_int_equal(wb_entry_get_parse(r, &g, NULL, 0), WB_OK);
     assert_false(g.locked);
     freeReplyObject(r);
 
     r = r_arr(3, r_int(1), r_str("x"), r_str("1"));
-    assert_int_equal(wb_lua_get_parse(r, &g, NULL, 0), WB_ERR_REDIS);
+    assert_int_equal(wb_entry_get_parse(r, &g, NULL, 0), WB_ERR_REDIS);
     freeReplyObject(r);
     r = r_int(3);
-    assert_int_equal(wb_lua_get_parse(r, &g, NULL, 0), WB_ERR_REDIS);
+    assert_int_equal(wb_entry_get_parse(r, &g, NULL, 0), WB_ERR_REDIS);
     freeReplyObject(r);
 }
 

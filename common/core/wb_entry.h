@@ -1,0 +1,432 @@
+/* wb_entry.h — the Redis cache entry: its layout, every script on it and every dirty-index
+ * command. The one owner of what libwbcache, wb-flusher, wb-refresher and wbctl store in Redis.
+ */
+#ifndef WB_ENTRY_H
+#define WB_ENTRY_H
+
+/*
+ * THE ENTRY
+ *
+ * Every cache key is a Redis HASH:
+ *   v    value bytes ("" for a tombstone)
+ *   ver  version, decimal integer (microseconds-since-epoch scale, see
+ *        below); "0" for a cache-aside fill, which has no version
+ *   d    "1" dirty (PostgreSQL does not hold this version yet), "0" clean
+ *   wt   write time in microseconds since the epoch (Redis TIME), decimal:
+ *        of the last put, fill or write-through (`clean` keeps it)
+ *   del  "1" tombstone (a delete, a soft-deleted row, or a negative
+ *        cache-aside entry; v is ""), "0" live value
+ *   rv   optional: a floor for the next version that belongs to no value:
+ *        a version reserved by `version` for a write-through in flight, or
+ *        the version of a poison write `forget` dropped. The next version
+ *        handed out is above it; fills ignore it.
+ *
+ * An entry EXISTS only if field `v` exists. A hash without `v` is one of:
+ * a reservation (only `rv`, short TTL, see `version`), the version memory
+ * `clean` leaves when the entry was gone or older (only `ver`, with a TTL),
+ * or a forgotten poison write (only `rv`, with a TTL, see `forget`); every
+ * reader treats all three as a miss. A dirty entry never has a TTL
+ * (invariant 2: `put` PERSISTs it); a clean one normally has one (a TTL
+ * <= 0 passed to a script means "no TTL").
+ *
+ * THE DIRTY INDEX (config redis.dirty_index, default "wb:dirty") is a
+ * sorted set: member = cache key, score = `wt` of the dirty write, in µs.
+ * It lists the dirty entries: `put` adds (ZADD, score = its write time);
+ * `clean` removes the member whatever the outcome unless a newer dirty
+ * write holds the entry; `through` removes a dirty entry it overwrites;
+ * `forget` removes the poison entry; `sweep_check` removes a member whose
+ * entry is gone or clean; the sweeper moves the score of a re-published
+ * entry forward (wb_entry_dirty_bump: ZADD XX GT, never adding a member or
+ * lowering a score). A dirty entry is always listed; a member may outlive
+ * its entry (lost with Redis data, or deleted by hand) until `clean` or
+ * `sweep_check` meets it.
+ *
+ * SIDE KEYS: the library's refresh marker "wb:rr:{key}" and stampede lock
+ * "wb:lock:{key}" (string keys with a TTL, built by wb_key_side; the hash
+ * tag puts them in the entry's slot), and the sweeper's lease
+ * "<dirty index>:sweeper" (a token with a TTL).
+ *
+ * VERSIONS (invariant 1): max(previous + 1, Redis TIME in µs), where
+ * previous = max(ver, rv). Lua 5.1 numbers are doubles: integers are exact
+ * up to 2^53 ≈ 9.007e15 and µs since the epoch are ≈ 1.8e15 (year 2027),
+ * so arithmetic is exact until the year ~2255; values are written with
+ * string.format('%d') because tostring() uses %.14g and would print a
+ * 16-digit µs value in exponent form. ZADD scores are doubles too, exact
+ * for the same reason.
+ *
+ * SCRIPTS: common/core/lua/NAME.lua, each with its KEYS/ARGV/returns at
+ * the top, embedded into the build (cmake/embed.cmake) and called by SHA
+ * (computed locally), with EVAL after a NOSCRIPT (wb_scripts.h).
+ *
+ *   script       KEYS                  ARGV                              returns
+ *   put          key, index            value, "1" if delete              {version, wt}
+ *   version      key                   reservation TTL ms                version
+ *   clean        key, index            V, TTL ms                         wb_entry_clean_t
+ *   forget       key, index            V, memory TTL ms                  1 forgotten / 0
+ *   fill         key                   value, V, TTL ms, "1" if deleted  wb_entry_fill_t
+ *   fill_aside   key                   value, TTL ms, "1" if negative    1 created / 0
+ *   through      key, index            value, V, TTL ms, "1" if delete   1 applied / 0
+ *   get          key, rr, lock         ra, TTL ms, dedupe ms, token, lock ms
+ *                                      {1, v, ver, d, del, pttl, rr} / {0, locked}
+ *   release      lock or lease         token                             1 deleted / 0
+ *   renew        lease                 token, ms                         1 renewed / 0
+ *   sweep_check  key, index            -                     {0} / {1, v, ver, wt, del}
+ *
+ * Every script touches only its KEYS. The entry and its side keys share a
+ * hash slot; the dirty index is one key of its own, so under Redis Cluster
+ * the scripts that take it would need it sharded per slot, which the
+ * single-server deployment does not need.
+ *
+ * CALLS: every function takes a blocking redisContext used by one thread
+ * at a time (hiredis). WB_ERR_INVALID_ARG for bad arguments (nothing is
+ * sent); WB_ERR_REDIS with the server's message for an error reply;
+ * WB_ERR_REDIS / WB_ERR_TIMEOUT / WB_ERR_NOMEM after an I/O error, and
+ * then ctx must be reconnected (ctx->err is set). The `_many` forms send n
+ * calls in one pipeline, in order (never reordered, also after a NOSCRIPT:
+ * wb_scripts_pipeline); their return is WB_OK when every reply arrived,
+ * and each result says how its own call went (res[i].err, res[i].error).
+ * Requests and their pointers are borrowed for the call only.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "wbcache.h"
+
+/* Dirty index used when a request's dirty_index is NULL or "". */
+#define WB_ENTRY_DEFAULT_DIRTY_INDEX "wb:dirty"
+
+/* Room for one call's error reply in a `_many` result (longer ones are cut). */
+#define WB_ENTRY_ERROR_MAX 256
+
+/* A key: borrowed where a call takes it, owned in wb_entry_keys_t. */
+typedef struct wb_entry_key_s {
+    const char *key;
+    size_t keylen;
+} wb_entry_key_t;
+
+/* ------------------------------------------------------------- scripts */
+
+typedef enum wb_entry_script_e {
+    WB_ENTRY_SCRIPT_PUT = 0,
+    WB_ENTRY_SCRIPT_VERSION,
+    WB_ENTRY_SCRIPT_CLEAN,
+    WB_ENTRY_SCRIPT_FORGET,
+    WB_ENTRY_SCRIPT_FILL,
+    WB_ENTRY_SCRIPT_FILL_ASIDE,
+    WB_ENTRY_SCRIPT_THROUGH,
+    WB_ENTRY_SCRIPT_GET,
+    WB_ENTRY_SCRIPT_RELEASE,
+    WB_ENTRY_SCRIPT_RENEW,
+    WB_ENTRY_SCRIPT_SWEEP_CHECK,
+    WB_ENTRY_SCRIPT__COUNT
+} wb_entry_script_t;
+
+/* Name ("put", ...; "?" if unknown), Lua source and SHA-1 (40 lowercase
+ * hex digits, computed locally once, thread-safe) of script id; static
+ * storage; body and sha are NULL for an unknown id. */
+const char *wb_entry_script_name(wb_entry_script_t id);
+const char *wb_entry_script_body(wb_entry_script_t id);
+const char *wb_entry_script_sha(wb_entry_script_t id);
+
+/* SCRIPT LOADs every script (so the first EVALSHA hits) and checks the
+ * server's SHA equals ours. Call after connecting; optional, since calls
+ * fall back to EVAL. Returns WB_OK or an error with errstr. */
+wb_err_t wb_entry_load(redisContext *ctx, char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------- write-behind */
+
+/* put: the entry becomes the new value (or a tombstone), dirty, without
+ * TTL, listed in the dirty index at its write time (invariants 1, 2). */
+typedef struct wb_entry_put_req_s {
+    const char *key; /* binary-safe, keylen > 0 */
+    size_t keylen;
+    const void *value; /* may be NULL when len is 0; ignored for a delete */
+    size_t len;
+    int is_delete;
+    const char *dirty_index; /* NULL or "": WB_ENTRY_DEFAULT_DIRTY_INDEX */
+} wb_entry_put_req_t;
+
+typedef struct wb_entry_put_res_s {
+    wb_err_t err; /* `_many` only: this call's outcome */
+    char error[WB_ENTRY_ERROR_MAX];
+    int64_t version; /* assigned version */
+    int64_t time_us; /* Redis write time */
+} wb_entry_put_res_t;
+
+/* One put. res (may be NULL) receives version and write time. */
+wb_err_t wb_entry_put(redisContext *ctx, const wb_entry_put_req_t *req, wb_entry_put_res_t *res,
+                      char *errstr, size_t errstr_size);
+
+/* n puts in one pipeline (wb_put_batch). res[i] answers req[i]; a call
+ * whose reply is an error or malformed has res[i].err WB_ERR_REDIS. */
+wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, size_t n,
+                           wb_entry_put_res_t *res, char *errstr, size_t errstr_size);
+
+/* ---------------------------------------------- flusher: clean, forget */
+
+/* What `clean` did. */
+typedef enum wb_entry_clean_e {
+    WB_ENTRY_CLEAN_NEWER = 0,   /* entry holds a newer version: left dirty, stays indexed */
+    WB_ENTRY_CLEAN_CLEANED = 1, /* version matched and was dirty: now clean, TTL set, unindexed */
+    WB_ENTRY_CLEAN_ALREADY = 2, /* version matched but already clean (duplicate/replay) */
+    WB_ENTRY_CLEAN_GONE = 3,    /* no entry (evicted, deleted, lost): unindexed, V kept as memory */
+    WB_ENTRY_CLEAN_STALE = 4    /* entry older than V: value dropped, V kept as memory */
+} wb_entry_clean_t;
+
+/* The flusher settles version V of a key: PostgreSQL committed it (clean:
+ * the entry becomes clean with ttl_ms only if it still holds V), or it was
+ * dead-lettered as poison (forget = 1: an entry still holding exactly V,
+ * dirty, is dropped and unindexed, V kept as a floor for ttl_ms). */
+typedef struct wb_entry_clean_req_s {
+    const char *key;
+    size_t keylen;
+    const char *dirty_index; /* NULL or "": WB_ENTRY_DEFAULT_DIRTY_INDEX */
+    int64_t version;
+    int64_t ttl_ms; /* <= 0: no TTL (clean) / only the floor (forget) */
+    int forget;
+} wb_entry_clean_req_t;
+
+typedef struct wb_entry_clean_res_s {
+    wb_err_t err; /* `_many` only */
+    char error[WB_ENTRY_ERROR_MAX];
+    int code; /* clean: a wb_entry_clean_t; forget: 1 forgotten, 0 untouched */
+} wb_entry_clean_res_t;
+
+wb_err_t wb_entry_clean(redisContext *ctx, const wb_entry_clean_req_t *req,
+                        wb_entry_clean_res_t *res, char *errstr, size_t errstr_size);
+
+/* n cleans and forgets, in order, in one pipeline (the flusher's cleaner). */
+wb_err_t wb_entry_clean_many(redisContext *ctx, const wb_entry_clean_req_t *req, size_t n,
+                             wb_entry_clean_res_t *res, char *errstr, size_t errstr_size);
+
+/* --------------------------------------------------------------- fills */
+
+/* What `fill` did. */
+typedef enum wb_entry_fill_e {
+    WB_ENTRY_FILL_CREATED = 1,       /* no entry before */
+    WB_ENTRY_FILL_REPLACED = 2,      /* an older clean entry was replaced */
+    WB_ENTRY_FILL_EXTENDED = 3,      /* same version, clean: only the TTL was extended */
+    WB_ENTRY_FILL_SKIPPED_NEWER = 4, /* cache holds a newer version: untouched */
+    WB_ENTRY_FILL_SKIPPED_DIRTY = 5  /* entry is dirty: untouched (the flusher owns it) */
+} wb_entry_fill_t;
+
+/* Versioned fill from PostgreSQL (read-through miss, refresh-ahead;
+ * invariant 8): never overwrites a newer or dirty entry. */
+typedef struct wb_entry_fill_req_s {
+    const char *key;
+    size_t keylen;
+    const void *value; /* may be NULL when len is 0; ignored when is_deleted */
+    size_t len;
+    int64_t version;
+    int64_t ttl_ms; /* <= 0: no TTL */
+    int is_deleted; /* the row is soft-deleted: a clean tombstone */
+} wb_entry_fill_req_t;
+
+typedef struct wb_entry_fill_res_s {
+    wb_err_t err; /* `_many` only */
+    char error[WB_ENTRY_ERROR_MAX];
+    wb_entry_fill_t code;
+} wb_entry_fill_res_t;
+
+wb_err_t wb_entry_fill(redisContext *ctx, const wb_entry_fill_req_t *req, wb_entry_fill_res_t *res,
+                       char *errstr, size_t errstr_size);
+
+/* n fills in one pipeline (the refresher's batch). A reply outside 1..5
+ * has res[i].err WB_ERR_REDIS. */
+wb_err_t wb_entry_fill_many(redisContext *ctx, const wb_entry_fill_req_t *req, size_t n,
+                            wb_entry_fill_res_t *res, char *errstr, size_t errstr_size);
+
+/* Cache-aside fill of an unversioned value from the caller's loader:
+ * creates the entry only if there is none. */
+typedef struct wb_entry_aside_req_s {
+    const char *key;
+    size_t keylen;
+    const void *value; /* may be NULL when len is 0; ignored when is_negative */
+    size_t len;
+    int64_t ttl_ms;  /* <= 0: no TTL */
+    int is_negative; /* the loader found nothing: a clean tombstone */
+} wb_entry_aside_req_t;
+
+/* *created (may be NULL) is 1 if the entry was created. */
+wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req, int *created,
+                             char *errstr, size_t errstr_size);
+
+/* ------------------------------------------------------- write-through */
+
+/* Reserves the version of a write-through in `rv` (see version.lua);
+ * reserve_ttl_ms bounds how long a reservation on an absent key lives
+ * (<= 0: 1000 ms). */
+wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen, int64_t reserve_ttl_ms,
+                          int64_t *version, char *errstr, size_t errstr_size);
+
+/* Write-through cache set after PostgreSQL committed version (from
+ * wb_entry_version): the entry becomes that version, clean, unless the
+ * cache already holds a newer one. */
+typedef struct wb_entry_through_req_s {
+    const char *key;
+    size_t keylen;
+    const char *dirty_index; /* NULL or "": WB_ENTRY_DEFAULT_DIRTY_INDEX */
+    const void *value;       /* may be NULL when len is 0; ignored for a delete */
+    size_t len;
+    int64_t version;
+    int64_t ttl_ms; /* <= 0: no TTL */
+    int is_delete;
+} wb_entry_through_req_t;
+
+/* *applied (may be NULL) is 0 if a newer version was left alone. */
+wb_err_t wb_entry_through(redisContext *ctx, const wb_entry_through_req_t *req, int *applied,
+                          char *errstr, size_t errstr_size);
+
+/* --------------------------------------------------------------- reads */
+
+/* One entry as read by wb_entry_read. */
+typedef struct wb_entry_s {
+    int found;        /* 1 if the entry exists (field v present) */
+    int deleted;      /* tombstone or negative entry: "not found" */
+    int dirty;        /* PostgreSQL does not hold this version yet */
+    int64_t version;  /* field ver */
+    int64_t write_us; /* field wt */
+    int64_t pttl_ms;  /* remaining TTL in ms; -1 none */
+    char *value;      /* malloc'ed, value_len bytes plus a NUL; NULL if !found */
+    size_t value_len;
+} wb_entry_t;
+
+/* Reads key's entry (HMGET + PTTL pipelined in one round trip; not atomic
+ * with respect to other clients, which only matters for the TTL). A
+ * missing entry is WB_OK with entry->found 0. On WB_OK the caller owns
+ * entry->value: release with wb_entry_clear. */
+wb_err_t wb_entry_read(redisContext *ctx, const char *key, size_t keylen, wb_entry_t *entry,
+                       char *errstr, size_t errstr_size);
+
+/* Reads n entries in one pipelined round trip; entries[i] answers
+ * keys[i]. On WB_OK the caller clears each; on an error all are cleared
+ * already. */
+wb_err_t wb_entry_read_many(redisContext *ctx, const wb_entry_key_t *keys, size_t n,
+                            wb_entry_t *entries, char *errstr, size_t errstr_size);
+
+/* Frees entry->value and zeroes entry (pttl_ms -1); NULL is fine. */
+void wb_entry_clear(wb_entry_t *entry);
+
+/* The library's read: the `get` script. Side keys rr_key and lock_key come
+ * from wb_key_side. lock_token NULL or "" = do not lock. */
+typedef struct wb_entry_get_req_s {
+    const char *key;
+    size_t keylen;
+    const char *rr_key;
+    const char *lock_key;
+    double refresh_ahead; /* entity's factor; 0 = off */
+    int64_t ttl_ms;       /* entity's TTL */
+    int64_t dedupe_ms;    /* refresh request window; <= 0 = no dedupe */
+    const char *lock_token;
+    int64_t lock_ttl_ms; /* <= 0: 1000 */
+} wb_entry_get_req_t;
+
+/* What `get` found. On a hit, value is an owned buffer (malloc'ed,
+ * NUL-terminated) that the caller takes (setting it NULL) or frees with
+ * wb_entry_get_clear. */
+typedef struct wb_entry_get_res_s {
+    int hit;     /* entry exists (field v) */
+    int locked;  /* miss only: this caller now holds the stampede lock */
+    char *value; /* hit only */
+    size_t len;
+    int64_t version;
+    int dirty;
+    int deleted;  /* tombstone or negative entry: "not found" */
+    int64_t pttl; /* remaining TTL ms, -1 none */
+    int refresh;  /* hit only: this caller should publish a refresh request */
+} wb_entry_get_res_t;
+
+/* Runs `get`. WB_OK with *res filled (release with wb_entry_get_clear). */
+wb_err_t wb_entry_get(redisContext *ctx, const wb_entry_get_req_t *req, wb_entry_get_res_t *res,
+                      char *errstr, size_t errstr_size);
+
+/* Interprets a `get` reply (pure; for tests). On WB_OK, res->value is
+ * moved out of reply (reply stays freeable). WB_ERR_REDIS for an
+ * unexpected shape. */
+wb_err_t wb_entry_get_parse(redisReply *reply, wb_entry_get_res_t *res, char *errstr,
+                            size_t errstr_size);
+
+/* Frees res->value; zeroes res (pttl -1). NULL is fine. */
+void wb_entry_get_clear(wb_entry_get_res_t *res);
+
+/* -------------------------------------------------------- token keys */
+
+/* Deletes key (the stampede lock or the sweeper lease) if it still holds
+ * token (`release`), so a holder whose TTL ran out cannot delete the next
+ * holder's. *released (may be NULL) = 1 if deleted. */
+wb_err_t wb_entry_release(redisContext *ctx, const char *key, const char *token, int *released,
+                          char *errstr, size_t errstr_size);
+
+/* The sweeper's lease: SET key token NX PX ms. *taken = 1 if it was free
+ * and is ours now. */
+wb_err_t wb_entry_lease_take(redisContext *ctx, const char *key, const char *token, int64_t ms,
+                             int *taken, char *errstr, size_t errstr_size);
+
+/* Extends the lease to ms if it still holds token (`renew`). *renewed = 1
+ * if it did. */
+wb_err_t wb_entry_lease_renew(redisContext *ctx, const char *key, const char *token, int64_t ms,
+                              int *renewed, char *errstr, size_t errstr_size);
+
+/* --------------------------------------------------------- dirty index */
+
+/* Keys read from the dirty index, owned (wb_entry_keys_clear). */
+typedef struct wb_entry_keys_s {
+    wb_entry_key_t *v;
+    size_t n;
+} wb_entry_keys_t;
+
+/* Members with a score <= max_score_us, lowest first, at most limit
+ * (ZRANGEBYSCORE index -inf max LIMIT 0 limit): the entries dirty since
+ * then. On WB_OK *out owns them. */
+wb_err_t wb_entry_dirty_range(redisContext *ctx, const char *dirty_index, int64_t max_score_us,
+                              int limit, wb_entry_keys_t *out, char *errstr, size_t errstr_size);
+
+/* Frees the keys and zeroes keys; NULL is fine. */
+void wb_entry_keys_clear(wb_entry_keys_t *keys);
+
+/* The dirty index at a glance. */
+typedef struct wb_entry_dirty_stats_s {
+    int64_t count;        /* members (ZCARD) */
+    int has_oldest;       /* count > 0 when read */
+    double oldest_us;     /* lowest score: the oldest dirty write (or re-publication) */
+    char oldest_key[256]; /* its member, NUL-terminated, cut if longer */
+    int64_t now_us;       /* Redis TIME when read */
+} wb_entry_dirty_stats_t;
+
+/* TIME, ZCARD and the lowest member with its score, in one round trip. */
+wb_err_t wb_entry_dirty_stats(redisContext *ctx, const char *dirty_index,
+                              wb_entry_dirty_stats_t *out, char *errstr, size_t errstr_size);
+
+/* Moves the score of each of keys[0 .. n) that is still a member up to
+ * score_us (ZADD index XX GT: a member the flusher removed stays removed,
+ * a newer put's score is never lowered), in one pipeline. */
+wb_err_t wb_entry_dirty_bump(redisContext *ctx, const char *dirty_index, int64_t score_us,
+                             const wb_entry_key_t *keys, size_t n, char *errstr,
+                             size_t errstr_size);
+
+/* What `sweep_check` found for one member. */
+typedef struct wb_entry_check_res_s {
+    wb_err_t err;
+    char error[WB_ENTRY_ERROR_MAX];
+    int dirty;   /* 0: gone or clean, and unindexed now */
+    char *value; /* dirty only: malloc'ed + NUL, owned (wb_entry_check_clear) */
+    size_t len;
+    int64_t version;
+    int64_t write_us;
+    int is_delete;
+} wb_entry_check_res_t;
+
+/* `sweep_check` of keys[0 .. n) in one pipeline: each member whose entry
+ * is gone or clean is unindexed in the same atomic step; a dirty one's
+ * value, version, write time and tombstone flag are returned. */
+wb_err_t wb_entry_sweep_check_many(redisContext *ctx, const char *dirty_index,
+                                   const wb_entry_key_t *keys, size_t n, wb_entry_check_res_t *res,
+                                   char *errstr, size_t errstr_size);
+
+/* Frees res->value and zeroes res; NULL is fine. */
+void wb_entry_check_clear(wb_entry_check_res_t *res);
+
+#endif /* WB_ENTRY_H */
