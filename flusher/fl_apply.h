@@ -10,8 +10,8 @@
 #include "fl_batch.h"
 #include "wb_config.h"
 
-    /* Working arrays of the PostgreSQL step, grown to the largest batch seen. */
-    typedef struct fl_scratch_s {
+/* Working arrays of the PostgreSQL step, grown to the largest batch seen. */
+typedef struct fl_scratch_s {
     struct fl_coalesce_item_s *ci;
     size_t *pend, *win, *cand;
     struct wb_row_s *rows;

@@ -54,7 +54,6 @@ typedef enum wb_err_e {
  * value gives "unknown error"). Thread-safe. */
 WB_EXPORT const char *wb_err2str(wb_err_t err);
 
-
 /* ------------------------------------------------------------------------
  * Client handle
  *
@@ -114,7 +113,8 @@ typedef void (*wb_log_fn)(wb_log_level_t level, const char *line, void *opaque);
  * success *confp owns it (free with wb_config_destroy); on failure returns
  * WB_ERR_CONFIG / WB_ERR_IO and errstr holds one "FILE:LINE:COL: key: what"
  * line per error. Thread-safe (no shared state). */
-WB_EXPORT wb_err_t wb_config_load(const char *path, wb_config_t **confp, char *errstr, size_t errstr_size);
+WB_EXPORT wb_err_t wb_config_load(const char *path, wb_config_t **confp, char *errstr,
+                                  size_t errstr_size);
 
 /* Frees a config; NULL is fine. */
 WB_EXPORT void wb_config_destroy(wb_config_t *conf);
@@ -129,12 +129,12 @@ WB_EXPORT void wb_config_destroy(wb_config_t *conf);
  * On success *clientp owns a new handle. On failure returns WB_ERR_CONFIG,
  * WB_ERR_REDIS, WB_ERR_KAFKA, WB_ERR_NOMEM and writes the detail into errstr. */
 WB_EXPORT wb_err_t wb_client_open(const char *config_path, wb_log_fn log_cb, void *log_opaque,
-                        wb_client_t **clientp, char *errstr, size_t errstr_size);
+                                  wb_client_t **clientp, char *errstr, size_t errstr_size);
 
 /* As wb_client_open, from a config already loaded; the client takes
  * ownership of conf on success only (on failure the caller still owns it). */
 WB_EXPORT wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_opaque,
-                               wb_client_t **clientp, char *errstr, size_t errstr_size);
+                                         wb_client_t **clientp, char *errstr, size_t errstr_size);
 
 /* Waits up to timeout_ms for queued change events to be acknowledged by
  * Kafka. Returns WB_OK when the queue is empty, else WB_ERR_TIMEOUT (the
@@ -157,7 +157,7 @@ WB_EXPORT wb_err_t wb_client_set_log_level(wb_client_t *client, wb_log_level_t l
 /* A value read from the cache or the database. data is malloc'ed and owned
  * by the caller: release with wb_value_free(). */
 typedef struct wb_value_s {
-    void *data;      /* value bytes (NUL-terminated for convenience, not counted in len) */
+    void *data; /* value bytes (NUL-terminated for convenience, not counted in len) */
     size_t len;
     int64_t version; /* 0 when unknown (cache-aside fill from a loader) */
     int hit;         /* 1 when served from the cache, 0 when loaded */
@@ -187,8 +187,8 @@ WB_EXPORT void wb_value_free(wb_value_t *value);
  * With ack: cache a produce failure after the Redis write still returns
  * WB_OK (the write is acknowledged by the cache; the failure is logged and
  * counted in wb_stats_t.kafka_errors; the sweeper delivers the entry). */
-WB_EXPORT wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id, const void *value,
-                size_t len, wb_ack_t ack, int64_t *versionp);
+WB_EXPORT wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id,
+                          const void *value, size_t len, wb_ack_t ack, int64_t *versionp);
 
 /* Values are checked against the entity's value_type before anything is
  * written (wb_put, wb_put_batch, wb_put_through), so a value PostgreSQL
@@ -207,7 +207,7 @@ WB_EXPORT wb_err_t wb_put(wb_client_t *client, const char *entity, const char *i
 /* Write-behind delete: a versioned tombstone in the cache (dirty) and a
  * Kafka tombstone (null value). Same errors as wb_put. */
 WB_EXPORT wb_err_t wb_del(wb_client_t *client, const char *entity, const char *id, wb_ack_t ack,
-                int64_t *versionp);
+                          int64_t *versionp);
 
 /* One write of a batch for wb_put_batch. value == NULL means delete. */
 typedef struct wb_write_s {
@@ -241,7 +241,7 @@ WB_EXPORT wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t 
  * argument errors of wb_put. A write-through replaces an older dirty
  * write-behind entry (its own value is newer and durable). */
 WB_EXPORT wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
-                        const void *value, size_t len, int64_t *versionp);
+                                  const void *value, size_t len, int64_t *versionp);
 
 /* ------------------------------------------------- read-through / aside */
 
@@ -273,7 +273,7 @@ typedef wb_err_t (*wb_loader_fn)(void *opaque, const char *entity, const char *i
  * negatively like a missing row; any other loader error is WB_ERR_LOADER
  * (not cached). A NULL loader is WB_ERR_INVALID_ARG. */
 WB_EXPORT wb_err_t wb_get_or_load(wb_client_t *client, const char *entity, const char *id,
-                        wb_loader_fn loader, void *loader_opaque, wb_value_t *out);
+                                  wb_loader_fn loader, void *loader_opaque, wb_value_t *out);
 
 /* ------------------------------------------------------------ statistics */
 
@@ -281,9 +281,9 @@ WB_EXPORT wb_err_t wb_get_or_load(wb_client_t *client, const char *entity, const
  * appended, never reordered or removed, so a struct from an older header
  * is a prefix of a newer one (see wb_client_stats). */
 typedef struct wb_stats_s {
-    uint64_t puts;             /* write-behind writes acknowledged (incl. deletes) */
+    uint64_t puts; /* write-behind writes acknowledged (incl. deletes) */
     uint64_t put_errors;
-    uint64_t through_writes;   /* write-through writes committed */
+    uint64_t through_writes; /* write-through writes committed */
     uint64_t hits;
     uint64_t misses;
     uint64_t loads;            /* loader / table reads done by this client */

@@ -8,7 +8,6 @@
 #include "wb_config.h"
 #include "wb_event.h"
 
-
 /* The entity a cache key belongs to: the one named in hint (entitylen
  * bytes, may be NULL) if it exists and key starts with its prefix followed
  * by at least one byte; otherwise the longest-prefix match of key (with a

@@ -12,8 +12,7 @@ static wb_err_t load_profile(void *opaque, const char *entity, const char *id, v
     (void)opaque;
     (void)entity;
     char *v = malloc(64);
-    if (!v)
-        return WB_ERR_NOMEM;
+    if (!v) return WB_ERR_NOMEM;
     *len = (size_t)snprintf(v, 64, "{\"id\":\"%s\",\"source\":\"loader\"}", id);
     *value = v; /* the library takes ownership */
     return WB_OK;

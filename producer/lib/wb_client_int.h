@@ -114,7 +114,6 @@ typedef wb_err_t (*wb_pg_op_fn)(PGconn *conn, void *arg, char *errstr, size_t er
 wb_err_t wb_client_pg(wb_client_t *client, wb_pg_op_fn op, void *arg, char *errstr,
                       size_t errstr_size);
 
-
 /* Counts one refresh request and publishes it (fire-and-forget). */
 void wb_client_request_refresh(wb_client_t *client, const wb_entity_t *ent, const char *key,
                                size_t keylen, int64_t version);
