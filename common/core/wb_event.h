@@ -1,4 +1,4 @@
-/* wb_event.h — the change-event codec: Kafka key/value/headers <-> wb_event_t (DESIGN.md inv. 3).
+/* wb_event.h — the change-event codec: Kafka key/value/headers <-> wb_event_t (invariant 3).
  */
 #ifndef WB_EVENT_H
 #define WB_EVENT_H

@@ -19,7 +19,7 @@ dir $RDIR/data
 appendonly no
 save ""
 # Only keys with a TTL may be evicted: dirty write-behind entries carry none
-# (DESIGN.md invariant 2), so eviction can never drop an undurable write.
+# (invariant 2, docs/ARCHITECTURE.md), so eviction can never drop an undurable write.
 maxmemory ${WB_REDIS_MAXMEMORY:-256mb}
 maxmemory-policy volatile-lru
 EOF
