@@ -601,6 +601,41 @@ static void wbctl_put_prints_the_reason(void **state)
     assert_non_null(strstr(out, "wbctl: put: invalid argument"));
 }
 
+/* `wbctl put ENTITY ID VALUE --ack log`: an option after the operands, as the
+ * usage line shows it, is taken (it once stopped the parse and was refused). */
+static void wbctl_put_takes_options_after_operands(void **state)
+{
+    char cfg[128], yaml[4096], cmd[640], out[4096], id[128], key[160];
+    size_t n = lh_config_yaml(&H, NULL, yaml, sizeof(yaml)), got = 0;
+    char *end = NULL;
+    long long version;
+    FILE *f;
+    int status;
+
+    (void)state;
+    snprintf(cfg, sizeof(cfg), "/tmp/%s.wbctl-ack.yaml", H.tag);
+    f = fopen(cfg, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(yaml, 1, n, f), n);
+    fclose(f);
+    lh_id(&H, "wbctl-ack", id, sizeof(id));
+    snprintf(cmd, sizeof(cmd), "%s/wbctl -c %s put doc %s '{\"a\": 1}' --ack log 2>&1",
+             WB_BINARY_DIR, cfg, id);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    got = fread(out, 1, sizeof(out) - 1, f);
+    out[got] = '\0';
+    status = pclose(f);
+    unlink(cfg);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "%s", out);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    version = strtoll(out, &end, 10);
+    assert_true(version > 0 && end && *end == '\n'); /* prints the version */
+    /* ack: log returned after Kafka had the event: it is in the topic. */
+    snprintf(key, sizeof(key), "ld:%s", id);
+    assert_int_equal(lh_count_prefix(&H, H.conf->kafka.topic_changes, key, 1, 10000), 1);
+}
+
 /* Cache-aside: the loader's value is stored only if the key is absent. */
 static wb_err_t loader_x(void *opaque, const char *entity, const char *id, void **value,
                          size_t *len)
@@ -679,6 +714,7 @@ int main(void)
         cmocka_unit_test(bad_arguments_are_refused),
         cmocka_unit_test(invalid_values_are_refused),
         cmocka_unit_test(wbctl_put_prints_the_reason),
+        cmocka_unit_test(wbctl_put_takes_options_after_operands),
         cmocka_unit_test(get_or_load_cache_aside),
     };
 
