@@ -571,31 +571,43 @@ static void invalid_values_are_refused(void **state)
     wb_client_close(client);
 }
 
-/* `wbctl put` prints why a value was refused. */
-static void wbctl_put_prints_the_reason(void **state)
+/* Runs `wbctl -c <this test's config> ARGS 2>&1`; out[size] gets what it
+ * printed. Returns its exit status (-1 when it did not exit). */
+static int run_wbctl(const char *args, char *out, size_t size)
 {
-    char cfg[128], yaml[4096], cmd[512], out[4096], id[128];
-    size_t n = lh_config_yaml(&H, NULL, yaml, sizeof(yaml)), got = 0;
+    char cfg[128], yaml[4096], cmd[1024];
+    size_t n = lh_config_yaml(&H, NULL, yaml, sizeof(yaml)), got;
     FILE *f;
     int status;
 
-    (void)state;
     snprintf(cfg, sizeof(cfg), "/tmp/%s.wbctl.yaml", H.tag);
     f = fopen(cfg, "w");
     assert_non_null(f);
     assert_int_equal(fwrite(yaml, 1, n, f), n);
     fclose(f);
-    lh_id(&H, "wbctl", id, sizeof(id));
-    snprintf(cmd, sizeof(cmd), "%s/wbctl -c %s put doc %s '{\"a\": tru}' 2>&1", WB_BINARY_DIR, cfg,
-             id);
+    snprintf(cmd, sizeof(cmd), "%s/wbctl -c %s %s 2>&1", WB_BINARY_DIR, cfg, args);
     f = popen(cmd, "r");
     assert_non_null(f);
-    got = fread(out, 1, sizeof(out) - 1, f);
+    got = fread(out, 1, size - 1, f);
     out[got] = '\0';
     status = pclose(f);
     unlink(cfg);
+    if (!WIFEXITED(status)) return -1;
+    return WEXITSTATUS(status);
+}
+
+/* `wbctl put` prints why a value was refused. */
+static void wbctl_put_prints_the_reason(void **state)
+{
+    char args[256], out[4096], id[128];
+    int status;
+
+    (void)state;
+    lh_id(&H, "wbctl", id, sizeof(id));
+    snprintf(args, sizeof(args), "put doc %s '{\"a\": tru}'", id);
+    status = run_wbctl(args, out, sizeof(out));
     if (!strstr(out, "byte 6: expected a value, found 't'")) fprintf(stderr, "%s", out);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    assert_int_equal(status, 1);
     assert_non_null(strstr(out, "value is not valid JSON for a jsonb column: byte 6: expected a "
                                 "value, found 't'"));
     assert_non_null(strstr(out, "wbctl: put: invalid argument"));
@@ -605,30 +617,16 @@ static void wbctl_put_prints_the_reason(void **state)
  * usage line shows it, is taken (it once stopped the parse and was refused). */
 static void wbctl_put_takes_options_after_operands(void **state)
 {
-    char cfg[128], yaml[4096], cmd[640], out[4096], id[128], key[160];
-    size_t n = lh_config_yaml(&H, NULL, yaml, sizeof(yaml)), got = 0;
-    char *end = NULL;
+    char args[256], out[4096], id[128], key[160], *end = NULL;
     long long version;
-    FILE *f;
     int status;
 
     (void)state;
-    snprintf(cfg, sizeof(cfg), "/tmp/%s.wbctl-ack.yaml", H.tag);
-    f = fopen(cfg, "w");
-    assert_non_null(f);
-    assert_int_equal(fwrite(yaml, 1, n, f), n);
-    fclose(f);
     lh_id(&H, "wbctl-ack", id, sizeof(id));
-    snprintf(cmd, sizeof(cmd), "%s/wbctl -c %s put doc %s '{\"a\": 1}' --ack log 2>&1",
-             WB_BINARY_DIR, cfg, id);
-    f = popen(cmd, "r");
-    assert_non_null(f);
-    got = fread(out, 1, sizeof(out) - 1, f);
-    out[got] = '\0';
-    status = pclose(f);
-    unlink(cfg);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "%s", out);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    snprintf(args, sizeof(args), "put doc %s '{\"a\": 1}' --ack log", id);
+    status = run_wbctl(args, out, sizeof(out));
+    if (status != 0) fprintf(stderr, "%s", out);
+    assert_int_equal(status, 0);
     version = strtoll(out, &end, 10);
     assert_true(version > 0 && end && *end == '\n'); /* prints the version */
     /* ack: log returned after Kafka had the event: it is in the topic. */
