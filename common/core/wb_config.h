@@ -18,11 +18,11 @@ typedef struct wb_kv_s {
 } wb_kv_t;
 
 typedef struct wb_entity_s {
-    char *name;                 /* entities[].name — carried in every change event */
-    char *prefix;               /* entities[].prefix — cache key = prefix + id */
-    char *table;                /* entities[].table — PostgreSQL table (quoted when used) */
-    int64_t ttl_ms;             /* entities[].ttl_ms — TTL of a clean cache entry */
-    double refresh_ahead;       /* entities[].refresh_ahead — 0 disables; (0,1) */
+    char *name;           /* entities[].name — carried in every change event */
+    char *prefix;         /* entities[].prefix — cache key = prefix + id */
+    char *table;          /* entities[].table — PostgreSQL table (quoted when used) */
+    int64_t ttl_ms;       /* entities[].ttl_ms — TTL of a clean cache entry */
+    double refresh_ahead; /* entities[].refresh_ahead — 0 disables; (0,1) */
     wb_value_type_t value_type; /* entities[].value_type: text | jsonb | bytea */
 } wb_entity_t;
 
@@ -58,14 +58,14 @@ typedef struct wb_config_s {
 
     struct {
         wb_ack_t ack;
-        int queue_max; /* events waiting for Kafka (ack: cache) */
+        int queue_max;        /* events waiting for Kafka (ack: cache) */
         int max_value_bytes;
         int kafka_timeout_ms; /* ack: log waits at most this long */
         int negative_ttl_ms;  /* not-found cached this long */
         int lock_ttl_ms;      /* stampede lock lifetime */
         int lock_wait_ms;     /* how long losers wait for the winner */
         int refresh_dedupe_ms;
-        int ttl_jitter_pct; /* 0..50: +-% random jitter on fill TTLs */
+        int ttl_jitter_pct;   /* 0..50: +-% random jitter on fill TTLs */
     } producer;
 
     struct {
