@@ -1,4 +1,4 @@
-/* test_flusher_offsets.c — the pure rules of the flusher's offsets kept in PostgreSQL
+/* test_fl_pgoffsets.c — the pure rules of the flusher's offsets kept in PostgreSQL
  * (where a partition starts) and of the changes topic's settings. */
 #include <setjmp.h>
 #include <stdarg.h>
