@@ -250,8 +250,9 @@ int fl_run(const wb_config_t *conf)
         WB_ERROR("out of memory");
         return 1;
     }
-    /* Start order: metrics + HTTP (not ready), PostgreSQL + schema,
-     * dead-letter producer, consumer; ready. Torn down in reverse. */
+    /* Start order: metrics + HTTP (not ready), PostgreSQL + schema (entity
+     * tables, wb_offsets), dead-letter producer, consumer, the changes
+     * topic's settings; ready. Torn down in reverse. */
     err = wb_http_start(conf->flusher.http_listen, fl.m.reg, &fl.http, errstr, sizeof(errstr));
     if (err != WB_OK) {
         WB_ERROR("http %s: %s", conf->flusher.http_listen, errstr);

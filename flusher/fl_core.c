@@ -186,16 +186,15 @@ void fl_submit(fl_t *fl)
     fl_writer_submit(&fl->w, &fl->batch);
 }
 
-static void rewind_ranges(fl_t *fl, fl_batch_t *b);
+static int rewind_ranges(fl_t *fl, fl_batch_t *b);
 
 int fl_collect(fl_t *fl, int timeout_ms, wb_err_t *err, char *errstr, size_t errstr_size)
 {
     if (!fl_writer_collect(&fl->w, timeout_ms, err, errstr, errstr_size)) return 0;
     if (*err == WB_OK) {
         batch_complete(fl, &fl->w.batch);
-    } else if (fl->w.batch.rewind) {
+    } else if (fl->w.batch.rewind && rewind_ranges(fl, &fl->w.batch) == 0) {
         /* Not an outage: the rest of the batch is retried at once. */
-        rewind_ranges(fl, &fl->w.batch);
         *err = WB_OK;
     }
     return 1;
@@ -228,9 +227,8 @@ wb_err_t fl_flush(fl_t *fl, char *errstr, size_t errstr_size)
         if (b->n == 0) continue;
         fl_offsets_ranges(&fl->off, b);
         wb_err_t err = batch_apply(fl, b, errstr, errstr_size);
-        if (err != WB_OK && b->rewind) {
-            rewind_ranges(fl, b); /* what is left of b, and fl->batch, are applied next */
-            i = -1;
+        if (err != WB_OK && b->rewind && rewind_ranges(fl, b) == 0) {
+            i = -1; /* what is left of b, and fl->batch, are applied next */
             continue;
         }
         if (err != WB_OK) return err;
@@ -381,8 +379,9 @@ static void part_settle(fl_t *fl, fl_part_t *p, int64_t recorded)
 }
 
 /* After an apply refused for ranges the database is behind: settles each
- * such partition; the rest of b is left for the writer to apply. */
-static void rewind_ranges(fl_t *fl, fl_batch_t *b)
+ * such partition (its messages leave b); the rest of b is left to apply.
+ * Returns 0, or -1 out of memory (nothing settled: retried as an outage). */
+static int rewind_ranges(fl_t *fl, fl_batch_t *b)
 {
     /* Settling drops messages of b, which owns the topic names: copy. */
     size_t n = b->nranges;
@@ -391,10 +390,9 @@ static void rewind_ranges(fl_t *fl, fl_batch_t *b)
 
     b->rewind = 0;
     if (!r || !topics) {
-        /* Retried as an outage would be; the guard refuses it again. */
         free(r);
         free(topics);
-        return;
+        return -1;
     }
     for (size_t i = 0; i < n; i++) {
         r[i] = b->ranges[i];
@@ -410,6 +408,7 @@ static void rewind_ranges(fl_t *fl, fl_batch_t *b)
     free(r);
     free(topics);
     count_gone(fl);
+    return 0;
 }
 
 wb_err_t fl_offsets_check(fl_t *fl, char *errstr, size_t errstr_size)
