@@ -438,11 +438,13 @@ wb_err_t fl_offsets_check(fl_t *fl, char *errstr, size_t errstr_size)
         if (!p) continue;
         if (!p->gone) {
             if (rec[i] < 0) continue;
-            if (p->committed >= 0
-                    ? rec[i] >= p->committed
-                    : rd_kafka_get_watermark_offsets(fl->consumer, topic, p->partition, &lo, &hi) ||
-                          lo < 0 || rec[i] >= lo)
-                continue; /* not behind */
+            /* The earliest offset, known from fetching, else asked once. */
+            if ((rd_kafka_get_watermark_offsets(fl->consumer, topic, p->partition, &lo, &hi) ||
+                 lo < 0) &&
+                rd_kafka_query_watermark_offsets(fl->consumer, topic, p->partition, &lo, &hi, 5000))
+                lo = -1;
+            if ((p->committed < 0 || rec[i] >= p->committed) && (lo < 0 || rec[i] >= lo))
+                continue; /* not behind the consumer, and still in the topic */
         }
         part_settle(fl, p, rec[i]);
     }

@@ -195,14 +195,15 @@ fl_start_t fl_pgoffsets_decide(int64_t pos, int64_t recorded, int64_t lo, int64_
 {
     *start = pos;
     if (recorded < 0) return FL_START_KEEP; /* nothing recorded: nothing to compare */
-    if (pos >= 0 && recorded >= pos) return FL_START_KEEP;
-    /* Behind pos, or pos unknown (the earliest): the topic must still hold
-     * the recorded offset. */
+    /* The topic must still hold the recorded offset, wherever the consumer
+     * stands: below it, the events the database lacks are gone (and a
+     * consumer that stood below too would be moved to the earliest by
+     * Kafka, silently). */
     if (lo >= 0 && recorded < lo) {
         *start = recorded;
         return FL_START_GONE;
     }
-    if (pos < 0) return FL_START_KEEP;
+    if (pos < 0 || recorded >= pos) return FL_START_KEEP;
     *start = recorded;
     return FL_START_REWIND;
 }

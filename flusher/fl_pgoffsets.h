@@ -52,9 +52,9 @@ wb_err_t fl_pgoffsets_read(PGconn *pg, const char *topic, const int32_t *parts, 
 
 /* The decision for one partition (see fl_start_t); *start is where to
  * start (pos, or recorded for a rewind; for GONE the offset needed, i.e.
- * recorded). The database is behind when it records an offset below pos;
- * with pos unknown (start at the earliest) only retention can be in the
- * way. Pure. */
+ * recorded). GONE whenever the recorded offset is below lo (the database
+ * needs what the topic lost, wherever the consumer stands); else a rewind
+ * when it is below a known pos. Pure. */
 fl_start_t fl_pgoffsets_decide(int64_t pos, int64_t recorded, int64_t lo, int64_t *start);
 
 #endif /* FL_PGOFFSETS_H */

@@ -59,6 +59,10 @@ static void start_below_retention_is_gone(void **state)
     assert_int_equal(fl_pgoffsets_decide(500, 200, 200, &start), FL_START_REWIND);
     assert_int_equal(start, 200);
     assert_int_equal(fl_pgoffsets_decide(-1, 200, 200, &start), FL_START_KEEP);
+    /* The group below the database, the database below the topic's start:
+     * still gone (Kafka would move the consumer to the earliest silently). */
+    assert_int_equal(fl_pgoffsets_decide(100, 150, 200, &start), FL_START_GONE);
+    assert_int_equal(start, 150);
 }
 
 static fl_topic_conf_t topic_conf(const char *policy, int64_t retention, int64_t segment)
