@@ -136,8 +136,7 @@ const cfg_field_t wb_config_fields[] = {
         "time allowed to finish the batch on SIGTERM"),
     I64("flusher.tombstone_retention_ms", C_OFF(flusher.tombstone_retention_ms), "1209600000", 0,
         INT64_C(315360000000),
-        "soft-deleted rows purged after this; 0 = never; at least the changes topic's "
-        "retention.ms + segment.ms (checked at start)"),
+        "soft-deleted rows purged after this; 0 = never; >= topic retention.ms + segment.ms"),
     STR("flusher.instance_id", C_OFF(flusher.instance_id), "", 0, 249, 0, NULL,
         "static group membership (group.instance.id), unique per replica; empty = dynamic"),
 
