@@ -10,11 +10,12 @@
 #include "wb_log.h"
 #include "wb_util.h"
 
-#define FL_POLL_MS       100
-#define FL_BUSY_POLL_MS  5 /* while the writer runs: how soon its result is collected */
-#define FL_LAG_EVERY_MS  1000
-#define FL_SUMMARY_MS    10000
-#define FL_CLOSE_RESERVE 2000 /* of the shutdown deadline, kept for leaving the group */
+#define FL_POLL_MS          100
+#define FL_BUSY_POLL_MS     5 /* while the writer runs: how soon its result is collected */
+#define FL_LAG_EVERY_MS     1000
+#define FL_SUMMARY_MS       10000
+#define FL_CLOSE_RESERVE    2000 /* of the shutdown deadline, kept for leaving the group */
+#define FL_OFFSETS_CHECK_MS 5000 /* how often the database's applied offsets are compared */
 
 static void enter_outage(fl_t *fl, const char *why)
 {
@@ -28,8 +29,7 @@ static void enter_outage(fl_t *fl, const char *why)
          * fetching more: nothing is skipped, the batch just waits. */
         fl->outage = 1;
         wb_daemon_pause_all(fl->consumer, 1);
-        wb_http_set_ready(fl->http, 0, why);
-        wb_gauge_set(fl->m.ready, 0);
+        fl_ready_update(fl);
         WB_WARN("outage, consumption paused, retrying in %" PRId64 " ms: %s", delay, why);
     } else {
         WB_WARN("still failing, retrying in %" PRId64 " ms: %s", delay, why);
@@ -42,8 +42,8 @@ static void leave_outage(fl_t *fl)
     fl->outage = 0;
     wb_backoff_reset(&fl->backoff);
     wb_daemon_pause_all(fl->consumer, 0);
-    wb_http_set_ready(fl->http, 1, NULL);
-    wb_gauge_set(fl->m.ready, 1);
+    fl_pause_gone(fl);
+    fl_ready_update(fl);
     WB_INFO("recovered, consumption resumed");
 }
 
@@ -67,6 +67,10 @@ static void on_assigned(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_l
     }
     rd_kafka_topic_partition_list_destroy(committed);
     if (fl->outage) rd_kafka_pause_partitions(rk, parts);
+    /* Is the database behind the group's offsets (restored, failed over)?
+     * Checked at the next turn of the loop, with the writer idle; a batch
+     * applied before that is refused by the database anyway (fl_apply). */
+    fl->offsets_check_due = 1;
 }
 
 static void on_revoking(void *opaque, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
@@ -103,8 +107,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* The daemon loop's own state, handed to its periodic tasks. */
 typedef struct fl_loop_s {
     fl_t *fl;
-    uint64_t last_consumed; /* t_consumed at the last summary */
-    int64_t last_summary;   /* monotonic ms of the last summary */
+    uint64_t last_consumed;     /* t_consumed at the last summary */
+    int64_t last_summary;       /* monotonic ms of the last summary */
+    int64_t last_offsets_check; /* monotonic ms of the last fl_offsets_check */
 } fl_loop_t;
 
 static void log_summary(fl_loop_t *lp)
@@ -145,6 +150,25 @@ static int64_t task_purge(void *arg)
     if (fl_purge_run(&fl->purge, &fl->ap, errstr, sizeof(errstr)) != WB_OK)
         WB_WARN("tombstone purge: %s", errstr);
     return fl_purge_interval_ms(&fl->purge);
+}
+
+/* Compares the database's applied offsets with the consumer's positions:
+ * right after an assignment, then every FL_OFFSETS_CHECK_MS (a restore or
+ * failover while running; partitions held for retention). Only between
+ * batches, not during an outage. */
+static int64_t task_offsets(void *arg)
+{
+    fl_loop_t *lp = arg;
+    fl_t *fl = lp->fl;
+    int64_t now = wb_time_mono_ms();
+    char errstr[1024];
+
+    if (!fl->offsets_check_due && now - lp->last_offsets_check < FL_OFFSETS_CHECK_MS) return 100;
+    if (fl->outage || fl_writer_busy(&fl->w) || fl->w.batch.n > 0) return -1;
+    lp->last_offsets_check = now;
+    if (fl_offsets_check(fl, errstr, sizeof(errstr)) != WB_OK)
+        WB_WARN("cannot compare the consumer's offsets with PostgreSQL's: %s", errstr);
+    return 100;
 }
 
 static int64_t task_summary(void *arg)
@@ -195,7 +219,9 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
             last_rkt = msg->rkt;
             last_part = msg->partition;
         }
-        if ((p && !p->assigned) || (rewound_rkt == msg->rkt && rewound_part == msg->partition)) {
+        /* Not ours, or held (fl_offsets_check): it comes again after a seek. */
+        if ((p && (!p->assigned || p->gone)) ||
+            (rewound_rkt == msg->rkt && rewound_part == msg->partition)) {
             rd_kafka_message_destroy(msg);
             continue;
         }
@@ -212,7 +238,7 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
 int fl_run(const wb_config_t *conf)
 {
     fl_t fl;
-    fl_loop_t lp = {&fl, 0, 0};
+    fl_loop_t lp = {&fl, 0, 0, 0};
     wb_timers_t timers = {0};
     rd_kafka_queue_t *cq = NULL; /* the consumer's queue: messages and callbacks */
     int64_t nudged_ms = 0, now;
@@ -224,8 +250,9 @@ int fl_run(const wb_config_t *conf)
         WB_ERROR("out of memory");
         return 1;
     }
-    /* Start order: metrics + HTTP (not ready), PostgreSQL + schema,
-     * dead-letter producer, consumer; ready. Torn down in reverse. */
+    /* Start order: metrics + HTTP (not ready), PostgreSQL + schema (entity
+     * tables, wb_offsets), dead-letter producer, consumer, the changes
+     * topic's settings; ready. Torn down in reverse. */
     err = wb_http_start(conf->flusher.http_listen, fl.m.reg, &fl.http, errstr, sizeof(errstr));
     if (err != WB_OK) {
         WB_ERROR("http %s: %s", conf->flusher.http_listen, errstr);
@@ -243,16 +270,29 @@ int fl_run(const wb_config_t *conf)
     /* wb_kafka_consumer_new forces manual offsets (invariant 5),
      * cooperative-sticky and auto.offset.reset=earliest. */
     if (fl_dlq_open(&fl.dlq, conf, errstr, sizeof(errstr)) != WB_OK ||
-        !(fl.consumer =
-              wb_daemon_consumer_new(conf, "flusher", conf->flusher.group_id, rebalance_cb, NULL,
-                                     fl_offset_commit_cb, &fl, errstr, sizeof(errstr))) ||
+        !(fl.consumer = wb_daemon_consumer_new(conf, "flusher", conf->flusher.group_id,
+                                               conf->flusher.instance_id, rebalance_cb, NULL,
+                                               fl_offset_commit_cb, &fl, errstr, sizeof(errstr))) ||
         wb_daemon_subscribe(fl.consumer, conf->kafka.topic_changes, errstr, sizeof(errstr)) != 0) {
         WB_ERROR("%s", errstr);
         goto out;
     }
+    /* The topic's settings decide whether replay and the purge are safe. */
+    fl_topic_conf_t tc;
+    err = fl_topic_describe(fl.consumer, conf->kafka.topic_changes, 10000, &tc, errstr,
+                            sizeof(errstr));
+    if (err == WB_OK) {
+        if (fl_topic_check(&tc, conf->kafka.topic_changes, conf->flusher.tombstone_retention_ms,
+                           errstr, sizeof(errstr)) != WB_OK) {
+            WB_ERROR("%s", errstr);
+            goto out;
+        }
+    } else {
+        WB_WARN("topic settings not checked (cleanup.policy, retention.ms, segment.ms): %s",
+                errstr);
+    }
     cq = rd_kafka_queue_get_consumer(fl.consumer);
-    wb_http_set_ready(fl.http, 1, NULL);
-    wb_gauge_set(fl.m.ready, 1);
+    fl_ready_update(&fl);
     WB_INFO("ready: group %s, topic %s, %zu entities, http %s (port %d)", conf->flusher.group_id,
             conf->kafka.topic_changes, conf->nentities, conf->flusher.http_listen,
             wb_http_port(fl.http));
@@ -261,6 +301,7 @@ int fl_run(const wb_config_t *conf)
     wb_timers_add(&timers, task_lag, &lp, 0);
     wb_timers_add(&timers, task_purge, &lp, fl_purge_interval_ms(&fl.purge));
     wb_timers_add(&timers, task_summary, &lp, FL_SUMMARY_MS);
+    wb_timers_add(&timers, task_offsets, &lp, 0);
     /* The polling thread consumes and decodes the next batch while the
      * writer applies the previous one; it keeps filling (even past
      * max_wait_ms) until the writer is free or the batch is full. */
@@ -287,6 +328,9 @@ int fl_run(const wb_config_t *conf)
             else
                 enter_outage(&fl, errstr); /* the batch is held for a retry */
         }
+        /* Between collecting a batch and submitting the next, the writer is
+         * idle: the moment for the tasks that need it so. */
+        wb_timers_run(&timers);
         now = wb_time_mono_ms();
         if (!fl_writer_busy(&fl.w)) {
             if (fl.w.batch.n > 0) { /* held after a failure */
@@ -300,7 +344,6 @@ int fl_run(const wb_config_t *conf)
                 fl_submit(&fl);
             }
         }
-        wb_timers_run(&timers);
     }
 
     /* Graceful stop: no more intake, finish and commit what is pending, leave. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fl_coalesce.h"
+#include "fl_pgoffsets.h"
 #include "wb_log.h"
 #include "wb_pg.h"
 #include "wb_table.h"
@@ -61,6 +62,7 @@ wb_err_t fl_apply_pg_ensure(fl_apply_t *ap, char *errstr, size_t errstr_size)
     if (err != WB_OK) return err == WB_ERR_CONFIG ? WB_ERR_CONFIG : WB_ERR_PG;
     /* On every new connection: a restored database may lack the tables. */
     err = wb_table_ensure(ap->pg, ap->conf, errstr, errstr_size);
+    if (err == WB_OK) err = fl_pgoffsets_ensure(ap->pg, ap->conf, errstr, errstr_size);
     if (err != WB_OK) {
         PQfinish(ap->pg);
         ap->pg = NULL;
@@ -264,6 +266,7 @@ wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errs
     wb_err_t err = WB_ERR_NOMEM;
 
     fl_batch_reset_counts(b);
+    b->rewind = 0;
     if (sc->cap < b->n) {
         /* Grow-only: a steady flusher allocates nothing per batch. */
         size_t cap = b->cap;
@@ -339,6 +342,24 @@ wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errs
         size_t nnext = fl_apply_settle_round(b, win, nwin, pend, npend, &sent, &deletes);
         coalesced -= nnext; /* they were counted as coalesced away, but get another chance */
         npend = nnext;
+    }
+    /* Where the log is applied up to, in the same transaction (invariant 5). */
+    if (ap->offsets_by && b->ranges_ok) {
+        size_t nrefused = 0;
+        err = fl_pgoffsets_record(ap->pg, ap->offsets_by, b->ranges, b->nranges, &nrefused, errstr,
+                                  errstr_size);
+        if (err != WB_OK) goto rollback;
+        if (nrefused > 0 && ap->offsets_guard) {
+            /* Committing would record offsets past events the database
+             * never got (it was restored, or failed over): the caller
+             * rewinds those partitions first. */
+            b->rewind = 1;
+            wb_set_err(errstr, errstr_size,
+                       "PostgreSQL is behind the consumer on %zu partition(s): rewinding",
+                       nrefused);
+            err = WB_ERR_PG;
+            goto rollback;
+        }
     }
     if ((err = exec_cmd(ap->pg, "COMMIT", errstr, errstr_size)) != WB_OK) goto out;
     for (size_t i = 0; i < b->n; i++) {

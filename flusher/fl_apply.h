@@ -25,6 +25,12 @@ typedef struct fl_apply_s {
     const wb_config_t *conf; /* borrowed */
     PGconn *pg;
     fl_scratch_t scratch;
+    /* The batch's ranges go into the database's applied offsets
+     * (fl_pgoffsets) as written_by (borrowed; NULL: not recorded, as for a
+     * replay of one entity). offsets_guard 1: a range the database
+     * contradicts fails the batch (b->rewind); 0: it is only not recorded. */
+    const char *offsets_by;
+    int offsets_guard;
 } fl_apply_t;
 
 /* What a failed upsert of nrows rows calls for. */
@@ -40,16 +46,20 @@ void fl_apply_init(fl_apply_t *ap, const wb_config_t *conf);
 void fl_apply_fini(fl_apply_t *ap);
 
 /* Connects PostgreSQL if it is not, and (once per connection) creates or
- * verifies the tables. WB_ERR_CONFIG means the schema is wrong (fatal). */
+ * verifies the tables (the entities' and the applied offsets').
+ * WB_ERR_CONFIG means the schema is wrong (fatal). */
 wb_err_t fl_apply_pg_ensure(fl_apply_t *ap, char *errstr, size_t errstr_size);
 
 /* The PostgreSQL step of b (decoded: b->redecode 0): one transaction, one
  * statement per table (more only when bisecting around poison); each key's
  * newest GOOD event is written under the version guard. Rows PostgreSQL
  * rejects on their own become poison and a key whose newest event is
- * poison gets its next-newest in another round. On success b->pg_done is
- * set, items are settled and b's figures filled. Otherwise WB_ERR_PG (an
- * outage) or WB_ERR_CONFIG, and b is to be decoded again (b->redecode). */
+ * poison gets its next-newest in another round. The same transaction
+ * records b's ranges as the database's applied offsets (offsets_by). On
+ * success b->pg_done is set, items are settled and b's figures filled.
+ * Otherwise WB_ERR_PG (an outage; with b->rewind set when instead the
+ * database is behind a range: offsets_guard) or WB_ERR_CONFIG, and b is
+ * to be decoded again (b->redecode). */
 wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errstr_size);
 
 /* The decision after an upsert of nrows rows failed with err (WB_ERR_TOO_LARGE,

@@ -226,6 +226,9 @@ void fl_batch_clear(fl_batch_t *b)
     b->dedup_ok = 0;
     b->pg_done = b->dlq_done = 0;
     b->apply_us = 0;
+    b->nranges = 0;
+    b->ranges_ok = 0;
+    b->rewind = 0;
     fl_batch_reset_counts(b);
 }
 
@@ -236,6 +239,7 @@ void fl_batch_free(fl_batch_t *b)
     free(b->items);
     free(b->winners);
     free(b->slots);
+    free(b->ranges);
     memset(b, 0, sizeof(*b));
 }
 
@@ -260,6 +264,8 @@ size_t fl_batch_drop(fl_batch_t *b, const rd_kafka_topic_partition_list_t *parts
     }
     b->n = j;
     b->redecode = 1;
-    b->dedup_ok = 0; /* indices moved: rebuilt by the re-decode */
+    b->dedup_ok = 0;  /* indices moved: rebuilt by the re-decode */
+    b->ranges_ok = 0; /* set again before the next apply */
+    b->rewind = 0;
     return dropped;
 }

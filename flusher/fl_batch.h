@@ -25,6 +25,17 @@ typedef struct fl_item_s {
 
 enum { FL_ITEM_GOOD = 0, FL_ITEM_POISON = 1, FL_ITEM_SKIP = 2, FL_ITEM_DONE = 3 };
 
+/* The part of one partition a batch covers: it continues the partition at
+ * from (where the consumer stood before the batch: every offset below is
+ * applied already) and ends before next. Recorded in PostgreSQL with the
+ * batch (fl_pgoffsets). */
+typedef struct fl_range_s {
+    const char *topic; /* borrowed from the batch's messages */
+    int32_t partition;
+    int64_t from, next;
+    int64_t recorded; /* set when the database contradicts from: what it records, else -1 */
+} fl_range_t;
+
 /* A batch: consumed messages (owned) and their items, applied as one. */
 typedef struct fl_batch_s {
     rd_kafka_message_t **msgs;
@@ -42,6 +53,12 @@ typedef struct fl_batch_s {
     int pg_done;     /* PostgreSQL transaction committed; items[] final */
     int dlq_done;    /* poison messages acknowledged by the dead-letter topic */
     size_t *winners; /* indices applied (for clean-marking), nwinners of them */
+    /* Its ranges, one per partition (set on the polling thread before each
+     * apply, fl_offsets_ranges); ranges_ok 0: unknown, nothing recorded. */
+    fl_range_t *ranges;
+    size_t nranges, ranges_cap;
+    int ranges_ok;
+    int rewind; /* the apply found the database behind a range (recorded set) */
     size_t nwinners;
     /* Figures of the committed PostgreSQL step, counted when the batch completes. */
     uint64_t upserted, stale, deletes, coalesced, skipped, dead;

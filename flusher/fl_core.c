@@ -1,5 +1,6 @@
 /* fl_core.c — the flusher component: sets up its modules and runs a batch through them
  * (apply → dead letters → offsets; then completion: lag, clean-marks, figures). */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ wb_err_t fl_init(fl_t *fl, const wb_config_t *conf)
     memset(fl, 0, sizeof(*fl));
     fl->conf = conf;
     fl_apply_init(&fl->ap, conf);
+    fl->ap.offsets_by = conf->flusher.group_id;
+    fl->ap.offsets_guard = 1;
     wb_backoff_init(&fl->backoff, conf->flusher.retry_initial_ms, conf->flusher.retry_max_ms,
                     wb_random_seed());
     if (!(m->reg = wb_metrics_new())) return WB_ERR_NOMEM;
@@ -47,6 +50,8 @@ wb_err_t fl_init(fl_t *fl, const wb_config_t *conf)
             "Offset commits that failed after PostgreSQL committed (events are re-delivered).");
     COUNTER(forgotten, "wb_flusher_poison_forgotten_total",
             "Dirty cache entries of dead-lettered events dropped (reads fall back to PostgreSQL).");
+    COUNTER(rewinds, "wb_flusher_rewinds_total",
+            "Partitions rewound to the offset PostgreSQL records (it was behind the consumer).");
 #undef COUNTER
     m->batch_seconds = wb_metrics_histogram_with(
         wb_metrics_histogram(m->reg, "wb_flusher_batch_duration_seconds",
@@ -176,13 +181,22 @@ void fl_offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 void fl_submit(fl_t *fl)
 {
+    /* The writer runs the batch it holds after a failure, else the filling one. */
+    fl_offsets_ranges(&fl->off, fl->w.batch.n > 0 ? &fl->w.batch : &fl->batch);
     fl_writer_submit(&fl->w, &fl->batch);
 }
+
+static int rewind_ranges(fl_t *fl, fl_batch_t *b);
 
 int fl_collect(fl_t *fl, int timeout_ms, wb_err_t *err, char *errstr, size_t errstr_size)
 {
     if (!fl_writer_collect(&fl->w, timeout_ms, err, errstr, errstr_size)) return 0;
-    if (*err == WB_OK) batch_complete(fl, &fl->w.batch);
+    if (*err == WB_OK) {
+        batch_complete(fl, &fl->w.batch);
+    } else if (fl->w.batch.rewind && rewind_ranges(fl, &fl->w.batch) == 0) {
+        /* Not an outage: the rest of the batch is retried at once. */
+        *err = WB_OK;
+    }
     return 1;
 }
 
@@ -211,7 +225,12 @@ wb_err_t fl_flush(fl_t *fl, char *errstr, size_t errstr_size)
     for (int i = 0; i < 2; i++) {
         fl_batch_t *b = order[i];
         if (b->n == 0) continue;
+        fl_offsets_ranges(&fl->off, b);
         wb_err_t err = batch_apply(fl, b, errstr, errstr_size);
+        if (err != WB_OK && b->rewind && rewind_ranges(fl, b) == 0) {
+            i = -1; /* what is left of b, and fl->batch, are applied next */
+            continue;
+        }
         if (err != WB_OK) return err;
         batch_complete(fl, b);
     }
@@ -233,4 +252,223 @@ void fl_discard(fl_t *fl)
     writer_join(fl);
     fl_batch_clear(&fl->w.batch);
     fl_batch_clear(&fl->batch);
+}
+
+/* ------------------------------------------ the database's applied offsets */
+
+/* Drops the pending messages of p (they come again after the seek). */
+static void drop_part(fl_t *fl, const fl_part_t *p)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    fl_batch_drop(&fl->w.batch, l);
+    fl_batch_drop(&fl->batch, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Pauses (pause 1), or seeks to offset and resumes, partition p. Returns 0
+ * or -1 (the seek failed; the partition stays paused). */
+static int part_move(fl_t *fl, const fl_part_t *p, int pause, int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    int rc = 0;
+
+    if (pause) {
+        rd_kafka_pause_partitions(fl->consumer, l);
+    } else {
+        tp->offset = offset;
+        rd_kafka_error_t *error = rd_kafka_seek_partitions(fl->consumer, l, 5000);
+        if (error || tp->err) {
+            WB_WARN("partition %s [%" PRId32 "]: seek to %" PRId64 " failed: %s", p->topic,
+                    p->partition, offset,
+                    error ? rd_kafka_error_string(error) : rd_kafka_err2str(tp->err));
+            rc = -1;
+        } else if (!fl->outage) {
+            rd_kafka_resume_partitions(fl->consumer, l);
+        }
+        if (error) rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
+static void count_gone(fl_t *fl)
+{
+    fl->ngone = 0;
+    for (size_t i = 0; i < fl->off.nparts; i++) {
+        const fl_part_t *p = &fl->off.parts[i];
+        if (!p->assigned || !p->gone) continue;
+        if (fl->ngone++ == 0)
+            snprintf(fl->gone_reason, sizeof(fl->gone_reason),
+                     "partition %s [%" PRId32 "]: PostgreSQL needs offset %" PRId64
+                     ", the topic starts at %" PRId64 " (retention)",
+                     p->topic, p->partition, p->needed, p->earliest);
+    }
+    fl_ready_update(fl);
+}
+
+/* Brings partition p in line with what the database records (recorded):
+ * rewinds it, holds it (the topic lost what the database needs) or, held
+ * before, lets it go on. Writer idle. */
+static void part_settle(fl_t *fl, fl_part_t *p, int64_t recorded)
+{
+    int64_t lo = -1, hi = -1, start;
+    rd_kafka_resp_err_t kerr =
+        rd_kafka_query_watermark_offsets(fl->consumer, p->topic, p->partition, &lo, &hi, 5000);
+
+    if (kerr) {
+        /* Without the earliest offset a seek could land below it, and the
+         * consumer would skip to the earliest silently: hold and ask later. */
+        WB_WARN("partition %s [%" PRId32 "]: cannot read its earliest offset (%s); holding it",
+                p->topic, p->partition, rd_kafka_err2str(kerr));
+        if (!p->gone) {
+            part_move(fl, p, 1, 0);
+            drop_part(fl, p);
+            p->gone = 1;
+            p->needed = recorded;
+            p->earliest = -1;
+        }
+        return;
+    }
+    switch (fl_pgoffsets_decide(p->committed, recorded, lo, &start)) {
+    case FL_START_GONE:
+        if (!p->gone || p->earliest != lo)
+            WB_ERROR("partition %s [%" PRId32 "]: PostgreSQL records offset %" PRId64
+                     " but the topic starts at %" PRId64
+                     ": the events between are gone (retention); the partition is paused, "
+                     "nothing is skipped. Restore a newer backup, or accept the loss by deleting "
+                     "its row from " FL_PGOFFSETS_TABLE " (see flusher/README.md)",
+                     p->topic, p->partition, recorded, lo);
+        if (!p->gone) {
+            part_move(fl, p, 1, 0);
+            drop_part(fl, p);
+        }
+        p->gone = 1;
+        p->needed = recorded;
+        p->earliest = lo;
+        break;
+    case FL_START_REWIND:
+        WB_WARN("partition %s [%" PRId32 "]: PostgreSQL records offset %" PRId64
+                ", the consumer group is at %" PRId64
+                ": rewinding to the database's offset (it was restored or failed over)",
+                p->topic, p->partition, recorded, p->committed);
+        part_move(fl, p, 1, 0);
+        drop_part(fl, p);
+        if (part_move(fl, p, 0, recorded) == 0) {
+            p->committed = recorded;
+            p->gone = 0;
+            wb_counter_add(fl->m.rewinds, 1);
+        } else {
+            p->gone = 1; /* held: tried again at the next check */
+            p->needed = recorded;
+            p->earliest = lo;
+        }
+        break;
+    case FL_START_KEEP:
+        if (p->gone) {
+            WB_INFO("partition %s [%" PRId32 "]: resuming at %" PRId64, p->topic, p->partition,
+                    p->committed);
+            if (part_move(fl, p, 0, p->committed >= 0 ? p->committed : RD_KAFKA_OFFSET_BEGINNING) ==
+                0)
+                p->gone = 0;
+        }
+        break;
+    }
+}
+
+/* After an apply refused for ranges the database is behind: settles each
+ * such partition (its messages leave b); the rest of b is left to apply.
+ * Returns 0, or -1 out of memory (nothing settled: retried as an outage). */
+static int rewind_ranges(fl_t *fl, fl_batch_t *b)
+{
+    /* Settling drops messages of b, which owns the topic names: copy. */
+    size_t n = b->nranges;
+    fl_range_t *r = malloc((n ? n : 1) * sizeof(*r));
+    char(*topics)[256] = malloc((n ? n : 1) * sizeof(*topics));
+
+    b->rewind = 0;
+    if (!r || !topics) {
+        free(r);
+        free(topics);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        r[i] = b->ranges[i];
+        snprintf(topics[i], sizeof(topics[i]), "%s", b->ranges[i].topic);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].recorded < 0) continue;
+        fl_part_t *p = fl_offsets_part(&fl->off, topics[i], r[i].partition);
+        if (!p) continue;
+        if (p->committed < r[i].from) p->committed = r[i].from;
+        part_settle(fl, p, r[i].recorded);
+    }
+    free(r);
+    free(topics);
+    count_gone(fl);
+    return 0;
+}
+
+wb_err_t fl_offsets_check(fl_t *fl, char *errstr, size_t errstr_size)
+{
+    const char *topic = fl->conf->kafka.topic_changes;
+    int32_t *parts = NULL;
+    int64_t *rec = NULL;
+    size_t n = 0;
+    wb_err_t err;
+
+    fl->offsets_check_due = 0;
+    if ((err = fl_apply_pg_ensure(&fl->ap, errstr, errstr_size)) != WB_OK) return err;
+    parts = malloc((fl->off.nparts + 1) * sizeof(*parts));
+    rec = malloc((fl->off.nparts + 1) * sizeof(*rec));
+    if (!parts || !rec) {
+        wb_set_err(errstr, errstr_size, "out of memory");
+        err = WB_ERR_NOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < fl->off.nparts; i++)
+        if (fl->off.parts[i].assigned && !strcmp(fl->off.parts[i].topic, topic))
+            parts[n++] = fl->off.parts[i].partition;
+    err = fl_pgoffsets_read(fl->ap.pg, topic, parts, n, rec, errstr, errstr_size);
+    for (size_t i = 0; err == WB_OK && i < n; i++) {
+        fl_part_t *p = fl_offsets_part(&fl->off, topic, parts[i]);
+        int64_t lo = -1, hi = -1;
+        if (!p) continue;
+        if (!p->gone) {
+            if (rec[i] < 0) continue;
+            /* The earliest offset, known from fetching, else asked once. */
+            if ((rd_kafka_get_watermark_offsets(fl->consumer, topic, p->partition, &lo, &hi) ||
+                 lo < 0) &&
+                rd_kafka_query_watermark_offsets(fl->consumer, topic, p->partition, &lo, &hi, 5000))
+                lo = -1;
+            if ((p->committed < 0 || rec[i] >= p->committed) && (lo < 0 || rec[i] >= lo))
+                continue; /* not behind the consumer, and still in the topic */
+        }
+        part_settle(fl, p, rec[i]);
+    }
+    count_gone(fl);
+out:
+    free(parts);
+    free(rec);
+    return err;
+}
+
+void fl_ready_update(fl_t *fl)
+{
+    int ready = !fl->outage && fl->ngone == 0;
+
+    wb_http_set_ready(fl->http, ready,
+                      ready        ? NULL
+                      : fl->outage ? fl->outage_reason
+                                   : fl->gone_reason);
+    wb_gauge_set(fl->m.ready, ready);
+}
+
+void fl_pause_gone(fl_t *fl)
+{
+    for (size_t i = 0; i < fl->off.nparts; i++)
+        if (fl->off.parts[i].assigned && fl->off.parts[i].gone)
+            part_move(fl, &fl->off.parts[i], 1, 0);
 }

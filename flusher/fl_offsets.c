@@ -57,11 +57,51 @@ void fl_offsets_set_assigned(fl_offsets_t *o, const rd_kafka_topic_partition_lis
         fl_part_t *p = fl_offsets_part(o, parts->elems[i].topic, parts->elems[i].partition);
         if (!p) continue;
         p->assigned = assigned;
+        p->gone = 0;
         if (assigned) {
             p->committed = -1;
             p->committed_time = 0;
         }
     }
+}
+
+void fl_offsets_ranges(fl_offsets_t *o, fl_batch_t *b)
+{
+    const rd_kafka_topic_t *last_rkt = NULL;
+    int32_t last_part = -1;
+    fl_range_t *r = NULL;
+
+    b->nranges = 0;
+    b->ranges_ok = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const rd_kafka_message_t *msg = b->msgs[i];
+        if (msg->rkt != last_rkt || msg->partition != last_part) {
+            const char *topic = rd_kafka_topic_name(msg->rkt);
+            r = NULL;
+            for (size_t j = 0; j < b->nranges && !r; j++)
+                if (b->ranges[j].partition == msg->partition && !strcmp(b->ranges[j].topic, topic))
+                    r = &b->ranges[j];
+            if (!r) {
+                if (b->nranges == b->ranges_cap) {
+                    size_t cap = b->ranges_cap ? b->ranges_cap * 2 : 8;
+                    fl_range_t *nr = realloc(b->ranges, cap * sizeof(*nr));
+                    if (!nr) return;
+                    b->ranges = nr;
+                    b->ranges_cap = cap;
+                }
+                const fl_part_t *p = fl_offsets_part(o, topic, msg->partition);
+                r = &b->ranges[b->nranges++];
+                *r = (fl_range_t){topic, msg->partition,
+                                  p && p->committed >= 0 ? p->committed : msg->offset,
+                                  msg->offset + 1, -1};
+            }
+            last_rkt = msg->rkt;
+            last_part = msg->partition;
+        }
+        if (msg->offset < r->from) r->from = msg->offset;
+        if (msg->offset + 1 > r->next) r->next = msg->offset + 1;
+    }
+    b->ranges_ok = 1;
 }
 
 /* Asynchronous: the writer goes on with the next batch. Each commit is

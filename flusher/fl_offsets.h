@@ -17,6 +17,10 @@ typedef struct fl_part_s {
     int assigned;
     int64_t committed;      /* next offset committed by us (or found at assignment), -1 unknown */
     int64_t committed_time; /* write time (us) of the last committed event, 0 unknown */
+    /* The database needs an offset the topic no longer holds (retention):
+     * the partition is paused; needed and earliest say what is missing. */
+    int gone;
+    int64_t needed, earliest;
     wb_gauge_t *lag_msgs, *lag_secs;
 } fl_part_t;
 
@@ -43,6 +47,12 @@ fl_part_t *fl_offsets_part(fl_offsets_t *o, const char *topic, int32_t partition
 void fl_offsets_set_assigned(fl_offsets_t *o, const rd_kafka_topic_partition_list_t *parts,
                              int assigned);
 
+/* Sets b's ranges (b->ranges_ok 1; 0 out of memory): per partition, from
+ * = where the consumer stood before b (the offset committed last, or found
+ * at assignment or rewind; else b's first offset) and next = b's last
+ * offset + 1. Call before each apply of b, after the previous batch was
+ * settled. */
+void fl_offsets_ranges(fl_offsets_t *o, fl_batch_t *b);
 /* Commits b's offsets on consumer, asynchronously; call only after b's
  * PostgreSQL commit and dead-letter acknowledgement. A failure is counted
  * and logged (the events are re-applied later, which the version guard

@@ -13,7 +13,9 @@
 #include "fl_clean.h"
 #include "fl_dlq.h"
 #include "fl_offsets.h"
+#include "fl_pgoffsets.h"
 #include "fl_purge.h"
+#include "fl_topic.h"
 #include "fl_writer.h"
 #include "wb_backoff.h"
 #include "wb_config.h"
@@ -25,6 +27,7 @@ typedef struct fl_metrics_s {
     wb_metrics_t *reg;
     wb_counter_t *consumed, *coalesced, *upserted, *stale, *deletes, *batches, *dead_letters;
     wb_counter_t *retries, *cleaned, *clean_dropped, *purged, *commit_failures, *forgotten;
+    wb_counter_t *rewinds;
     wb_histogram_t *batch_seconds;
     wb_gauge_t *clean_pending, *ready;
     wb_metric_family_t *lag_msgs, *lag_secs;
@@ -55,6 +58,11 @@ typedef struct fl_s {
     int64_t retry_at_ms;
     wb_backoff_t backoff;
     char outage_reason[256];
+    /* Partitions the database needs offsets of that the topic lost
+     * (fl_offsets' gone ones), and what /readyz says about them. */
+    size_t ngone;
+    char gone_reason[256];
+    int offsets_check_due; /* set at assignment: compare with the database soon */
 
     /* Totals for the summary log line and replay's report. */
     uint64_t t_consumed, t_upserted, t_stale, t_coalesced, t_dead, t_batches, t_skipped;
@@ -109,6 +117,24 @@ void fl_drop_partitions(fl_t *fl, const rd_kafka_topic_partition_list_t *parts);
 /* Waits for the writer, then destroys every pending message without
  * applying anything. */
 void fl_discard(fl_t *fl);
+/* ---- the database's applied offsets (fl_pgoffsets) ---- */
+
+/* Compares the offsets the database records for the assigned partitions
+ * with where the consumer stands, and rewinds every partition the
+ * database is behind (restored, failed over, or behind the group's
+ * offsets at assignment) to the recorded offset; one the topic no longer
+ * holds is paused and reported (not ready) until the database is behind
+ * no more (an operator acted). Only while the writer is idle and holds no
+ * batch. WB_ERR_PG with errstr when the database cannot be read. Polling
+ * thread. */
+wb_err_t fl_offsets_check(fl_t *fl, char *errstr, size_t errstr_size);
+/* Sets /readyz and wb_flusher_ready from fl->outage and the partitions
+ * the database lacks offsets of (fl->ngone). */
+void fl_ready_update(fl_t *fl);
+/* Pauses again the partitions fl_offsets_check holds (after a resume of
+ * every partition). */
+void fl_pause_gone(fl_t *fl);
+
 /* The consumer's offset-commit callback (polling thread; opaque is fl). */
 void fl_offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *offsets, void *opaque);

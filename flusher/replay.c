@@ -26,25 +26,29 @@ typedef struct rp_part_s {
 
 static void replay_usage(FILE *out)
 {
-    fprintf(out, "usage: wb-flusher [-c FILE] replay (--from-time T | --from-beginning |\n"
-                 "                                    --from-offsets P:O[,P:O...])\n"
-                 "                                   [--to-time T] [--entity NAME] [--group-id G]\n"
-                 "\n"
-                 "Re-reads the change topic and applies it through the same version-guarded\n"
-                 "batch path as the daemon, so it is idempotent and never moves a row back.\n"
-                 "By default it uses a separate consumer that commits nothing, so it can run\n"
-                 "next to live flushers. With --group-id it commits its progress to G; it\n"
-                 "refuses while G has active members (e.g. the live flushers' group).\n"
-                 "\n"
-                 "  --from-time T        first event written at or after T (ISO-8601, e.g.\n"
-                 "                       2026-11-28T16:40:00Z; no zone = UTC)\n"
-                 "  --from-beginning     from the oldest event the topic still holds\n"
-                 "  --from-offsets LIST  partition:offset pairs; other partitions are skipped\n"
-                 "  --to-time T          stop before events written after T (default: the end\n"
-                 "                       of each partition when replay starts)\n"
-                 "  --entity NAME        apply only this entity's events (not with\n"
-                 "                       --group-id: that would commit past the others)\n"
-                 "  --group-id G         commit progress to consumer group G\n");
+    fprintf(out,
+            "usage: wb-flusher [-c FILE] replay (--from-time T | --from-db | --from-beginning |\n"
+            "                                    --from-offsets P:O[,P:O...])\n"
+            "                                   [--to-time T] [--entity NAME] [--group-id G]\n"
+            "\n"
+            "Re-reads the change topic and applies it through the same version-guarded\n"
+            "batch path as the daemon, so it is idempotent and never moves a row back.\n"
+            "By default it uses a separate consumer that commits nothing, so it can run\n"
+            "next to live flushers. With --group-id it commits its progress to G; it\n"
+            "refuses while G has active members (e.g. the live flushers' group).\n"
+            "\n"
+            "  --from-time T        first event written at or after T (ISO-8601, e.g.\n"
+            "                       2026-11-28T16:40:00Z; no zone = UTC), or earlier:\n"
+            "                       never after the offset PostgreSQL records as applied\n"
+            "  --from-db            exactly from the offsets PostgreSQL records as applied\n"
+            "                       (a partition with none: from the beginning)\n"
+            "  --from-beginning     from the oldest event the topic still holds\n"
+            "  --from-offsets LIST  partition:offset pairs; other partitions are skipped\n"
+            "  --to-time T          stop before events written after T (default: the end\n"
+            "                       of each partition when replay starts)\n"
+            "  --entity NAME        apply only this entity's events (not with\n"
+            "                       --group-id: that would commit past the others)\n"
+            "  --group-id G         commit progress to consumer group G\n");
 }
 
 static int parse_offsets(const char *s, rp_part_t **out, size_t *nout)
@@ -176,6 +180,7 @@ static int offsets_for_time(rd_kafka_t *rk, const char *topic, rp_part_t *parts,
 int fl_replay(const wb_config_t *conf, int argc, char **argv)
 {
     static const struct option opts[] = {{"from-time", required_argument, NULL, 't'},
+                                         {"from-db", no_argument, NULL, 'd'},
                                          {"from-beginning", no_argument, NULL, 'b'},
                                          {"from-offsets", required_argument, NULL, 'o'},
                                          {"to-time", required_argument, NULL, 'T'},
@@ -185,10 +190,12 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     const char *topic = conf->kafka.topic_changes, *group = NULL, *entity = NULL;
     int64_t from_ms = -1, to_ms = -1;
-    int from_beginning = 0, nfrom = 0, c, rc = 2;
+    int from_beginning = 0, from_db = 0, nfrom = 0, c, rc = 2;
     rp_part_t *parts = NULL, *given = NULL;
     size_t nparts = 0, ngiven = 0;
-    int64_t *tmp = NULL;
+    int64_t *tmp = NULL, *recorded = NULL;
+    int32_t *ids = NULL;
+    size_t ngone = 0;
     char errstr[1024] = "out of memory";
     fl_t fl;
     int fl_ready = 0;
@@ -205,6 +212,10 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
             break;
         case 'b':
             from_beginning = 1;
+            nfrom++;
+            break;
+        case 'd':
+            from_db = 1;
             nfrom++;
             break;
         case 'o':
@@ -241,8 +252,8 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         }
     }
     if (optind < argc || nfrom != 1) {
-        fprintf(stderr, "wb-flusher replay: give exactly one of --from-time, --from-beginning, "
-                        "--from-offsets\n");
+        fprintf(stderr, "wb-flusher replay: give exactly one of --from-time, --from-db, "
+                        "--from-beginning, --from-offsets\n");
         replay_usage(stderr);
         goto out;
     }
@@ -270,6 +281,14 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     fl_ready = 1;
     fl.entity_filter = entity;
     fl.off.commit = group != NULL;
+    /* Replay moves the database's applied offsets too (never back; a range
+     * the database contradicts is only not recorded) when it starts where
+     * the database stands or at the topic's beginning: then it is
+     * contiguous with what the database holds. Not from a time or given
+     * offsets (a partition without a record would claim what is before
+     * its start), nor for one entity (it applies part of the log). */
+    fl.ap.offsets_by = entity || !(from_db || from_beginning) ? NULL : group ? group : "replay";
+    fl.ap.offsets_guard = 0;
     /* Poison events go to the dead-letter topic as in the daemon. */
     if (fl_dlq_open(&fl.dlq, conf, errstr, sizeof(errstr)) != WB_OK) goto fail;
     if (!(fl.consumer = replay_consumer(&fl, group, errstr, sizeof(errstr)))) goto fail;
@@ -288,7 +307,22 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     }
     if (topic_partitions(fl.consumer, topic, &parts, &nparts, errstr, sizeof(errstr)) != 0)
         goto fail;
-    if (!(tmp = calloc(nparts ? nparts : 1, sizeof(*tmp)))) goto fail;
+    /* A compacted topic may have lost a key's newer events: refused. */
+    fl_topic_conf_t tc;
+    if (fl_topic_describe(fl.consumer, topic, RP_TIMEOUT_MS, &tc, errstr, sizeof(errstr)) ==
+            WB_OK &&
+        fl_topic_check(&tc, topic, 0, errstr, sizeof(errstr)) != WB_OK)
+        goto fail;
+    if (!(tmp = calloc(nparts ? nparts : 1, sizeof(*tmp))) ||
+        !(recorded = calloc(nparts ? nparts : 1, sizeof(*recorded))) ||
+        !(ids = calloc(nparts ? nparts : 1, sizeof(*ids))))
+        goto fail;
+    /* What PostgreSQL records as applied (also creates the tables). */
+    for (size_t i = 0; i < nparts; i++)
+        ids[i] = parts[i].partition;
+    if (fl_apply_pg_ensure(&fl.ap, errstr, sizeof(errstr)) != WB_OK ||
+        fl_pgoffsets_read(fl.ap.pg, topic, ids, nparts, recorded, errstr, sizeof(errstr)) != WB_OK)
+        goto fail;
 
     /* Start and end offsets of every partition. */
     if (from_ms >= 0 && offsets_for_time(fl.consumer, topic, parts, nparts, from_ms, tmp, errstr,
@@ -307,8 +341,29 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
         p->end = hi;
         if (from_beginning) {
             p->start = lo;
-        } else if (from_ms >= 0) {
-            p->start = tmp[i] >= 0 ? tmp[i] : hi;
+        } else if (from_db || from_ms >= 0) {
+            /* Never later than the database's offset: it lacks everything
+             * after it, however early the time (invariant 5). */
+            int64_t want =
+                from_db ? (recorded[i] >= 0 ? recorded[i] : lo) : (tmp[i] >= 0 ? tmp[i] : hi);
+            int64_t start;
+            if (from_db && recorded[i] < 0)
+                WB_WARN("partition %" PRId32 ": PostgreSQL records no offset; from the beginning",
+                        p->partition);
+            if (fl_pgoffsets_decide(want, recorded[i], lo, &start) == FL_START_GONE) {
+                fprintf(stderr,
+                        "wb-flusher replay: partition %" PRId32
+                        ": PostgreSQL records offset %" PRId64 " but the topic starts at %" PRId64
+                        " (retention): the events between are gone. Replay --from-beginning "
+                        "applies what is left.\n",
+                        p->partition, recorded[i], lo);
+                ngone++;
+            }
+            if (!from_db && start < want)
+                WB_INFO("partition %" PRId32 ": starting at %" PRId64
+                        ", the offset PostgreSQL records, not at %" PRId64 " (--from-time)",
+                        p->partition, start, want);
+            p->start = start > hi ? hi : start;
         } else {
             p->start = hi; /* not listed: nothing to replay */
             for (size_t g = 0; g < ngiven; g++) {
@@ -322,6 +377,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
             }
         }
     }
+    if (ngone > 0) goto fail_quiet;
     for (size_t g = 0; g < ngiven; g++) {
         if (!given[g].done) {
             fprintf(stderr, "wb-flusher replay: topic %s has no partition %" PRId32 "\n", topic,
@@ -355,7 +411,10 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     for (int i = 0; !aerr && i < assign->cnt; i++) {
         fl_part_t *fp =
             fl_offsets_part(&fl.off, assign->elems[i].topic, assign->elems[i].partition);
-        if (fp) fp->assigned = 1; /* fl_offsets_commit_sync commits the assigned ones */
+        if (fp) {
+            fp->assigned = 1; /* fl_offsets_commit_sync commits the assigned ones */
+            fp->committed = assign->elems[i].offset; /* where the ranges start */
+        }
     }
     rd_kafka_topic_partition_list_destroy(assign);
     if (aerr) {
@@ -482,6 +541,7 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
     goto done;
 fail:
     fprintf(stderr, "wb-flusher replay: %s\n", errstr);
+fail_quiet:
     rc = 1;
 done:
     if (fl_ready) {
@@ -497,5 +557,7 @@ out:
     free(parts);
     free(given);
     free(tmp);
+    free(recorded);
+    free(ids);
     return rc;
 }

@@ -203,9 +203,9 @@ int rf_run(const wb_config_t *conf)
     }
     /* Manual offsets, cooperative-sticky, earliest: wb_kafka_consumer_new. */
     if (rf_producer_open(&rf, errstr, sizeof(errstr)) != WB_OK ||
-        !(rf.consumer =
-              wb_daemon_consumer_new(conf, "refresher", conf->refresher.group_id, rebalance_cb,
-                                     rf_kafka_error_cb, NULL, &rf, errstr, sizeof(errstr))) ||
+        !(rf.consumer = wb_daemon_consumer_new(
+              conf, "refresher", conf->refresher.group_id, conf->refresher.instance_id,
+              rebalance_cb, rf_kafka_error_cb, NULL, &rf, errstr, sizeof(errstr))) ||
         wb_daemon_subscribe(rf.consumer, conf->kafka.topic_refresh, errstr, sizeof(errstr)) != 0) {
         WB_ERROR("%s", errstr);
         goto out;

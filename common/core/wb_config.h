@@ -79,10 +79,12 @@ typedef struct wb_config_s {
         char *http_listen; /* "host:port" for /metrics /healthz /readyz */
         int shutdown_deadline_ms;
         int64_t tombstone_retention_ms; /* soft-deleted rows purged after this */
+        char *instance_id;              /* group.instance.id; "" = dynamic membership */
     } flusher;
 
     struct {
         char *group_id;
+        char *instance_id; /* group.instance.id; "" = dynamic membership */
         int batch_max_keys;
         int batch_max_wait_ms;
         int retry_initial_ms;

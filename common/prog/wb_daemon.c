@@ -22,7 +22,21 @@ rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role,
     return kc;
 }
 
+/* Sets name=value on kc unless kafka.properties names it. */
+static int set_default(const wb_config_t *conf, rd_kafka_conf_t *kc, const char *name,
+                       const char *value, char *errstr, size_t errstr_size)
+{
+    char why[512];
+
+    for (size_t i = 0; i < conf->kafka.nprops; i++)
+        if (conf->kafka.props[i].name && !strcmp(conf->kafka.props[i].name, name)) return 0;
+    if (rd_kafka_conf_set(kc, name, value, why, sizeof(why)) == RD_KAFKA_CONF_OK) return 0;
+    wb_set_err(errstr, errstr_size, "kafka: cannot set %s=%s: %s", name, value, why);
+    return -1;
+}
+
 rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, const char *group_id,
+                                   const char *instance_id,
                                    void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                         rd_kafka_topic_partition_list_t *, void *),
                                    void (*error_cb)(rd_kafka_t *, int, const char *, void *),
@@ -36,6 +50,17 @@ rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, co
         wb_daemon_kafka_conf(conf, role, WB_KAFKA_F_SMALL_PREFETCH, errstr, errstr_size);
 
     if (!kc) return NULL;
+    /* Static membership: a member restarting under the same id takes its
+     * partitions back at once, without waiting for its old session. */
+    if (set_default(conf, kc, "session.timeout.ms", WB_DAEMON_SESSION_TIMEOUT_MS, errstr,
+                    errstr_size) != 0 ||
+        set_default(conf, kc, "heartbeat.interval.ms", WB_DAEMON_HEARTBEAT_MS, errstr,
+                    errstr_size) != 0 ||
+        (instance_id && instance_id[0] &&
+         set_default(conf, kc, "group.instance.id", instance_id, errstr, errstr_size) != 0)) {
+        rd_kafka_conf_destroy(kc);
+        return NULL;
+    }
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     if (error_cb) rd_kafka_conf_set_error_cb(kc, error_cb);
     if (offset_commit_cb) rd_kafka_conf_set_offset_commit_cb(kc, offset_commit_cb);

@@ -18,12 +18,23 @@
 rd_kafka_conf_t *wb_daemon_kafka_conf(const wb_config_t *conf, const char *role, unsigned flags,
                                       char *errstr, size_t errstr_size);
 
+/* Group timing of the daemons' consumers, unless kafka.properties sets it.
+ * librdkafka's 45 s session would keep a dead replica's partitions idle
+ * that long; 10 s stays above the broker's minimum
+ * (group.min.session.timeout.ms, 6 s by default) and tolerates a short
+ * stall. A heartbeat of a third of it lets two be lost without expiry. */
+#define WB_DAEMON_SESSION_TIMEOUT_MS "10000"
+#define WB_DAEMON_HEARTBEAT_MS       "3000"
+
 /* Creates the daemon's group consumer (wb_kafka_consumer_new: manual
- * offsets, cooperative-sticky, earliest; WB_KAFKA_F_SMALL_PREFETCH) in group group_id, with
+ * offsets, cooperative-sticky, earliest; WB_KAFKA_F_SMALL_PREFETCH) in group group_id,
+ * as static member instance_id (group.instance.id; NULL or "": dynamic
+ * membership), with the group timing above, with
  * rebalance_cb, error_cb and offset_commit_cb (NULL: none; all run on the
  * polling thread) and opaque set on its conf. Returns the consumer (caller
  * closes and destroys it) or NULL with errstr set. */
 rd_kafka_t *wb_daemon_consumer_new(const wb_config_t *conf, const char *role, const char *group_id,
+                                   const char *instance_id,
                                    void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                         rd_kafka_topic_partition_list_t *, void *),
                                    void (*error_cb)(rd_kafka_t *, int, const char *, void *),

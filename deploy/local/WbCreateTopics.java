@@ -37,7 +37,10 @@ public class WbCreateTopics {
                 System.exit(2);
             }
             int partitions = Integer.parseInt(args[i].substring(colon + 1));
-            topics.add(new NewTopic(args[i].substring(0, colon), partitions, (short) 1));
+            // Never compacted: the log's order is not version order, and
+            // replay needs every event (the flusher refuses a compacted topic).
+            topics.add(new NewTopic(args[i].substring(0, colon), partitions, (short) 1)
+                           .configs(Map.of("cleanup.policy", "delete")));
         }
         int rc = 0;
         try (Admin admin = Admin.create(props)) {

@@ -131,7 +131,7 @@ static void test_example_config(void **state)
     assert_int_equal(conf->flusher.retry_initial_ms, 100);
     assert_int_equal(conf->flusher.retry_max_ms, 30000);
     assert_string_equal(conf->flusher.http_listen, "127.0.0.1:26380");
-    assert_int_equal(conf->flusher.tombstone_retention_ms, 604800000);
+    assert_int_equal(conf->flusher.tombstone_retention_ms, 1209600000);
     assert_string_equal(conf->refresher.group_id, "wb-refresher");
     assert_int_equal(conf->refresher.batch_max_keys, 500);
     assert_int_equal(conf->refresher.retry_initial_ms, 100);
@@ -297,7 +297,7 @@ static void test_defaults(void **state)
     assert_int_equal(conf->flusher.retry_max_ms, 30000);
     assert_string_equal(conf->flusher.http_listen, "127.0.0.1:26380");
     assert_int_equal(conf->flusher.shutdown_deadline_ms, 30000);
-    assert_int_equal(conf->flusher.tombstone_retention_ms, 604800000);
+    assert_int_equal(conf->flusher.tombstone_retention_ms, 1209600000);
     assert_string_equal(conf->refresher.group_id, "wb-refresher");
     assert_int_equal(conf->refresher.batch_max_keys, 500);
     assert_int_equal(conf->refresher.batch_max_wait_ms, 100);
