@@ -28,7 +28,10 @@ static void enter_outage(fl_t *fl, const char *why)
          * fetching more: nothing is skipped, the batch just waits. */
         fl->outage = 1;
         wb_daemon_pause_all(fl->consumer, 1);
-        wb_http_set_ready(fl->http, 0, why);
+        /* The probe says which dependency, never why: the error names hosts
+         * and users, and anyone who reaches the port reads it. The detail
+         * is in the log line below and the retries counter. */
+        wb_http_set_ready(fl->http, 0, "postgres unavailable");
         wb_gauge_set(fl->m.ready, 0);
         WB_WARN("outage, consumption paused, retrying in %" PRId64 " ms: %s", delay, why);
     } else {
@@ -161,7 +164,10 @@ static wb_err_t connect_pg(void *arg, char *errstr, size_t errstr_size)
     fl_t *fl = arg;
     wb_err_t err = fl_apply_pg_ensure(&fl->ap, errstr, errstr_size);
 
-    if (err != WB_OK && err != WB_ERR_CONFIG) wb_http_set_ready(fl->http, 0, errstr);
+    /* The detail (errstr) goes to the log through wb_loop; the probe only
+     * names the dependency (see enter_outage). */
+    if (err != WB_OK && err != WB_ERR_CONFIG)
+        wb_http_set_ready(fl->http, 0, "postgres unavailable");
     return err;
 }
 

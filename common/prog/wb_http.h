@@ -41,7 +41,9 @@ wb_err_t wb_http_start(const char *listen_addr, wb_metrics_t *reg, wb_http_t **o
 int wb_http_port(const wb_http_t *h);
 
 /* Set what /readyz and /healthz answer. reason (copied, truncated to 255
- * bytes; NULL means none) is shown only while the flag is 0. Thread-safe:
+ * bytes; NULL means none) is shown only while the flag is 0, to anyone who
+ * can reach the port: pass a short fixed text ("postgres unavailable"),
+ * never an error message, which names hosts and users. Thread-safe:
  * callable from any thread, e.g. the flusher's loop on a PostgreSQL outage. */
 void wb_http_set_ready(wb_http_t *h, int ready, const char *reason);
 void wb_http_set_live(wb_http_t *h, int live, const char *reason);
