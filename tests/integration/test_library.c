@@ -601,6 +601,53 @@ static void wbctl_put_prints_the_reason(void **state)
     assert_non_null(strstr(out, "wbctl: put: invalid argument"));
 }
 
+/* Issue 14: `wbctl put ID -` reads no more of stdin than
+ * producer.max_value_bytes allows (here 1000), says so, and writes nothing;
+ * a value within the limit is written. */
+static void wbctl_put_stdin_is_bounded(void **state)
+{
+    char cfg[128], yaml[4096], cmd[768], out[4096], id[128], key[256];
+    size_t n = lh_config_yaml(&H, "  max_value_bytes: 1000\n", yaml, sizeof(yaml)), got;
+    FILE *f;
+    int status;
+
+    (void)state;
+    snprintf(cfg, sizeof(cfg), "/tmp/%s.wbctl-stdin.yaml", H.tag);
+    f = fopen(cfg, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(yaml, 1, n, f), n);
+    fclose(f);
+    lh_id(&H, "stdin", id, sizeof(id));
+    /* 64 MiB offered; wbctl stops reading at 1001 bytes. */
+    snprintf(cmd, sizeof(cmd),
+             "head -c 67108864 /dev/zero | tr '\\0' x | %s/wbctl -c %s put item %s - 2>&1",
+             WB_BINARY_DIR, cfg, id);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    got = fread(out, 1, sizeof(out) - 1, f);
+    out[got] = '\0';
+    status = pclose(f);
+    if (!strstr(out, "larger than producer.max_value_bytes")) fprintf(stderr, "%s", out);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    assert_non_null(strstr(out, "wbctl: the value on stdin is larger than "
+                                "producer.max_value_bytes (1000 bytes); nothing was written"));
+    snprintf(key, sizeof(key), "li:%s", id);
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
+
+    snprintf(cmd, sizeof(cmd),
+             "head -c 1000 /dev/zero | tr '\\0' x | %s/wbctl -c %s put item %s - 2>&1",
+             WB_BINARY_DIR, cfg, id);
+    f = popen(cmd, "r");
+    assert_non_null(f);
+    got = fread(out, 1, sizeof(out) - 1, f);
+    out[got] = '\0';
+    status = pclose(f);
+    unlink(cfg);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fprintf(stderr, "%s", out);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 1);
+}
+
 /* Cache-aside: the loader's value is stored only if the key is absent. */
 static wb_err_t loader_x(void *opaque, const char *entity, const char *id, void **value,
                          size_t *len)
@@ -679,6 +726,7 @@ int main(void)
         cmocka_unit_test(bad_arguments_are_refused),
         cmocka_unit_test(invalid_values_are_refused),
         cmocka_unit_test(wbctl_put_prints_the_reason),
+        cmocka_unit_test(wbctl_put_stdin_is_bounded),
         cmocka_unit_test(get_or_load_cache_aside),
     };
 
