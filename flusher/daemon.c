@@ -17,13 +17,19 @@
 #define FL_CLOSE_RESERVE    2000 /* of the shutdown deadline, kept for leaving the group */
 #define FL_OFFSETS_CHECK_MS 5000 /* how often the database's applied offsets are compared */
 
-static void enter_outage(fl_t *fl, const char *why)
+/* err says which dependency failed (WB_ERR_KAFKA: the dead-letter topic),
+ * why the detail, which only the log gets. */
+static void enter_outage(fl_t *fl, wb_err_t err, const char *why)
 {
     int64_t delay = wb_backoff_next_ms(&fl->backoff);
 
     wb_counter_add(fl->m.retries, 1);
     fl->retry_at_ms = wb_time_mono_ms() + delay;
-    snprintf(fl->outage_reason, sizeof(fl->outage_reason), "%.200s", why);
+    /* The probe says which dependency, never why: the error names hosts and
+     * users, and anyone who reaches the port reads it. The detail is in the
+     * log line below and the retries counter. */
+    fl->outage_reason =
+        err == WB_ERR_KAFKA ? "dead-letter topic unavailable" : "postgres unavailable";
     if (!fl->outage) {
         /* Pausing keeps group membership (we go on polling) without
          * fetching more: nothing is skipped, the batch just waits. */
@@ -185,7 +191,10 @@ static wb_err_t connect_pg(void *arg, char *errstr, size_t errstr_size)
     fl_t *fl = arg;
     wb_err_t err = fl_apply_pg_ensure(&fl->ap, errstr, errstr_size);
 
-    if (err != WB_OK && err != WB_ERR_CONFIG) wb_http_set_ready(fl->http, 0, errstr);
+    /* The detail (errstr) goes to the log through wb_loop; the probe only
+     * names the dependency (see enter_outage). */
+    if (err != WB_OK && err != WB_ERR_CONFIG)
+        wb_http_set_ready(fl->http, 0, "postgres unavailable");
     return err;
 }
 
@@ -326,7 +335,7 @@ int fl_run(const wb_config_t *conf)
             if (werr == WB_OK)
                 leave_outage(&fl);
             else
-                enter_outage(&fl, errstr); /* the batch is held for a retry */
+                enter_outage(&fl, werr, errstr); /* the batch is held for a retry */
         }
         /* Between collecting a batch and submitting the next, the writer is
          * idle: the moment for the tasks that need it so. */

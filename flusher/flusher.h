@@ -57,7 +57,7 @@ typedef struct fl_s {
     int outage;
     int64_t retry_at_ms;
     wb_backoff_t backoff;
-    char outage_reason[256];
+    const char *outage_reason; /* what /readyz says: static, never the error text */
     /* Partitions the database needs offsets of that the topic lost
      * (fl_offsets' gone ones), and what /readyz says about them. */
     size_t ngone;

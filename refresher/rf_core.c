@@ -244,9 +244,12 @@ void rf_update_ready(rf_t *rf)
     const char *why = NULL;
     char buf[300];
 
+    /* The probe names the dependency, never its error: that names hosts
+     * and users, and anyone who reaches the port reads it. The detail is in
+     * the log (rf_set_down) and the retries counter. */
     for (int d = 0; d < RF_DEP__COUNT && !why; d++)
         if (rf->down[d]) {
-            snprintf(buf, sizeof(buf), "%s: %s", dep_names[d], rf->reason[d]);
+            snprintf(buf, sizeof(buf), "%s unavailable", dep_names[d]);
             why = buf;
         }
     if (rf->stopping) why = "shutting down";

@@ -101,8 +101,11 @@ void wb_config_walk_mapping(cfg_walk_t *w, const wb_yaml_node_t *map, const char
  * Returns 0, or -1 when out of memory. */
 int wb_config_props_set(wb_config_t *conf, const char *name, const char *value);
 
-/* Whether a kafka.properties value must be masked and never quoted. */
+/* wb_config_print.c, the one list of secret setting names: whether a
+ * kafka.properties value must be masked and never quoted, and whether a
+ * libpq connection keyword carries a secret (password, sslpassword). */
 bool wb_config_prop_is_secret(const char *name);
+bool wb_config_pg_keyword_is_secret(const char *keyword);
 
 /* wb_config_entity.c: the entities: sequence into w->conf->entities. */
 void wb_config_walk_entities(cfg_walk_t *w, const wb_yaml_node_t *key, const wb_yaml_node_t *val,

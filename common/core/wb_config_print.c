@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <libpq-fe.h>
 
 #define CFG_MASK "****"
 
@@ -58,9 +61,79 @@ static void sb_quoted(wb_yaml_buf_t *sb, const char *s)
     sb_quoted_as(sb, s, true);
 }
 
-/* Writes into sb (empty, caller frees) a libpq DSN with the password value
- * replaced by ****. Returns 0, or -1 when it cannot parse the DSN (or is out
- * of memory): the caller masks it whole, better unreadable than leaked. */
+/* ------------------------------------------------------------- secrets */
+
+/* The one list of setting names whose values are secrets. kafka: the
+ * properties librdkafka itself marks sensitive, but sasl.username (an
+ * identity, shown so an operator can check it) and ssl.key.location and
+ * ssl.ca.pem (a path and a public certificate). postgres: the libpq
+ * connection keywords that carry a secret. */
+static const char *const kafka_secret_props[] = {
+    "sasl.password",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    "ssl_key",
+    NULL,
+};
+static const char *const pg_secret_keywords[] = {"password", "sslpassword", NULL};
+
+static bool in_list(const char *const *list, const char *name, size_t len)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (strlen(list[i]) == len && strncasecmp(list[i], name, len) == 0) return true;
+    return false;
+}
+
+bool wb_config_prop_is_secret(const char *name)
+{
+    /* A property added by a later librdkafka that names a password, a
+     * passphrase or a secret is masked before it reaches the list. */
+    return in_list(kafka_secret_props, name, strlen(name)) || strcasestr(name, "password") ||
+           strcasestr(name, "passphrase") || strcasestr(name, "secret");
+}
+
+bool wb_config_pg_keyword_is_secret(const char *keyword)
+{
+    return in_list(pg_secret_keywords, keyword, strlen(keyword));
+}
+
+/* Whether masked is dsn with every secret keyword's value replaced by ****
+ * and every other keyword's value unchanged, as libpq parses both (key=value
+ * and URI forms, percent-decoding, quoting). This is what makes the textual
+ * masking below safe: whatever it misses fails here and is hidden whole. */
+static bool dsn_mask_holds(const char *dsn, const char *masked)
+{
+    PQconninfoOption *a = PQconninfoParse(dsn, NULL), *b = PQconninfoParse(masked, NULL);
+    bool ok = a && b;
+
+    for (size_t i = 0; ok && a[i].keyword; i++) {
+        const char *av = a[i].val, *bv = b[i].val;
+
+        if (!b[i].keyword || strcmp(a[i].keyword, b[i].keyword) != 0)
+            ok = false;
+        else if (!av || !bv)
+            ok = !av && !bv;
+        else if (wb_config_pg_keyword_is_secret(a[i].keyword))
+            ok = strcmp(bv, CFG_MASK) == 0 || (!*av && !*bv);
+        else
+            ok = strcmp(av, bv) == 0;
+    }
+    PQconninfoFree(a);
+    PQconninfoFree(b);
+    return ok;
+}
+
+/* Writes into sb (empty, caller frees) a libpq DSN in the form it was given
+ * with the value of every secret keyword (pg_secret_keywords; in a URI also
+ * the userinfo password) replaced by ****. Returns 0, or -1 when libpq cannot
+ * parse the DSN, the result does not parse to the same DSN with its secrets
+ * masked (dsn_mask_holds), or out of memory: the caller then masks it whole,
+ * better unreadable than leaked. */
 static int dsn_masked(wb_yaml_buf_t *sbp, const char *dsn)
 {
     static const char ws[] = " \t\n\r\f\v";
@@ -70,17 +143,18 @@ static int dsn_masked(wb_yaml_buf_t *sbp, const char *dsn)
     wb_yaml_buf_add(&sb, "", 0);
     if (!strncmp(dsn, "postgresql://", 13) || !strncmp(dsn, "postgres://", 11)) {
         const char *auth = strstr(dsn, "://") + 3;
-        const char *end = auth + strcspn(auth, "/?#");
-        const char *at = memrchr(auth, '@', (size_t)(end - auth));
-        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        /* As libpq reads it: the userinfo runs to the first '@' before any
+         * '/', so a password may hold '?', '#' or ':'. */
+        const char *end = auth + strcspn(auth, "@/");
+        const char *colon = *end == '@' ? memchr(auth, ':', (size_t)(end - auth)) : NULL;
         const char *q;
 
         if (colon) {
             wb_yaml_buf_add(&sb, dsn, (size_t)(colon + 1 - dsn));
             wb_yaml_buf_puts(&sb, CFG_MASK);
-            p = at;
+            p = end;
         }
-        /* Query parameters may carry it too: ...?sslmode=x&password=y */
+        /* Query parameters may carry one too: ...?sslmode=x&password=y */
         q = strchr(p, '?');
         if (!q) {
             wb_yaml_buf_puts(&sb, p);
@@ -88,9 +162,10 @@ static int dsn_masked(wb_yaml_buf_t *sbp, const char *dsn)
             wb_yaml_buf_add(&sb, p, (size_t)(q - p));
             for (p = q; *p;) {
                 size_t n = strcspn(p + 1, "&") + 1; /* separator + parameter */
+                size_t klen = strcspn(p + 1, "=&");
 
-                if (!strncmp(p + 1, "password=", 9)) {
-                    wb_yaml_buf_add(&sb, p, 10);
+                if (p[1 + klen] == '=' && in_list(pg_secret_keywords, p + 1, klen)) {
+                    wb_yaml_buf_add(&sb, p, klen + 2);
                     wb_yaml_buf_puts(&sb, CFG_MASK);
                 } else {
                     wb_yaml_buf_add(&sb, p, n);
@@ -129,14 +204,14 @@ static int dsn_masked(wb_yaml_buf_t *sbp, const char *dsn)
                     if (*p == '\\' && p[1]) p++;
             }
             wb_yaml_buf_add(&sb, k, (size_t)(v - k));
-            if (klen == 8 && !strncmp(k, "password", 8))
+            if (in_list(pg_secret_keywords, k, klen))
                 wb_yaml_buf_puts(&sb, CFG_MASK);
             else
                 wb_yaml_buf_add(&sb, v, (size_t)(p - v));
         }
     }
     *sbp = sb;
-    return sb.oom ? -1 : 0;
+    return !sb.oom && dsn_mask_holds(dsn, sb.p) ? 0 : -1;
 whole:
     *sbp = sb;
     return -1;

@@ -232,11 +232,6 @@ void wb_config_walk_mapping(cfg_walk_t *w, const wb_yaml_node_t *map, const char
 
 /* ---------------------------------------------------------- kafka props */
 
-bool wb_config_prop_is_secret(const char *name)
-{
-    return strcasestr(name, "password") || strcasestr(name, "secret");
-}
-
 int wb_config_props_set(wb_config_t *conf, const char *name, const char *value)
 {
     char *v = strdup(value);

@@ -3,6 +3,15 @@
  * We bind the listening socket ourselves and hand it to libmicrohttpd, so a
  * bad address or a port in use is reported with the real errno and the port
  * chosen for ":0" is known before the first request.
+ *
+ * Slow clients must not take the probes down (a pod whose /healthz stops
+ * answering is restarted): libmicrohttpd limits connections per client
+ * address and in total, and closes a connection idle for idle_timeout_s; but
+ * a client that sends one byte now and then is never idle. So each connection
+ * also gets a deadline for its request (from the connection, or from the end
+ * of the previous request on a kept-alive one), and a reaper thread shuts down
+ * the socket of any connection past it; libmicrohttpd then sees the end of the
+ * stream and closes the connection itself, freeing its slot.
  */
 #include "wb_http.h"
 
@@ -11,26 +20,56 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "wb_util.h"
+
 #define WB_HTTP_REASON_MAX 256
+#define WB_HTTP_REAP_MS    100 /* how often the reaper looks at the deadlines */
+
+/* One open connection, for the reaper. Created and freed by libmicrohttpd's
+ * connection notifications (its thread); read by the reaper under conns_lock.
+ * The fd stays open until after the "closed" notification has unlinked it,
+ * so the reaper never touches a descriptor libmicrohttpd has closed. */
+typedef struct http_conn_s {
+    struct http_conn_s *prev, *next;
+    int fd;
+    int64_t deadline_ms; /* monotonic */
+    int cut;             /* shut down by the reaper */
+} http_conn_t;
 
 struct wb_http_s {
     struct MHD_Daemon *mhd;
     wb_metrics_t *reg; /* borrowed */
     int port;
+    wb_http_limits_t limits;
     pthread_mutex_t lock; /* the flags and reasons below */
     int live;
     int ready;
     char live_reason[WB_HTTP_REASON_MAX];
     char ready_reason[WB_HTTP_REASON_MAX];
+    pthread_mutex_t conns_lock; /* conns, reaper_stop */
+    pthread_cond_t reaper_cv;
+    pthread_t reaper;
+    int reaper_started;
+    int reaper_stop;
+    http_conn_t *conns;
+};
+
+const wb_http_limits_t wb_http_default_limits = {
+    .max_connections = 128,
+    .per_ip_connections = 8,
+    .idle_timeout_s = 5,
+    .request_timeout_ms = 10000,
 };
 
 static void set_err(char *errstr, size_t errstr_size, const char *fmt, ...)
@@ -272,9 +311,108 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                    MHD_RESPMEM_MUST_FREE);
 }
 
+/* libmicrohttpd's thread: a connection opened or closed. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    wb_http_t *h = cls;
+    http_conn_t *c = *socket_context;
+    const union MHD_ConnectionInfo *info;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        /* Out of memory: the connection has only the idle timeout. */
+        if (!info || !(c = calloc(1, sizeof(*c)))) return;
+        c->fd = info->connect_fd;
+        c->deadline_ms = wb_time_mono_ms() + h->limits.request_timeout_ms;
+        pthread_mutex_lock(&h->conns_lock);
+        c->next = h->conns;
+        if (h->conns) h->conns->prev = c;
+        h->conns = c;
+        pthread_mutex_unlock(&h->conns_lock);
+        *socket_context = c;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+        pthread_mutex_lock(&h->conns_lock);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            h->conns = c->next;
+        if (c->next) c->next->prev = c->prev;
+        pthread_mutex_unlock(&h->conns_lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* libmicrohttpd's thread: a request ended; a kept-alive connection gets a
+ * new deadline for its next request. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    wb_http_t *h = cls;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    http_conn_t *c = info ? info->socket_context : NULL;
+
+    (void)con_cls;
+    (void)toe;
+    if (!c) return;
+    pthread_mutex_lock(&h->conns_lock);
+    c->deadline_ms = wb_time_mono_ms() + h->limits.request_timeout_ms;
+    pthread_mutex_unlock(&h->conns_lock);
+}
+
+/* The reaper thread: every WB_HTTP_REAP_MS, shuts down the sockets of the
+ * connections past their deadline (shutdown, not close: the descriptor
+ * stays libmicrohttpd's). */
+static void *reaper_main(void *arg)
+{
+    wb_http_t *h = arg;
+    struct timespec ts;
+    int64_t now;
+
+    pthread_mutex_lock(&h->conns_lock);
+    while (!h->reaper_stop) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += WB_HTTP_REAP_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->reaper_cv, &h->conns_lock, &ts);
+        now = wb_time_mono_ms();
+        for (http_conn_t *c = h->conns; c; c = c->next)
+            if (!c->cut && now >= c->deadline_ms) {
+                (void)shutdown(c->fd, SHUT_RDWR);
+                c->cut = 1;
+            }
+    }
+    pthread_mutex_unlock(&h->conns_lock);
+    return NULL;
+}
+
+static void reaper_stop(wb_http_t *h)
+{
+    if (!h->reaper_started) return;
+    pthread_mutex_lock(&h->conns_lock);
+    h->reaper_stop = 1;
+    pthread_cond_signal(&h->reaper_cv);
+    pthread_mutex_unlock(&h->conns_lock);
+    pthread_join(h->reaper, NULL);
+    h->reaper_started = 0;
+}
+
 wb_err_t wb_http_start(const char *listen_addr, wb_metrics_t *reg, wb_http_t **out, char *errstr,
                        size_t errstr_size)
 {
+    return wb_http_start_limits(listen_addr, reg, NULL, out, errstr, errstr_size);
+}
+
+wb_err_t wb_http_start_limits(const char *listen_addr, wb_metrics_t *reg,
+                              const wb_http_limits_t *limits, wb_http_t **out, char *errstr,
+                              size_t errstr_size)
+{
+    pthread_condattr_t cattr;
     char host[256];
     int port = 0, fd = -1;
     wb_err_t err;
@@ -296,7 +434,19 @@ wb_err_t wb_http_start(const char *listen_addr, wb_metrics_t *reg, wb_http_t **o
         set_err(errstr, errstr_size, "out of memory");
         return WB_ERR_NOMEM;
     }
+    h->limits = limits ? *limits : wb_http_default_limits;
+    if (h->limits.max_connections < 1 || h->limits.per_ip_connections < 1 ||
+        h->limits.idle_timeout_s < 1 || h->limits.request_timeout_ms < 1) {
+        free(h);
+        set_err(errstr, errstr_size, "wb_http_start: every limit must be at least 1");
+        return WB_ERR_INVALID_ARG;
+    }
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->conns_lock, NULL);
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->reaper_cv, &cattr);
+    pthread_condattr_destroy(&cattr);
     h->reg = reg;
     h->live = 1;
     snprintf(h->ready_reason, sizeof h->ready_reason, "starting");
@@ -312,12 +462,24 @@ wb_err_t wb_http_start(const char *listen_addr, wb_metrics_t *reg, wb_http_t **o
     h->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                        : ntohs(((struct sockaddr_in *)&ss)->sin_port);
 
-    /* Connection limit and idle timeout keep a stuck or hostile client from
-     * starving the probes. No MHD_USE_ERROR_LOG: a library never prints. */
-    h->mhd = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, h,
-                              MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned int)32, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-                              MHD_OPTION_END);
+    if (pthread_create(&h->reaper, NULL, reaper_main, h) != 0) {
+        set_err(errstr, errstr_size, "listen address \"%s\": cannot start a thread: %s",
+                listen_addr, strerror(errno));
+        err = WB_ERR_IO;
+        goto fail;
+    }
+    h->reaper_started = 1;
+
+    /* The limits keep stuck or hostile clients from starving the probes
+     * (see the top of this file). No MHD_USE_ERROR_LOG: a library never
+     * prints. */
+    h->mhd = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)h->limits.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)h->limits.per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->limits.idle_timeout_s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        h, MHD_OPTION_END);
     if (!h->mhd) {
         /* libmicrohttpd 0.9.75 closes the socket on most but not all of its
          * failure paths; leaking one fd on this rare path is safer than a
@@ -333,6 +495,9 @@ wb_err_t wb_http_start(const char *listen_addr, wb_metrics_t *reg, wb_http_t **o
 
 fail:
     if (fd >= 0) close(fd);
+    reaper_stop(h);
+    pthread_cond_destroy(&h->reaper_cv);
+    pthread_mutex_destroy(&h->conns_lock);
     pthread_mutex_destroy(&h->lock);
     free(h);
     return err;
@@ -364,7 +529,10 @@ void wb_http_set_live(wb_http_t *h, int live, const char *reason)
 void wb_http_stop(wb_http_t *h)
 {
     if (!h) return;
-    MHD_stop_daemon(h->mhd); /* joins its thread and closes the socket */
+    reaper_stop(h);
+    MHD_stop_daemon(h->mhd); /* joins its thread, closes the sockets, frees h->conns */
+    pthread_cond_destroy(&h->reaper_cv);
+    pthread_mutex_destroy(&h->conns_lock);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }

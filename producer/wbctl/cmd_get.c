@@ -2,13 +2,15 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "wbctl.h"
 
 static int usage(void)
 {
     fprintf(stderr, "usage: wbctl [-c FILE] get [--verbose] ENTITY ID\n"
-                    "  Prints the value and a newline (exit 3 if not found). --verbose also\n"
+                    "  Prints the value and a newline (exit 3 if not found; control bytes\n"
+                    "  escaped as \\xHH when stdout is a terminal). --verbose also\n"
                     "  prints \"version V, hit|loaded\" to stderr.\n");
     return 2;
 }
@@ -34,7 +36,8 @@ int wbctl_cmd_get(const wbctl_opts_t *opts, int argc, char **argv)
     if (!client) return status;
     err = wb_get(client, argv[optind], argv[optind + 1], &value);
     if (err == WB_OK) {
-        fwrite(value.data, 1, value.len, stdout);
+        /* A value is any bytes: on a terminal, shown without its controls. */
+        wbctl_write_shown(stdout, value.data, value.len, isatty(STDOUT_FILENO));
         fputc('\n', stdout);
         if (verbose)
             fprintf(stderr, "version %" PRId64 ", %s\n", value.version,

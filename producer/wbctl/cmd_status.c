@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wb_cli.h"
 #include "wb_entry.h"
@@ -43,7 +44,11 @@ static int redis_status(const wb_config_t *conf)
     if (st.has_oldest) {
         double age_s = ((double)wb_time_real_us() - st.oldest_us) / 1e6;
 
-        printf("oldest dirty:      %.3f s ago (%s)\n", age_s < 0 ? 0 : age_s, st.oldest_key);
+        /* A cache key is any bytes an application chose: on a terminal,
+         * shown without its controls. */
+        printf("oldest dirty:      %.3f s ago (", age_s < 0 ? 0 : age_s);
+        wbctl_write_shown(stdout, st.oldest_key, strlen(st.oldest_key), isatty(STDOUT_FILENO));
+        printf(")\n");
     } else {
         printf("oldest dirty:      -\n");
     }

@@ -2,6 +2,8 @@
 #ifndef WBCTL_H
 #define WBCTL_H
 
+#include <stdio.h>
+
 #include "wb_config.h"
 
 /* Every subcommand gets its arguments after the command word (argv[0] is
@@ -34,10 +36,18 @@ wb_client_t *wbctl_client_open(const wbctl_opts_t *opts, const wb_config_t **con
  * on success and destroyed on failure. */
 wb_client_t *wbctl_client_from_config(wb_config_t *conf, int *status);
 
-/* Reads the value argument: arg itself, or all of stdin when arg is NULL
- * or "-". *buf is malloc'ed (caller frees). Returns 0, or -1 after
- * printing the error. */
-int wbctl_read_value(const char *arg, char **buf, size_t *len);
+/* Reads the value argument: arg itself, or all of in (stdin) when arg is
+ * NULL or "-", reading no more than max + 1 bytes of it: a longer value is
+ * refused with "larger than producer.max_value_bytes". *buf is malloc'ed
+ * (caller frees). Returns 0, or -1 after printing the error. */
+int wbctl_read_value(const char *arg, FILE *in, size_t max, char **buf, size_t *len);
+
+/* Writes len bytes at data to out as they are, or, when tty is set (out is a
+ * terminal: isatty), with every byte that could drive the terminal escaped:
+ * control bytes other than newline and tab, DEL, the C1 controls
+ * (U+0080..U+009F) and bytes that are not UTF-8 become \xHH (\r for CR).
+ * Returns 0, or -1 on a write error. */
+int wbctl_write_shown(FILE *out, const void *data, size_t len, int tty);
 
 /* "cache" | "log" -> *ack. Returns 0, or -1 for anything else. */
 int wbctl_parse_ack(const char *s, wb_ack_t *ack);
@@ -50,8 +60,9 @@ int wbctl_fail(const char *what, wb_err_t err);
  * (the caller prints its usage). */
 int wbctl_parse_ack_opts(int argc, char **argv, wb_ack_t *ack);
 
-/* wbctl_read_value(arg) into *value / *len, then wbctl_client_open. NULL
- * on failure with *status set (1 when the value cannot be read) and
+/* Loads the config, wbctl_read_value(arg, stdin, producer.max_value_bytes)
+ * into *value / *len, then opens the client. NULL on failure with *status
+ * set (2 config, 1 when the value cannot be read or is too large) and
  * nothing left to free; else the caller frees *value. */
 wb_client_t *wbctl_client_open_value(const wbctl_opts_t *opts, const char *arg, char **value,
                                      size_t *len, int *status);

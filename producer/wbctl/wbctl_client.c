@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "wb_cli.h"
+#include "wb_utf8.h"
 #include "wbctl.h"
 
 /* Library log lines: warnings and errors only, as the library has no
@@ -49,7 +50,7 @@ wb_client_t *wbctl_client_open(const wbctl_opts_t *opts, const wb_config_t **con
     return client;
 }
 
-int wbctl_read_value(const char *arg, char **buf, size_t *len)
+int wbctl_read_value(const char *arg, FILE *in, size_t max, char **buf, size_t *len)
 {
     size_t cap = 4096, n = 0;
     char *b;
@@ -59,13 +60,16 @@ int wbctl_read_value(const char *arg, char **buf, size_t *len)
         *len = strlen(arg);
         return *buf ? 0 : -1;
     }
+    /* Read at most max + 1 bytes: one more than allowed tells "too large"
+     * without holding whatever a pipe may still send. */
     b = malloc(cap);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, stdin);
+    while (b && n <= max) {
+        size_t want = cap - n < max + 1 - n ? cap - n : max + 1 - n;
+        size_t got = fread(b + n, 1, want, in);
 
         n += got;
         if (got == 0) break;
-        if (n == cap) {
+        if (n == cap && n <= max) {
             char *nb = realloc(b, cap * 2);
 
             if (!nb) {
@@ -77,14 +81,50 @@ int wbctl_read_value(const char *arg, char **buf, size_t *len)
             cap *= 2;
         }
     }
-    if (!b || ferror(stdin)) {
+    if (!b || ferror(in)) {
         fprintf(stderr, "wbctl: cannot read the value from stdin\n");
+        free(b);
+        return -1;
+    }
+    if (n > max) {
+        fprintf(stderr,
+                "wbctl: the value on stdin is larger than producer.max_value_bytes (%zu bytes); "
+                "nothing was written\n",
+                max);
         free(b);
         return -1;
     }
     *buf = b;
     *len = n;
     return 0;
+}
+
+int wbctl_write_shown(FILE *out, const void *data, size_t len, int tty)
+{
+    const unsigned char *p = data;
+    size_t i = 0, seq;
+
+    if (!tty) return fwrite(data, 1, len, out) == len ? 0 : -1;
+    while (i < len) {
+        seq = wb_utf8_seq(p + i, len - i);
+        if (seq == 1 && (p[i] >= 0x20 || p[i] == '\n' || p[i] == '\t') && p[i] != 0x7f) {
+            fputc(p[i], out);
+        } else if (seq > 1 && !(p[i] == 0xc2 && p[i + 1] < 0xa0)) { /* not a C1 control */
+            fwrite(p + i, 1, seq, out);
+        } else {
+            /* A control byte, a C1 control or a byte that is not UTF-8:
+             * one escape per byte, so nothing reaches the terminal raw. */
+            seq = seq ? seq : 1;
+            for (size_t k = 0; k < seq; k++) {
+                if (p[i + k] == '\r')
+                    fputs("\\r", out);
+                else
+                    fprintf(out, "\\x%02x", p[i + k]);
+            }
+        }
+        i += seq;
+    }
+    return ferror(out) ? -1 : 0;
 }
 
 int wbctl_parse_ack(const char *s, wb_ack_t *ack)
@@ -121,13 +161,19 @@ int wbctl_parse_ack_opts(int argc, char **argv, wb_ack_t *ack)
 wb_client_t *wbctl_client_open_value(const wbctl_opts_t *opts, const char *arg, char **value,
                                      size_t *len, int *status)
 {
+    wb_config_t *conf = wb_cli_load_config("wbctl", opts->config_path);
     wb_client_t *client;
 
-    if (wbctl_read_value(arg, value, len) != 0) {
+    if (!conf) {
+        *status = 2;
+        return NULL;
+    }
+    if (wbctl_read_value(arg, stdin, (size_t)conf->producer.max_value_bytes, value, len) != 0) {
+        wb_config_destroy(conf);
         *status = 1;
         return NULL;
     }
-    client = wbctl_client_open(opts, NULL, status);
+    client = wbctl_client_from_config(conf, status);
     if (!client) {
         free(*value);
         *value = NULL;

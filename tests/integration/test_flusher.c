@@ -369,6 +369,40 @@ static void schema_verify_names_table_and_column(void **state)
     fh_teardown(&fh);
 }
 
+/* Issue 14, item 11: PostgreSQL refuses the flusher (a role that does not
+ * exist) → /readyz says only which dependency is down; the host and user
+ * of libpq's error are in the log, not in what the port shows anyone. */
+static void readyz_hides_backend_error(void **state)
+{
+    (void)state;
+    fh_t fh;
+    char dsn[512], body[512], line[1024];
+    int leaked_in_log = 0;
+    FILE *log;
+
+    fh_setup(&fh, "readyz", "text", NULL);
+    snprintf(dsn, sizeof(dsn), "%s user=wbt_leaky_role", fh.conf->postgres.dsn);
+    setenv("WBCACHE_PG_DSN", dsn, 1);
+    fh_start(&fh);
+    unsetenv("WBCACHE_PG_DSN");
+    assert_int_equal(fh_wait_http(&fh, "/healthz", 200, 10000), 200);
+    /* Wait for the first failed attempt: the log names the role. */
+    for (int i = 0; i < 100 && !leaked_in_log; i++) {
+        usleep(100000);
+        if (!(log = fopen(fh.log, "r"))) continue;
+        while (fgets(line, sizeof(line), log))
+            if (strstr(line, "wbt_leaky_role")) leaked_in_log = 1;
+        fclose(log);
+    }
+    assert_true(leaked_in_log);
+    assert_int_equal(wb_test_http_get(fh.http_port, "/readyz", body, sizeof(body)), 503);
+    assert_null(strstr(body, "wbt_leaky_role"));
+    assert_null(strstr(body, "127.0.0.1"));
+    assert_non_null(strstr(body, "not ready: postgres unavailable\n"));
+    assert_int_equal(fh_stop(&fh, 10000, NULL), 0);
+    fh_teardown(&fh);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -377,6 +411,7 @@ int main(void)
         cmocka_unit_test(poison_goes_to_dead_letter_rest_lands),
         cmocka_unit_test(poison_entry_is_forgotten),
         cmocka_unit_test(schema_verify_names_table_and_column),
+        cmocka_unit_test(readyz_hides_backend_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -571,12 +571,14 @@ static void invalid_values_are_refused(void **state)
     wb_client_close(client);
 }
 
-/* Runs `wbctl -c <this test's config> ARGS 2>&1`; out[size] gets what it
- * printed. Returns its exit status (-1 when it did not exit). */
-static int run_wbctl(const char *args, char *out, size_t size)
+/* Runs `[STDIN_CMD |] wbctl -c <this test's config> ARGS 2>&1`, the config
+ * with producer_extra (may be NULL) in its producer section; out[size] gets
+ * what it printed. Returns its exit status (-1 when it did not exit). */
+static int run_wbctl(const char *producer_extra, const char *stdin_cmd, const char *args, char *out,
+                     size_t size)
 {
     char cfg[128], yaml[4096], cmd[1024];
-    size_t n = lh_config_yaml(&H, NULL, yaml, sizeof(yaml)), got;
+    size_t n = lh_config_yaml(&H, producer_extra, yaml, sizeof(yaml)), got;
     FILE *f;
     int status;
 
@@ -585,7 +587,8 @@ static int run_wbctl(const char *args, char *out, size_t size)
     assert_non_null(f);
     assert_int_equal(fwrite(yaml, 1, n, f), n);
     fclose(f);
-    snprintf(cmd, sizeof(cmd), "%s/wbctl -c %s %s 2>&1", WB_BINARY_DIR, cfg, args);
+    snprintf(cmd, sizeof(cmd), "%s%s%s/wbctl -c %s %s 2>&1", stdin_cmd ? stdin_cmd : "",
+             stdin_cmd ? " | " : "", WB_BINARY_DIR, cfg, args);
     f = popen(cmd, "r");
     assert_non_null(f);
     got = fread(out, 1, size - 1, f);
@@ -605,7 +608,7 @@ static void wbctl_put_prints_the_reason(void **state)
     (void)state;
     lh_id(&H, "wbctl", id, sizeof(id));
     snprintf(args, sizeof(args), "put doc %s '{\"a\": tru}'", id);
-    status = run_wbctl(args, out, sizeof(out));
+    status = run_wbctl(NULL, NULL, args, out, sizeof(out));
     if (!strstr(out, "byte 6: expected a value, found 't'")) fprintf(stderr, "%s", out);
     assert_int_equal(status, 1);
     assert_non_null(strstr(out, "value is not valid JSON for a jsonb column: byte 6: expected a "
@@ -624,7 +627,7 @@ static void wbctl_put_takes_options_after_operands(void **state)
     (void)state;
     lh_id(&H, "wbctl-ack", id, sizeof(id));
     snprintf(args, sizeof(args), "put doc %s '{\"a\": 1}' --ack log", id);
-    status = run_wbctl(args, out, sizeof(out));
+    status = run_wbctl(NULL, NULL, args, out, sizeof(out));
     if (status != 0) fprintf(stderr, "%s", out);
     assert_int_equal(status, 0);
     version = strtoll(out, &end, 10);
@@ -632,6 +635,33 @@ static void wbctl_put_takes_options_after_operands(void **state)
     /* ack: log returned after Kafka had the event: it is in the topic. */
     snprintf(key, sizeof(key), "ld:%s", id);
     assert_int_equal(lh_count_prefix(&H, H.conf->kafka.topic_changes, key, 1, 10000), 1);
+}
+
+/* Issue 14: `wbctl put ID -` reads no more of stdin than
+ * producer.max_value_bytes allows (here 1000), says so, and writes nothing;
+ * a value within the limit is written. */
+static void wbctl_put_stdin_is_bounded(void **state)
+{
+    const char *limit = "  max_value_bytes: 1000\n";
+    char args[256], out[4096], id[128], key[256];
+    int status;
+
+    (void)state;
+    lh_id(&H, "stdin", id, sizeof(id));
+    snprintf(args, sizeof(args), "put item %s -", id);
+    /* 64 MiB offered; wbctl stops reading at 1001 bytes. */
+    status = run_wbctl(limit, "head -c 67108864 /dev/zero | tr '\\0' x", args, out, sizeof(out));
+    if (!strstr(out, "larger than producer.max_value_bytes")) fprintf(stderr, "%s", out);
+    assert_int_equal(status, 1);
+    assert_non_null(strstr(out, "wbctl: the value on stdin is larger than "
+                                "producer.max_value_bytes (1000 bytes); nothing was written"));
+    snprintf(key, sizeof(key), "li:%s", id);
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
+
+    status = run_wbctl(limit, "head -c 1000 /dev/zero | tr '\\0' x", args, out, sizeof(out));
+    if (status != 0) fprintf(stderr, "%s", out);
+    assert_int_equal(status, 0);
+    assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 1);
 }
 
 /* Cache-aside: the loader's value is stored only if the key is absent. */
@@ -713,6 +743,7 @@ int main(void)
         cmocka_unit_test(invalid_values_are_refused),
         cmocka_unit_test(wbctl_put_prints_the_reason),
         cmocka_unit_test(wbctl_put_takes_options_after_operands),
+        cmocka_unit_test(wbctl_put_stdin_is_bounded),
         cmocka_unit_test(get_or_load_cache_aside),
     };
 

@@ -335,6 +335,10 @@ static void postgres_unreachable_is_not_ready_and_exits_cleanly(void **state)
                                10000) >= 3);
     assert_int_equal(rh_http(rhp, 0, "/readyz", body, sizeof(body)), 503);
     assert_non_null(strstr(body, "postgres"));
+    /* Issue 14, item 11: the dependency, never libpq's error (host, port). */
+    assert_non_null(strstr(body, "postgres unavailable"));
+    assert_null(strstr(body, "127.0.0.1"));
+    assert_null(strstr(body, "port 1"));
     assert_int_equal(rh_metric(rhp, 0, "wb_refresher_ready"), 0);
     assert_int_equal(rh_stop(rhp, 0, 10000, &elapsed), 0);
     assert_true(elapsed < 3000);

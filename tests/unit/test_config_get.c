@@ -87,6 +87,18 @@ static void test_secrets_masked(void **state)
     assert_string_equal(get(conf, "redis.password"), "****\n");
     assert_string_equal(get(conf, "postgres.dsn"), "host=db user=app password=**** dbname=app\n");
     wb_config_destroy(conf);
+
+    /* Issue 14, item 10: get masks what libpq reads as a secret, like print. */
+    setenv("WBCACHE_PG_DSN", "postgresql://app:p?w#d@db/app?sslpassword=kp", 1);
+    conf = load();
+    assert_string_equal(get(conf, "postgres.dsn"),
+                        "postgresql://app:****@db/app?sslpassword=****\n");
+    wb_config_destroy(conf);
+    setenv("WBCACHE_PG_DSN", "postgresql://db/app?pass%77ord=hidden", 1);
+    conf = load();
+    assert_string_equal(get(conf, "postgres.dsn"), "****\n");
+    wb_config_destroy(conf);
+    unsetenv("WBCACHE_PG_DSN");
     unsetenv("WBT_GET_PORT");
 }
 

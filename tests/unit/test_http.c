@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 
 #include "wb_http.h"
 #include "wb_metrics.h"
+#include "wb_util.h"
 
 typedef struct http_resp_s {
     int status;
@@ -377,6 +379,199 @@ static void test_stop_closes_the_port(void **state)
     free(resp);
 }
 
+/* ---- issue 14, item 9: slow clients do not take the probes down ---- */
+
+#define SLOW_MAX 64
+
+/* Connections that send a request line and then one header line every
+ * interval_ms, never finishing the request (a "slowloris"), each from a
+ * loopback source address of its own choosing. */
+typedef struct slow_s {
+    int fd[SLOW_MAX];
+    int closed[SLOW_MAX]; /* the server closed it */
+    int n;
+    int interval_ms;
+    volatile int stop;
+    pthread_mutex_t lock;
+} slow_t;
+
+/* Connects from 127.0.0.<src> to the server; -1 on failure. */
+static int connect_from(int src, int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    if (fd < 0) return -1;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) goto fail;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) goto fail;
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* Whether the server has closed fd (EOF or reset), without blocking. */
+static int peer_closed(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static void *slow_main(void *arg)
+{
+    slow_t *sl = arg;
+
+    while (!sl->stop) {
+        pthread_mutex_lock(&sl->lock);
+        for (int i = 0; i < sl->n; i++)
+            if (!sl->closed[i] &&
+                (peer_closed(sl->fd[i]) || send(sl->fd[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL) < 0))
+                sl->closed[i] = 1;
+        pthread_mutex_unlock(&sl->lock);
+        usleep((useconds_t)sl->interval_ms * 1000);
+    }
+    return NULL;
+}
+
+/* Opens n slow connections, per_src of them from each source address from
+ * 127.0.0.<first_src> up, and starts trickling. */
+static void slow_start(slow_t *sl, pthread_t *th, int port, int n, int first_src, int per_src,
+                       int interval_ms)
+{
+    memset(sl, 0, sizeof(*sl));
+    pthread_mutex_init(&sl->lock, NULL);
+    sl->interval_ms = interval_ms;
+    for (int i = 0; i < n; i++) {
+        sl->fd[i] = connect_from(first_src + i / per_src, port);
+        assert_true(sl->fd[i] >= 0);
+        assert_int_equal(send(sl->fd[i], "GET /healthz HTTP/1.1\r\n", 23, MSG_NOSIGNAL), 23);
+        sl->n++;
+    }
+    assert_int_equal(pthread_create(th, NULL, slow_main, sl), 0);
+}
+
+static int slow_open(slow_t *sl)
+{
+    int open = 0;
+
+    pthread_mutex_lock(&sl->lock);
+    for (int i = 0; i < sl->n; i++)
+        open += !sl->closed[i];
+    pthread_mutex_unlock(&sl->lock);
+    return open;
+}
+
+static void slow_stop(slow_t *sl, pthread_t th)
+{
+    sl->stop = 1;
+    pthread_join(th, NULL);
+    for (int i = 0; i < sl->n; i++)
+        close(sl->fd[i]);
+    pthread_mutex_destroy(&sl->lock);
+}
+
+/* /healthz from 127.0.0.1: the time it took in ms, or fails the test. */
+static int64_t probe_ms(int port, http_resp_t *resp)
+{
+    int64_t t0 = wb_time_mono_ms();
+
+    assert_int_equal(http_get(port, "/healthz", resp), 200);
+    assert_string_equal(resp->body, "ok\n");
+    return wb_time_mono_ms() - t0;
+}
+
+/* The finding: 32 connections from one address trickling a header line
+ * every second. With the default limits that address holds 8 of them (the
+ * rest are closed at once), and the probes, from another address, are
+ * answered at once all along. */
+static void test_slow_clients_per_ip_limit(void **state)
+{
+    wb_http_t *h = start_or_fail("127.0.0.1:0", NULL);
+    http_resp_t *resp = malloc(sizeof(*resp));
+    slow_t *sl = malloc(sizeof(*sl));
+    pthread_t th;
+    int64_t worst = 0, t0;
+
+    (void)state;
+    slow_start(sl, &th, wb_http_port(h), 32, 2, 32, 1000);
+    t0 = wb_time_mono_ms();
+    while (wb_time_mono_ms() - t0 < 3000) {
+        int64_t ms = probe_ms(wb_http_port(h), resp);
+
+        if (ms > worst) worst = ms;
+        usleep(200000);
+    }
+    print_message("per-IP: %d of 32 slow connections open after 3 s, slowest probe %lld ms\n",
+                  slow_open(sl), (long long)worst);
+    assert_int_equal(slow_open(sl), wb_http_default_limits.per_ip_connections);
+    assert_true(worst < 500);
+    slow_stop(sl, th);
+    wb_http_stop(h);
+    free(sl);
+    free(resp);
+}
+
+/* Slow clients from many addresses fill every connection slot: the request
+ * deadline cuts them, so a probe waiting in the backlog is answered within
+ * two deadlines, and no slow connection outlives its deadline for long. */
+static void test_slow_clients_request_deadline(void **state)
+{
+    const wb_http_limits_t lim = {
+        .max_connections = 16,
+        .per_ip_connections = 4,
+        .idle_timeout_s = 30, /* the trickle would defeat it anyway */
+        .request_timeout_ms = 1500,
+    };
+    char errstr[256] = "";
+    wb_http_t *h = NULL;
+    http_resp_t *resp = malloc(sizeof(*resp));
+    slow_t *sl = malloc(sizeof(*sl));
+    pthread_t th;
+    int64_t ms;
+
+    (void)state;
+    assert_int_equal(wb_http_start_limits("127.0.0.1:0", NULL, &lim, &h, errstr, sizeof errstr),
+                     WB_OK);
+    /* 32 slow connections, 4 from each of 8 addresses: 16 fill the server,
+     * 16 wait in the backlog ahead of the probe. */
+    slow_start(sl, &th, wb_http_port(h), 32, 10, 4, 300);
+    usleep(300000);
+    ms = probe_ms(wb_http_port(h), resp);
+    print_message("deadline: probe behind 32 slow connections answered in %lld ms\n",
+                  (long long)ms);
+    assert_true(ms < 2 * lim.request_timeout_ms + 1000);
+    /* Every slow connection is cut once its deadline has passed. */
+    usleep((useconds_t)(2 * lim.request_timeout_ms + 500) * 1000);
+    assert_int_equal(slow_open(sl), 0);
+    /* A new client is served at once. */
+    assert_true(probe_ms(wb_http_port(h), resp) < 500);
+    slow_stop(sl, th);
+    wb_http_stop(h);
+    free(sl);
+    free(resp);
+}
+
+static void test_bad_limits(void **state)
+{
+    wb_http_limits_t lim = wb_http_default_limits;
+    char errstr[256] = "";
+    wb_http_t *h = (wb_http_t *)1;
+
+    (void)state;
+    lim.per_ip_connections = 0;
+    assert_int_equal(wb_http_start_limits("127.0.0.1:0", NULL, &lim, &h, errstr, sizeof errstr),
+                     WB_ERR_INVALID_ARG);
+    assert_null(h);
+    assert_string_equal(errstr, "wb_http_start: every limit must be at least 1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +584,9 @@ int main(void)
         cmocka_unit_test(test_other_hosts),
         cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_stop_closes_the_port),
+        cmocka_unit_test(test_slow_clients_per_ip_limit),
+        cmocka_unit_test(test_slow_clients_request_deadline),
+        cmocka_unit_test(test_bad_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

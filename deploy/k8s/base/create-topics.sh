@@ -39,7 +39,13 @@ if [ "$protocol" != PLAINTEXT ]; then
             PLAIN) module=org.apache.kafka.common.security.plain.PlainLoginModule ;;
             *) die "SASL mechanism '${WB_KAFKA_SASL_MECHANISM:-}' is not handled here (SCRAM-SHA-256, SCRAM-SHA-512, PLAIN)" ;;
             esac
-            jaas_quote() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+            # JAAS reads a quoted string with Java's StreamTokenizer, which
+            # takes \n for a newline: a newline in a secret stays in it and
+            # does not end the properties line.
+            jaas_quote() {
+                printf '%s\n' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g' |
+                    sed -e ':a' -e '$!N' -e '$!ba' -e 's/\n/\\n/g'
+            }
             user=$(jaas_quote "${WBCACHE_KAFKA_SASL_USERNAME:?SASL needs WBCACHE_KAFKA_SASL_USERNAME}")
             pass=$(jaas_quote "${WBCACHE_KAFKA_SASL_PASSWORD:?SASL needs WBCACHE_KAFKA_SASL_PASSWORD}")
             printf 'sasl.mechanism=%s\n' "$WB_KAFKA_SASL_MECHANISM"

@@ -132,6 +132,10 @@ def effective(container, pod, field):
     return c if c is not None else (pod.get("securityContext") or {}).get(field)
 
 
+PG_CA_SECRET = "wbcache-pg-ca"
+PG_CA_PATH = "/etc/wbcache-pg-ca"
+
+
 # ---------------------------------------------------------------- policy
 def cmd_policy(args):
     rep = Report("policy")
@@ -156,6 +160,17 @@ def cmd_policy(args):
                     if re.search(r"PASSWORD|SECRET|TOKEN|DSN", key, re.I) and key != CONFIG_KEY:
                         rep.bad(f"{name}: {obj_id(d)}: key {key} looks like a secret; secrets come from "
                                 f"the Secret wbcache-secrets through secretKeyRef")
+        # The metrics/health port is for the monitoring namespace only: no ingress
+        # rule may admit every source (the kubelet's probes need none).
+        for d in docs:
+            if d.get("kind") != "NetworkPolicy":
+                continue
+            open_rules = [r for r in (d.get("spec") or {}).get("ingress") or [] if not r.get("from")]
+            if open_rules:
+                rep.bad(f"{name}: {obj_id(d)}: an ingress rule without `from` admits every source; "
+                        f"name the monitoring namespace")
+            else:
+                rep.ok(f"{name}: {obj_id(d)}: ingress only from named sources")
         wb_images = set()
         workloads = [d for d in docs if pod_spec_of(d) is not None]
         for d in workloads:
@@ -210,6 +225,20 @@ def cmd_policy(args):
                             rep.bad(f"{cid}: {probe} port {hg.get('port')!r} is not a declared containerPort")
                 if not [p for p in problems] and not missing:
                     rep.ok(f"{cid}: securityContext and resources complete")
+            # Every daemon (and replay) reaches PostgreSQL: the optional CA volume
+            # for sslmode=verify-full must be there (deploy/README-k8s.md).
+            if any(program_of(c)[0] in ("wb-flusher", "wb-refresher") for c in pod.get("containers") or []):
+                ca = [v for v in pod.get("volumes") or []
+                      if (v.get("secret") or {}).get("secretName") == PG_CA_SECRET]
+                mounts = [m for c in pod.get("containers") or [] for m in c.get("volumeMounts") or []
+                          if ca and m.get("name") == ca[0].get("name")]
+                if not ca or ca[0]["secret"].get("optional") is not True:
+                    rep.bad(f"{wid}: no optional volume from the Secret {PG_CA_SECRET} (the PostgreSQL CA)")
+                elif not mounts or any(m.get("mountPath") != PG_CA_PATH or m.get("readOnly") is not True
+                                       for m in mounts):
+                    rep.bad(f"{wid}: the {PG_CA_SECRET} volume must be mounted read-only at {PG_CA_PATH}")
+                else:
+                    rep.ok(f"{wid}: the PostgreSQL CA Secret {PG_CA_SECRET} is mounted read-only at {PG_CA_PATH}")
             if d.get("kind") == "Deployment":
                 labels = pod_labels_of(d)
                 if not [p for p in docs if p.get("kind") == "PodDisruptionBudget"
