@@ -78,8 +78,7 @@ static void check_prefixes(wb_yaml_ctx_t *ctx, const wb_config_t *conf, const in
                           wb_yaml_echo(ebuf, sizeof(ebuf), vb, strlen(vb)),
                           conf->entities[b].name ? conf->entities[b].name : "?", idx[a], f->key,
                           wb_yaml_echo(obuf, sizeof(obuf), va, strlen(va)),
-                          conf->entities[a].name ? conf->entities[a].name : "?", ma->line,
-                          ma->col);
+                          conf->entities[a].name ? conf->entities[a].name : "?", ma->line, ma->col);
             break;
         }
     }
