@@ -72,7 +72,8 @@ wb_err_t wb_redis_check_eviction(redisContext *ctx, const char *where, char *err
     /* An error reply (CONFIG renamed or denied, as on some managed
      * services) cannot be checked: the deployment guide asks for it. */
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_STRING && strncmp(r->element[1]->str, "allkeys-", 8) == 0) {
+        r->element[1]->type == REDIS_REPLY_STRING &&
+        strncmp(r->element[1]->str, "allkeys-", 8) == 0) {
         wb_set_err(errstr, errstr_size,
                    "redis %s: maxmemory-policy is %s, which may evict dirty entries before "
                    "PostgreSQL holds them; use a volatile-* policy or noeviction (e.g. CONFIG SET "

@@ -16,7 +16,8 @@
  * server that accepts but never answers fails here; the scripts are
  * wb_entry_load's) and checks the eviction policy
  * (wb_redis_check_eviction): every program and the library connect
- * through here, so none runs against a Redis that may evict dirty entries. On WB_OK *out owns a new blocking context (free with
+ * through here, so none runs against a Redis that may evict dirty
+ * entries. On WB_OK *out owns a new blocking context (free with
  * redisFree). On failure *out is NULL and the result is WB_ERR_REDIS,
  * WB_ERR_TIMEOUT, WB_ERR_INVALID_ARG or WB_ERR_NOMEM with errstr naming
  * host:port and what failed (never the password). A context is used by one
