@@ -66,7 +66,8 @@ static wb_err_t check_write(wb_client_t *client, const char *entity, const char 
     }
     if (!wb_producer_fits(client->producer, *keylen, is_delete ? 0 : len)) {
         WB_DEBUG("%s: value of %zu bytes does not fit in a Kafka message (raise "
-                 "kafka.properties message.max.bytes and the broker's limit)",
+                 "kafka.properties message.max.bytes and the changes topic's "
+                 "max.message.bytes)",
                  key, len);
         return WB_ERR_TOO_LARGE;
     }

@@ -291,9 +291,10 @@ static char *random_text(size_t n)
     return s;
 }
 
-/* Two stranded values the changes topic will never take (above its
- * max.message.bytes, which the sweeper's client accepts) are first in the
- * index; with sweep_max_per_pass 2 they used to fill every pass. Now they
+/* wb_put refuses a value above the changes topic's max.message.bytes.
+ * Two stranded values the topic will never take (written by a client that
+ * did not know the limit; the sweeper's client accepts them) are first in
+ * the index; with sweep_max_per_pass 2 they used to fill every pass. Now they
  * are poison (counted, an hour ahead) and the small stranded write after
  * them lands in PostgreSQL. */
 static void oversize_stranded_values_do_not_block_the_sweeper(void **state)
@@ -304,6 +305,17 @@ static void oversize_stranded_values_do_not_block_the_sweeper(void **state)
 
     rh_setup(rh, "edges3a", SWEEP_FAST "  sweep_max_per_pass: 2\n");
     set_topic_max_bytes(rh, rh->changes, "20000");
+    /* The library reads the topic's limit at open and refuses such a value
+     * before anything is written. */
+    wb_client_t *c = client_of(rh);
+    assert_int_equal(wb_put(c, "item", "big0", big, strlen(big), WB_ACK_CACHE, NULL),
+                     WB_ERR_TOO_LARGE);
+    assert_int_equal(wb_put(c, "item", "fits", "fits", 4, WB_ACK_LOG, NULL), WB_OK);
+    wb_client_close(c);
+    rh_key(rh, "big0", k1, sizeof(k1));
+    redisReply *r0 = redisCommand(rh->redis, "EXISTS %s", k1);
+    assert_int_equal(r0->integer, 0);
+    freeReplyObject(r0);
     rh_key(rh, "big1", k1, sizeof(k1));
     rh_key(rh, "big2", k2, sizeof(k2));
     rh_key(rh, "small", k3, sizeof(k3));
