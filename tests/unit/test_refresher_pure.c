@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "refresher.h"
 #include "rf_collapse.h"
 #include "rf_util.h"
 
@@ -121,6 +122,20 @@ static void lease_key_follows_dirty_index(void **state)
     assert_int_equal(rf_lease_key("app:dirty", buf, 8), -1);
 }
 
+/* Issue 14 item 3: what Kafka will never take is poison for the sweeper
+ * (parked an hour), an outage is retried (backed off a sweep_after_ms). */
+static void sweep_tells_poison_from_outage(void **state)
+{
+    (void)state;
+    assert_true(rf_sweep_permanent(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
+    assert_true(rf_sweep_permanent(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE));
+    assert_true(rf_sweep_permanent(RD_KAFKA_RESP_ERR_INVALID_RECORD));
+    assert_false(rf_sweep_permanent(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT));
+    assert_false(rf_sweep_permanent(RD_KAFKA_RESP_ERR__TRANSPORT));
+    assert_false(rf_sweep_permanent(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS));
+    assert_false(rf_sweep_permanent(RD_KAFKA_RESP_ERR_NO_ERROR));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +145,7 @@ int main(void)
         cmocka_unit_test(collapser_cap_forgets_oldest),
         cmocka_unit_test(entity_for_key_prefers_hint_then_prefix),
         cmocka_unit_test(lease_key_follows_dirty_index),
+        cmocka_unit_test(sweep_tells_poison_from_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
