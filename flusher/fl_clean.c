@@ -22,8 +22,7 @@
 /* Appends one entry (cl->mu held). Returns 0, or -1 when the backlog is
  * full or memory ran out: the entry then stays dirty, which is safe (the
  * sweeper re-publishes it and its next delivery queues it again). */
-static int q_push(fl_cleaner_t *cl, const char *key, size_t keylen, int64_t version, int64_t ttl_ms,
-                  int forget)
+static int q_push(fl_cleaner_t *cl, const fl_clean_t *c)
 {
     if (cl->n + cl->busy >= FL_CLEAN_MAX) return -1;
     if (cl->n == cl->cap) {
@@ -33,11 +32,12 @@ static int q_push(fl_cleaner_t *cl, const char *key, size_t keylen, int64_t vers
         cl->q = q;
         cl->cap = cap;
     }
-    char *copy = malloc(keylen + 1);
+    char *copy = malloc(c->keylen + 1);
     if (!copy) return -1;
-    memcpy(copy, key, keylen);
-    copy[keylen] = '\0';
-    cl->q[cl->n++] = (fl_clean_t){copy, keylen, version, ttl_ms, forget};
+    memcpy(copy, c->key, c->keylen);
+    copy[c->keylen] = '\0';
+    cl->q[cl->n] = *c;
+    cl->q[cl->n++].key = copy;
     return 0;
 }
 
@@ -76,9 +76,20 @@ void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b)
     /* Clean-marks of the rows PostgreSQL committed (invariant 2): against
      * the version it holds when it refused an older event. */
     for (size_t j = 0; j < b->nwinners; j++) {
-        const fl_item_t *it = &b->items[b->winners[j]];
-        int64_t v = it->stored_version > 0 ? it->stored_version : it->ev.version;
-        if (q_push(cl, it->ev.key, it->ev.keylen, v, it->ent->ttl_ms, 0) != 0) {
+        size_t i = b->winners[j];
+        const fl_item_t *it = &b->items[i];
+        fl_clean_t c = {.key = (char *)it->ev.key,
+                        .keylen = it->ev.keylen,
+                        .version = it->ev.version,
+                        .ttl_ms = it->ent->ttl_ms};
+        if (it->stored_version > 0) {
+            c.version = it->stored_version;
+            c.refused_version = it->ev.version;
+            c.entity = it->ent->name;
+            c.partition = b->msgs[i]->partition;
+            c.offset = b->msgs[i]->offset;
+        }
+        if (q_push(cl, &c) != 0) {
             dropped += b->nwinners - j;
             break;
         }
@@ -96,7 +107,12 @@ void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b)
 
         if (it->state != FL_ITEM_POISON) continue;
         if (poison_key_version(b->msgs[i], it, &key, &keylen, &version) != 0) continue;
-        if (q_push(cl, key, keylen, version, it->ent ? it->ent->ttl_ms : 0, 1) != 0) dropped++;
+        fl_clean_t c = {.key = (char *)key,
+                        .keylen = keylen,
+                        .version = version,
+                        .ttl_ms = it->ent ? it->ent->ttl_ms : 0,
+                        .forget = 1};
+        if (q_push(cl, &c) != 0) dropped++;
     }
     size_t pending = cl->n + cl->busy;
     if (cl->n > 0) pthread_cond_signal(&cl->cv);
@@ -133,6 +149,44 @@ size_t fl_clean_wait(fl_cleaner_t *cl, int64_t timeout_ms)
 
 /* ------------------------------------------------------------ the thread */
 
+/* A dirty write PostgreSQL refused because it holds a newer version this
+ * Redis never handed out (the clean script found the entry still dirty at
+ * the refused version and dropped it): never silent. ERROR, counter, and a
+ * dead letter rebuilt from the cache entry, with the reason, so an operator
+ * sees it and can redrive it. */
+static void refused(fl_cleaner_t *cl, const fl_clean_t *c, const wb_entry_clean_res_t *res)
+{
+    const char *entity = res->entity[0] ? res->entity : c->entity;
+    char reason[256], errstr[256];
+    wb_event_t ev = {.key = c->key,
+                     .keylen = c->keylen,
+                     .value = res->is_delete ? NULL : res->value,
+                     .valuelen = res->is_delete ? 0 : res->len,
+                     .is_delete = res->is_delete,
+                     .version = c->refused_version,
+                     .time_us = res->write_us,
+                     .entity = entity,
+                     .entitylen = entity ? strlen(entity) : 0};
+
+    wb_counter_add(cl->m.refused, 1);
+    snprintf(reason, sizeof(reason),
+             "refused: PostgreSQL holds version %" PRId64 ", newer than this write's %" PRId64
+             " that no later write superseded (Redis clock behind, or the row written outside "
+             "the log)",
+             c->version, c->refused_version);
+    WB_ERROR("%s version %" PRId64 ": dirty write LOST from the cache: %s; dead-lettering it",
+             c->key, c->refused_version, reason);
+    if (!cl->dlq.producer && fl_dlq_open(&cl->dlq, cl->conf, errstr, sizeof(errstr)) != WB_OK) {
+        WB_ERROR("%s: cannot dead-letter the refused write (%zu bytes): %s", c->key, res->len,
+                 errstr);
+        return;
+    }
+    if (fl_dlq_send_event(&cl->dlq, &ev, reason, cl->conf->kafka.topic_changes, c->partition,
+                          c->offset, errstr, sizeof(errstr)) != WB_OK)
+        WB_ERROR("%s: cannot dead-letter the refused write (%zu bytes): %s", c->key, res->len,
+                 errstr);
+}
+
 /* Sends work[0..n) to Redis in pipelines of FL_CLEAN_CHUNK. Returns how
  * many were answered; fewer than n means Redis failed (the connection is
  * dropped and the rest must be retried) or the cleaner is stopping. Runs
@@ -168,7 +222,8 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
                                             .dirty_index = cl->conf->redis.dirty_index,
                                             .version = c->version,
                                             .ttl_ms = c->ttl_ms,
-                                            .forget = c->forget};
+                                            .forget = c->forget,
+                                            .refused_version = c->refused_version};
         }
         if (wb_entry_clean_many(cl->redis, req, m, res, errstr, sizeof(errstr)) != WB_OK) {
             WB_WARN("redis clean-marking failed, %zu entries stay dirty for now: %s", n - done,
@@ -177,8 +232,10 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
             cl->redis = NULL;
             break;
         }
+        int64_t top = 0;
         for (size_t i = 0; i < m; i++) {
             const fl_clean_t *c = &work[done + i];
+            if (!c->forget && c->version > top) top = c->version;
             if (res[i].err != WB_OK)
                 WB_WARN("%s script: %s", c->forget ? "forget" : "clean", res[i].error);
             else if (c->forget && res[i].code == 1) {
@@ -186,7 +243,18 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
                 WB_INFO("forgot the dirty cache entry %s version %" PRId64
                         " (dead-lettered; reads fall back to PostgreSQL)",
                         c->key, c->version);
+            } else if (!c->forget && res[i].code == WB_ENTRY_CLEAN_REFUSED) {
+                refused(cl, c, &res[i]);
             }
+            wb_entry_clean_clear(&res[i]);
+        }
+        /* The version floor (invariant 1): PostgreSQL holds top now, so no
+         * later write may get a version at or below it, even if its entry
+         * is gone and Redis TIME stepped back. A failure only delays it. */
+        if (top > 0 && wb_entry_floor_raise(cl->redis, cl->conf->redis.dirty_index, top, NULL,
+                                            errstr, sizeof(errstr)) != WB_OK) {
+            WB_WARN("raising the version floor to %" PRId64 " (the next batch raises it): %s", top,
+                    errstr);
         }
         wb_counter_add(cl->m.cleaned, m);
         done += m;
@@ -317,6 +385,7 @@ void fl_cleaner_stop(fl_cleaner_t *cl)
     free_entries(cl->q, cl->n);
     free(cl->q);
     if (cl->redis) redisFree(cl->redis);
+    fl_dlq_close(&cl->dlq);
     pthread_cond_destroy(&cl->idle_cv);
     pthread_cond_destroy(&cl->cv);
     pthread_mutex_destroy(&cl->mu);

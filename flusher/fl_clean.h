@@ -9,6 +9,7 @@
 #include <hiredis/hiredis.h>
 
 #include "fl_batch.h"
+#include "fl_dlq.h"
 #include "wb_backoff.h"
 #include "wb_config.h"
 #include "wb_metrics.h"
@@ -21,11 +22,19 @@ typedef struct fl_clean_s {
     int64_t version;
     int64_t ttl_ms;
     int forget; /* 1: the `forget` script (poison), 0: `clean` (committed) */
+    /* clean only, when PostgreSQL refused the event for the newer stored
+     * `version`: the event's own version, entity (borrowed from the config)
+     * and Kafka position, to dead-letter the write if it was the entry's
+     * newest (WB_ENTRY_CLEAN_REFUSED). 0 / NULL otherwise. */
+    int64_t refused_version;
+    const char *entity;
+    int32_t partition;
+    int64_t offset;
 } fl_clean_t;
 
 /* Borrowed metric handles; each may be NULL. */
 typedef struct fl_clean_metrics_s {
-    wb_counter_t *cleaned, *dropped, *forgotten;
+    wb_counter_t *cleaned, *dropped, *forgotten, *refused;
     wb_gauge_t *pending;
 } fl_clean_metrics_t;
 
@@ -45,6 +54,7 @@ typedef struct fl_cleaner_s {
     int failing;         /* Redis failed; the thread backs off (under mu) */
     redisContext *redis; /* the thread's own */
     wb_backoff_t backoff;
+    fl_dlq_t dlq; /* the thread's own dead-letter producer, opened at the first refused write */
 } fl_cleaner_t;
 
 /* Starts the cleaner of conf (borrowed) with the metric handles in m
@@ -55,7 +65,10 @@ wb_err_t fl_cleaner_start(fl_cleaner_t *cl, const wb_config_t *conf, const fl_cl
  * the sweeper re-publishes them). cl may be zeroed or stopped. */
 void fl_cleaner_stop(fl_cleaner_t *cl);
 /* Queues the clean-marks of a completed batch's winners and the forgets of
- * its dead-lettered events. Never blocks on Redis; beyond a backlog limit
+ * its dead-lettered events. After each answered chunk the thread raises the
+ * version floor (wb_entry_floor_raise) to the highest version cleaned, and
+ * a refused dirty write (WB_ENTRY_CLEAN_REFUSED) is an ERROR, a counter
+ * and a dead letter. Never blocks on Redis; beyond a backlog limit
  * entries are dropped (they stay dirty: safe). Polling thread. */
 void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b);
 /* Waits up to timeout_ms for every queued entry to be answered by Redis;

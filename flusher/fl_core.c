@@ -52,6 +52,9 @@ wb_err_t fl_init(fl_t *fl, const wb_config_t *conf)
             "Dirty cache entries of dead-lettered events dropped (reads fall back to PostgreSQL).");
     COUNTER(rewinds, "wb_flusher_rewinds_total",
             "Partitions rewound to the offset PostgreSQL records (it was behind the consumer).");
+    COUNTER(refused, "wb_flusher_refused_writes_total",
+            "Newest dirty writes PostgreSQL refused for a version it holds that Redis never "
+            "handed out: dead-lettered with the reason.");
 #undef COUNTER
     m->batch_seconds = wb_metrics_histogram_with(
         wb_metrics_histogram(m->reg, "wb_flusher_batch_duration_seconds",
@@ -73,7 +76,8 @@ wb_err_t fl_init(fl_t *fl, const wb_config_t *conf)
                                    "topic", "partition", NULL);
     fl_offsets_init(&fl->off, m->commit_failures, m->lag_msgs, m->lag_secs);
     fl_purge_init(&fl->purge, conf, m->purged);
-    fl_clean_metrics_t cm = {m->cleaned, m->clean_dropped, m->forgotten, m->clean_pending};
+    fl_clean_metrics_t cm = {m->cleaned, m->clean_dropped, m->forgotten, m->refused,
+                             m->clean_pending};
     if (fl_writer_start(&fl->w, batch_apply, fl) != WB_OK ||
         fl_cleaner_start(&fl->cl, conf, &cm) != WB_OK) {
         fl_fini(fl);

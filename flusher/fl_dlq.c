@@ -94,6 +94,54 @@ wb_err_t fl_dlq_send(fl_dlq_t *d, fl_batch_t *b, char *errstr, size_t errstr_siz
     return WB_OK;
 }
 
+wb_err_t fl_dlq_send_event(fl_dlq_t *d, const wb_event_t *ev, const char *reason, const char *topic,
+                           int32_t partition, int64_t offset, char *errstr, size_t errstr_size)
+{
+    int64_t failed_before = d->failed;
+    rd_kafka_headers_t *hdrs = NULL;
+    wb_header_t dh[WB_EVENT_NHDRS];
+    char scratch[WB_EVENT_SCRATCH];
+    size_t ndh = 0;
+    rd_kafka_resp_err_t rerr;
+
+    if (wb_event_to_rd_headers(ev, &hdrs) != WB_OK) {
+        wb_set_err(errstr, errstr_size, "not a valid event");
+        return WB_ERR_INVALID_ARG;
+    }
+    if (wb_event_encode_dlq_headers(reason, topic, partition < 0 ? 0 : partition,
+                                    offset < 0 ? 0 : offset, dh, WB_EVENT_NHDRS, &ndh, scratch,
+                                    sizeof(scratch)) != WB_OK ||
+        wb_event_add_rd_headers(hdrs, dh, ndh) != WB_OK) {
+        rd_kafka_headers_destroy(hdrs);
+        wb_set_err(errstr, errstr_size, "cannot build dead-letter headers");
+        return WB_ERR_KAFKA;
+    }
+    /* A delete is a Kafka tombstone (computed outside the macro, whose cast
+     * would apply to the condition only). */
+    void *value = ev->is_delete ? NULL : (void *)ev->value;
+    size_t len = ev->is_delete ? 0 : ev->valuelen;
+    for (;;) {
+        rerr = rd_kafka_producev(d->producer, RD_KAFKA_V_TOPIC(d->conf->kafka.topic_dead_letter),
+                                 RD_KAFKA_V_KEY(ev->key, ev->keylen), RD_KAFKA_V_VALUE(value, len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                                 RD_KAFKA_V_END);
+        if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        rd_kafka_poll(d->producer, 100);
+    }
+    if (rerr) {
+        rd_kafka_headers_destroy(hdrs);
+        wb_set_err(errstr, errstr_size, "dead-letter produce: %s", rd_kafka_err2str(rerr));
+        return WB_ERR_KAFKA;
+    }
+    rd_kafka_flush(d->producer, FL_DLQ_TIMEOUT_MS);
+    if (rd_kafka_outq_len(d->producer) > 0 || d->failed != failed_before) {
+        wb_set_err(errstr, errstr_size, "dead-letter topic %s did not acknowledge the event",
+                   d->conf->kafka.topic_dead_letter);
+        return WB_ERR_KAFKA;
+    }
+    return WB_OK;
+}
+
 void fl_dlq_close(fl_dlq_t *d)
 {
     if (d->producer) {

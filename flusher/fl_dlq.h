@@ -24,6 +24,15 @@ wb_err_t fl_dlq_open(fl_dlq_t *d, const wb_config_t *conf, char *errstr, size_t 
 /* Flushes (up to 5 s) and destroys the producer; d may be zeroed or closed. */
 void fl_dlq_close(fl_dlq_t *d);
 
+/* Sends one event ev (a write rebuilt from the cache: key, value or a
+ * tombstone, version, entity, time) to the dead-letter topic with reason
+ * and its origin (topic, partition, offset of the event PostgreSQL
+ * refused), and waits for the acknowledgement. The cleaner's refused dirty
+ * writes. Returns WB_OK, WB_ERR_INVALID_ARG for an invalid event, or
+ * WB_ERR_KAFKA with errstr set. */
+wb_err_t fl_dlq_send_event(fl_dlq_t *d, const wb_event_t *ev, const char *reason, const char *topic,
+                           int32_t partition, int64_t offset, char *errstr, size_t errstr_size);
+
 /* Sends b's poison messages (original key, value and headers plus the
  * reason, topic, partition and offset) to the dead-letter topic and waits
  * for the broker's acknowledgement; sets b->dead. Returns WB_OK (also when

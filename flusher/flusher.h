@@ -28,6 +28,7 @@ typedef struct fl_metrics_s {
     wb_counter_t *consumed, *coalesced, *upserted, *stale, *deletes, *batches, *dead_letters;
     wb_counter_t *retries, *cleaned, *clean_dropped, *purged, *commit_failures, *forgotten;
     wb_counter_t *rewinds;
+    wb_counter_t *refused;
     wb_histogram_t *batch_seconds;
     wb_gauge_t *clean_pending, *ready;
     wb_metric_family_t *lag_msgs, *lag_secs;

@@ -120,8 +120,11 @@ WB_EXPORT wb_err_t wb_config_load(const char *path, wb_config_t **confp, char *e
 WB_EXPORT void wb_config_destroy(wb_config_t *conf);
 
 /* Opens a client from the YAML config at config_path (NULL: $WBCACHE_CONFIG,
- * else config/wbcache.yaml). Connects to Redis (and loads the scripts) and
- * creates the Kafka producer; PostgreSQL is connected lazily on the first
+ * else config/wbcache.yaml). Connects to Redis (and loads the scripts;
+ * WB_ERR_REDIS if its maxmemory-policy is allkeys-*, which could evict
+ * dirty entries) and creates the Kafka producer (up to 3 s asking the
+ * changes topic's max.message.bytes; Kafka being down does not fail the
+ * open); PostgreSQL is connected lazily on the first
  * read-through or write-through miss. This handle's log lines at log.level
  * of the config and above go to log_cb with log_opaque (borrowed: both must
  * stay valid until wb_client_close returns); log_cb may be NULL (lines
@@ -176,7 +179,9 @@ WB_EXPORT void wb_value_free(wb_value_t *value);
  * id that is not UTF-8 or holds control bytes or braces, value NULL with
  * len > 0, or a value the entity's column cannot hold — see "Values are
  * checked" below); WB_ERR_TOO_LARGE (value above producer.max_value_bytes,
- * or too big for one Kafka message per kafka.properties message.max.bytes);
+ * or too big for one Kafka message per kafka.properties message.max.bytes
+ * or the changes topic's max.message.bytes, read at open when the broker
+ * allows DescribeConfigs);
  * WB_ERR_QUEUE_FULL (producer.queue_max events already wait for Kafka).
  * For these nothing is written. WB_ERR_REDIS / WB_ERR_TIMEOUT: Redis
  * failed within redis.timeout_ms, nothing acknowledged (a timed-out script

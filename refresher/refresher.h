@@ -13,6 +13,7 @@
 #include "rf_collapse.h"
 #include "wb_backoff.h"
 #include "wb_config.h"
+#include "wb_entry.h"
 #include "wb_http.h"
 #include "wb_metrics.h"
 
@@ -27,7 +28,7 @@ typedef struct rf_metrics_s {
     wb_counter_t *skipped_dirty, *missing, *fill_errors, *batches, *commit_failures;
     wb_histogram_t *batch_seconds;
     /* sweeper */
-    wb_counter_t *swept, *sweep_failed, *unindexed, *passes, *unknown_entity;
+    wb_counter_t *swept, *sweep_failed, *unindexed, *passes, *unknown_entity, *sweep_poison;
     wb_histogram_t *pass_seconds;
     wb_gauge_t *leader, *dirty_entries, *dirty_oldest_age, *swept_oldest_age;
     /* operations */
@@ -63,7 +64,8 @@ typedef struct rf_swept_s {
     size_t valuelen;
     int is_delete;
     int64_t version, write_us;
-    int state; /* RF_SWEPT_* */
+    char entity[WB_ENTRY_ENTITY_MAX]; /* the entity the put stored ("" if none) */
+    int state;                        /* RF_SWEPT_* */
 } rf_swept_t;
 
 enum {
@@ -71,7 +73,8 @@ enum {
     RF_SWEPT_DELIVERED = 1, /* acknowledged by Kafka */
     RF_SWEPT_FAILED = 2,    /* Kafka refused it or did not answer in time */
     RF_SWEPT_SKIPPED = 3,   /* not a valid event (logged) */
-    RF_SWEPT_UNKNOWN = 4    /* its key matches no configured entity */
+    RF_SWEPT_UNKNOWN = 4,   /* its key matches no configured entity */
+    RF_SWEPT_POISON = 5     /* Kafka will never take it (too large, invalid record) */
 };
 
 typedef struct rf_s {
@@ -175,6 +178,9 @@ wb_err_t rf_sweep_gauges(rf_t *rf, char *errstr, size_t errstr_size);
 void rf_sweep_release(rf_t *rf);
 /* Producer delivery report callback (set on the producer's conf). */
 void rf_sweep_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque);
+/* 1 if Kafka will never accept a message that failed with err (too large
+ * for the topic, an invalid record): the sweeper treats it as poison. */
+int rf_sweep_permanent(rd_kafka_resp_err_t err);
 
 /* ---- daemon.c ---- */
 int rf_run(const wb_config_t *conf);

@@ -93,6 +93,9 @@ wb_err_t rf_init(rf_t *rf, const wb_config_t *conf)
             "Dirty entries re-published by the sweeper and acknowledged by Kafka.");
     COUNTER(sweep_failed, "wb_refresher_sweep_failed_total",
             "Re-publications Kafka did not acknowledge (retried next pass).");
+    COUNTER(sweep_poison, "wb_refresher_sweep_poison_total",
+            "Dirty entries Kafka will never accept (above the topic's max.message.bytes, "
+            "invalid record): logged as errors and retried only hourly.");
     COUNTER(unindexed, "wb_refresher_sweep_unindexed_total",
             "Dirty-index members removed because their entry is gone or clean.");
     COUNTER(unknown_entity, "wb_refresher_sweep_unknown_entity_total",

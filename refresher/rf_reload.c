@@ -239,7 +239,8 @@ static wb_err_t fill_rows(rf_t *rf, rf_item_t *items, const row_t *rows, size_t 
                                             .len = row->deleted ? 0 : row->valuelen,
                                             .version = row->version,
                                             .ttl_ms = ttl,
-                                            .is_deleted = row->deleted};
+                                            .is_deleted = row->deleted,
+                                            .entity = it->ent->name};
             idx[nc++] = done;
         }
         if (nc == 0) break;

@@ -8,9 +8,10 @@
  *      (now - sweep_after_ms), at most sweep_max_per_pass — the entries
  *      dirty for longer than that;
  *   2. per member, the `sweep_check` script: gone or clean -> unindexed in the
- *      same atomic step; dirty -> its v, ver, wt, del;
+ *      same atomic step; dirty -> its v, ver, wt, del and entity;
  *   3. each dirty entry's change event again, with the SAME version, entity
- *      (longest prefix of the key) and write time, the value or a Kafka
+ *      (the one the put stored in the entry; the key's prefix only for an
+ *      entry written without one) and write time, the value or a Kafka
  *      tombstone — the flusher's version guard makes a duplicate harmless;
  *   4. wait for Kafka's acknowledgements;
  *   5. wb_entry_dirty_bump to the pass time for the acknowledged ones: the
@@ -18,9 +19,16 @@
  *      but is not sent again before another sweep_after_ms. A member the
  *      flusher removed meanwhile stays removed, and the score of a newer
  *      put is never lowered.
- * Entries Kafka did not acknowledge keep their score and are retried on
- * the next pass. A clean entry is never published: the `sweep_check` script
- * reads and decides atomically.
+ * Entries Kafka refused are backed off: their score moves to the pass time
+ * plus sweep_after_ms, so they are retried after twice that and, since a
+ * pass takes the lowest scores first, never keep other stranded writes out
+ * of a pass. What Kafka will NEVER take (a value above the topic's
+ * max.message.bytes, an invalid record: rf_sweep_permanent) is poison: an
+ * ERROR line and wb_refresher_sweep_poison_total, and its score moves an
+ * hour ahead (it stays dirty and pinned in the cache, readable; the
+ * operator shortens it or raises the topic's limit). Entries not answered
+ * within the delivery wait keep their score. A clean entry is never
+ * published: the `sweep_check` script reads and decides atomically.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,6 +48,21 @@
 
 #define RF_SWEEP_CHUNK       512  /* commands per Redis pipeline */
 #define RF_SWEEP_DELIVERY_MS 5000 /* longest wait for acknowledgements per pass */
+#define RF_SWEEP_POISON_US   (INT64_C(3600) * 1000000) /* a poison entry's next try */
+
+int rf_sweep_permanent(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 /* msg_opaque of a re-published event: the pass number and the index in
  * rf->swept, so a late report of an abandoned pass is recognised. */
@@ -61,7 +84,13 @@ void rf_sweep_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
     if (pass != rf->pass_seq || idx == 0 || idx > rf->nswept) return;
     rf_swept_t *s = &rf->swept[idx - 1];
     if (s->state != RF_SWEPT_PENDING) return;
-    if (msg->err) {
+    if (msg->err && rf_sweep_permanent(msg->err)) {
+        s->state = RF_SWEPT_POISON;
+        WB_ERROR("re-publishing %s (version %" PRId64 ", %zu bytes): Kafka will never accept it: "
+                 "%s; it stays dirty in the cache and is tried again in an hour (raise the "
+                 "topic's max.message.bytes, or overwrite or delete the key)",
+                 s->key, s->version, s->valuelen, rd_kafka_err2str(msg->err));
+    } else if (msg->err) {
         s->state = RF_SWEPT_FAILED;
         WB_WARN("re-publishing %s failed: %s", s->key, rd_kafka_err2str(msg->err));
     } else {
@@ -196,6 +225,7 @@ static wb_err_t check_chunk(rf_t *rf, const wb_entry_keys_t *members, size_t lo,
                 s->version = c->version;
                 s->write_us = c->write_us;
                 s->is_delete = c->is_delete;
+                memcpy(s->entity, c->entity, sizeof(s->entity));
                 s->state = RF_SWEPT_SKIPPED; /* until queued */
                 rf->nswept++;
             }
@@ -209,7 +239,8 @@ static wb_err_t check_chunk(rf_t *rf, const wb_entry_keys_t *members, size_t lo,
 static int publish(rf_t *rf, size_t idx, size_t *unknown)
 {
     rf_swept_t *s = &rf->swept[idx];
-    const wb_entity_t *ent = rf_entity_for_key(rf->conf, NULL, 0, s->key, s->keylen);
+    const wb_entity_t *ent =
+        rf_entity_for_key(rf->conf, s->entity, strlen(s->entity), s->key, s->keylen);
     rd_kafka_headers_t *hdrs = NULL;
     rd_kafka_resp_err_t rerr;
 
@@ -248,34 +279,61 @@ static int publish(rf_t *rf, size_t idx, size_t *unknown)
     }
     if (rerr) {
         rd_kafka_headers_destroy(hdrs);
-        s->state = RF_SWEPT_FAILED;
-        WB_WARN("re-publishing %s: %s", s->key, rd_kafka_err2str(rerr));
+        s->state = rf_sweep_permanent(rerr) ? RF_SWEPT_POISON : RF_SWEPT_FAILED;
+        if (s->state == RF_SWEPT_POISON)
+            WB_ERROR("re-publishing %s (version %" PRId64 ", %zu bytes): Kafka will never accept "
+                     "it: %s; it stays dirty in the cache and is tried again in an hour",
+                     s->key, s->version, s->valuelen, rd_kafka_err2str(rerr));
+        else
+            WB_WARN("re-publishing %s: %s", s->key, rd_kafka_err2str(rerr));
         return 0;
     }
     s->state = RF_SWEPT_PENDING;
     return 1;
 }
 
-/* Step 5: move the index score of the acknowledged entries, and of those
- * that can never be published as they are (no entity, invalid), so they
- * are not re-read and re-logged on every pass. */
+/* The score a swept entry in state moves to after a pass at pass_us; 0:
+ * it keeps its score (no answer yet: it may still be delivered). */
+static int64_t next_score(const rf_t *rf, int state, int64_t pass_us)
+{
+    switch (state) {
+    case RF_SWEPT_PENDING:
+        return 0;
+    case RF_SWEPT_FAILED: /* backed off: after the others */
+        return pass_us + (int64_t)rf->conf->refresher.sweep_after_ms * 1000;
+    case RF_SWEPT_POISON:
+        return pass_us + RF_SWEEP_POISON_US;
+    default: /* delivered, or never publishable as it is: not re-read every pass */
+        return pass_us;
+    }
+}
+
+/* Step 5: move the index score of every entry answered in this pass
+ * (next_score): delivered and unpublishable ones to the pass time, failed
+ * ones beyond it, poison an hour ahead. */
 static wb_err_t bump(rf_t *rf, int64_t pass_us, char *errstr, size_t errstr_size)
 {
+    static const int states[] = {RF_SWEPT_DELIVERED, RF_SWEPT_FAILED, RF_SWEPT_POISON};
     wb_entry_key_t *keys = NULL;
-    size_t n = 0;
-    wb_err_t err;
+    wb_err_t err = WB_OK;
 
     if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
     if (!(keys = calloc(rf->nswept ? rf->nswept : 1, sizeof(*keys)))) {
         wb_set_err(errstr, errstr_size, "out of memory");
         return WB_ERR_NOMEM;
     }
-    for (size_t i = 0; i < rf->nswept; i++) {
-        const rf_swept_t *s = &rf->swept[i];
-        if (s->state == RF_SWEPT_PENDING || s->state == RF_SWEPT_FAILED) continue;
-        keys[n++] = (wb_entry_key_t){s->key, s->keylen};
+    for (size_t k = 0; k < sizeof(states) / sizeof(states[0]) && err == WB_OK; k++) {
+        int64_t score = next_score(rf, states[k], pass_us);
+        size_t n = 0;
+        for (size_t i = 0; i < rf->nswept; i++) {
+            const rf_swept_t *s = &rf->swept[i];
+            if (next_score(rf, s->state, pass_us) == score && s->state != RF_SWEPT_PENDING)
+                keys[n++] = (wb_entry_key_t){s->key, s->keylen};
+        }
+        if (n > 0)
+            err = wb_entry_dirty_bump(rf->redis, rf->dirty_index, score, keys, n, errstr,
+                                      errstr_size);
     }
-    err = wb_entry_dirty_bump(rf->redis, rf->dirty_index, pass_us, keys, n, errstr, errstr_size);
     free(keys);
     if (err != WB_OK) rf_redis_drop(rf);
     return err;
@@ -286,7 +344,7 @@ wb_err_t rf_sweep_pass(rf_t *rf, char *errstr, size_t errstr_size)
     const wb_config_t *conf = rf->conf;
     int64_t t0 = wb_time_mono_us(), now_us = 0;
     wb_entry_keys_t members = {0};
-    size_t unindexed = 0, unknown = 0, queued = 0, delivered = 0, failed = 0;
+    size_t unindexed = 0, unknown = 0, queued = 0, delivered = 0, failed = 0, poison = 0;
     int64_t oldest_us = 0;
     wb_err_t err;
 
@@ -372,9 +430,11 @@ wb_err_t rf_sweep_pass(rf_t *rf, char *errstr, size_t errstr_size)
             if (oldest_us == 0 || s->write_us < oldest_us) oldest_us = s->write_us;
         } else if (s->state == RF_SWEPT_PENDING || s->state == RF_SWEPT_FAILED) {
             failed++;
+        } else if (s->state == RF_SWEPT_POISON) {
+            poison++;
         }
     }
-    if (rf->nswept > failed && (err = bump(rf, now_us, errstr, errstr_size)) != WB_OK) {
+    if (rf->nswept > 0 && (err = bump(rf, now_us, errstr, errstr_size)) != WB_OK) {
         /* They were delivered: counting them is right; without the bump they
          * are only sent once more. */
         WB_WARN("sweep: could not move the index scores: %s", errstr);
@@ -384,6 +444,7 @@ wb_err_t rf_sweep_pass(rf_t *rf, char *errstr, size_t errstr_size)
     wb_counter_add(rf->m.sweep_failed, failed);
     wb_counter_add(rf->m.unindexed, unindexed);
     wb_counter_add(rf->m.unknown_entity, unknown);
+    wb_counter_add(rf->m.sweep_poison, poison);
     wb_counter_add(rf->m.passes, 1);
     wb_gauge_set(rf->m.swept_oldest_age, oldest_us > 0 ? (double)(now_us - oldest_us) / 1e6 : 0.0);
     wb_histogram_observe(rf->m.pass_seconds, (double)(wb_time_mono_us() - t0) / 1e6);

@@ -132,8 +132,13 @@ void wb_config_print(const wb_config_t *conf, FILE *out);
 /* Frees conf and everything it owns; NULL is fine. */
 void wb_config_destroy(wb_config_t *conf);
 
-/* Entity lookups. Return NULL when nothing matches. by_key picks the entity
- * with the longest prefix that key starts with. */
+/* The prefix of the internal Redis keys (the default dirty index, the
+ * refresh markers and stampede locks): no entity prefix may overlap it. */
+#define WB_CONFIG_INTERNAL_PREFIX "wb:"
+
+/* Entity lookups. Return NULL when nothing matches. No prefix starts
+ * another (the loader refuses overlaps), so by_key finds at most one
+ * entity; it picks the longest prefix key starts with all the same. */
 const wb_entity_t *wb_config_entity(const wb_config_t *conf, const char *name);
 const wb_entity_t *wb_config_entity_by_key(const wb_config_t *conf, const char *key, size_t keylen);
 

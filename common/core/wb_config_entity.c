@@ -1,7 +1,9 @@
 /* wb_config_entity.c — the entities: list (key prefix -> table) and its lookups.
  *
  * Each item is walked like a small config of its own against the entity
- * table; then name, prefix and table must each be unique across items.
+ * table; then name, prefix and table must each be unique across items, no
+ * prefix may start another (a cache key belongs to exactly one entity,
+ * invariant 12) and none may overlap the internal "wb:" keys.
  */
 #include "wb_config_int.h"
 
@@ -30,6 +32,53 @@ static void check_unique(wb_yaml_ctx_t *ctx, const wb_config_t *conf, const int 
             snprintf(pbuf, sizeof(pbuf), "entities[%d].%s", idx[b], f->key);
             wb_yaml_error(ctx, m->line, m->col, pbuf, "duplicate of entities[%d].%s %s", idx[a],
                           f->key, wb_yaml_echo(ebuf, sizeof(ebuf), vb, strlen(vb)));
+            break;
+        }
+    }
+}
+
+/* 1 if one of a, b starts with the other (equal included). */
+static int prefix_overlap(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    return memcmp(a, b, la < lb ? la : lb) == 0;
+}
+
+/* Reports a prefix that starts another entity's (`user:` and `user:admin:`:
+ * the key "user:admin:5" would be both user "admin:5" and admin_user "5",
+ * so reads would cross over and the flusher could write the wrong table),
+ * and one that overlaps the internal keys (WB_CONFIG_INTERNAL_PREFIX: the
+ * dirty index, its lease and floor, the refresh markers and locks). Equal
+ * prefixes are check_unique's. */
+static void check_prefixes(wb_yaml_ctx_t *ctx, const wb_config_t *conf, const int *idx,
+                           const cfg_mark_t *marks)
+{
+    const size_t field = 1; /* prefix */
+    const cfg_field_t *f = &wb_config_entity_fields[field];
+    char pbuf[CFG_PATH_SIZE], ebuf[WB_YAML_ECHO_SIZE], obuf[WB_YAML_ECHO_SIZE];
+
+    for (size_t b = 0; b < conf->nentities; b++) {
+        const char *vb = conf->entities[b].prefix;
+        const cfg_mark_t *m = &marks[b * wb_config_entity_nfields + field];
+
+        if (!vb || !*vb) continue;
+        snprintf(pbuf, sizeof(pbuf), "entities[%d].%s", idx[b], f->key);
+        if (prefix_overlap(vb, WB_CONFIG_INTERNAL_PREFIX))
+            wb_yaml_error(ctx, m->line, m->col, pbuf,
+                          "%s overlaps the internal keys \"" WB_CONFIG_INTERNAL_PREFIX "...\"",
+                          wb_yaml_echo(ebuf, sizeof(ebuf), vb, strlen(vb)));
+        for (size_t a = 0; a < b; a++) {
+            const char *va = conf->entities[a].prefix;
+            const cfg_mark_t *ma = &marks[a * wb_config_entity_nfields + field];
+
+            if (!va || !*va || strcmp(va, vb) == 0 || !prefix_overlap(va, vb)) continue;
+            wb_yaml_error(ctx, m->line, m->col, pbuf,
+                          "%s of entity %s overlaps entities[%d].%s %s of entity %s (line %d, "
+                          "column %d): a cache key must belong to one entity",
+                          wb_yaml_echo(ebuf, sizeof(ebuf), vb, strlen(vb)),
+                          conf->entities[b].name ? conf->entities[b].name : "?", idx[a], f->key,
+                          wb_yaml_echo(obuf, sizeof(obuf), va, strlen(va)),
+                          conf->entities[a].name ? conf->entities[a].name : "?", ma->line, ma->col);
             break;
         }
     }
@@ -92,6 +141,7 @@ void wb_config_walk_entities(cfg_walk_t *w, const wb_yaml_node_t *key, const wb_
     }
     for (i = 0; i < 3; i++) /* name, prefix, table */
         check_unique(w->ctx, conf, idx, marks, i);
+    check_prefixes(w->ctx, conf, idx, marks);
 out:
     free(marks);
     free(idx);

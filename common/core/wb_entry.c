@@ -26,6 +26,7 @@ static wb_script_t scripts[WB_ENTRY_SCRIPT__COUNT] = {
     [WB_ENTRY_SCRIPT_RELEASE] = {"release", wb_lua_release, ""},
     [WB_ENTRY_SCRIPT_RENEW] = {"renew", wb_lua_renew, ""},
     [WB_ENTRY_SCRIPT_SWEEP_CHECK] = {"sweep_check", wb_lua_sweep_check, ""},
+    [WB_ENTRY_SCRIPT_FLOOR] = {"floor", wb_lua_floor, ""},
 };
 static wb_script_set_t set = {scripts, WB_ENTRY_SCRIPT__COUNT};
 static pthread_once_t set_once = PTHREAD_ONCE_INIT;
@@ -80,6 +81,26 @@ static wb_err_t call(redisContext *ctx, wb_entry_script_t id, int nkeys, int arg
 static const char *index_or_default(const char *dirty_index)
 {
     return dirty_index && dirty_index[0] ? dirty_index : WB_ENTRY_DEFAULT_DIRTY_INDEX;
+}
+
+static const char *str_or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+int wb_entry_floor_key(const char *dirty_index, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s" WB_ENTRY_FLOOR_SUFFIX, index_or_default(dirty_index));
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* The floor key of dirty_index into buf (WB_ENTRY_KEY_MAX); 0, or -1 with
+ * errstr when the index name is too long. */
+static int floor_key(const char *dirty_index, char *buf, char *errstr, size_t errstr_size)
+{
+    if (wb_entry_floor_key(dirty_index, buf, WB_ENTRY_KEY_MAX) == 0) return 0;
+    wb_set_err(errstr, errstr_size, "redis: dirty index name too long");
+    return -1;
 }
 
 static int bad_key(redisContext *ctx, const char *key, size_t keylen, char *errstr,
@@ -196,15 +217,18 @@ static size_t num(char *buf, int64_t v)
 
 /* ------------------------------------------------------- write-behind */
 
-/* argv of `put`: key, index, value, delete flag. */
-static void put_args(const wb_entry_put_req_t *req, const char **argv, size_t *argvlen)
+/* argv of `put`: key, index, floor, value, delete flag, entity. */
+static void put_args(const wb_entry_put_req_t *req, const char *floor, const char **argv,
+                     size_t *argvlen)
 {
-    const char *idx = index_or_default(req->dirty_index);
+    const char *idx = index_or_default(req->dirty_index), *ent = str_or_empty(req->entity);
 
     argv[0] = req->key, argvlen[0] = req->keylen;
     argv[1] = idx, argvlen[1] = strlen(idx);
-    argv[2] = req->value ? req->value : "", argvlen[2] = req->is_delete ? 0 : req->len;
-    argv[3] = req->is_delete ? "1" : "0", argvlen[3] = 1;
+    argv[2] = floor, argvlen[2] = strlen(floor);
+    argv[3] = req->value ? req->value : "", argvlen[3] = req->is_delete ? 0 : req->len;
+    argv[4] = req->is_delete ? "1" : "0", argvlen[4] = 1;
+    argv[5] = ent, argvlen[5] = strlen(ent);
 }
 
 static int bad_put(redisContext *ctx, const wb_entry_put_req_t *req, char *errstr,
@@ -236,15 +260,17 @@ static int put_reply(const redisReply *r, wb_entry_put_res_t *res)
 wb_err_t wb_entry_put(redisContext *ctx, const wb_entry_put_req_t *req, wb_entry_put_res_t *res,
                       char *errstr, size_t errstr_size)
 {
-    const char *argv[4];
-    size_t argvlen[4];
+    const char *argv[6];
+    size_t argvlen[6];
+    char floor[WB_ENTRY_KEY_MAX];
     wb_entry_put_res_t got = {0};
     redisReply *r = NULL;
     wb_err_t err;
 
     if (bad_put(ctx, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
-    put_args(req, argv, argvlen);
-    err = call(ctx, WB_ENTRY_SCRIPT_PUT, 2, 4, argv, argvlen, &r, errstr, errstr_size);
+    if (floor_key(req->dirty_index, floor, errstr, errstr_size) != 0) return WB_ERR_INVALID_ARG;
+    put_args(req, floor, argv, argvlen);
+    err = call(ctx, WB_ENTRY_SCRIPT_PUT, 3, 6, argv, argvlen, &r, errstr, errstr_size);
     if (err != WB_OK) return err;
     if (put_reply(r, &got) != 0) {
         wb_set_err(errstr, errstr_size, "redis script put: unexpected reply");
@@ -259,6 +285,7 @@ wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, siz
                            wb_entry_put_res_t *res, char *errstr, size_t errstr_size)
 {
     many_t m;
+    char(*floors)[WB_ENTRY_KEY_MAX] = NULL;
     wb_err_t err;
 
     if (n > 0 && (!req || !res)) {
@@ -267,10 +294,22 @@ wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, siz
     }
     for (size_t i = 0; i < n; i++)
         if (bad_put(ctx, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
-    if ((err = many_alloc(&m, n, 4, 0, "put", errstr, errstr_size)) != WB_OK) return err;
+    if (!(floors = calloc(n ? n : 1, sizeof(*floors)))) {
+        wb_set_err(errstr, errstr_size, "redis put: out of memory");
+        return WB_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (floor_key(req[i].dirty_index, floors[i], errstr, errstr_size) != 0) {
+            free(floors);
+            return WB_ERR_INVALID_ARG;
+        }
+    if ((err = many_alloc(&m, n, 6, 0, "put", errstr, errstr_size)) != WB_OK) {
+        free(floors);
+        return err;
+    }
     for (size_t i = 0; i < n; i++) {
-        many_set(&m, i, WB_ENTRY_SCRIPT_PUT, 2, 4);
-        put_args(&req[i], m.argv + 4 * i, m.argvlen + 4 * i);
+        many_set(&m, i, WB_ENTRY_SCRIPT_PUT, 3, 6);
+        put_args(&req[i], floors[i], m.argv + 6 * i, m.argvlen + 6 * i);
     }
     if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -282,14 +321,16 @@ wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, siz
         }
     }
     many_free(&m);
+    free(floors);
     return err;
 }
 
 /* ---------------------------------------------- flusher: clean, forget */
 
-/* argv of `clean` / `forget`: key, index, version, TTL (nums: 2 slots). */
-static void clean_args(const wb_entry_clean_req_t *req, const char **argv, size_t *argvlen,
-                       char (*nums)[24])
+/* argv of `clean` / `forget`: key, index, version, TTL, refused event
+ * version (nums: 3 slots). Returns argc (forget takes no fifth). */
+static int clean_args(const wb_entry_clean_req_t *req, const char **argv, size_t *argvlen,
+                      char (*nums)[24])
 {
     const char *idx = index_or_default(req->dirty_index);
 
@@ -297,6 +338,45 @@ static void clean_args(const wb_entry_clean_req_t *req, const char **argv, size_
     argv[1] = idx, argvlen[1] = strlen(idx);
     argv[2] = nums[0], argvlen[2] = num(nums[0], req->version);
     argv[3] = nums[1], argvlen[3] = num(nums[1], req->ttl_ms);
+    if (req->forget) return 4;
+    argv[4] = nums[2], argvlen[4] = num(nums[2], req->refused_version);
+    return 5;
+}
+
+/* Sets res from a clean/forget reply r (not an error reply): an integer
+ * code, or clean's {5, v, del, e, wt}. Returns 0, or -1 for another shape
+ * or out of memory (res->error says which). */
+static int clean_reply(const redisReply *r, wb_entry_clean_res_t *res)
+{
+    if (r->type == REDIS_REPLY_INTEGER) {
+        res->code = (int)r->integer;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5 ||
+        reply_i64(r->element[0]) != WB_ENTRY_CLEAN_REFUSED ||
+        r->element[1]->type != REDIS_REPLY_STRING || r->element[3]->type != REDIS_REPLY_STRING) {
+        snprintf(res->error, WB_ENTRY_ERROR_MAX, "unexpected reply");
+        return -1;
+    }
+    if (!(res->value = malloc(r->element[1]->len + 1))) {
+        snprintf(res->error, WB_ENTRY_ERROR_MAX, "out of memory");
+        return -1;
+    }
+    memcpy(res->value, r->element[1]->str, r->element[1]->len);
+    res->value[r->element[1]->len] = '\0';
+    res->len = r->element[1]->len;
+    res->is_delete = reply_is_one(r->element[2]);
+    snprintf(res->entity, sizeof(res->entity), "%.*s", (int)r->element[3]->len, r->element[3]->str);
+    res->write_us = reply_i64(r->element[4]);
+    res->code = WB_ENTRY_CLEAN_REFUSED;
+    return 0;
+}
+
+void wb_entry_clean_clear(wb_entry_clean_res_t *res)
+{
+    if (!res) return;
+    free(res->value);
+    memset(res, 0, sizeof(*res));
 }
 
 static wb_entry_script_t clean_script(const wb_entry_clean_req_t *req)
@@ -307,24 +387,29 @@ static wb_entry_script_t clean_script(const wb_entry_clean_req_t *req)
 wb_err_t wb_entry_clean(redisContext *ctx, const wb_entry_clean_req_t *req,
                         wb_entry_clean_res_t *res, char *errstr, size_t errstr_size)
 {
-    const char *argv[4];
-    size_t argvlen[4];
-    char nums[2][24];
+    const char *argv[5];
+    size_t argvlen[5];
+    char nums[3][24];
     redisReply *r = NULL;
-    long long v = 0;
+    wb_entry_clean_res_t got = {0};
     wb_err_t err;
+    int argc;
 
     if (!req || bad_key(ctx, req->key, req->keylen, errstr, errstr_size, "clean"))
         return WB_ERR_INVALID_ARG;
-    clean_args(req, argv, argvlen, nums);
-    err = call(ctx, clean_script(req), 2, 4, argv, argvlen, &r, errstr, errstr_size);
-    if (err == WB_OK)
-        err = int_reply(r, wb_entry_script_name(clean_script(req)), &v, errstr, errstr_size);
-    if (err == WB_OK && res) {
-        res->err = WB_OK;
-        res->error[0] = '\0';
-        res->code = (int)v;
+    argc = clean_args(req, argv, argvlen, nums);
+    err = call(ctx, clean_script(req), 2, argc, argv, argvlen, &r, errstr, errstr_size);
+    if (err != WB_OK) return err;
+    if (clean_reply(r, &got) != 0) {
+        wb_set_err(errstr, errstr_size, "redis script %s: %s",
+                   wb_entry_script_name(clean_script(req)), got.error);
+        err = WB_ERR_REDIS;
     }
+    freeReplyObject(r);
+    if (err == WB_OK && res)
+        *res = got;
+    else
+        wb_entry_clean_clear(&got);
     return err;
 }
 
@@ -341,21 +426,18 @@ wb_err_t wb_entry_clean_many(redisContext *ctx, const wb_entry_clean_req_t *req,
     for (size_t i = 0; i < n; i++)
         if (bad_key(ctx, req[i].key, req[i].keylen, errstr, errstr_size, "clean"))
             return WB_ERR_INVALID_ARG;
-    if ((err = many_alloc(&m, n, 4, 2, "clean", errstr, errstr_size)) != WB_OK) return err;
+    if ((err = many_alloc(&m, n, 5, 3, "clean", errstr, errstr_size)) != WB_OK) return err;
     for (size_t i = 0; i < n; i++) {
-        many_set(&m, i, clean_script(&req[i]), 2, 4);
-        clean_args(&req[i], m.argv + 4 * i, m.argvlen + 4 * i, m.num + 2 * i);
+        int argc = clean_args(&req[i], m.argv + 5 * i, m.argvlen + 5 * i, m.num + 3 * i);
+        many_set(&m, i, clean_script(&req[i]), 2, 5);
+        m.calls[i].argc = argc;
     }
     if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
             const redisReply *r = m.replies[i];
-            res[i].code = 0;
-            if (item_status(r, &res[i].err, res[i].error) == WB_OK) {
-                if (r->type == REDIS_REPLY_INTEGER)
-                    res[i].code = (int)r->integer;
-                else
-                    item_unexpected(&res[i].err, res[i].error);
-            }
+            memset(&res[i], 0, sizeof(res[i]));
+            if (item_status(r, &res[i].err, res[i].error) == WB_OK && clean_reply(r, &res[i]) != 0)
+                res[i].err = WB_ERR_REDIS;
             freeReplyObject(m.replies[i]);
         }
     }
@@ -365,15 +447,18 @@ wb_err_t wb_entry_clean_many(redisContext *ctx, const wb_entry_clean_req_t *req,
 
 /* --------------------------------------------------------------- fills */
 
-/* argv of `fill`: key, value, version, TTL, deleted flag (nums: 2). */
+/* argv of `fill`: key, value, version, TTL, deleted flag, entity (nums: 2). */
 static void fill_args(const wb_entry_fill_req_t *req, const char **argv, size_t *argvlen,
                       char (*nums)[24])
 {
+    const char *ent = str_or_empty(req->entity);
+
     argv[0] = req->key, argvlen[0] = req->keylen;
     argv[1] = req->value ? req->value : "", argvlen[1] = req->is_deleted ? 0 : req->len;
     argv[2] = nums[0], argvlen[2] = num(nums[0], req->version);
     argv[3] = nums[1], argvlen[3] = num(nums[1], req->ttl_ms);
     argv[4] = req->is_deleted ? "1" : "0", argvlen[4] = 1;
+    argv[5] = ent, argvlen[5] = strlen(ent);
 }
 
 static int bad_fill(redisContext *ctx, const wb_entry_fill_req_t *req, char *errstr,
@@ -394,8 +479,8 @@ static int bad_fill(redisContext *ctx, const wb_entry_fill_req_t *req, char *err
 wb_err_t wb_entry_fill(redisContext *ctx, const wb_entry_fill_req_t *req, wb_entry_fill_res_t *res,
                        char *errstr, size_t errstr_size)
 {
-    const char *argv[5];
-    size_t argvlen[5];
+    const char *argv[6];
+    size_t argvlen[6];
     char nums[2][24];
     redisReply *r = NULL;
     long long v = 0;
@@ -403,7 +488,7 @@ wb_err_t wb_entry_fill(redisContext *ctx, const wb_entry_fill_req_t *req, wb_ent
 
     if (bad_fill(ctx, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
     fill_args(req, argv, argvlen, nums);
-    err = call(ctx, WB_ENTRY_SCRIPT_FILL, 1, 5, argv, argvlen, &r, errstr, errstr_size);
+    err = call(ctx, WB_ENTRY_SCRIPT_FILL, 1, 6, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "fill", &v, errstr, errstr_size);
     if (err == WB_OK && res) {
         res->err = WB_OK;
@@ -425,10 +510,10 @@ wb_err_t wb_entry_fill_many(redisContext *ctx, const wb_entry_fill_req_t *req, s
     }
     for (size_t i = 0; i < n; i++)
         if (bad_fill(ctx, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
-    if ((err = many_alloc(&m, n, 5, 2, "fill", errstr, errstr_size)) != WB_OK) return err;
+    if ((err = many_alloc(&m, n, 6, 2, "fill", errstr, errstr_size)) != WB_OK) return err;
     for (size_t i = 0; i < n; i++) {
-        many_set(&m, i, WB_ENTRY_SCRIPT_FILL, 1, 5);
-        fill_args(&req[i], m.argv + 5 * i, m.argvlen + 5 * i, m.num + 2 * i);
+        many_set(&m, i, WB_ENTRY_SCRIPT_FILL, 1, 6);
+        fill_args(&req[i], m.argv + 6 * i, m.argvlen + 6 * i, m.num + 2 * i);
     }
     if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -452,8 +537,8 @@ wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req,
                              char *errstr, size_t errstr_size)
 {
     char ttlbuf[24];
-    const char *argv[4];
-    size_t argvlen[4];
+    const char *argv[5];
+    size_t argvlen[5];
     redisReply *r = NULL;
     long long v = 0;
     wb_err_t err;
@@ -465,7 +550,8 @@ wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req,
     argv[1] = req->value ? req->value : "", argvlen[1] = req->is_negative ? 0 : req->len;
     argv[2] = ttlbuf, argvlen[2] = num(ttlbuf, req->ttl_ms);
     argv[3] = req->is_negative ? "1" : "0", argvlen[3] = 1;
-    err = call(ctx, WB_ENTRY_SCRIPT_FILL_ASIDE, 1, 4, argv, argvlen, &r, errstr, errstr_size);
+    argv[4] = str_or_empty(req->entity), argvlen[4] = strlen(argv[4]);
+    err = call(ctx, WB_ENTRY_SCRIPT_FILL_ASIDE, 1, 5, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "fill_aside", &v, errstr, errstr_size);
     if (err == WB_OK && created) *created = v == 1;
     return err;
@@ -473,20 +559,23 @@ wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req,
 
 /* ------------------------------------------------------- write-through */
 
-wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen, int64_t reserve_ttl_ms,
-                          int64_t *version, char *errstr, size_t errstr_size)
+wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen,
+                          const char *dirty_index, int64_t reserve_ttl_ms, int64_t *version,
+                          char *errstr, size_t errstr_size)
 {
-    char ttlbuf[24];
-    const char *argv[2] = {key, ttlbuf};
-    size_t argvlen[2];
+    char ttlbuf[24], floor[WB_ENTRY_KEY_MAX];
+    const char *argv[3] = {key, floor, ttlbuf};
+    size_t argvlen[3];
     redisReply *r = NULL;
     long long v = 0;
     wb_err_t err;
 
     if (bad_key(ctx, key, keylen, errstr, errstr_size, "version")) return WB_ERR_INVALID_ARG;
+    if (floor_key(dirty_index, floor, errstr, errstr_size) != 0) return WB_ERR_INVALID_ARG;
     argvlen[0] = keylen;
-    argvlen[1] = num(ttlbuf, reserve_ttl_ms);
-    err = call(ctx, WB_ENTRY_SCRIPT_VERSION, 1, 2, argv, argvlen, &r, errstr, errstr_size);
+    argvlen[1] = strlen(floor);
+    argvlen[2] = num(ttlbuf, reserve_ttl_ms);
+    err = call(ctx, WB_ENTRY_SCRIPT_VERSION, 2, 3, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "version", &v, errstr, errstr_size);
     if (err == WB_OK && version) *version = v;
     return err;
@@ -496,8 +585,8 @@ wb_err_t wb_entry_through(redisContext *ctx, const wb_entry_through_req_t *req, 
                           char *errstr, size_t errstr_size)
 {
     char nums[2][24];
-    const char *argv[6], *idx;
-    size_t argvlen[6];
+    const char *argv[7], *idx;
+    size_t argvlen[7];
     redisReply *r = NULL;
     long long v = 0;
     wb_err_t err;
@@ -512,7 +601,8 @@ wb_err_t wb_entry_through(redisContext *ctx, const wb_entry_through_req_t *req, 
     argv[3] = nums[0], argvlen[3] = num(nums[0], req->version);
     argv[4] = nums[1], argvlen[4] = num(nums[1], req->ttl_ms);
     argv[5] = req->is_delete ? "1" : "0", argvlen[5] = 1;
-    err = call(ctx, WB_ENTRY_SCRIPT_THROUGH, 2, 6, argv, argvlen, &r, errstr, errstr_size);
+    argv[6] = str_or_empty(req->entity), argvlen[6] = strlen(argv[6]);
+    err = call(ctx, WB_ENTRY_SCRIPT_THROUGH, 2, 7, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "through", &v, errstr, errstr_size);
     if (err == WB_OK && applied) *applied = v == 1;
     return err;
@@ -884,6 +974,29 @@ done:
     return err;
 }
 
+wb_err_t wb_entry_floor_raise(redisContext *ctx, const char *dirty_index, int64_t version,
+                              int64_t *floor_out, char *errstr, size_t errstr_size)
+{
+    char floor[WB_ENTRY_KEY_MAX], vbuf[24];
+    const char *argv[2] = {floor, vbuf};
+    size_t argvlen[2];
+    redisReply *r = NULL;
+    long long v = 0;
+    wb_err_t err;
+
+    if (!ctx || version <= 0) {
+        wb_set_err(errstr, errstr_size, "redis floor: invalid arguments");
+        return WB_ERR_INVALID_ARG;
+    }
+    if (floor_key(dirty_index, floor, errstr, errstr_size) != 0) return WB_ERR_INVALID_ARG;
+    argvlen[0] = strlen(floor);
+    argvlen[1] = num(vbuf, version);
+    err = call(ctx, WB_ENTRY_SCRIPT_FLOOR, 1, 2, argv, argvlen, &r, errstr, errstr_size);
+    if (err == WB_OK) err = int_reply(r, "floor", &v, errstr, errstr_size);
+    if (err == WB_OK && floor_out) *floor_out = v;
+    return err;
+}
+
 wb_err_t wb_entry_dirty_bump(redisContext *ctx, const char *dirty_index, int64_t score_us,
                              const wb_entry_key_t *keys, size_t n, char *errstr, size_t errstr_size)
 {
@@ -952,7 +1065,8 @@ wb_err_t wb_entry_sweep_check_many(redisContext *ctx, const char *dirty_index,
                 item_unexpected(&c->err, c->error);
             } else if (reply_i64(r->element[0]) == 0) {
                 c->dirty = 0;
-            } else if (r->elements == 5 && r->element[1]->type == REDIS_REPLY_STRING) {
+            } else if (r->elements == 6 && r->element[1]->type == REDIS_REPLY_STRING &&
+                       r->element[5]->type == REDIS_REPLY_STRING) {
                 const redisReply *v = r->element[1];
                 if (!(c->value = malloc(v->len + 1))) {
                     snprintf(c->error, sizeof(c->error), "out of memory");
@@ -965,6 +1079,8 @@ wb_err_t wb_entry_sweep_check_many(redisContext *ctx, const char *dirty_index,
                     c->version = reply_i64(r->element[2]);
                     c->write_us = reply_i64(r->element[3]);
                     c->is_delete = reply_i64(r->element[4]) == 1;
+                    snprintf(c->entity, sizeof(c->entity), "%.*s", (int)r->element[5]->len,
+                             r->element[5]->str);
                 }
             } else {
                 item_unexpected(&c->err, c->error);

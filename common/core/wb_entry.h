@@ -16,6 +16,10 @@
  *        of the last put, fill or write-through (`clean` keeps it)
  *   del  "1" tombstone (a delete, a soft-deleted row, or a negative
  *        cache-aside entry; v is ""), "0" live value
+ *   e    the entity the key belongs to (its name; "" if the writer named
+ *        none), written by put, fill, fill_aside and through: the sweeper
+ *        re-publishes a dirty entry under it and never guesses from the key
+ *        (prefixes do not overlap either: the config refuses that)
  *   rv   optional: a floor for the next version that belongs to no value:
  *        a version reserved by `version` for a write-through in flight, or
  *        the version of a poison write `forget` dropped. The next version
@@ -30,24 +34,31 @@
  * <= 0 passed to a script means "no TTL").
  *
  * THE DIRTY INDEX (config redis.dirty_index, default "wb:dirty") is a
- * sorted set: member = cache key, score = `wt` of the dirty write, in µs.
- * It lists the dirty entries: `put` adds (ZADD, score = its write time);
+ * sorted set: member = cache key, score = the time the entry FIRST became
+ * dirty, in µs (a rewrite of a dirty entry keeps it, so a hot key is still
+ * swept). It lists the dirty entries: `put` adds (ZADD NX, score = its
+ * write time);
  * `clean` removes the member whatever the outcome unless a newer dirty
  * write holds the entry; `through` removes a dirty entry it overwrites;
  * `forget` removes the poison entry; `sweep_check` removes a member whose
  * entry is gone or clean; the sweeper moves the score of a re-published
  * entry forward (wb_entry_dirty_bump: ZADD XX GT, never adding a member or
- * lowering a score). A dirty entry is always listed; a member may outlive
+ * lowering a score; a failed re-publication is moved further, into the
+ * future, as its backoff). A dirty entry is always listed; a member may outlive
  * its entry (lost with Redis data, or deleted by hand) until `clean` or
  * `sweep_check` meets it.
  *
  * SIDE KEYS: the library's refresh marker "wb:rr:{key}" and stampede lock
  * "wb:lock:{key}" (string keys with a TTL, built by wb_key_side; the hash
- * tag puts them in the entry's slot), and the sweeper's lease
- * "<dirty index>:sweeper" (a token with a TTL).
+ * tag puts them in the entry's slot), the sweeper's lease
+ * "<dirty index>:sweeper" (a token with a TTL) and the version floor
+ * "<dirty index>:floor" (a decimal version, no TTL: the highest version
+ * the flusher committed, raised by `floor` after each batch).
  *
- * VERSIONS (invariant 1): max(previous + 1, Redis TIME in µs), where
- * previous = max(ver, rv). Lua 5.1 numbers are doubles: integers are exact
+ * VERSIONS (invariant 1): max(previous + 1, Redis TIME in µs, floor + 1),
+ * where previous = max(ver, rv). The floor keeps versions above what
+ * PostgreSQL holds when the entry is gone (expired, evicted, failover) AND
+ * Redis TIME stepped back. Lua 5.1 numbers are doubles: integers are exact
  * up to 2^53 ≈ 9.007e15 and µs since the epoch are ≈ 1.8e15 (year 2027),
  * so arithmetic is exact until the year ~2255; values are written with
  * string.format('%d') because tostring() uses %.14g and would print a
@@ -59,23 +70,31 @@
  * (computed locally), with EVAL after a NOSCRIPT (wb_scripts.h).
  *
  *   script       KEYS                  ARGV                              returns
- *   put          key, index            value, "1" if delete              {version, wt}
- *   version      key                   reservation TTL ms                version
- *   clean        key, index            V, TTL ms                         wb_entry_clean_t
+ *   put          key, index, floor     value, "1" if delete, entity      {version, wt}
+ *   version      key, floor            reservation TTL ms                version
+ *   clean        key, index            V, TTL ms, refused E              wb_entry_clean_t
+ *                                                               / {5, v, del, e, wt}
  *   forget       key, index            V, memory TTL ms                  1 forgotten / 0
- *   fill         key                   value, V, TTL ms, "1" if deleted  wb_entry_fill_t
- *   fill_aside   key                   value, TTL ms, "1" if negative    1 created / 0
- *   through      key, index            value, V, TTL ms, "1" if delete   1 applied / 0
+ *   fill         key                   value, V, TTL ms, "1" if deleted, entity
+ *                                                                       wb_entry_fill_t
+ *   fill_aside   key                   value, TTL ms, "1" if negative, entity
+ *                                                                       1 created / 0
+ *   through      key, index            value, V, TTL ms, "1" if delete, entity
+ *                                                                       1 applied / 0
+ *   floor        floor                 V                                 the floor
  *   get          key, rr, lock         ra, TTL ms, dedupe ms, token, lock ms
  *                                      {1, v, ver, d, del, pttl, rr} / {0, locked}
  *   release      lock or lease         token                             1 deleted / 0
  *   renew        lease                 token, ms                         1 renewed / 0
- *   sweep_check  key, index            -                     {0} / {1, v, ver, wt, del}
+ *   sweep_check  key, index            -                  {0} / {1, v, ver, wt, del, e}
  *
  * Every script touches only its KEYS. The entry and its side keys share a
- * hash slot; the dirty index is one key of its own, so under Redis Cluster
- * the scripts that take it would need it sharded per slot, which the
- * single-server deployment does not need.
+ * hash slot; the dirty index and the floor are keys of their own (put and
+ * version read the floor on every call: one more key than the entry's
+ * slot), so under Redis Cluster the scripts that take them would need both
+ * sharded per slot — one index and one floor per hash tag, the floor
+ * beside its index — which the single-server deployment does not need (the
+ * Redis Cluster issue does that).
  *
  * CALLS: every function takes a blocking redisContext used by one thread
  * at a time (hiredis). WB_ERR_INVALID_ARG for bad arguments (nothing is
@@ -97,6 +116,15 @@
 
 /* Dirty index used when a request's dirty_index is NULL or "". */
 #define WB_ENTRY_DEFAULT_DIRTY_INDEX "wb:dirty"
+
+/* Suffix of the version floor key after the dirty index name. */
+#define WB_ENTRY_FLOOR_SUFFIX ":floor"
+
+/* Room for a key derived from the dirty index (config: at most 1024 bytes). */
+#define WB_ENTRY_KEY_MAX 1100
+
+/* Room for an entity name stored in an entry (config names are shorter). */
+#define WB_ENTRY_ENTITY_MAX 128
 
 /* Room for one call's error reply in a `_many` result (longer ones are cut). */
 #define WB_ENTRY_ERROR_MAX 256
@@ -121,6 +149,7 @@ typedef enum wb_entry_script_e {
     WB_ENTRY_SCRIPT_RELEASE,
     WB_ENTRY_SCRIPT_RENEW,
     WB_ENTRY_SCRIPT_SWEEP_CHECK,
+    WB_ENTRY_SCRIPT_FLOOR,
     WB_ENTRY_SCRIPT__COUNT
 } wb_entry_script_t;
 
@@ -146,7 +175,8 @@ typedef struct wb_entry_put_req_s {
     const void *value; /* may be NULL when len is 0; ignored for a delete */
     size_t len;
     int is_delete;
-    const char *dirty_index; /* NULL or "": WB_ENTRY_DEFAULT_DIRTY_INDEX */
+    const char *dirty_index; /* NULL or "": WB_ENTRY_DEFAULT_DIRTY_INDEX (and its floor) */
+    const char *entity;      /* stored in `e`; NULL or "": none */
 } wb_entry_put_req_t;
 
 typedef struct wb_entry_put_res_s {
@@ -173,7 +203,10 @@ typedef enum wb_entry_clean_e {
     WB_ENTRY_CLEAN_CLEANED = 1, /* version matched and was dirty: now clean, TTL set, unindexed */
     WB_ENTRY_CLEAN_ALREADY = 2, /* version matched but already clean (duplicate/replay) */
     WB_ENTRY_CLEAN_GONE = 3,    /* no entry (evicted, deleted, lost): unindexed, V kept as memory */
-    WB_ENTRY_CLEAN_STALE = 4    /* entry older than V: value dropped, V kept as memory */
+    WB_ENTRY_CLEAN_STALE = 4,   /* entry older than V: value dropped, V kept as memory */
+    WB_ENTRY_CLEAN_REFUSED = 5  /* as STALE, but the entry was the refused event's own dirty
+                                 * write: that write is lost (see clean.lua); its value is
+                                 * returned to be dead-lettered */
 } wb_entry_clean_t;
 
 /* The flusher settles version V of a key: PostgreSQL committed it (clean:
@@ -187,20 +220,45 @@ typedef struct wb_entry_clean_req_s {
     int64_t version;
     int64_t ttl_ms; /* <= 0: no TTL (clean) / only the floor (forget) */
     int forget;
+    /* clean only: > 0 when PostgreSQL refused the event of this version
+     * because it holds `version` (newer); 0 when the event committed. */
+    int64_t refused_version;
 } wb_entry_clean_req_t;
 
 typedef struct wb_entry_clean_res_s {
     wb_err_t err; /* `_many` only */
     char error[WB_ENTRY_ERROR_MAX];
     int code; /* clean: a wb_entry_clean_t; forget: 1 forgotten, 0 untouched */
+    /* WB_ENTRY_CLEAN_REFUSED only: the lost write (value malloc'ed + NUL,
+     * owned: wb_entry_clean_clear), its tombstone flag, entity, write time. */
+    char *value;
+    size_t len;
+    int is_delete;
+    char entity[WB_ENTRY_ENTITY_MAX];
+    int64_t write_us;
 } wb_entry_clean_res_t;
 
 wb_err_t wb_entry_clean(redisContext *ctx, const wb_entry_clean_req_t *req,
                         wb_entry_clean_res_t *res, char *errstr, size_t errstr_size);
 
-/* n cleans and forgets, in order, in one pipeline (the flusher's cleaner). */
+/* n cleans and forgets, in order, in one pipeline (the flusher's cleaner).
+ * Each res[i] must be released with wb_entry_clean_clear. */
 wb_err_t wb_entry_clean_many(redisContext *ctx, const wb_entry_clean_req_t *req, size_t n,
                              wb_entry_clean_res_t *res, char *errstr, size_t errstr_size);
+
+/* Frees res->value and zeroes res; NULL is fine. */
+void wb_entry_clean_clear(wb_entry_clean_res_t *res);
+
+/* Raises the version floor of dirty_index (NULL or "": the default) to
+ * version if it is lower (`floor`); *floor_out (may be NULL) = the floor
+ * after the call. The flusher's cleaner calls it with the highest version
+ * of each committed batch. */
+wb_err_t wb_entry_floor_raise(redisContext *ctx, const char *dirty_index, int64_t version,
+                              int64_t *floor_out, char *errstr, size_t errstr_size);
+
+/* The floor key of dirty_index ("<index>:floor") into out[size]; 0, or -1
+ * if it does not fit. */
+int wb_entry_floor_key(const char *dirty_index, char *out, size_t size);
 
 /* --------------------------------------------------------------- fills */
 
@@ -221,8 +279,9 @@ typedef struct wb_entry_fill_req_s {
     const void *value; /* may be NULL when len is 0; ignored when is_deleted */
     size_t len;
     int64_t version;
-    int64_t ttl_ms; /* <= 0: no TTL */
-    int is_deleted; /* the row is soft-deleted: a clean tombstone */
+    int64_t ttl_ms;     /* <= 0: no TTL */
+    int is_deleted;     /* the row is soft-deleted: a clean tombstone */
+    const char *entity; /* stored in `e`; NULL or "": none */
 } wb_entry_fill_req_t;
 
 typedef struct wb_entry_fill_res_s {
@@ -246,21 +305,24 @@ typedef struct wb_entry_aside_req_s {
     size_t keylen;
     const void *value; /* may be NULL when len is 0; ignored when is_negative */
     size_t len;
-    int64_t ttl_ms;  /* <= 0: no TTL */
-    int is_negative; /* the loader found nothing: a clean tombstone */
+    int64_t ttl_ms;     /* <= 0: no TTL */
+    int is_negative;    /* the loader found nothing: a clean tombstone */
+    const char *entity; /* stored in `e`; NULL or "": none */
 } wb_entry_aside_req_t;
 
-/* *created (may be NULL) is 1 if the entry was created. */
+/* *created (may be NULL) is 1 if the entry was created, with version 0 (a
+ * version the hash remembered moves to `rv`: see fill_aside.lua). */
 wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req, int *created,
                              char *errstr, size_t errstr_size);
 
 /* ------------------------------------------------------- write-through */
 
-/* Reserves the version of a write-through in `rv` (see version.lua);
- * reserve_ttl_ms bounds how long a reservation on an absent key lives
- * (<= 0: 1000 ms). */
-wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen, int64_t reserve_ttl_ms,
-                          int64_t *version, char *errstr, size_t errstr_size);
+/* Reserves the version of a write-through in `rv` (see version.lua), above
+ * the floor of dirty_index (NULL or "": the default); reserve_ttl_ms
+ * bounds how long a reservation on an absent key lives (<= 0: 1000 ms). */
+wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen,
+                          const char *dirty_index, int64_t reserve_ttl_ms, int64_t *version,
+                          char *errstr, size_t errstr_size);
 
 /* Write-through cache set after PostgreSQL committed version (from
  * wb_entry_version): the entry becomes that version, clean, unless the
@@ -274,6 +336,7 @@ typedef struct wb_entry_through_req_s {
     int64_t version;
     int64_t ttl_ms; /* <= 0: no TTL */
     int is_delete;
+    const char *entity; /* stored in `e`; NULL or "": none */
 } wb_entry_through_req_t;
 
 /* *applied (may be NULL) is 0 if a newer version was left alone. */
@@ -417,11 +480,12 @@ typedef struct wb_entry_check_res_s {
     int64_t version;
     int64_t write_us;
     int is_delete;
+    char entity[WB_ENTRY_ENTITY_MAX]; /* dirty only: `e` ("" if the put named none) */
 } wb_entry_check_res_t;
 
 /* `sweep_check` of keys[0 .. n) in one pipeline: each member whose entry
  * is gone or clean is unindexed in the same atomic step; a dirty one's
- * value, version, write time and tombstone flag are returned. */
+ * value, version, write time, tombstone flag and entity are returned. */
 wb_err_t wb_entry_sweep_check_many(redisContext *ctx, const char *dirty_index,
                                    const wb_entry_key_t *keys, size_t n, wb_entry_check_res_t *res,
                                    char *errstr, size_t errstr_size);

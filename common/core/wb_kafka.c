@@ -324,6 +324,73 @@ done:
     return err;
 }
 
+wb_err_t wb_kafka_topic_max_bytes(rd_kafka_t *rk, const char *name, int timeout_ms, int64_t *out,
+                                  char *errstr, size_t errstr_size)
+{
+    rd_kafka_ConfigResource_t *res = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_queue_t *queue = NULL;
+    rd_kafka_event_t *ev = NULL;
+    wb_err_t err = WB_ERR_KAFKA;
+
+    if (!rk || !name || !name[0] || timeout_ms < 1 || !out) {
+        wb_set_err(errstr, errstr_size, "kafka describe topic: invalid arguments");
+        return WB_ERR_INVALID_ARG;
+    }
+    res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
+    opts = admin_options(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout_ms);
+    queue = rd_kafka_queue_new(rk);
+    if (!res || !opts || !queue) {
+        wb_set_err(errstr, errstr_size, "kafka describe topic %s: out of memory", name);
+        err = WB_ERR_NOMEM;
+        goto done;
+    }
+    rd_kafka_DescribeConfigs(rk, &res, 1, opts, queue);
+    ev = admin_wait(queue, timeout_ms);
+    if (!ev) {
+        wb_set_err(errstr, errstr_size, "kafka describe topic %s: timed out", name);
+        err = WB_ERR_TIMEOUT;
+        goto done;
+    }
+    if (rd_kafka_event_error(ev)) {
+        wb_set_err(errstr, errstr_size, "kafka describe topic %s: %s", name,
+                   rd_kafka_event_error_string(ev));
+        goto done;
+    }
+    {
+        const rd_kafka_DescribeConfigs_result_t *r = rd_kafka_event_DescribeConfigs_result(ev);
+        size_t nr = 0, nc = 0;
+        const rd_kafka_ConfigResource_t **rr =
+            r ? rd_kafka_DescribeConfigs_result_resources(r, &nr) : NULL;
+        const rd_kafka_ConfigEntry_t **ce = NULL;
+
+        if (nr != 1 || rd_kafka_ConfigResource_error(rr[0])) {
+            wb_set_err(errstr, errstr_size, "kafka describe topic %s: %s", name,
+                       nr == 1 ? rd_kafka_ConfigResource_error_string(rr[0]) : "no result");
+            goto done;
+        }
+        ce = rd_kafka_ConfigResource_configs(rr[0], &nc);
+        for (size_t i = 0; i < nc; i++) {
+            const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+            int64_t n = 0;
+            if (strcmp(rd_kafka_ConfigEntry_name(ce[i]), "max.message.bytes") != 0 || !v ||
+                wb_parse_i64(v, strlen(v), &n) != 0 || n <= 0)
+                continue;
+            *out = n;
+            err = WB_OK;
+            goto done;
+        }
+        wb_set_err(errstr, errstr_size, "kafka describe topic %s: no max.message.bytes", name);
+    }
+
+done:
+    if (ev) rd_kafka_event_destroy(ev);
+    if (queue) rd_kafka_queue_destroy(queue);
+    if (opts) rd_kafka_AdminOptions_destroy(opts);
+    if (res) rd_kafka_ConfigResource_destroy(res);
+    return err;
+}
+
 wb_err_t wb_kafka_delete_topic(rd_kafka_t *rk, const char *name, int timeout_ms, char *errstr,
                                size_t errstr_size)
 {

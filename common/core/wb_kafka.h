@@ -73,6 +73,14 @@ wb_err_t wb_kafka_err(rd_kafka_resp_err_t err);
 wb_err_t wb_kafka_create_topic(rd_kafka_t *rk, const char *name, int partitions, int timeout_ms,
                                char *errstr, size_t errstr_size);
 
+/* The topic's max.message.bytes (the largest record batch its brokers
+ * accept) into *out, through the Admin API (DescribeConfigs) on any client
+ * handle rk, waiting at most timeout_ms. WB_ERR_TIMEOUT, WB_ERR_KAFKA (no
+ * such topic, not authorised, no value), WB_ERR_INVALID_ARG, WB_ERR_NOMEM,
+ * with errstr. */
+wb_err_t wb_kafka_topic_max_bytes(rd_kafka_t *rk, const char *name, int timeout_ms, int64_t *out,
+                                  char *errstr, size_t errstr_size);
+
 /* Deletes topic name (tests' throwaway topics); an unknown topic is WB_OK.
  * Same waiting and errors as wb_kafka_create_topic. */
 wb_err_t wb_kafka_delete_topic(rd_kafka_t *rk, const char *name, int timeout_ms, char *errstr,

@@ -57,6 +57,34 @@ static wb_err_t setup_command(redisContext *ctx, const char *where, const char *
     return err;
 }
 
+wb_err_t wb_redis_check_eviction(redisContext *ctx, const char *where, char *errstr,
+                                 size_t errstr_size)
+{
+    redisReply *r = redisCommand(ctx, "CONFIG GET maxmemory-policy");
+    wb_err_t err = WB_OK;
+
+    if (!r) {
+        char what[320];
+
+        snprintf(what, sizeof(what), "redis %s: CONFIG GET maxmemory-policy", where);
+        return wb_redis_ctx_error(ctx, what, errstr, errstr_size);
+    }
+    /* An error reply (CONFIG renamed or denied, as on some managed
+     * services) cannot be checked: the deployment guide asks for it. */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING &&
+        strncmp(r->element[1]->str, "allkeys-", 8) == 0) {
+        wb_set_err(errstr, errstr_size,
+                   "redis %s: maxmemory-policy is %s, which may evict dirty entries before "
+                   "PostgreSQL holds them; use a volatile-* policy or noeviction (e.g. CONFIG SET "
+                   "maxmemory-policy volatile-lru)",
+                   where, r->element[1]->str);
+        err = WB_ERR_REDIS;
+    }
+    freeReplyObject(r);
+    return err;
+}
+
 wb_err_t wb_redis_connect(const wb_config_t *conf, redisContext **out, char *errstr,
                           size_t errstr_size)
 {
@@ -125,6 +153,7 @@ wb_err_t wb_redis_connect(const wb_config_t *conf, redisContext **out, char *err
         err = setup_command(ctx, where, "PING", 1, argv, argvlen, errstr, errstr_size);
         if (err != WB_OK) goto fail;
     }
+    if ((err = wb_redis_check_eviction(ctx, where, errstr, errstr_size)) != WB_OK) goto fail;
     *out = ctx;
     return WB_OK;
 

@@ -342,6 +342,27 @@ wb_err_t wb_producer_new(const wb_config_t *conf, wb_log_scope_t *log, wb_produc
         goto fail;
     }
     p->poll_started = 1;
+    {
+        /* What the changes topic accepts may be less than what this client
+         * sends (a raised message.max.bytes): such an event would be
+         * refused by the broker for ever and strand its entry in the cache
+         * (the sweeper could not deliver it either). Read at open when the
+         * broker lets us; otherwise the client's limit is the bound. */
+        int64_t topic_max = 0;
+        char why[256];
+        int ms = conf->producer.kafka_timeout_ms > 0 && conf->producer.kafka_timeout_ms < 3000
+                     ? conf->producer.kafka_timeout_ms
+                     : 3000;
+
+        if (wb_kafka_topic_max_bytes(p->rk, conf->kafka.topic_changes, ms, &topic_max, why,
+                                     sizeof(why)) == WB_OK) {
+            if (topic_max < p->max_msg) p->max_msg = topic_max;
+        } else {
+            WB_DEBUG("kafka: the limit of topic %s is unknown (%s); values are bounded by "
+                     "message.max.bytes %lld",
+                     conf->kafka.topic_changes, why, (long long)p->max_msg);
+        }
+    }
     *out = p;
     return WB_OK;
 

@@ -50,8 +50,9 @@ size_t wb_producer_reserve(wb_producer_t *p, size_t n);
 void wb_producer_unreserve(wb_producer_t *p, size_t n);
 
 /* 1 if a change event with a key of keylen bytes and a value of vlen
- * bytes fits in one Kafka message (librdkafka's message.max.bytes, with
- * room for the headers). A put that would not fit is refused before Redis
+ * bytes fits in one Kafka message (librdkafka's message.max.bytes, or the
+ * changes topic's max.message.bytes when it is lower and could be read at
+ * open, with room for the headers). A put that would not fit is refused before Redis
  * is written: the event could never be delivered, not even by the sweeper. */
 int wb_producer_fits(const wb_producer_t *p, size_t keylen, size_t vlen);
 

@@ -87,7 +87,8 @@ static wb_err_t fill_op(redisContext *ctx, void *arg, char *errstr, size_t errst
                                .len = r->len,
                                .version = r->version,
                                .ttl_ms = r->ttl_ms,
-                               .is_deleted = r->negative};
+                               .is_deleted = r->negative,
+                               .entity = r->ent->name};
     wb_entry_fill_res_t res;
     wb_err_t err = wb_entry_fill(ctx, &req, &res, errstr, errstr_size);
 
@@ -103,7 +104,8 @@ static wb_err_t fill_aside_op(redisContext *ctx, void *arg, char *errstr, size_t
                                 .value = r->value,
                                 .len = r->len,
                                 .ttl_ms = r->ttl_ms,
-                                .is_negative = r->negative};
+                                .is_negative = r->negative,
+                                .entity = r->ent->name};
 
     return wb_entry_fill_aside(ctx, &req, &r->created, errstr, errstr_size);
 }

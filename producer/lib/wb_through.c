@@ -31,6 +31,7 @@
 
 typedef struct through_op_s {
     const wb_config_t *conf;
+    const char *entity; /* stored in the entry (its `e`) */
     const char *key;
     size_t keylen;
     const void *value;
@@ -45,8 +46,8 @@ static wb_err_t version_op(redisContext *ctx, void *arg, char *errstr, size_t er
 {
     through_op_t *op = arg;
 
-    return wb_entry_version(ctx, op->key, op->keylen, op->reserve_ms, &op->version, errstr,
-                            errstr_size);
+    return wb_entry_version(ctx, op->key, op->keylen, op->conf->redis.dirty_index, op->reserve_ms,
+                            &op->version, errstr, errstr_size);
 }
 
 static wb_err_t set_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
@@ -58,7 +59,8 @@ static wb_err_t set_op(redisContext *ctx, void *arg, char *errstr, size_t errstr
                                   .value = op->value,
                                   .len = op->len,
                                   .version = op->version,
-                                  .ttl_ms = op->ttl_ms};
+                                  .ttl_ms = op->ttl_ms,
+                                  .entity = op->entity};
 
     return wb_entry_through(ctx, &req, &op->applied, errstr, errstr_size);
 }
@@ -127,6 +129,7 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
     if (err != WB_OK) goto fail;
     memset(&op, 0, sizeof(op));
     op.conf = client->conf;
+    op.entity = ent->name;
     op.key = key;
     op.keylen = keylen;
     op.value = value ? value : "";

@@ -66,7 +66,8 @@ static wb_err_t check_write(wb_client_t *client, const char *entity, const char 
     }
     if (!wb_producer_fits(client->producer, *keylen, is_delete ? 0 : len)) {
         WB_DEBUG("%s: value of %zu bytes does not fit in a Kafka message (raise "
-                 "kafka.properties message.max.bytes and the broker's limit)",
+                 "kafka.properties message.max.bytes and the changes topic's "
+                 "max.message.bytes)",
                  key, len);
         return WB_ERR_TOO_LARGE;
     }
@@ -77,6 +78,7 @@ static wb_err_t check_write(wb_client_t *client, const char *entity, const char 
 
 typedef struct put_op_s {
     const wb_config_t *conf;
+    const char *entity; /* stored in the entry (its `e`) */
     const char *key;
     size_t keylen;
     const void *value;
@@ -93,7 +95,8 @@ static wb_err_t put_op(redisContext *ctx, void *arg, char *errstr, size_t errstr
                               .value = op->value,
                               .len = op->len,
                               .is_delete = op->is_delete,
-                              .dirty_index = op->conf->redis.dirty_index};
+                              .dirty_index = op->conf->redis.dirty_index,
+                              .entity = op->entity};
     wb_entry_put_res_t res;
     wb_err_t err = wb_entry_put(ctx, &req, &res, errstr, errstr_size);
 
@@ -133,6 +136,7 @@ static wb_err_t write_one(wb_client_t *client, const char *entity, const char *i
     }
     memset(&op, 0, sizeof(op));
     op.conf = client->conf;
+    op.entity = ent->name;
     op.key = key;
     op.keylen = keylen;
     op.value = value;
@@ -278,7 +282,8 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
                                       .value = wr->value,
                                       .len = wr->value ? wr->len : 0,
                                       .is_delete = wr->value == NULL,
-                                      .dirty_index = idx};
+                                      .dirty_index = idx,
+                                      .entity = b->ent->name};
         k++;
     }
     if (nadmit < nvalid)

@@ -24,8 +24,9 @@
 
 static wb_config_t *conf;
 static redisContext *ctx;
-static char prefix[64]; /* every key of this run starts with it */
-static char dirty[96];  /* this run's own dirty index */
+static char prefix[64];     /* every key of this run starts with it */
+static char dirty[96];      /* this run's own dirty index */
+static char floor_key[112]; /* its version floor */
 static char errstr[1024];
 
 static const char *config_path(void)
@@ -146,6 +147,7 @@ static wb_err_t settle(const char *k, size_t klen, const char *idx, int64_t vers
     wb_err_t err = wb_entry_clean(ctx, &req, &res, errstr, sizeof(errstr));
 
     if (err == WB_OK && code) *code = res.code;
+    if (err == WB_OK) wb_entry_clean_clear(&res);
     return err;
 }
 
@@ -234,6 +236,7 @@ static int setup(void **state)
     snprintf(prefix, sizeof(prefix), "wbtest:redis:%ld:%lld:", (long)getpid(),
              (long long)time(NULL));
     snprintf(dirty, sizeof(dirty), "%sdirty", prefix);
+    snprintf(floor_key, sizeof(floor_key), "%sdirty" WB_ENTRY_FLOOR_SUFFIX, prefix);
     return 0;
 }
 
@@ -264,11 +267,13 @@ static int teardown(void **state)
 }
 
 /* Invariant 1: versions strictly increase and are never below Redis TIME;
- * invariant 2: the entry is dirty, pinned (no TTL) and indexed at wt. */
+ * invariant 2: the entry is dirty, pinned (no TTL) and indexed at the wt
+ * of the write that first made it dirty (issue 14 item 3: rewrites keep
+ * that score, so a hot key is still swept). */
 static void test_put_versions_increase(void **state)
 {
     const char *k = key("inc");
-    int64_t prev = 0;
+    int64_t prev = 0, first_wt = 0;
     int i;
 
     for (i = 0; i < 500; i++) {
@@ -281,6 +286,7 @@ static void test_put_versions_increase(void **state)
         assert_true(ver >= before);
         assert_true(wt >= before);
         prev = ver;
+        if (i == 0) first_wt = wt;
         if (i % 100 == 0 || i == 499) {
             wb_entry_t e;
 
@@ -292,7 +298,7 @@ static void test_put_versions_increase(void **state)
             assert_int_equal(e.write_us, wt);
             assert_int_equal(e.pttl_ms, -1);
             assert_string_equal(e.value, val);
-            assert_int_equal(zscore(k), wt);
+            assert_int_equal(zscore(k), first_wt);
             wb_entry_clear(&e);
         }
     }
@@ -335,7 +341,7 @@ static void test_delete_is_dirty_tombstone(void **state)
 {
     const char *k = key("del");
     wb_entry_t e;
-    int64_t v1 = put(k, "alive", 0), v2 = put(k, "ignored", 1);
+    int64_t v1 = put(k, "alive", 0), first = hget_i64(k, "wt"), v2 = put(k, "ignored", 1);
 
     assert_true(v2 > v1);
     get(k, &e);
@@ -344,7 +350,7 @@ static void test_delete_is_dirty_tombstone(void **state)
     assert_true(e.dirty);
     assert_int_equal(e.value_len, 0);
     assert_int_equal(e.pttl_ms, -1);
-    assert_int_equal(zscore(k), e.write_us);
+    assert_int_equal(zscore(k), first); /* dirty since the first write */
     wb_entry_clear(&e);
 }
 
@@ -374,6 +380,7 @@ static void test_clean(void **state)
 
     /* A newer write arrived before the flusher committed the older one. */
     v1 = put(k, "two", 0);
+    int64_t wt1 = hget_i64(k, "wt");
     assert_int_equal(put_raw(k, strlen(k), "three", 5, 0, dirty, &v2, &wt2), WB_OK);
     assert_int_equal(clean(k, strlen(k), dirty, v1, TTL_MS, &res), WB_OK);
     assert_int_equal(res, WB_ENTRY_CLEAN_NEWER);
@@ -383,7 +390,7 @@ static void test_clean(void **state)
     assert_int_equal(e.pttl_ms, -1);
     assert_string_equal(e.value, "three");
     wb_entry_clear(&e);
-    assert_int_equal(zscore(k), wt2);
+    assert_int_equal(zscore(k), wt1); /* dirty since "two", never clean in between */
 
     /* Then the newer one is committed. */
     assert_int_equal(clean(k, strlen(k), dirty, v2, TTL_MS, &res), WB_OK);
@@ -621,6 +628,126 @@ static void test_fill_aside(void **state)
     wb_entry_clear(&e);
 }
 
+/* Issue 14 item 4, at the script level: PostgreSQL committed V while the
+ * entry was gone (clean leaves `ver` = V as memory), then a slow loader's
+ * older value is filled cache-aside. It must not be labelled V: it gets
+ * version 0, V moves to `rv` (the next put stays above it), and the next
+ * versioned fill of V replaces the value instead of only extending it. */
+static void test_fill_aside_does_not_take_a_remembered_version(void **state)
+{
+    const char *k = key("aside-mem");
+    wb_entry_clean_t cres;
+    wb_entry_fill_t fres;
+    wb_entry_t e;
+    int created = -1;
+    int64_t V = redis_time_us() + 5000000;
+
+    (void)state;
+    assert_int_equal(clean(k, strlen(k), dirty, V, TTL_MS, &cres), WB_OK);
+    assert_int_equal(cres, WB_ENTRY_CLEAN_GONE);
+    assert_int_equal(hget_i64(k, "ver"), V);
+    assert_int_equal(fill_aside(k, strlen(k), "old", 3, TTL_MS, 0, &created), WB_OK);
+    assert_int_equal(created, 1);
+    get(k, &e);
+    assert_true(e.found && !e.dirty);
+    assert_int_equal(e.version, 0);
+    assert_string_equal(e.value, "old");
+    wb_entry_clear(&e);
+    assert_int_equal(hget_i64(k, "rv"), V);
+    /* Refresh-ahead / read-through fill of V: replaces, does not extend. */
+    assert_int_equal(fill(k, strlen(k), "new", 3, V, TTL_MS, 0, &fres), WB_OK);
+    assert_int_equal(fres, WB_ENTRY_FILL_REPLACED);
+    get(k, &e);
+    assert_string_equal(e.value, "new");
+    assert_int_equal(e.version, V);
+    wb_entry_clear(&e);
+    assert_true(put(k, "next", 0) > V);
+}
+
+/* Issue 14 item 1: put stores its entity in `e`, sweep_check returns it. */
+static void test_entry_stores_its_entity(void **state)
+{
+    const char *k = key("ent");
+    wb_entry_put_req_t req = {.key = k,
+                              .keylen = strlen(k),
+                              .value = "x",
+                              .len = 1,
+                              .dirty_index = dirty,
+                              .entity = "user"};
+    wb_entry_key_t member = {k, strlen(k)};
+    wb_entry_check_res_t res;
+    redisReply *r;
+
+    (void)state;
+    assert_int_equal(wb_entry_put(ctx, &req, NULL, errstr, sizeof(errstr)), WB_OK);
+    r = cmd("HGET %s e", k);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "user");
+    freeReplyObject(r);
+    assert_int_equal(
+        wb_entry_sweep_check_many(ctx, dirty, &member, 1, &res, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(res.err, WB_OK);
+    assert_true(res.dirty);
+    assert_string_equal(res.entity, "user");
+    wb_entry_check_clear(&res);
+}
+
+/* Issue 14 item 2, at the script level: the floor the flusher raises keeps
+ * a put above a committed version when the entry is gone and Redis TIME is
+ * behind it (a version 10 minutes ahead of the clock stands for a clock
+ * that stepped back 10 minutes); never lowered. And `clean` tells a refused
+ * newest dirty write (5, with its value) from an older one (4). */
+static void test_version_floor_and_refused_writes(void **state)
+{
+    const char *k = key("floor"), *k2 = key("refused");
+    int64_t ahead = redis_time_us() + INT64_C(600) * 1000000, fl = 0, v = 0, v2 = 0;
+    wb_entry_clean_req_t creq;
+    wb_entry_clean_res_t cres;
+
+    (void)state;
+    assert_int_equal(wb_entry_floor_raise(ctx, dirty, ahead, &fl, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(fl, ahead);
+    assert_int_equal(wb_entry_floor_raise(ctx, dirty, ahead - 5, &fl, errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(fl, ahead); /* never lowered */
+    assert_int_equal(put(k, "after the step", 0), ahead + 1);
+    assert_int_equal(wb_entry_version(ctx, k2, strlen(k2), dirty, 1000, &v, errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_true(v > ahead);
+    freeReplyObject(cmd("DEL %s %s", k2, floor_key));
+
+    /* Without a floor (lost with Redis data): the put gets a version below
+     * what PostgreSQL holds; the flusher's clean with the stored version
+     * finds it still dirty at exactly the refused one: REFUSED, value back. */
+    v = put(k2, "lost?", 0);
+    creq = (wb_entry_clean_req_t){.key = k2,
+                                  .keylen = strlen(k2),
+                                  .dirty_index = dirty,
+                                  .version = ahead,
+                                  .ttl_ms = TTL_MS,
+                                  .refused_version = v};
+    assert_int_equal(wb_entry_clean(ctx, &creq, &cres, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(cres.code, WB_ENTRY_CLEAN_REFUSED);
+    assert_string_equal(cres.value, "lost?");
+    assert_int_equal(cres.len, 5);
+    assert_false(cres.is_delete);
+    assert_true(cres.write_us > 0);
+    wb_entry_clean_clear(&cres);
+    assert_int_equal(zscore(k2), -1);
+    assert_int_equal(hget_i64(k2, "ver"), ahead);
+
+    /* An older write superseded by a newer one the cache knows: STALE. */
+    freeReplyObject(cmd("DEL %s", k2));
+    v = put(k2, "one", 0);
+    v2 = put(k2, "two", 0);
+    creq.refused_version = v;
+    creq.version = v2 + 5;
+    assert_int_equal(wb_entry_clean(ctx, &creq, &cres, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(cres.code, WB_ENTRY_CLEAN_STALE);
+    assert_null(cres.value);
+    wb_entry_clean_clear(&cres);
+}
+
 /* Write-through: the reserved version sits between what was and what comes. */
 static void test_version_and_through(void **state)
 {
@@ -631,7 +758,8 @@ static void test_version_and_through(void **state)
 
     /* Absent key: a reservation that reads as a miss and expires. */
     before = redis_time_us();
-    assert_int_equal(wb_entry_version(ctx, k, strlen(k), 5000, &v, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_version(ctx, k, strlen(k), dirty, 5000, &v, errstr, sizeof(errstr)),
+                     WB_OK);
     assert_true(v >= before);
     get(k, &e);
     assert_false(e.found);
@@ -650,7 +778,8 @@ static void test_version_and_through(void **state)
      * pin alone; a put after it is above the reservation, and the late
      * write-through then does not overwrite it. */
     p = put(k, "p", 0);
-    assert_int_equal(wb_entry_version(ctx, k, strlen(k), 5000, &v, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_version(ctx, k, strlen(k), dirty, 5000, &v, errstr, sizeof(errstr)),
+                     WB_OK);
     assert_true(v > p);
     get(k, &e);
     assert_string_equal(e.value, "p");
@@ -670,7 +799,8 @@ static void test_version_and_through(void **state)
     /* Dirty entry older than the committed write-through: replaced, clean,
      * unindexed (PostgreSQL holds the newer version already). */
     p = put(k, "p3", 0);
-    assert_int_equal(wb_entry_version(ctx, k, strlen(k), 5000, &v, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_version(ctx, k, strlen(k), dirty, 5000, &v, errstr, sizeof(errstr)),
+                     WB_OK);
     assert_int_equal(through(k, strlen(k), dirty, "wt", 2, v, TTL_MS, 0, &applied), WB_OK);
     assert_int_equal(applied, 1);
     get(k, &e);
@@ -681,8 +811,10 @@ static void test_version_and_through(void **state)
     assert_int_equal(zscore(k), -1);
 
     /* Two reservations in a row are distinct and increasing. */
-    assert_int_equal(wb_entry_version(ctx, k, strlen(k), 5000, &p, errstr, sizeof(errstr)), WB_OK);
-    assert_int_equal(wb_entry_version(ctx, k, strlen(k), 5000, &v, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_version(ctx, k, strlen(k), dirty, 5000, &p, errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(wb_entry_version(ctx, k, strlen(k), dirty, 5000, &v, errstr, sizeof(errstr)),
+                     WB_OK);
     assert_true(v > p);
 }
 
@@ -757,23 +889,26 @@ static const wb_script_set_t *entry_scripts(void)
     return &all_set;
 }
 
-/* A put call of key k with value v (argv/argvlen: 4 slots). */
+/* A put call of key k with value v (argv/argvlen: 6 slots). */
 static void put_call(wb_script_call_t *c, const char **argv, size_t *argvlen, const char *k,
                      const char *v)
 {
     argv[0] = k, argvlen[0] = strlen(k);
     argv[1] = dirty, argvlen[1] = strlen(dirty);
-    argv[2] = v, argvlen[2] = strlen(v);
-    argv[3] = "0", argvlen[3] = 1;
-    *c = (wb_script_call_t){WB_ENTRY_SCRIPT_PUT, 2, 4, argv, argvlen};
+    argv[2] = floor_key, argvlen[2] = strlen(floor_key);
+    argv[3] = v, argvlen[3] = strlen(v);
+    argv[4] = "0", argvlen[4] = 1;
+    argv[5] = "", argvlen[5] = 0;
+    *c = (wb_script_call_t){WB_ENTRY_SCRIPT_PUT, 3, 6, argv, argvlen};
 }
 
-/* A version call of key k (argv/argvlen: 2 slots). */
+/* A version call of key k (argv/argvlen: 3 slots). */
 static void version_call(wb_script_call_t *c, const char **argv, size_t *argvlen, const char *k)
 {
     argv[0] = k, argvlen[0] = strlen(k);
-    argv[1] = "1000", argvlen[1] = 4;
-    *c = (wb_script_call_t){WB_ENTRY_SCRIPT_VERSION, 1, 2, argv, argvlen};
+    argv[1] = floor_key, argvlen[1] = strlen(floor_key);
+    argv[2] = "1000", argvlen[2] = 4;
+    *c = (wb_script_call_t){WB_ENTRY_SCRIPT_VERSION, 2, 3, argv, argvlen};
 }
 
 /* The script cache is lost mid-pipeline and another client re-caches one
@@ -784,8 +919,8 @@ static void version_call(wb_script_call_t *c, const char **argv, size_t *argvlen
 static void test_noscript_pipeline_keeps_order(void **state)
 {
     const char *k = key("order"), *k2 = key("order2");
-    const char *argv[3][4];
-    size_t argvlen[3][4];
+    const char *argv[3][6];
+    size_t argvlen[3][6];
     wb_script_call_t calls[3];
     redisReply *replies[3];
     wb_entry_t e;
@@ -862,8 +997,8 @@ static void test_script_set(void **state)
                           {"b", wb_entry_script_body(WB_ENTRY_SCRIPT_VERSION), ""}};
     wb_script_set_t set = {two, 2}, empty = {NULL, 0};
     const char *k = key("set"), *k2 = key("set2"), *k3 = key("set3");
-    const char *argv[3][4];
-    size_t argvlen[3][4];
+    const char *argv[3][6];
+    size_t argvlen[3][6];
     wb_script_call_t calls[3];
     redisReply *replies[3], *r = NULL;
     wb_entry_t e;
@@ -875,7 +1010,7 @@ static void test_script_set(void **state)
     assert_string_equal(two[1].sha, wb_entry_script_sha(WB_ENTRY_SCRIPT_VERSION));
     version_call(&calls[0], argv[0], argvlen[0], k);
     assert_int_equal(
-        wb_scripts_call(&empty, ctx, 0, 1, 2, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
+        wb_scripts_call(&empty, ctx, 0, 2, 3, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
         WB_ERR_INVALID_ARG);
     assert_null(r);
 
@@ -888,14 +1023,14 @@ static void test_script_set(void **state)
     /* One call after the cache was lost: EVAL, which caches it again. */
     freeReplyObject(cmd("SCRIPT FLUSH"));
     assert_int_equal(
-        wb_scripts_call(&set, ctx, 1, 1, 2, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
+        wb_scripts_call(&set, ctx, 1, 2, 3, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
         WB_OK);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     assert_true(r->integer > 0);
     freeReplyObject(r);
     assert_true(script_cached(two[1].sha));
     assert_int_equal(
-        wb_scripts_call(&set, ctx, 2, 1, 2, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
+        wb_scripts_call(&set, ctx, 2, 2, 3, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
         WB_ERR_INVALID_ARG);
     assert_null(r);
 
@@ -1090,6 +1225,9 @@ int main(void)
         cmocka_unit_test(test_connect_refused_fast),
         cmocka_unit_test(test_silent_server_times_out),
         cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_fill_aside_does_not_take_a_remembered_version),
+        cmocka_unit_test(test_entry_stores_its_entity),
+        cmocka_unit_test(test_version_floor_and_refused_writes),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -236,7 +236,7 @@ static void assert_full_values(const wb_config_t *conf)
     assert_true(conf->entities[0].refresh_ahead == 0.999);
     assert_int_equal(conf->entities[0].value_type, WB_VT_TEXT);
     assert_string_equal(conf->entities[1].name, "admin_user");
-    assert_string_equal(conf->entities[1].prefix, "user:admin:");
+    assert_string_equal(conf->entities[1].prefix, "admin:");
     assert_string_equal(conf->entities[1].table, "admin_users");
     assert_int_equal(conf->entities[1].ttl_ms, INT64_C(31536000000));
     assert_true(conf->entities[1].refresh_ahead == 0.5);
@@ -563,7 +563,7 @@ static void test_round_trip(void **state)
 static void test_entity_lookup(void **state)
 {
     wb_config_t *conf = load_ok(FIX "full.yaml");
-    const char key[] = "user:admin:7XXXX"; /* lookups must honour keylen */
+    const char key[] = "admin:7XXXX"; /* lookups must honour keylen */
 
     (void)state;
     assert_ptr_equal(wb_config_entity(conf, "user"), &conf->entities[0]);
@@ -572,9 +572,10 @@ static void test_entity_lookup(void **state)
     assert_null(wb_config_entity(conf, NULL));
     assert_null(wb_config_entity(NULL, "user"));
 
-    /* Longest prefix wins, whatever the order in the file. */
-    assert_ptr_equal(wb_config_entity_by_key(conf, key, 12), &conf->entities[1]);
-    assert_ptr_equal(wb_config_entity_by_key(conf, key, 10), &conf->entities[0]);
+    /* One entity per key (prefixes never overlap); keylen is honoured. */
+    assert_ptr_equal(wb_config_entity_by_key(conf, key, 7), &conf->entities[1]);
+    assert_null(wb_config_entity_by_key(conf, key, 5));
+    assert_ptr_equal(wb_config_entity_by_key(conf, "user:admin:7", 12), &conf->entities[0]);
     assert_ptr_equal(wb_config_entity_by_key(conf, "user:42", 7), &conf->entities[0]);
     assert_ptr_equal(wb_config_entity_by_key(conf, "user:", 5), &conf->entities[0]);
     assert_ptr_equal(wb_config_entity_by_key(conf, "i/abc", 5), &conf->entities[2]);
@@ -723,6 +724,26 @@ static void test_duplicate_entity(void **state)
                       "entities[0].name \"user\"\n" FIX
                       "bad_duplicate_entity.yaml:9:5: entities[2].prefix: duplicate of "
                       "entities[0].prefix \"user:\"");
+}
+
+/* Issue 14 item 1: `user:` and `user:admin:` would share the key
+ * "user:admin:5" (user "admin:5", admin_user "5"): refused at load, with
+ * both entities and both places named; so are prefixes overlapping the
+ * internal "wb:" keys. */
+static void test_overlapping_prefix(void **state)
+{
+    (void)state;
+    expect_errors(FIX "bad_overlap_prefix.yaml",
+                  FIX "bad_overlap_prefix.yaml:6:5: entities[1].prefix: \"user:admin:\" of entity "
+                      "admin_user overlaps entities[0].prefix \"user:\" of entity user (line 3, "
+                      "column 5): a cache key must belong to one entity\n" FIX
+                      "bad_overlap_prefix.yaml:9:5: entities[2].prefix: \"wb:x\" overlaps the "
+                      "internal keys \"wb:...\"\n" FIX
+                      "bad_overlap_prefix.yaml:12:5: entities[3].prefix: \"w\" overlaps the "
+                      "internal keys \"wb:...\"\n" FIX
+                      "bad_overlap_prefix.yaml:12:5: entities[3].prefix: \"w\" of entity w "
+                      "overlaps entities[2].prefix \"wb:x\" of entity internal (line 9, column 5): "
+                      "a cache key must belong to one entity");
 }
 
 static void test_bad_enum(void **state)
@@ -987,6 +1008,7 @@ int main(void)
         cmocka_unit_test_setup(test_missing_required, clear_env),
         cmocka_unit_test_setup(test_duplicate_key, clear_env),
         cmocka_unit_test_setup(test_duplicate_entity, clear_env),
+        cmocka_unit_test_setup(test_overlapping_prefix, clear_env),
         cmocka_unit_test_setup(test_bad_enum, clear_env),
         cmocka_unit_test_setup(test_bad_identifier, clear_env),
         cmocka_unit_test_setup(test_string_format, clear_env),

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "refresher.h"
 #include "rf_collapse.h"
 #include "rf_util.h"
 
@@ -85,10 +86,10 @@ static void collapser_cap_forgets_oldest(void **state)
 
 static const char YAML[] = "entities:\n"
                            "  - {name: user, prefix: \"u:\", table: users, value_type: text}\n"
-                           "  - {name: vip, prefix: \"u:vip:\", table: vips, value_type: text}\n"
+                           "  - {name: vip, prefix: \"v:\", table: vips, value_type: text}\n"
                            "  - {name: sess, prefix: \"s:\", table: sess, value_type: text}\n";
 
-static void entity_for_key_prefers_hint_then_longest_prefix(void **state)
+static void entity_for_key_prefers_hint_then_prefix(void **state)
 {
     (void)state;
     char errstr[512];
@@ -97,9 +98,10 @@ static void entity_for_key_prefers_hint_then_longest_prefix(void **state)
                      WB_OK);
 
     assert_string_equal(rf_entity_for_key(conf, NULL, 0, K("u:1"))->name, "user");
-    assert_string_equal(rf_entity_for_key(conf, NULL, 0, K("u:vip:1"))->name, "vip");
+    assert_string_equal(rf_entity_for_key(conf, NULL, 0, K("v:1"))->name, "vip");
     /* A valid hint wins (the request names its entity)... */
     assert_string_equal(rf_entity_for_key(conf, "user", 4, K("u:vip:1"))->name, "user");
+    assert_string_equal(rf_entity_for_key(conf, "user", 4, K("v:1"))->name, "vip");
     /* ...an unknown or mismatching one falls back to the key. */
     assert_string_equal(rf_entity_for_key(conf, "nope", 4, K("s:9"))->name, "sess");
     assert_string_equal(rf_entity_for_key(conf, "user", 4, K("s:9"))->name, "sess");
@@ -120,6 +122,20 @@ static void lease_key_follows_dirty_index(void **state)
     assert_int_equal(rf_lease_key("app:dirty", buf, 8), -1);
 }
 
+/* Issue 14 item 3: what Kafka will never take is poison for the sweeper
+ * (parked an hour), an outage is retried (backed off a sweep_after_ms). */
+static void sweep_tells_poison_from_outage(void **state)
+{
+    (void)state;
+    assert_true(rf_sweep_permanent(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
+    assert_true(rf_sweep_permanent(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE));
+    assert_true(rf_sweep_permanent(RD_KAFKA_RESP_ERR_INVALID_RECORD));
+    assert_false(rf_sweep_permanent(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT));
+    assert_false(rf_sweep_permanent(RD_KAFKA_RESP_ERR__TRANSPORT));
+    assert_false(rf_sweep_permanent(RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS));
+    assert_false(rf_sweep_permanent(RD_KAFKA_RESP_ERR_NO_ERROR));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,8 +143,9 @@ int main(void)
         cmocka_unit_test(zero_window_collapses_only_within_a_batch),
         cmocka_unit_test(binary_keys_and_expiry_keep_memory_bounded),
         cmocka_unit_test(collapser_cap_forgets_oldest),
-        cmocka_unit_test(entity_for_key_prefers_hint_then_longest_prefix),
+        cmocka_unit_test(entity_for_key_prefers_hint_then_prefix),
         cmocka_unit_test(lease_key_follows_dirty_index),
+        cmocka_unit_test(sweep_tells_poison_from_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

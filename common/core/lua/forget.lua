@@ -35,6 +35,6 @@ if keep > ttl then ttl = keep end
 local r = tonumber(h[4]) or 0
 if r < V then r = V end
 redis.call('HSET', KEYS[1], 'rv', string.format('%d', r))
-redis.call('HDEL', KEYS[1], 'v', 'ver', 'd', 'wt', 'del')
+redis.call('HDEL', KEYS[1], 'v', 'ver', 'd', 'wt', 'del', 'e')
 redis.call('PEXPIRE', KEYS[1], ttl)
 return 1

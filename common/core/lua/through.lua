@@ -2,7 +2,7 @@
 -- (V from version.lua).
 -- KEYS[1] cache key, KEYS[2] dirty index.
 -- ARGV[1] value, ARGV[2] V, ARGV[3] TTL ms (<= 0: no TTL), ARGV[4] "1" for
---   a delete.
+--   a delete, ARGV[5] entity name ("" = none), stored in `e`.
 -- Returns 1 applied, 0 skipped.
 -- If the cache holds a newer version (a put after the reservation) nothing
 -- changes -> 0: that put's event will supersede V in PostgreSQL too.
@@ -24,7 +24,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local del, v = '0', ARGV[1]
 if ARGV[4] == '1' then del, v = '1', '' end
 redis.call('HSET', KEYS[1], 'v', v, 'ver', string.format('%d', V), 'd', '0',
-           'wt', string.format('%d', now), 'del', del)
+           'wt', string.format('%d', now), 'del', del, 'e', ARGV[5] or '')
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
 if h[2] == '1' then redis.call('ZREM', KEYS[2], KEYS[1]) end
 local r = tonumber(h[3])

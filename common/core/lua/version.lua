@@ -1,8 +1,9 @@
 -- version — the version of a write-through, reserved without touching the
 -- value (invariant 1).
--- KEYS[1] cache key.
+-- KEYS[1] cache key, KEYS[2] version floor ("<dirty index>:floor", see
+--   put.lua).
 -- ARGV[1] reservation TTL ms (<= 0: 1000), for a hash without value.
--- Returns V, the reserved version.
+-- Returns V, the reserved version: max(max(ver, rv) + 1, TIME, floor + 1).
 -- Write-through commits PostgreSQL with version V first and only then sets
 -- the cache (through.lua), so V must be (a) above every version the key had
 -- so far, and (b) below every version handed out later — also to a
@@ -28,6 +29,8 @@ local h = redis.call('HMGET', KEYS[1], 'ver', 'rv', 'v')
 local prev = tonumber(h[1]) or 0
 local r = tonumber(h[2]) or 0
 if r > prev then prev = r end
+local floor = tonumber(redis.call('GET', KEYS[2])) or 0
+if floor > prev then prev = floor end
 local ver = now
 if prev + 1 > ver then ver = prev + 1 end
 redis.call('HSET', KEYS[1], 'rv', string.format('%d', ver))
