@@ -23,7 +23,7 @@
  * full or memory ran out: the entry then stays dirty, which is safe (the
  * sweeper re-publishes it and its next delivery queues it again). */
 static int q_push(fl_cleaner_t *cl, const char *key, size_t keylen, int64_t version, int64_t ttl_ms,
-                  int forget)
+                  int forget, int settle)
 {
     if (cl->n + cl->busy >= FL_CLEAN_MAX) return -1;
     if (cl->n == cl->cap) {
@@ -37,7 +37,7 @@ static int q_push(fl_cleaner_t *cl, const char *key, size_t keylen, int64_t vers
     if (!copy) return -1;
     memcpy(copy, key, keylen);
     copy[keylen] = '\0';
-    cl->q[cl->n++] = (fl_clean_t){copy, keylen, version, ttl_ms, forget};
+    cl->q[cl->n++] = (fl_clean_t){copy, keylen, version, ttl_ms, forget, settle};
     return 0;
 }
 
@@ -74,11 +74,15 @@ void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b)
 
     pthread_mutex_lock(&cl->mu);
     /* Clean-marks of the rows PostgreSQL committed (invariant 2): against
-     * the version it holds when it refused an older event. */
+     * the version it holds when it refused an older event (a settle, which
+     * leaves an entry dirty at that version to its own event). An event
+     * whose version PostgreSQL holds already (a write-through's, a
+     * duplicate, a replay) cleans at its own version. */
     for (size_t j = 0; j < b->nwinners; j++) {
         const fl_item_t *it = &b->items[b->winners[j]];
-        int64_t v = it->stored_version > 0 ? it->stored_version : it->ev.version;
-        if (q_push(cl, it->ev.key, it->ev.keylen, v, it->ent->ttl_ms, 0) != 0) {
+        int settle = it->stored_version > 0;
+        int64_t v = settle ? it->stored_version : it->ev.version;
+        if (q_push(cl, it->ev.key, it->ev.keylen, v, it->ent->ttl_ms, 0, settle) != 0) {
             dropped += b->nwinners - j;
             break;
         }
@@ -96,7 +100,7 @@ void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b)
 
         if (it->state != FL_ITEM_POISON) continue;
         if (poison_key_version(b->msgs[i], it, &key, &keylen, &version) != 0) continue;
-        if (q_push(cl, key, keylen, version, it->ent ? it->ent->ttl_ms : 0, 1) != 0) dropped++;
+        if (q_push(cl, key, keylen, version, it->ent ? it->ent->ttl_ms : 0, 1, 0) != 0) dropped++;
     }
     size_t pending = cl->n + cl->busy;
     if (cl->n > 0) pthread_cond_signal(&cl->cv);
@@ -168,7 +172,8 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
                                             .dirty_index = cl->conf->redis.dirty_index,
                                             .version = c->version,
                                             .ttl_ms = c->ttl_ms,
-                                            .forget = c->forget};
+                                            .forget = c->forget,
+                                            .settle = c->settle};
         }
         if (wb_entry_clean_many(cl->redis, req, m, res, errstr, sizeof(errstr)) != WB_OK) {
             WB_WARN("redis clean-marking failed, %zu entries stay dirty for now: %s", n - done,

@@ -21,6 +21,7 @@ typedef struct fl_clean_s {
     int64_t version;
     int64_t ttl_ms;
     int forget; /* 1: the `forget` script (poison), 0: `clean` (committed) */
+    int settle; /* clean at the version PostgreSQL holds (wb_entry_clean_req_t) */
 } fl_clean_t;
 
 /* Borrowed metric handles; each may be NULL. */

@@ -287,7 +287,8 @@ wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, siz
 
 /* ---------------------------------------------- flusher: clean, forget */
 
-/* argv of `clean` / `forget`: key, index, version, TTL (nums: 2 slots). */
+/* argv of `clean` / `forget`: key, index, version, TTL, settle flag
+ * (`forget` ignores it) (nums: 2 slots). */
 static void clean_args(const wb_entry_clean_req_t *req, const char **argv, size_t *argvlen,
                        char (*nums)[24])
 {
@@ -297,6 +298,7 @@ static void clean_args(const wb_entry_clean_req_t *req, const char **argv, size_
     argv[1] = idx, argvlen[1] = strlen(idx);
     argv[2] = nums[0], argvlen[2] = num(nums[0], req->version);
     argv[3] = nums[1], argvlen[3] = num(nums[1], req->ttl_ms);
+    argv[4] = req->settle ? "1" : "0", argvlen[4] = 1;
 }
 
 static wb_entry_script_t clean_script(const wb_entry_clean_req_t *req)
@@ -307,8 +309,8 @@ static wb_entry_script_t clean_script(const wb_entry_clean_req_t *req)
 wb_err_t wb_entry_clean(redisContext *ctx, const wb_entry_clean_req_t *req,
                         wb_entry_clean_res_t *res, char *errstr, size_t errstr_size)
 {
-    const char *argv[4];
-    size_t argvlen[4];
+    const char *argv[5];
+    size_t argvlen[5];
     char nums[2][24];
     redisReply *r = NULL;
     long long v = 0;
@@ -317,7 +319,7 @@ wb_err_t wb_entry_clean(redisContext *ctx, const wb_entry_clean_req_t *req,
     if (!req || bad_key(ctx, req->key, req->keylen, errstr, errstr_size, "clean"))
         return WB_ERR_INVALID_ARG;
     clean_args(req, argv, argvlen, nums);
-    err = call(ctx, clean_script(req), 2, 4, argv, argvlen, &r, errstr, errstr_size);
+    err = call(ctx, clean_script(req), 2, 5, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK)
         err = int_reply(r, wb_entry_script_name(clean_script(req)), &v, errstr, errstr_size);
     if (err == WB_OK && res) {
@@ -341,10 +343,10 @@ wb_err_t wb_entry_clean_many(redisContext *ctx, const wb_entry_clean_req_t *req,
     for (size_t i = 0; i < n; i++)
         if (bad_key(ctx, req[i].key, req[i].keylen, errstr, errstr_size, "clean"))
             return WB_ERR_INVALID_ARG;
-    if ((err = many_alloc(&m, n, 4, 2, "clean", errstr, errstr_size)) != WB_OK) return err;
+    if ((err = many_alloc(&m, n, 5, 2, "clean", errstr, errstr_size)) != WB_OK) return err;
     for (size_t i = 0; i < n; i++) {
-        many_set(&m, i, clean_script(&req[i]), 2, 4);
-        clean_args(&req[i], m.argv + 4 * i, m.argvlen + 4 * i, m.num + 2 * i);
+        many_set(&m, i, clean_script(&req[i]), 2, 5);
+        clean_args(&req[i], m.argv + 5 * i, m.argvlen + 5 * i, m.num + 2 * i);
     }
     if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -495,9 +497,9 @@ wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen, int
 wb_err_t wb_entry_through(redisContext *ctx, const wb_entry_through_req_t *req, int *applied,
                           char *errstr, size_t errstr_size)
 {
-    char nums[2][24];
-    const char *argv[6], *idx;
-    size_t argvlen[6];
+    char vbuf[24];
+    const char *argv[5], *idx;
+    size_t argvlen[5];
     redisReply *r = NULL;
     long long v = 0;
     wb_err_t err;
@@ -509,10 +511,9 @@ wb_err_t wb_entry_through(redisContext *ctx, const wb_entry_through_req_t *req, 
     argv[0] = req->key, argvlen[0] = req->keylen;
     argv[1] = idx, argvlen[1] = strlen(idx);
     argv[2] = req->value ? req->value : "", argvlen[2] = req->is_delete ? 0 : req->len;
-    argv[3] = nums[0], argvlen[3] = num(nums[0], req->version);
-    argv[4] = nums[1], argvlen[4] = num(nums[1], req->ttl_ms);
-    argv[5] = req->is_delete ? "1" : "0", argvlen[5] = 1;
-    err = call(ctx, WB_ENTRY_SCRIPT_THROUGH, 2, 6, argv, argvlen, &r, errstr, errstr_size);
+    argv[3] = vbuf, argvlen[3] = num(vbuf, req->version);
+    argv[4] = req->is_delete ? "1" : "0", argvlen[4] = 1;
+    err = call(ctx, WB_ENTRY_SCRIPT_THROUGH, 2, 5, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "through", &v, errstr, errstr_size);
     if (err == WB_OK && applied) *applied = v == 1;
     return err;

@@ -31,9 +31,9 @@
  *
  * THE DIRTY INDEX (config redis.dirty_index, default "wb:dirty") is a
  * sorted set: member = cache key, score = `wt` of the dirty write, in µs.
- * It lists the dirty entries: `put` adds (ZADD, score = its write time);
- * `clean` removes the member whatever the outcome unless a newer dirty
- * write holds the entry; `through` removes a dirty entry it overwrites;
+ * It lists the dirty entries: `put` and `through` add (ZADD, score = the
+ * write time); `clean` removes the member whatever the outcome unless a
+ * newer dirty write holds the entry;
  * `forget` removes the poison entry; `sweep_check` removes a member whose
  * entry is gone or clean; the sweeper moves the score of a re-published
  * entry forward (wb_entry_dirty_bump: ZADD XX GT, never adding a member or
@@ -61,11 +61,11 @@
  *   script       KEYS                  ARGV                              returns
  *   put          key, index            value, "1" if delete              {version, wt}
  *   version      key                   reservation TTL ms                version
- *   clean        key, index            V, TTL ms                         wb_entry_clean_t
+ *   clean        key, index            V, TTL ms, "1" if settle          wb_entry_clean_t
  *   forget       key, index            V, memory TTL ms                  1 forgotten / 0
  *   fill         key                   value, V, TTL ms, "1" if deleted  wb_entry_fill_t
  *   fill_aside   key                   value, TTL ms, "1" if negative    1 created / 0
- *   through      key, index            value, V, TTL ms, "1" if delete   1 applied / 0
+ *   through      key, index            value, V, "1" if delete           1 applied / 0
  *   get          key, rr, lock         ra, TTL ms, dedupe ms, token, lock ms
  *                                      {1, v, ver, d, del, pttl, rr} / {0, locked}
  *   release      lock or lease         token                             1 deleted / 0
@@ -169,7 +169,8 @@ wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, siz
 
 /* What `clean` did. */
 typedef enum wb_entry_clean_e {
-    WB_ENTRY_CLEAN_NEWER = 0,   /* entry holds a newer version: left dirty, stays indexed */
+    WB_ENTRY_CLEAN_NEWER = 0,   /* entry holds a newer version (or, for a settle, V dirty):
+                                   left dirty, stays indexed */
     WB_ENTRY_CLEAN_CLEANED = 1, /* version matched and was dirty: now clean, TTL set, unindexed */
     WB_ENTRY_CLEAN_ALREADY = 2, /* version matched but already clean (duplicate/replay) */
     WB_ENTRY_CLEAN_GONE = 3,    /* no entry (evicted, deleted, lost): unindexed, V kept as memory */
@@ -187,6 +188,12 @@ typedef struct wb_entry_clean_req_s {
     int64_t version;
     int64_t ttl_ms; /* <= 0: no TTL (clean) / only the floor (forget) */
     int forget;
+    /* clean only: version is what PostgreSQL holds after refusing an
+     * OLDER event, not that event's own: an entry dirty at exactly this
+     * version is left alone (WB_ENTRY_CLEAN_NEWER), since its own event —
+     * a write-through's, still on its way to the log — cleans it
+     * (invariant 11). Older values are dropped as usual. */
+    int settle;
 } wb_entry_clean_req_t;
 
 typedef struct wb_entry_clean_res_s {
@@ -263,8 +270,10 @@ wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen, int
                           int64_t *version, char *errstr, size_t errstr_size);
 
 /* Write-through cache set after PostgreSQL committed version (from
- * wb_entry_version): the entry becomes that version, clean, unless the
- * cache already holds a newer one. */
+ * wb_entry_version): unless the cache already holds a newer version, the
+ * entry becomes that version, dirty, without TTL, listed in the dirty index
+ * (like `put`): pinned until the flusher has consumed its change event and
+ * cleaned it (invariants 2 and 11). */
 typedef struct wb_entry_through_req_s {
     const char *key;
     size_t keylen;
@@ -272,7 +281,6 @@ typedef struct wb_entry_through_req_s {
     const void *value;       /* may be NULL when len is 0; ignored for a delete */
     size_t len;
     int64_t version;
-    int64_t ttl_ms; /* <= 0: no TTL */
     int is_delete;
 } wb_entry_through_req_t;
 

@@ -1,6 +1,10 @@
 -- clean — the flusher has committed version V (invariant 2).
 -- KEYS[1] cache key, KEYS[2] dirty index.
--- ARGV[1] V, ARGV[2] TTL ms (<= 0: no TTL).
+-- ARGV[1] V, ARGV[2] TTL ms (<= 0: no TTL), ARGV[3] "1" for a settle: V is
+--   what PostgreSQL holds after refusing an OLDER event, not that event's
+--   version. An entry dirty at exactly V is then left alone (0): it is a
+--   write-through's, whose own event may not be in the log yet, and it
+--   stays pinned until that event cleans it (invariant 11).
 -- Returns a wb_entry_clean_t code:
 --   1 cleaned: ver is still V and dirty: d=0, PEXPIRE TTL, ZREM.
 --   0 newer: left alone; stays indexed if dirty (its own event will clean
@@ -39,6 +43,7 @@ if not h[1] then
   return 3
 end
 cur = cur or 0
+if cur == V and ARGV[3] == '1' and h[3] == '1' then return 0 end
 if cur == V then
   redis.call('ZREM', KEYS[2], KEYS[1])
   if h[3] ~= '1' then return 2 end
