@@ -33,7 +33,6 @@
 #include "wb_key.h"
 #include "wb_log.h"
 #include "wb_entry.h"
-#include "wb_rand.h"
 #include "wb_table.h"
 #include "wb_util.h"
 

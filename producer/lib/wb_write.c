@@ -311,8 +311,8 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
             continue;
         }
         wr->version = res[k].version;
-        wb_write_event(&ev, bw[k].ent, bw[k].key, bw[k].keylen, wr->value, wr->len, wr->value == NULL,
-                   wr->version, res[k].time_us);
+        wb_write_event(&ev, bw[k].ent, bw[k].key, bw[k].keylen, wr->value, wr->len,
+                       wr->value == NULL, wr->version, res[k].time_us);
         err = wb_producer_send(client->producer, &ev, w, bw[k].i, errstr, sizeof(errstr));
         if (err != WB_OK) {
             WB_WARN("%s version %lld is in the cache (dirty) but not queued for Kafka: %s",
