@@ -136,7 +136,10 @@ fl_verdict_t fl_apply_verdict(wb_err_t err, int connected, const char *sqlstate,
  * would serve V for a whole TTL). Cleaned against V', such an entry loses
  * its value and reloads. Runs in the upsert's transaction, which holds the
  * rows' locks (ON CONFLICT locks a row even when its WHERE refuses it), so
- * the versions read are the ones that stay. */
+ * the versions read are the ones that stay. A row holding exactly the
+ * event's version is NOT refused: that is the event's own write, already
+ * committed (a write-through's event, a duplicate, a replay), and the
+ * entry is cleaned at that version as for a written row. */
 static wb_err_t find_refused(apply_ctx_t *a, size_t lo, size_t hi)
 {
     wb_table_rows_t req = {a->ent, a->rows + lo, hi - lo};

@@ -236,13 +236,26 @@ WB_EXPORT wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t 
 /* ------------------------------------------------------ write-through */
 
 /* Write-through put: a version from Redis, then a version-guarded upsert
- * committed in PostgreSQL, then the cache (clean, with the entity's TTL).
+ * committed in PostgreSQL, then the cache, then the change event.
  * If PostgreSQL fails the call fails and the cache is not touched.
+ * On WB_OK PostgreSQL holds the write. The cache holds it too, dirty
+ * (no TTL, in the dirty index, like a wb_put) until wb-flusher has
+ * consumed its change event (same version; PostgreSQL already holds it, so
+ * the flusher only marks the entry clean and gives it the entity's TTL):
+ * every write PostgreSQL holds is in the log, so a replay after a restore
+ * brings it back. The event is sent in the background, never waited for
+ * (as with ack: cache): a slow or absent Kafka does not fail the call; an
+ * event that cannot be queued or delivered is logged, counted in
+ * wb_stats_t.kafka_errors when Kafka refused it, and the sweeper
+ * (wb-refresher) delivers it from the pinned entry.
  * Errors: WB_ERR_PG (or WB_ERR_TIMEOUT for statement_timeout; the cache
  * is not touched), WB_ERR_STALE (PostgreSQL already holds a newer version,
  * from a later write-behind put), WB_ERR_REDIS / WB_ERR_TIMEOUT (before the
  * upsert: nothing written; after it: PostgreSQL holds the write but the
- * cache may serve the previous value until its TTL — logged), and the
+ * cache may serve the previous value until its TTL — logged; the event is
+ * still sent, and once the flusher has consumed it the older cached value
+ * is dropped), WB_ERR_TOO_LARGE (also for a value too big for one Kafka
+ * message: its event could never be delivered; nothing written), and the
  * argument errors of wb_put. A write-through replaces an older dirty
  * write-behind entry (its own value is newer and durable). */
 WB_EXPORT wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,

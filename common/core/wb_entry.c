@@ -584,9 +584,9 @@ wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen,
 wb_err_t wb_entry_through(redisContext *ctx, const wb_entry_through_req_t *req, int *applied,
                           char *errstr, size_t errstr_size)
 {
-    char nums[2][24];
-    const char *argv[7], *idx;
-    size_t argvlen[7];
+    char vbuf[24];
+    const char *argv[6], *idx;
+    size_t argvlen[6];
     redisReply *r = NULL;
     long long v = 0;
     wb_err_t err;
@@ -598,11 +598,10 @@ wb_err_t wb_entry_through(redisContext *ctx, const wb_entry_through_req_t *req, 
     argv[0] = req->key, argvlen[0] = req->keylen;
     argv[1] = idx, argvlen[1] = strlen(idx);
     argv[2] = req->value ? req->value : "", argvlen[2] = req->is_delete ? 0 : req->len;
-    argv[3] = nums[0], argvlen[3] = num(nums[0], req->version);
-    argv[4] = nums[1], argvlen[4] = num(nums[1], req->ttl_ms);
-    argv[5] = req->is_delete ? "1" : "0", argvlen[5] = 1;
-    argv[6] = str_or_empty(req->entity), argvlen[6] = strlen(argv[6]);
-    err = call(ctx, WB_ENTRY_SCRIPT_THROUGH, 2, 7, argv, argvlen, &r, errstr, errstr_size);
+    argv[3] = vbuf, argvlen[3] = num(vbuf, req->version);
+    argv[4] = req->is_delete ? "1" : "0", argvlen[4] = 1;
+    argv[5] = str_or_empty(req->entity), argvlen[5] = strlen(argv[5]);
+    err = call(ctx, WB_ENTRY_SCRIPT_THROUGH, 2, 6, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "through", &v, errstr, errstr_size);
     if (err == WB_OK && applied) *applied = v == 1;
     return err;

@@ -39,7 +39,8 @@
  * swept). It lists the dirty entries: `put` adds (ZADD NX, score = its
  * write time);
  * `clean` removes the member whatever the outcome unless a newer dirty
- * write holds the entry; `through` removes a dirty entry it overwrites;
+ * write holds the entry; `through` adds too (ZADD NX: a write-through is pinned until its own event
+ * is in the log, invariant 11);
  * `forget` removes the poison entry; `sweep_check` removes a member whose
  * entry is gone or clean; the sweeper moves the score of a re-published
  * entry forward (wb_entry_dirty_bump: ZADD XX GT, never adding a member or
@@ -79,7 +80,7 @@
  *                                                                       wb_entry_fill_t
  *   fill_aside   key                   value, TTL ms, "1" if negative, entity
  *                                                                       1 created / 0
- *   through      key, index            value, V, TTL ms, "1" if delete, entity
+ *   through      key, index            value, V, "1" if delete, entity
  *                                                                       1 applied / 0
  *   floor        floor                 V                                 the floor
  *   get          key, rr, lock         ra, TTL ms, dedupe ms, token, lock ms
@@ -199,7 +200,8 @@ wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, siz
 
 /* What `clean` did. */
 typedef enum wb_entry_clean_e {
-    WB_ENTRY_CLEAN_NEWER = 0,   /* entry holds a newer version: left dirty, stays indexed */
+    WB_ENTRY_CLEAN_NEWER = 0,   /* entry holds a newer version (or, for a settle, V dirty):
+                                   left dirty, stays indexed */
     WB_ENTRY_CLEAN_CLEANED = 1, /* version matched and was dirty: now clean, TTL set, unindexed */
     WB_ENTRY_CLEAN_ALREADY = 2, /* version matched but already clean (duplicate/replay) */
     WB_ENTRY_CLEAN_GONE = 3,    /* no entry (evicted, deleted, lost): unindexed, V kept as memory */
@@ -221,7 +223,10 @@ typedef struct wb_entry_clean_req_s {
     int64_t ttl_ms; /* <= 0: no TTL (clean) / only the floor (forget) */
     int forget;
     /* clean only: > 0 when PostgreSQL refused the event of this version
-     * because it holds `version` (newer); 0 when the event committed. */
+     * because it holds `version` (newer); 0 when the event committed. An
+     * entry dirty at exactly `version` is then left alone
+     * (WB_ENTRY_CLEAN_NEWER): its own event — a write-through's, still on
+     * its way to the log — cleans it (invariant 11). */
     int64_t refused_version;
 } wb_entry_clean_req_t;
 
@@ -325,8 +330,10 @@ wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen,
                           char *errstr, size_t errstr_size);
 
 /* Write-through cache set after PostgreSQL committed version (from
- * wb_entry_version): the entry becomes that version, clean, unless the
- * cache already holds a newer one. */
+ * wb_entry_version): unless the cache already holds a newer version, the
+ * entry becomes that version, dirty, without TTL, listed in the dirty index
+ * (like `put`): pinned until the flusher has consumed its change event and
+ * cleaned it (invariants 2 and 11). */
 typedef struct wb_entry_through_req_s {
     const char *key;
     size_t keylen;
@@ -334,7 +341,6 @@ typedef struct wb_entry_through_req_s {
     const void *value;       /* may be NULL when len is 0; ignored for a delete */
     size_t len;
     int64_t version;
-    int64_t ttl_ms; /* <= 0: no TTL */
     int is_delete;
     const char *entity; /* stored in `e`; NULL or "": none */
 } wb_entry_through_req_t;

@@ -92,6 +92,12 @@ wb_err_t wb_client_key(wb_client_t *client, const char *entity, const char *id,
 wb_err_t wb_client_check_value(const wb_entity_t *ent, const char *key, const void *value,
                                size_t len);
 
+/* Fills ev with the change event of one write (invariant 3): key, value
+ * (none for a delete), version, write time, entity. ev borrows key and
+ * value. Used by write-behind (wb_write.c) and write-through. */
+void wb_write_event(wb_event_t *ev, const wb_entity_t *ent, const char *key, size_t keylen,
+                    const void *value, size_t len, int is_delete, int64_t version, int64_t time_us);
+
 /* One Redis step of a call: runs on a borrowed context. */
 typedef wb_err_t (*wb_redis_op_fn)(redisContext *ctx, void *arg, char *errstr, size_t errstr_size);
 

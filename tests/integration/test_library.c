@@ -131,7 +131,9 @@ static void put_batch_writes_all(void **state)
 }
 
 /* Write-through: the row is committed with the version the cache holds;
- * the entry is clean with a TTL. */
+ * its change event is in the log with that version and value, and the
+ * entry is pinned like a write-behind write until the flusher consumed
+ * that event (dirty, no TTL, listed: invariant 11). */
 static void put_through_row_matches_cache(void **state)
 {
     char id[128], key[160], ver[32];
@@ -155,16 +157,24 @@ static void put_through_row_matches_cache(void **state)
     assert_string_equal(s, ver);
     free(s);
     s = lh_hget(&H, key, "d");
-    assert_string_equal(s, "0");
+    assert_string_equal(s, "1");
     free(s);
-    long long pttl = lh_pttl(&H, key);
-    assert_true(pttl > 50000 && pttl <= 60000);
-    assert_int_equal(lh_dirty_score(&H, key), -1);
+    assert_int_equal(lh_pttl(&H, key), -1);
+    assert_true(lh_dirty_score(&H, key) > 0);
+    lh_msg_t m[2];
+    int n = lh_consume(&H, H.changes, key, 0, m, 2, 1, 15000);
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0].version, v);
+    assert_int_equal(m[0].is_delete, 0);
+    assert_int_equal(m[0].valuelen, 7);
+    assert_memory_equal(m[0].value, "through", 7);
+    assert_string_equal(m[0].entity, "item");
+    lh_msgs_free(m, n);
 }
 
 /* An older dirty write-behind value is replaced by the newer durable
- * write-through value (and leaves the dirty index), so the flusher can
- * never mark the older value clean later. */
+ * write-through value (which stays listed for its own event), so the
+ * flusher can never mark the older value clean later. */
 static void put_through_replaces_older_dirty_entry(void **state)
 {
     char id[128], key[160];
@@ -184,8 +194,11 @@ static void put_through_replaces_older_dirty_entry(void **state)
     assert_int_equal(out.version, vt);
     assert_int_equal(out.hit, 1);
     wb_value_free(&out);
-    assert_int_equal(lh_dirty_score(&H, key), -1);
-    assert_true(lh_pttl(&H, key) > 0);
+    char *s = lh_hget(&H, key, "ver"), ver[32];
+    snprintf(ver, sizeof(ver), "%" PRId64, vt);
+    assert_string_equal(s, ver);
+    free(s);
+    assert_true(lh_dirty_score(&H, key) > 0);
 }
 
 /* PostgreSQL fails (the ghost entity's table does not exist): the call

@@ -2,7 +2,10 @@
 -- KEYS[1] cache key, KEYS[2] dirty index.
 -- ARGV[1] V, ARGV[2] TTL ms (<= 0: no TTL), ARGV[3] E: the version of the
 --   event PostgreSQL refused because it holds V > E ("0" or absent: the
---   event itself committed, V is its version).
+--   event itself committed, V is its version). With E > 0 (a settle), an
+--   entry dirty at exactly V is left alone (0): it is a write-through's,
+--   whose own event may not be in the log yet, and it stays pinned until
+--   that event cleans it (invariant 11).
 -- Returns a wb_entry_clean_t code (an integer), or for code 5 the array
 --   {5, v, del, e, wt} of the write that was lost:
 --   1 cleaned: ver is still V and dirty: d=0, PEXPIRE TTL, ZREM.
@@ -51,6 +54,7 @@ if not h[1] then
   return 3
 end
 cur = cur or 0
+if cur == V and E > 0 and h[3] == '1' then return 0 end
 if cur == V then
   redis.call('ZREM', KEYS[2], KEYS[1])
   if h[3] ~= '1' then return 2 end
