@@ -136,11 +136,19 @@ const cfg_field_t wb_config_fields[] = {
         "time allowed to finish the batch on SIGTERM"),
     I64("flusher.tombstone_retention_ms", C_OFF(flusher.tombstone_retention_ms), "604800000", 0,
         INT64_C(315360000000), "soft-deleted rows purged after this; 0 = never"),
+    /* Versions are Redis time in microseconds: one far ahead of the clock
+     * is forged or from a broken clock, and would hold its row above every
+     * real write until the clock caught up (invariant 4). */
+    I64("flusher.max_version_ahead_ms", C_OFF(flusher.max_version_ahead_ms), "3600000", 0,
+        INT64_C(315360000000),
+        "dead-letter events whose version is this far ahead of the flusher's clock; 0 = off"),
 
     STR("refresher.group_id", C_OFF(refresher.group_id), "wb-refresher", 1, 255, 0, NULL,
         "Kafka consumer group"),
     INT("refresher.batch.max_keys", C_OFF(refresher.batch_max_keys), "500", 1, 100000,
         "reload at most this many keys per query"),
+    I64("refresher.batch.max_bytes", C_OFF(refresher.batch_max_bytes), "16777216", 1024, 268435456,
+        "row bytes held at once while reloading; rows are filled in chunks of this size"),
     INT("refresher.batch.max_wait_ms", C_OFF(refresher.batch_max_wait_ms), "100", 0, 60000,
         "reload at most this long after the first request"),
     INT("refresher.retry.initial_ms", C_OFF(refresher.retry_initial_ms), "100", 1, 60000,

@@ -79,11 +79,13 @@ typedef struct wb_config_s {
         char *http_listen; /* "host:port" for /metrics /healthz /readyz */
         int shutdown_deadline_ms;
         int64_t tombstone_retention_ms; /* soft-deleted rows purged after this */
+        int64_t max_version_ahead_ms;   /* versions further ahead of the clock: poison; 0 = off */
     } flusher;
 
     struct {
         char *group_id;
         int batch_max_keys;
+        int64_t batch_max_bytes; /* row bytes held at once while reloading */
         int batch_max_wait_ms;
         int retry_initial_ms;
         int retry_max_ms;
