@@ -303,9 +303,10 @@ static wb_err_t reload_range(reload_t *r, rf_item_t *items, size_t lo, size_t hi
     if (!content) goto out;
     HASH_CLEAR(hh, by_id);
     if (n == 1) {
+        char shown[256];
+        wb_escape(shown, sizeof(shown), items[lo].key, items[lo].keylen, WB_ESC_HIGH);
         wb_counter_add(rf->m.invalid, 1);
-        WB_WARN("dropping the refresh of %.*s: PostgreSQL refuses the id (%s)",
-                (int)(items[lo].keylen > 200 ? 200 : items[lo].keylen), items[lo].key, errstr);
+        WB_WARN("dropping the refresh of %s: PostgreSQL refuses the id (%s)", shown, errstr);
         err = WB_OK;
         goto out;
     }

@@ -247,21 +247,6 @@ static void version_far_ahead_is_dead_lettered(void **state)
     assert_int_equal(fh_stop(&G, 30000, NULL), 0);
 }
 
-/* Peak resident memory (VmHWM) of pid in bytes, or -1. */
-static int64_t peak_rss(pid_t pid)
-{
-    char path[64], line[256];
-    int64_t kb = -1;
-
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmHWM: %" SCNd64 " kB", &kb) == 1) break;
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
-
 /* Messages of ~900 KB of headers and no value (deletes): the batch counts
  * their headers, so a batch allowed 50000 events closes at max_bytes and
  * the flusher's peak memory stays near what the config allows rather than
@@ -281,7 +266,7 @@ static void header_bytes_bound_the_batch(void **state)
     /* The process's own footprint, idle: a first run, stopped. */
     start_ready(&G);
     usleep(500000);
-    int64_t base = peak_rss(G.pid);
+    int64_t base = wb_test_peak_rss(G.pid);
     assert_true(base > 0);
     assert_int_equal(fh_stop(&G, 30000, NULL), 0);
 
@@ -313,7 +298,7 @@ static void header_bytes_bound_the_batch(void **state)
     while (fh_count(&G, "WHERE deleted") < N && wb_time_mono_ms() - t0 < 60000)
         usleep(200000);
     assert_int_equal(fh_count(&G, "WHERE deleted"), N);
-    int64_t peak = peak_rss(G.pid);
+    int64_t peak = wb_test_peak_rss(G.pid);
     /* Two batches (one applying, one filling), each up to max_bytes plus
      * the message that crossed it; the consumer's pre-fetch (4 MB per
      * partition, 3 partitions, plus one oversized message each); 32 MB of

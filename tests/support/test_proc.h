@@ -37,5 +37,8 @@ int wb_test_http_get(int port, const char *path, char *buf, size_t size);
 void wb_test_dump_file(const char *path);
 
 void wb_test_sleep_ms(int ms);
+/* Peak resident memory (VmHWM of /proc/<pid>/status) of pid in bytes, or
+ * -1 when it cannot be read. */
+int64_t wb_test_peak_rss(pid_t pid);
 
 #endif /* WB_TEST_PROC_H */
