@@ -124,7 +124,7 @@ const cfg_field_t wb_config_fields[] = {
     INT("flusher.batch.max_events", C_OFF(flusher.batch_max_events), "10000", 1, 1000000,
         "flush when this many events are buffered"),
     I64("flusher.batch.max_bytes", C_OFF(flusher.batch_max_bytes), "16777216", 1024, 268435456,
-        "flush when buffered payloads reach this size"),
+        "flush when buffered messages (keys, values, headers) reach this size"),
     INT("flusher.batch.max_wait_ms", C_OFF(flusher.batch_max_wait_ms), "100", 0, 60000,
         "flush at most this long after the first buffered event"),
     INT("flusher.retry.initial_ms", C_OFF(flusher.retry_initial_ms), "100", 1, 60000,
