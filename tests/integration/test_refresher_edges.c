@@ -138,14 +138,18 @@ static void reload_memory_is_bounded_by_bytes(void **state)
     int64_t peak = wb_test_peak_rss(rh->pid[0]);
     /* A chunk of rows (max_bytes plus the row that crossed it), the same
      * bytes again in the Redis pipeline, libpq's buffer for one row, and
-     * 24 MB of slack for the allocator. */
-    int64_t bound = base + 2 * (max_bytes + VALUE) + 2 * VALUE + (24 << 20);
+     * 48 MB of slack for the allocator (measured: 25-30 MB in all; the
+     * whole batch at once peaked at 196 MB). */
+    int64_t bound = base + 2 * (max_bytes + VALUE) + 2 * VALUE + (48 << 20);
     fprintf(stderr,
             "refresher peak RSS: idle %" PRId64 " KB, after reloading %d x 900 KB %" PRId64
             " KB, bound %" PRId64 " KB\n",
             base / 1024, N, peak / 1024, bound / 1024);
     assert_true(peak > 0);
-    assert_true(peak <= bound);
+    if (wb_test_asan())
+        fprintf(stderr, "AddressSanitizer build: the memory bound is not checked\n");
+    else
+        assert_true(peak <= bound);
     /* Served, not dropped: a value reads back whole. */
     char key[256], errstr[256];
     wb_entry_t e;

@@ -127,3 +127,18 @@ int64_t wb_test_peak_rss(pid_t pid)
     fclose(f);
     return kb < 0 ? -1 : kb * 1024;
 }
+
+int wb_test_asan(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return 1;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    return 1;
+#else
+    return 0;
+#endif
+#else
+    return 0;
+#endif
+}

@@ -40,5 +40,10 @@ void wb_test_sleep_ms(int ms);
 /* Peak resident memory (VmHWM of /proc/<pid>/status) of pid in bytes, or
  * -1 when it cannot be read. */
 int64_t wb_test_peak_rss(pid_t pid);
+/* 1 when the tests (and the daemons they start, from the same build) are
+ * built with AddressSanitizer: its allocator keeps freed memory in
+ * quarantine, so resident memory says nothing about what a daemon holds
+ * and memory bounds are not checked there. */
+int wb_test_asan(void);
 
 #endif /* WB_TEST_PROC_H */
