@@ -124,7 +124,7 @@ const cfg_field_t wb_config_fields[] = {
     INT("flusher.batch.max_events", C_OFF(flusher.batch_max_events), "10000", 1, 1000000,
         "flush when this many events are buffered"),
     I64("flusher.batch.max_bytes", C_OFF(flusher.batch_max_bytes), "16777216", 1024, 268435456,
-        "flush when buffered payloads reach this size"),
+        "flush when buffered messages (keys, values, headers) reach this size"),
     INT("flusher.batch.max_wait_ms", C_OFF(flusher.batch_max_wait_ms), "100", 0, 60000,
         "flush at most this long after the first buffered event"),
     INT("flusher.retry.initial_ms", C_OFF(flusher.retry_initial_ms), "100", 1, 60000,
@@ -139,6 +139,12 @@ const cfg_field_t wb_config_fields[] = {
         "soft-deleted rows purged after this; 0 = never; >= topic retention.ms + segment.ms"),
     STR("flusher.instance_id", C_OFF(flusher.instance_id), "", 0, 249, 0, NULL,
         "static group membership (group.instance.id), unique per replica; empty = dynamic"),
+    /* Versions are Redis time in microseconds: one far ahead of the clock
+     * is forged or from a broken clock, and would hold its row above every
+     * real write until the clock caught up (invariant 4). */
+    I64("flusher.max_version_ahead_ms", C_OFF(flusher.max_version_ahead_ms), "3600000", 0,
+        INT64_C(315360000000),
+        "dead-letter events whose version is this far ahead of the flusher's clock; 0 = off"),
 
     STR("refresher.group_id", C_OFF(refresher.group_id), "wb-refresher", 1, 255, 0, NULL,
         "Kafka consumer group"),
@@ -146,6 +152,8 @@ const cfg_field_t wb_config_fields[] = {
         "static group membership (group.instance.id), unique per replica; empty = dynamic"),
     INT("refresher.batch.max_keys", C_OFF(refresher.batch_max_keys), "500", 1, 100000,
         "reload at most this many keys per query"),
+    I64("refresher.batch.max_bytes", C_OFF(refresher.batch_max_bytes), "16777216", 1024, 268435456,
+        "row bytes held at once while reloading; rows are filled in chunks of this size"),
     INT("refresher.batch.max_wait_ms", C_OFF(refresher.batch_max_wait_ms), "100", 0, 60000,
         "reload at most this long after the first request"),
     INT("refresher.retry.initial_ms", C_OFF(refresher.retry_initial_ms), "100", 1, 60000,

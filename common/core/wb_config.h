@@ -80,12 +80,14 @@ typedef struct wb_config_s {
         int shutdown_deadline_ms;
         int64_t tombstone_retention_ms; /* soft-deleted rows purged after this */
         char *instance_id;              /* group.instance.id; "" = dynamic membership */
+        int64_t max_version_ahead_ms;   /* versions further ahead of the clock: poison; 0 = off */
     } flusher;
 
     struct {
         char *group_id;
         char *instance_id; /* group.instance.id; "" = dynamic membership */
         int batch_max_keys;
+        int64_t batch_max_bytes; /* row bytes held at once while reloading */
         int batch_max_wait_ms;
         int retry_initial_ms;
         int retry_max_ms;

@@ -669,6 +669,77 @@ wb_err_t wb_table_select(PGconn *conn, const wb_table_keys_t *req, PGresult **re
     return err;
 }
 
+wb_err_t wb_table_select_send(PGconn *conn, const wb_table_keys_t *req, char *errstr,
+                              size_t errstr_size)
+{
+    const Oid type = OID_TEXT_ARR;
+    const int fmt = 1;
+    char where[WB_PG_QUOTED_MAX + 64], *sql, *ids;
+    int idslen = 0, sent;
+
+    if (!conn || !req || !req->ent || (req->n && (!req->ids || !req->idlens))) {
+        wb_set_err(errstr, errstr_size, "wb_table_select_send: invalid argument");
+        return WB_ERR_INVALID_ARG;
+    }
+    sql = wb_table_select_sql(req->ent, 1);
+    wb_err_t err = built(req->ent, sql, errstr, errstr_size);
+    if (err != WB_OK) return err;
+    if (!(ids = wb_table_text_array(req->ids, req->idlens, req->n, &idslen))) {
+        wb_set_err(errstr, errstr_size, "cannot build the ids of %zu rows of %s", req->n,
+                   req->ent->table);
+        free(sql);
+        return WB_ERR_NOMEM;
+    }
+    sent = PQsendQueryParams(conn, sql, 1, &type, (const char *const *)&ids, &idslen, &fmt, 1);
+    free(ids);
+    free(sql);
+    if (!sent || !PQsetSingleRowMode(conn)) {
+        snprintf(where, sizeof(where), "reading table %s", req->ent->table);
+        err = wb_pg_result_error(conn, NULL, where, errstr, errstr_size);
+        if (sent) wb_table_select_drain(conn);
+        return err;
+    }
+    return WB_OK;
+}
+
+wb_err_t wb_table_select_next(PGconn *conn, const wb_entity_t *ent, PGresult **res,
+                              wb_table_result_t *st, char *errstr, size_t errstr_size)
+{
+    char where[WB_PG_QUOTED_MAX + 64];
+    PGresult *r = PQgetResult(conn);
+    wb_err_t err;
+
+    *res = NULL;
+    if (st) memset(st, 0, sizeof(*st));
+    if (!r) return WB_OK;
+    switch (PQresultStatus(r)) {
+    case PGRES_SINGLE_TUPLE:
+        *res = r;
+        return WB_OK;
+    case PGRES_TUPLES_OK: /* the end: no tuple, then NULL */
+        PQclear(r);
+        wb_table_select_drain(conn);
+        return WB_OK;
+    default:
+        break;
+    }
+    const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (st && code) snprintf(st->sqlstate, sizeof(st->sqlstate), "%s", code);
+    snprintf(where, sizeof(where), "reading table %s", ent->table);
+    err = wb_pg_result_error(conn, r, where, errstr, errstr_size);
+    PQclear(r);
+    wb_table_select_drain(conn);
+    return err;
+}
+
+void wb_table_select_drain(PGconn *conn)
+{
+    PGresult *r;
+
+    while (conn && (r = PQgetResult(conn)) != NULL)
+        PQclear(r);
+}
+
 wb_err_t wb_table_row_decode(const PGresult *res, int r, const wb_entity_t *ent, wb_row_t *row,
                              char *errstr, size_t errstr_size)
 {

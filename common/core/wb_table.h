@@ -143,6 +143,26 @@ wb_err_t wb_table_select_one(PGconn *conn, const wb_entity_t *ent, const char *i
 wb_err_t wb_table_select(PGconn *conn, const wb_table_keys_t *req, PGresult **res, char *errstr,
                          size_t errstr_size);
 
+/* As wb_table_select, streamed: sends the read in single-row mode, so the
+ * caller holds one row at a time rather than every row of the batch (rows
+ * may be large). Then call wb_table_select_next until it gives no row; the
+ * connection is busy until then. Returns WB_OK, or as wb_table_select
+ * (nothing is pending then). */
+wb_err_t wb_table_select_send(PGconn *conn, const wb_table_keys_t *req, char *errstr,
+                              size_t errstr_size);
+
+/* The next row of a wb_table_select_send: *res owns a result of one tuple
+ * (PQclear; read with wb_table_row_decode, r = 0), or NULL when the read
+ * is complete and the connection idle again. On failure *res is NULL, the
+ * rest of the read is consumed (the connection is idle again if it is
+ * still up), st (may be NULL) gets the SQLSTATE ("" if none) and the
+ * result is WB_ERR_TIMEOUT or WB_ERR_PG. */
+wb_err_t wb_table_select_next(PGconn *conn, const wb_entity_t *ent, PGresult **res,
+                              wb_table_result_t *st, char *errstr, size_t errstr_size);
+
+/* Consumes (and frees) what is left of a wb_table_select_send read. */
+void wb_table_select_drain(PGconn *conn);
+
 /* Decodes tuple r of a wb_table_select(_one) result into *row, every
  * pointer borrowed from res (valid until PQclear): row->value is NULL for
  * an SQL NULL (a tombstone, or a live row written by hand without a value);
