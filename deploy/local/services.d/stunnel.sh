@@ -33,7 +33,7 @@ yes | no | optional) ;;
 *) die "WB_REDIS_TLS_AUTH_CLIENTS must be yes, no or optional (got '$REDIS_TLS_AUTH_CLIENTS')" ;;
 esac
 
-# Makes a CA, a server certificate for $HOST (IP SAN) and a client
+# Makes a CA, a server certificate for $HOST and localhost and a client
 # certificate, all signed by the CA, once per data dir (2 years; test use).
 tls_certs() {
     [[ -s $TLS_DIR/client.crt ]] && return 0
@@ -46,7 +46,7 @@ tls_certs() {
                 -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" &&
             openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
                 -CAcreateserial -days 730 -out "$TLS_DIR/server.crt" \
-                -extfile <(printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n' "$HOST") &&
+                -extfile <(printf 'subjectAltName=IP:%s,DNS:localhost\nextendedKeyUsage=serverAuth\n' "$HOST") &&
             openssl req -newkey rsa:2048 -nodes -subj '/CN=wbcache' \
                 -keyout "$TLS_DIR/client.key" -out "$TLS_DIR/client.csr" &&
             openssl x509 -req -in "$TLS_DIR/client.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
