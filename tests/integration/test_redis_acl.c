@@ -170,8 +170,23 @@ static void acl_user_with_the_minimal_commands_runs_everything(void **state)
     assert_int_equal(acl_denials(rh, t->user), 0);
 }
 
+/* 1 when the file at path has a line containing what. */
+static int log_has(const char *path, const char *what)
+{
+    char line[2048];
+    int found = 0;
+    FILE *f = fopen(path, "r");
+
+    if (!f) return 0;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, what) != NULL;
+    fclose(f);
+    return found;
+}
+
 /* A wrong password: a clear error naming the user and the server, never
- * the password (neither the wrong one nor the right one). */
+ * the password (neither the wrong one nor the right one), from the
+ * library's open, wbctl and the refresher (log, not ready). */
 static void wrong_password_is_a_clear_error(void **state)
 {
     acl_t *t = *state;
@@ -209,6 +224,20 @@ static void wrong_password_is_a_clear_error(void **state)
     assert_non_null(strstr(out, "WRONGPASS"));
     assert_null(strstr(out, wrong));
     assert_null(strstr(out, PASSWORD));
+
+    /* The refresher stays not ready and logs why, without the password. */
+    rh_start(rh, 0);
+    int logged = 0;
+    for (int64_t end = wb_time_mono_ms() + 15000; !logged && wb_time_mono_ms() < end;) {
+        usleep(100000);
+        logged = log_has(rh->log[0], "WRONGPASS") && log_has(rh->log[0], want);
+    }
+    if (!logged) rh_dump_log(rh, 0);
+    assert_true(logged);
+    assert_int_not_equal(rh_http(rh, 0, "/readyz", out, sizeof(out)), 200);
+    printf("refresher /readyz: %s\n", out);
+    assert_false(log_has(rh->log[0], wrong));
+    assert_false(log_has(rh->log[0], PASSWORD));
 }
 
 static int setup(void **state)
