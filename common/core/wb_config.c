@@ -65,6 +65,8 @@ static const char *const vt_names[] = {"text", "jsonb", "bytea", NULL};
 const cfg_field_t wb_config_fields[] = {
     STR("redis.host", C_OFF(redis.host), "127.0.0.1", 1, 1024, 0, NULL, "Redis host name or IP"),
     INT("redis.port", C_OFF(redis.port), "6379", 1, 65535, "Redis TCP port"),
+    STR("redis.user", C_OFF(redis.user), "", 0, 1024, 0, NULL,
+        "ACL user for AUTH user password; empty = the default user (password-only AUTH)"),
     STR("redis.password", C_OFF(redis.password), "", 0, CFG_STR_MAX, F_SECRET, NULL,
         "AUTH password; empty = none (env WBCACHE_REDIS_PASSWORD)"),
     INT("redis.db", C_OFF(redis.db), "0", 0, 1023, "database number (SELECT)"),

@@ -33,6 +33,7 @@ typedef struct wb_config_s {
     struct {
         char *host;
         int port;
+        char *user;     /* ACL user; "" = the default user (AUTH password) */
         char *password; /* secret: WBCACHE_REDIS_PASSWORD overrides */
         int db;
         int timeout_ms;

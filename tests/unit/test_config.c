@@ -103,6 +103,7 @@ static void test_example_config(void **state)
     assert_string_equal(conf->path, "config/wbcache.yaml");
     assert_string_equal(conf->redis.host, "127.0.0.1");
     assert_int_equal(conf->redis.port, 26370);
+    assert_string_equal(conf->redis.user, "");
     assert_string_equal(conf->redis.password, "");
     assert_int_equal(conf->redis.db, 0);
     assert_int_equal(conf->redis.timeout_ms, 1000);
@@ -265,6 +266,7 @@ static void test_defaults(void **state)
     (void)state;
     assert_string_equal(conf->redis.host, "127.0.0.1");
     assert_int_equal(conf->redis.port, 6379);
+    assert_string_equal(conf->redis.user, "");
     assert_string_equal(conf->redis.password, "");
     assert_int_equal(conf->redis.db, 0);
     assert_int_equal(conf->redis.timeout_ms, 1000);
@@ -379,6 +381,7 @@ static void test_secret_env_override(void **state)
 
     (void)state;
     conf = load_ok(FIX "secrets.yaml");
+    assert_string_equal(conf->redis.user, "wbapp"); /* the ACL user: not a secret */
     assert_string_equal(conf->redis.password, "redis-file-secret");
     assert_string_equal(conf->postgres.password, "pg-file-secret");
     assert_string_equal(prop(conf, "sasl.password"), "kafka-file-secret");
@@ -429,6 +432,7 @@ static void test_print_masks_secrets(void **state)
     assert_null(strstr(out, "pg file secret"));
     assert_null(strstr(out, "kafka-env-secret"));
     assert_non_null(strstr(out, "\n  password: \"****\""));
+    assert_non_null(strstr(out, "\n  user: \"wbapp\"")); /* the ACL user is shown */
     assert_non_null(strstr(out, "\n  dsn: \"host=db user=app password=**** dbname=app\""));
     assert_non_null(strstr(out, "\n    \"sasl.password\": \"****\"\n"));
     assert_non_null(strstr(out, "\n    \"ssl.key.password\": \"****\"\n"));

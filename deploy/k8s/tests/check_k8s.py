@@ -134,6 +134,45 @@ def effective(container, pod, field):
 
 PG_CA_SECRET = "wbcache-pg-ca"
 PG_CA_PATH = "/etc/wbcache-pg-ca"
+REDIS_TLS_SIDECAR = "redis-tls"
+REDIS_TLS_SECRET = "wbcache-redis-tls"
+REDIS_TLS_PATH = "/etc/wbcache-redis-tls"
+
+
+def check_redis_tls_sidecar(rep, wid, pod):
+    """The redis-tls component's sidecar: native (started before the wbcache
+    container), its certificates mounted read-only, and the wbcache
+    container's redis.host/port (WB_REDIS_HOST/PORT, env beating envFrom)
+    pointing at the port it listens on."""
+    sidecars = [c for c in pod.get("initContainers") or [] if c.get("name") == REDIS_TLS_SIDECAR]
+    if not sidecars:
+        return
+    sc = sidecars[0]
+    port = ((sc.get("startupProbe") or {}).get("tcpSocket") or {}).get("port")
+    main = (pod.get("containers") or [{}])[0]
+    env = {e["name"]: str(e["value"]) for e in main.get("env") or [] if "value" in e}
+    vols = {v["name"]: v for v in pod.get("volumes") or []}
+    mounts = [m for m in sc.get("volumeMounts") or []
+              if (vols.get(m.get("name"), {}).get("secret") or {}).get("secretName") == REDIS_TLS_SECRET]
+    problems = []
+    if sc.get("restartPolicy") != "Always":
+        problems.append("the sidecar must be native (restartPolicy: Always) so it runs before "
+                        "the wbcache container starts")
+    if port is None:
+        problems.append("the sidecar has no startupProbe tcpSocket on its port")
+    if env.get("WB_REDIS_HOST") != "127.0.0.1" or env.get("WB_REDIS_PORT") != str(port):
+        problems.append(f"container {main.get('name')} does not point redis.host/port at the redis-tls "
+                        f"sidecar (WB_REDIS_HOST={env.get('WB_REDIS_HOST')}, "
+                        f"WB_REDIS_PORT={env.get('WB_REDIS_PORT')}; the sidecar listens on 127.0.0.1:{port})")
+    if not mounts or any(m.get("mountPath") != REDIS_TLS_PATH or m.get("readOnly") is not True for m in mounts):
+        problems.append(f"the Secret {REDIS_TLS_SECRET} must be mounted read-only at {REDIS_TLS_PATH} "
+                        f"in the sidecar")
+    if problems:
+        for p in problems:
+            rep.bad(f"{wid}: redis-tls: {p}")
+    else:
+        rep.ok(f"{wid}: redis-tls sidecar on 127.0.0.1:{port}, the wbcache container points at it, "
+               f"certificates from {REDIS_TLS_SECRET}")
 
 
 # ---------------------------------------------------------------- policy
@@ -239,6 +278,7 @@ def cmd_policy(args):
                     rep.bad(f"{wid}: the {PG_CA_SECRET} volume must be mounted read-only at {PG_CA_PATH}")
                 else:
                     rep.ok(f"{wid}: the PostgreSQL CA Secret {PG_CA_SECRET} is mounted read-only at {PG_CA_PATH}")
+            check_redis_tls_sidecar(rep, wid, pod)
             if d.get("kind") == "Deployment":
                 labels = pod_labels_of(d)
                 if not [p for p in docs if p.get("kind") == "PodDisruptionBudget"
@@ -583,7 +623,9 @@ def consistency(rep, cid, d, pod, c, prog, cmd, shown, docs, hpas):
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
                 "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "MAINTAINER"}
 ALLOWED_BASE_PACKAGES = {"libc6", "libgcc-s1"}  # in every debian:*-slim image
-EXTRA_RUNTIME_PACKAGES = {"ca-certificates"}  # needed at run time (TLS to Kafka/PostgreSQL), not a library
+# Needed at run time, not libraries: ca-certificates (TLS to Kafka/PostgreSQL),
+# stunnel4 (the TLS sidecar to Redis, deploy/k8s/components/redis-tls).
+EXTRA_RUNTIME_PACKAGES = {"ca-certificates", "stunnel4"}
 
 
 def parse_containerfile(path):
