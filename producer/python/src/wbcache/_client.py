@@ -11,6 +11,7 @@ import atexit
 import enum
 import json
 import logging
+import re
 import threading
 import weakref
 from dataclasses import dataclass, fields
@@ -45,6 +46,8 @@ class LogLevel(enum.IntEnum):
     ERROR = 3
 
 
+# "2026-12-02T03:19:35.055Z WARN  " — the time and level the library puts before a line.
+_LINE_HEAD = re.compile(r"^\d{4}-\d\d-\d\dT\S+\s+[A-Z]+\s+")
 _PY_LEVEL = {0: logging.DEBUG, 1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR}
 
 
@@ -116,7 +119,7 @@ class _LogSink:
     def emit(self, level: int, line: str) -> None:
         capture = getattr(self.local, "capture", None)
         if capture is not None and level >= LogLevel.WARN and len(capture) < 8:
-            capture.append(line)
+            capture.append(_LINE_HEAD.sub("", line, count=1))
         if self.callback is not None:
             self.callback(LogLevel(level), line)
         else:
