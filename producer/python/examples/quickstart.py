@@ -15,6 +15,7 @@ import logging
 import os
 import pathlib
 import sys
+from typing import Any, Dict
 
 import wbcache
 from wbcache import aio
@@ -26,7 +27,7 @@ CONFIG = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
 ENTITIES = {"user:": "user", "session:": "session"}
 
 
-def load_profile() -> dict:
+def load_profile() -> Dict[str, Any]:
     """The slow source a cache-aside miss falls back to (here: made up)."""
     return {"id": 44, "name": "Grace", "source": "loader"}
 
@@ -66,7 +67,7 @@ def sync_demo() -> None:
 
 async def async_demo() -> None:
     async with aio.Client(CONFIG, entities=ENTITIES) as client:
-        async def fetch() -> dict:  # an async loader runs on this event loop
+        async def fetch() -> Dict[str, Any]:  # an async loader runs on this event loop
             await asyncio.sleep(0.01)
             return {"id": 45, "source": "async loader"}
         print("aio cache-aside user:45 ->", await aio.CacheAside(client).get_or_set(

@@ -1,5 +1,6 @@
 """wbcache.Client against the real services: every call, the JSON layer, the errors."""
 import threading
+import time
 
 import pytest
 
@@ -238,14 +239,18 @@ def test_log_callback_gets_the_handles_lines(env: Env) -> None:
 
     def on_log(level: wbcache.LogLevel, line: str) -> None:
         lines.append((level, line))
-        threads.add(threading.get_ident())
+        threads.add(threading.current_thread().name)
     with wbcache.Client(str(env.cfg), log=on_log, log_level=wbcache.LogLevel.DEBUG) as c:
         c.put("item", env.id("log"), "v", ack="log")
-        with pytest.raises(wbcache.InvalidArg):
+        with pytest.raises(wbcache.InvalidArg, match="write refused"):
             c.put("doc", env.id("log"), "[1,")
+    n = len(lines)
     assert any("write refused" in line for level, line in lines
                if level == wbcache.LogLevel.WARN)
     assert all(isinstance(level, wbcache.LogLevel) for level, _ in lines)
+    assert "MainThread" in threads
+    time.sleep(0.3)
+    assert len(lines) == n  # nothing after close returned
 
 
 def test_stats(env: Env, client: wbcache.Client) -> None:
@@ -268,3 +273,11 @@ def test_resolve_longest_prefix(client: wbcache.Client) -> None:
         client.resolve("user:42")
     with pytest.raises(wbcache.UnknownEntity):
         client.resolve("pyi:")
+
+
+def test_empty_value(env: Env, client: wbcache.Client) -> None:
+    i = env.id("empty")
+    v = client.put("item", i, b"", ack="log")
+    assert client.get("item", i) == wbcache.Value(b"", v, True)
+    with pytest.raises(wbcache.InvalidArg):
+        client.put("doc", i, "")  # an empty value is not JSON

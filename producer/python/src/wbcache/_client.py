@@ -221,7 +221,7 @@ class Client:
     # ------------------------------------------------------------ plumbing
     @staticmethod
     def _errname(err: int) -> str:
-        return ffi.string(lib.wb_err2str(err)).decode("utf-8", "replace")
+        return str(ffi.string(lib.wb_err2str(err)).decode("utf-8", "replace"))
 
     def _enter(self) -> Any:
         with self._cond:
