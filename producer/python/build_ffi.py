@@ -3,7 +3,8 @@
 Where the library comes from, first match wins:
 
 1. ``WBCACHE_BUILD_DIR``: a CMake build tree holding ``libwbcache.so`` (the header is
-   ``WBCACHE_INCLUDE_DIR``, default ``<repo>/include``);
+   ``WBCACHE_INCLUDE_DIR``, default ``<repo>/include``); a relative path is taken from the
+   repository root (pip runs this file in its own working directory);
 2. ``<repo>/build/ci``, the tree ``tests/run`` and the README's build command make, when
    this package sits in the repository (``producer/python``);
 3. ``pkg-config wbcache``, after ``cmake --install`` (``PKG_CONFIG_PATH`` for a prefix
@@ -108,9 +109,9 @@ def _pkg_config(*args):
 def locate():
     """Returns (include_dirs, library_dirs, where) of libwbcache, or raises SystemExit."""
     build = os.environ.get("WBCACHE_BUILD_DIR")
-    include = pathlib.Path(os.environ.get("WBCACHE_INCLUDE_DIR", REPO / "include"))
+    include = REPO / os.environ.get("WBCACHE_INCLUDE_DIR", "include")
     if build:
-        lib = pathlib.Path(build).resolve()
+        lib = (REPO / build).resolve()
         if not (lib / "libwbcache.so").exists():
             raise SystemExit(f"wbcache: WBCACHE_BUILD_DIR={build} holds no libwbcache.so")
         if not (include / "wbcache.h").exists():

@@ -16,13 +16,15 @@ values, keys uniform over K ids, ack cache, all gets hits:
   (throughput);
 * redis-py: ``Redis.set`` / ``Redis.get`` on one connection, and ``redis.asyncio`` likewise.
 
-Prints a table (ops/s, p50 and p99 per call in ms, ratios) and, with --rows, appends
+Every figure is the median of --rounds rounds (each measures all of them once). Prints a
+table (ops/s, p50 and p99 per call in ms, ratios) and, with --rows, appends
 tests/bench/run's rows.tsv lines (section python).
 """
 import argparse
 import asyncio
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -94,23 +96,11 @@ def c_bench(tool: str, mode: str, config: str, entity: str, n: int, keys: int) -
     return {"ops": float(m["ops/s"]), "p50": float(m["p50"]), "p99": float(m["p99"])}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", required=True)
-    ap.add_argument("--bench-put", required=True, help="the bench_put binary")
-    ap.add_argument("--entity", default="session")
-    ap.add_argument("--ops", type=int, default=20000)
-    ap.add_argument("--keys", type=int, default=10000)
-    ap.add_argument("--concurrency", type=int, default=16)
-    ap.add_argument("--redis-host", default=os.environ.get("WB_REDIS_HOST", "127.0.0.1"))
-    ap.add_argument("--redis-port", type=int, default=int(os.environ.get("WB_REDIS_PORT", 26370)),
-                    help="the Redis of the config, for redis-py (default $WB_REDIS_PORT)")
-    ap.add_argument("--rows", help="append tests/bench/run rows (TSV) to this file")
-    a = ap.parse_args()
+def one_round(a: argparse.Namespace) -> Dict[str, Result]:
+    """Every figure once: C, Python sync, redis-py, then asyncio, one after another."""
     n, k, ent = a.ops, a.keys, a.entity
     host, port = a.redis_host, a.redis_port
     R: Dict[str, Result] = {}
-
     R["c_put"] = c_bench(a.bench_put, "put", a.config, ent, n, k)
     R["c_get"] = c_bench(a.bench_put, "get", a.config, ent, n, k)
     with wbcache.Client(a.config) as c:
@@ -130,8 +120,7 @@ def main() -> int:
                                           a.concurrency)
             R["aio_get_c"] = await atimed(n, k, lambda i: ac.get(ent, i), a.concurrency)
             await ac.flush(30000)
-        ar = aredis.Redis(host=host, port=port,
-                          max_connections=a.concurrency + 1)
+        ar = aredis.Redis(host=host, port=port, max_connections=a.concurrency + 1)
         R["aredis_set"] = await atimed(n, k, lambda i: ar.set("pybench:" + i, VALUE))
         R["aredis_get"] = await atimed(n, k, lambda i: ar.get("pybench:" + i))
         R["aredis_set_c"] = await atimed(n, k, lambda i: ar.set("pybench:" + i, VALUE),
@@ -141,6 +130,29 @@ def main() -> int:
         await ar.aclose() if hasattr(ar, "aclose") else await ar.close()
     asyncio.run(async_part())
     redis.Redis(host=host, port=port).delete(*[f"pybench:p{i}" for i in range(k)])
+    return R
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--bench-put", required=True, help="the bench_put binary")
+    ap.add_argument("--entity", default="session")
+    ap.add_argument("--ops", type=int, default=20000, help="calls per figure and round")
+    ap.add_argument("--keys", type=int, default=10000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="every figure is the median of this many rounds (the machine may be "
+                         "shared: a round measures every figure once, so a busy spell hits all)")
+    ap.add_argument("--redis-host", default=os.environ.get("WB_REDIS_HOST", "127.0.0.1"))
+    ap.add_argument("--redis-port", type=int, default=int(os.environ.get("WB_REDIS_PORT", 26370)),
+                    help="the Redis of the config, for redis-py (default $WB_REDIS_PORT)")
+    ap.add_argument("--rows", help="append tests/bench/run rows (TSV) to this file")
+    a = ap.parse_args()
+    n, k, ent = a.ops, a.keys, a.entity
+    rounds = [one_round(a) for _ in range(a.rounds)]
+    R = {fig: {m: statistics.median(r[fig][m] for r in rounds) for m in rounds[0][fig]}
+         for fig in rounds[0]}
 
     C = a.concurrency
     # (id, what, figure, baseline id, baseline name)
@@ -160,7 +172,8 @@ def main() -> int:
         ("aio_get_c", f"asyncio get, {C} tasks", "aio_get_c", "aredis_get_c",
          f"redis.asyncio GET, {C} tasks"),
     ]
-    print(f"{n} calls per figure, {k} keys, 200-byte values, ack cache, entity {ent}")
+    print(f"{n} calls per figure, median of {a.rounds} rounds, {k} keys, 200-byte values, "
+          f"ack cache, entity {ent}")
     print(f"{'figure':44} {'ops/s':>9} {'p50 ms':>8} {'p99 ms':>8}   baseline"
           f"{'':31} {'ops/s':>9} {'p50 ms':>8}   p50 ratio  ops ratio")
     rows = []
@@ -170,7 +183,7 @@ def main() -> int:
         print(f"{what:44} {f['ops']:9.0f} {f['p50']:8.4f} {f['p99']:8.4f}   {bname:39} "
               f"{b['ops']:9.0f} {b['p50']:8.4f}   {p50r:9.2f}  {opsr:9.2f}")
         rows.append(f"python\tpython.{rid}.p50\t{what}: p50 per call\t{f['p50']:.4f}\tms\t"
-                    f"{bname} p50\t{b['p50']:.4f}\t{p50r:.3f}\t{n} calls, {k} keys, 200 B, "
+                    f"{bname} p50\t{b['p50']:.4f}\t{p50r:.3f}\tmedian of {a.rounds} x {n} calls, 200 B, "
                     f"ack cache; p99 {f['p99']:.4f} ms vs {b['p99']:.4f} ms")
         rows.append(f"python\tpython.{rid}.ops\t{what}: ops/s\t{f['ops']:.0f}\tops/s\t"
                     f"{bname}\t{b['ops']:.0f}\t{opsr:.3f}\t")
