@@ -1,10 +1,12 @@
 """wbcache.Client against the real services: every call, the JSON layer, the errors."""
+import asyncio
 import threading
 import time
 
 import pytest
 
 import wbcache
+from wbcache import aio
 from wbcache import errors
 from wbcache._wbcache import lib
 
@@ -231,6 +233,15 @@ def test_closed(env: Env) -> None:
         c.get("item", "x")
     with pytest.raises(wbcache.Closed):
         c.stats()
+    with pytest.raises(wbcache.Closed):
+        c.put_batch([("item", "x", "v")])
+
+    async def aio_closed() -> None:
+        ac = aio.Client(str(env.cfg))
+        await ac.close()
+        with pytest.raises(wbcache.Closed):
+            await ac.put("item", "x", "v")
+    asyncio.run(aio_closed())
 
 
 def test_log_callback_gets_the_handles_lines(env: Env) -> None:

@@ -312,6 +312,8 @@ class Client:
         try:
             self._call(lib.wb_put_batch, arr, len(items), _ack(ack))
         except errors.WbcacheError as first:
+            if all(arr[i].err == lib.WB_OK for i in range(len(items))):
+                raise  # the call itself failed (closed client, ...), no write did
             results: List[Union[int, errors.WbcacheError]] = []
             for i in range(len(items)):
                 err = arr[i].err

@@ -72,6 +72,9 @@ class Client:
         return await loop.run_in_executor(None, functools.partial(cls, config_path, **kwargs))
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.sync.closed:
+            raise errors.Closed("handle is shutting down: the client is closed",
+                                errors.Closed.code)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
