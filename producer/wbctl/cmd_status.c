@@ -51,31 +51,6 @@ static int redis_status(const wb_config_t *conf)
     return 0;
 }
 
-/* Partitions of topic (from metadata) into a new list; NULL on error. */
-static rd_kafka_topic_partition_list_t *topic_partitions(rd_kafka_t *rk, const char *topic)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_partition_list_t *list = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    rd_kafka_resp_err_t err;
-
-    if (!rkt) return NULL;
-    err = rd_kafka_metadata(rk, 0, rkt, &md, KAFKA_TIMEOUT_MS);
-    if (!err && md->topic_cnt == 1 && !md->topics[0].err) {
-        list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-        for (int i = 0; i < md->topics[0].partition_cnt; i++)
-            rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id);
-    } else {
-        fprintf(stderr, "wbctl: status: kafka: topic %s: %s\n", topic,
-                rd_kafka_err2str(err                  ? err
-                                 : md->topic_cnt == 1 ? md->topics[0].err
-                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-    }
-    if (md) rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    return list;
-}
-
 /* Lag of the flusher group per partition: high watermark - committed
  * offset (no commit yet: everything from the low watermark). The consumer
  * never subscribes, so it does not join the group or disturb it. */
@@ -95,7 +70,7 @@ static int kafka_status(const wb_config_t *conf)
         fprintf(stderr, "wbctl: status: %s\n", errstr);
         return 1;
     }
-    parts = topic_partitions(rk, conf->kafka.topic_changes);
+    parts = wbctl_topic_partitions(rk, conf->kafka.topic_changes, "status", KAFKA_TIMEOUT_MS);
     if (!parts) goto done;
     rd_kafka_resp_err_t err = rd_kafka_committed(rk, parts, KAFKA_TIMEOUT_MS);
     if (err) {
@@ -127,7 +102,7 @@ static int kafka_status(const wb_config_t *conf)
     }
     printf("  total            lag %" PRId64 "\n", total);
 
-    dlq = topic_partitions(rk, conf->kafka.topic_dead_letter);
+    dlq = wbctl_topic_partitions(rk, conf->kafka.topic_dead_letter, "status", KAFKA_TIMEOUT_MS);
     if (!dlq) goto done;
     for (int i = 0; i < dlq->cnt; i++) {
         int64_t lo = 0, hi = 0;

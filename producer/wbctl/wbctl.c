@@ -21,6 +21,8 @@ static const wbctl_cmd_t wbctl_cmds[] = {
     {"del", wbctl_cmd_del, "del ENTITY ID [--ack cache|log]   write-behind delete"},
     {"put-through", wbctl_cmd_put_through, "put-through ENTITY ID [VALUE|-]   write-through put"},
     {"status", wbctl_cmd_status, "status              dirty entries, flusher lag, dead letters"},
+    {"dlq", wbctl_cmd_dlq,
+     "dlq list|show|redrive   dead letters: list, show one, send back (wbctl dlq --help)"},
     {"load", wbctl_cmd_load, "load [OPTIONS]      load generator (wbctl load --help)"},
 };
 

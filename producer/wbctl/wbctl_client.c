@@ -141,3 +141,28 @@ int wbctl_print_version(const char *what, wb_err_t err, int64_t version)
     printf("%" PRId64 "\n", version);
     return 0;
 }
+
+rd_kafka_topic_partition_list_t *wbctl_topic_partitions(rd_kafka_t *rk, const char *topic,
+                                                        const char *what, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err;
+
+    if (!rkt) return NULL;
+    err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (!err && md->topic_cnt == 1 && !md->topics[0].err) {
+        list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+            rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id);
+    } else {
+        fprintf(stderr, "wbctl: %s: kafka: topic %s: %s\n", what, topic,
+                rd_kafka_err2str(err                  ? err
+                                 : md->topic_cnt == 1 ? md->topics[0].err
+                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return list;
+}
