@@ -23,6 +23,8 @@ static const wbctl_cmd_t wbctl_cmds[] = {
     {"status", wbctl_cmd_status, "status              dirty entries, flusher lag, dead letters"},
     {"dlq", wbctl_cmd_dlq,
      "dlq list|show|redrive   dead letters: list, show one, send back (wbctl dlq --help)"},
+    {"warm", wbctl_cmd_warm,
+     "warm ENTITY [--where COND] [--limit N]   fill the cache from the table (version-checked)"},
     {"load", wbctl_cmd_load, "load [OPTIONS]      load generator (wbctl load --help)"},
 };
 

@@ -21,6 +21,7 @@ int wbctl_cmd_put_through(const wbctl_opts_t *opts, int argc, char **argv);
 int wbctl_cmd_status(const wbctl_opts_t *opts, int argc, char **argv);
 int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv);
 int wbctl_cmd_dlq(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_warm(const wbctl_opts_t *opts, int argc, char **argv);
 
 /* ---- helpers shared by the client subcommands (wbctl_client.c) ---- */
 
