@@ -169,11 +169,11 @@ static void read_and_purge_statements(void **state)
                                 "$1::bigint"));
     free(sql);
 
-    /* The warm-up's scan: keyset-paginated in key order, the operator's
+    /* The warm-up's scan (bytea here): keyset-paginated in key order, the operator's
      * condition on lines of its own so a trailing comment ends there. */
     sql = wb_table_scan_sql(&ent, "version > 3 -- recent");
     assert_non_null(strstr(sql,
-                           "SELECT \"key\", \"value\"::text, \"version\", \"deleted\" FROM "
+                           "SELECT \"key\", \"value\", \"version\", \"deleted\" FROM "
                            "\"app\".\"docs\" WHERE (\nversion > 3 -- recent\n) AND ($1::text IS "
                            "NULL OR \"key\" > $1) ORDER BY \"key\" LIMIT $2"));
     free(sql);
