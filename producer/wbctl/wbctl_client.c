@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "wb_cli.h"
+#include "wb_log.h"
 #include "wbctl.h"
 
 /* Library log lines: warnings and errors only, as the library has no
@@ -23,7 +24,10 @@ wb_client_t *wbctl_client_from_config(wb_config_t *conf, int *status)
     char errstr[1024];
     wb_client_t *client = NULL;
     wb_err_t err;
+    int format = wb_log_format_parse(conf->log.format);
 
+    /* The library's lines (warnings and errors) in the config's log.format. */
+    if (format >= 0) wb_log_set_format((wb_log_format_t)format);
     err = wb_client_open_config(conf, log_to_stderr, NULL, &client, errstr, sizeof(errstr));
     if (err != WB_OK) {
         fprintf(stderr, "wbctl: cannot open the client: %s: %s\n", wb_err2str(err), errstr);

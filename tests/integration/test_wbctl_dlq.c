@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "flusher_harness.h"
+#include "wb_json.h"
 
 #define WBCTL WB_BINARY_DIR "/wbctl"
 
@@ -66,6 +67,47 @@ static void add_gadget_entity(void)
     fclose(f);
 }
 
+/* Switches the config to log.format json. */
+static void log_json(void)
+{
+    char buf[8192];
+    FILE *f = fopen(G.cfg, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *at = strstr(buf, "log:\n  level: info\n");
+    assert_non_null(at);
+    at += strlen("log:\n  level: info\n");
+    f = fopen(G.cfg, "w");
+    assert_non_null(f);
+    fprintf(f, "%.*s  format: json\n%s", (int)(at - buf), buf, at);
+    fclose(f);
+}
+
+/* Every line of the flusher's log is one JSON object; returns how many
+ * contain want. */
+static int json_log_lines_with(const char *want)
+{
+    char line[8192], errstr[128];
+    int n = 0, lines = 0;
+    FILE *f = fopen(G.log, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f)) {
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\n') line[--len] = '\0';
+        if (wb_json_check(line, len, errstr, sizeof(errstr)) != WB_OK || line[0] != '{')
+            fprintf(stderr, "not a JSON object (%s): %s\n", errstr, line);
+        assert_true(line[0] == '{' && wb_json_check(line, len, errstr, sizeof(errstr)) == WB_OK);
+        assert_non_null(strstr(line, "\"program\":\"wb-flusher\""));
+        n += strstr(line, want) != NULL;
+        lines++;
+    }
+    fclose(f);
+    assert_true(lines > 0);
+    return n;
+}
+
 /* Row id of the gadget table: its version and value (version -1 if absent). */
 static int64_t gadget_row(const char *id, char *value, size_t size)
 {
@@ -111,12 +153,17 @@ static void redrive_after_config_fix_lands_rows(void **state)
 
     (void)state;
     fh_setup(&G, "dlqfix", "text", NULL);
+    log_json(); /* and check the flusher's log.format json on the way */
     fh_produce_raw(&G, "gadget:1", "g1", 2, 5, "gadget");
     fh_produce_raw(&G, "gadget:2", NULL, 0, 6, "gadget"); /* a delete */
     fh_produce(&G, "item:1", "i1", 3);
     fh_flush(&G);
     fh_start(&G);
     assert_int_equal(wait_dlq(dead, 8, 2), 2);
+    assert_int_equal(json_log_lines_with("\"level\":\"warn\",\"program\":\"wb-flusher\","
+                                         "\"message\":\"dead-lettering an event\""),
+                     2);
+    assert_int_equal(json_log_lines_with("\"reason\":\"unknown entity \\\"gadget\\\"\"}"), 2);
 
     assert_int_equal(wbctl(out, sizeof(out), (const char *[]){"dlq", "list", NULL}), 0);
     assert_non_null(strstr(out, "gadget:1"));
@@ -135,6 +182,14 @@ static void redrive_after_config_fix_lands_rows(void **state)
     assert_int_equal(
         wbctl(out, sizeof(out), (const char *[]){"dlq", "list", "--older-than", "1h", NULL}), 0);
     assert_non_null(strstr(out, "0 dead letters"));
+    /* wbctl status --json counts them, as one JSON object for scripts. */
+    char want[256], errstr[128];
+    assert_int_equal(wbctl(out, sizeof(out), (const char *[]){"status", "--json", NULL}), 0);
+    assert_int_equal(wb_json_check(out, strlen(out) - 1, errstr, sizeof(errstr)), WB_OK);
+    snprintf(want, sizeof(want), "\"dead_letters\":{\"topic\":\"%s\",\"messages\":2}}\n", G.dlq);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "\"partitions\":[{\"partition\":0,"));
+
     /* Which of the two is gadget:1 depends on the order the partitions were read. */
     assert_int_equal(wbctl(out, sizeof(out), (const char *[]){"dlq", "show", "0:0", NULL}), 0);
     if (!strstr(out, "key:          gadget:1"))
