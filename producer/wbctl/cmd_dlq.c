@@ -211,6 +211,15 @@ static int dlq_scan(const wb_config_t *conf, const dlq_filter_t *f, dlq_visit_fn
         int idx = -1;
 
         if (!msg) {
+            /* Offsets the log skips (none in a plain topic, but a
+             * compacted or transactional one has gaps): done once every
+             * partition's position has reached its end. */
+            int reached = rd_kafka_position(rk, assign) == RD_KAFKA_RESP_ERR_NO_ERROR;
+            for (int i = 0; reached && i < assign->cnt; i++)
+                for (int j = 0; j < parts->cnt; j++)
+                    if (parts->elems[j].partition == assign->elems[i].partition)
+                        reached = assign->elems[i].offset >= end[j];
+            if (reached) break;
             if (wb_time_mono_ms() - last_ms > DLQ_TIMEOUT_MS) {
                 fprintf(stderr, "wbctl: dlq: kafka: no message from %s for %d ms\n",
                         conf->kafka.topic_dead_letter, DLQ_TIMEOUT_MS);
