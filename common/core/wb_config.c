@@ -37,6 +37,7 @@ static const char *check_hostport(const char *s);
 static const char *const ack_names[] = {"cache", "log", NULL};
 static const char *const schema_names[] = {"create", "verify", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const vt_names[] = {"text", "jsonb", "bytea", NULL};
 
 #define C_OFF(m) offsetof(wb_config_t, m)
@@ -183,6 +184,14 @@ const cfg_field_t wb_config_fields[] = {
      .max = 16,
      .names = level_names,
      .help = "lowest level logged"},
+    {.key = "log.format",
+     .type = FT_ENUM_STR,
+     .offset = C_OFF(log.format),
+     .def = "text",
+     .min = 1,
+     .max = 16,
+     .names = log_format_names,
+     .help = "text lines, or json: one object per line (time, level, program, message, fields)"},
 
     {.key = "entities", .type = FT_ENTITIES, .flags = F_REQUIRED, .help = "key prefix -> table"},
 };

@@ -101,7 +101,8 @@ typedef struct wb_config_s {
     } refresher;
 
     struct {
-        char *level; /* debug | info | warn | error */
+        char *level;  /* debug | info | warn | error */
+        char *format; /* text | json */
     } log;
 
     wb_entity_t *entities;

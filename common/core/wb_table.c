@@ -159,6 +159,33 @@ char *wb_table_select_sql(const wb_entity_t *ent, int many)
     return sql;
 }
 
+char *wb_table_scan_sql(const wb_entity_t *ent, const char *where)
+{
+    char table[WB_PG_QUOTED_MAX], *sql = NULL;
+
+    if (quote_table(ent, table)) return NULL;
+    /* The condition in its own parentheses on a line of its own, so that a
+     * trailing "--" comment in it cannot swallow the rest. */
+    if (asprintf(&sql,
+                 "SELECT \"key\", \"value\"%s, \"version\", \"deleted\" FROM %s WHERE (\n%s\n) "
+                 "AND ($1::text IS NULL OR \"key\" > $1) ORDER BY \"key\" LIMIT $2",
+                 ent->value_type == WB_VT_JSONB ? "::text" : "", table,
+                 where && *where ? where : "true") < 0)
+        sql = NULL;
+    return sql;
+}
+
+char *wb_table_count_sql(const wb_entity_t *ent, const char *where)
+{
+    char table[WB_PG_QUOTED_MAX], *sql = NULL;
+
+    if (quote_table(ent, table)) return NULL;
+    if (asprintf(&sql, "SELECT count(*) FROM %s WHERE (\n%s\n)", table,
+                 where && *where ? where : "true") < 0)
+        sql = NULL;
+    return sql;
+}
+
 /* ------------------------------------------------------------ parameters */
 
 static void put_be32(char **p, uint32_t v)
@@ -738,6 +765,60 @@ void wb_table_select_drain(PGconn *conn)
 
     while (conn && (r = PQgetResult(conn)) != NULL)
         PQclear(r);
+}
+
+wb_err_t wb_table_scan(PGconn *conn, const wb_table_scan_t *req, PGresult **res, char *errstr,
+                       size_t errstr_size)
+{
+    char where[WB_PG_QUOTED_MAX + 64], limit[24], *sql;
+    const char *params[2];
+    wb_err_t err = WB_OK;
+
+    *res = NULL;
+    if (!conn || !req || !req->ent || req->limit == 0) {
+        wb_set_err(errstr, errstr_size, "wb_table_scan: invalid argument");
+        return WB_ERR_INVALID_ARG;
+    }
+    sql = wb_table_scan_sql(req->ent, req->where);
+    if ((err = built(req->ent, sql, errstr, errstr_size)) != WB_OK) return err;
+    snprintf(limit, sizeof(limit), "%zu", req->limit);
+    params[0] = req->after;
+    params[1] = limit;
+    *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 1);
+    if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
+        snprintf(where, sizeof(where), "scanning table %s", req->ent->table);
+        err = wb_pg_result_error(conn, *res, where, errstr, errstr_size);
+        PQclear(*res);
+        *res = NULL;
+    }
+    free(sql);
+    return err;
+}
+
+wb_err_t wb_table_count(PGconn *conn, const wb_entity_t *ent, const char *where, int64_t *n,
+                        char *errstr, size_t errstr_size)
+{
+    char what[WB_PG_QUOTED_MAX + 64], *sql;
+    PGresult *res;
+    wb_err_t err = WB_OK;
+
+    *n = 0;
+    if (!conn || !ent) {
+        wb_set_err(errstr, errstr_size, "wb_table_count: invalid argument");
+        return WB_ERR_INVALID_ARG;
+    }
+    sql = wb_table_count_sql(ent, where);
+    if ((err = built(ent, sql, errstr, errstr_size)) != WB_OK) return err;
+    res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(what, sizeof(what), "counting rows of %s", ent->table);
+        err = wb_pg_result_error(conn, res, what, errstr, errstr_size);
+    } else {
+        *n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    }
+    PQclear(res);
+    free(sql);
+    return err;
 }
 
 wb_err_t wb_table_row_decode(const PGresult *res, int r, const wb_entity_t *ent, wb_row_t *row,

@@ -163,6 +163,28 @@ wb_err_t wb_table_select_next(PGconn *conn, const wb_entity_t *ent, PGresult **r
 /* Consumes (and frees) what is left of a wb_table_select_send read. */
 void wb_table_select_drain(PGconn *conn);
 
+/* One page of a scan of ent's table in key order (keyset pagination): the
+ * rows whose id is above after (NULL: from the first) that satisfy where
+ * (an SQL condition on the table's columns given by the operator, inserted
+ * verbatim; NULL or "": every row), at most limit of them. On WB_OK *res
+ * owns the result (PQclear), read with wb_table_row_decode; the last
+ * tuple's key is the next page's after, fewer than limit tuples mean the
+ * end. Errors as wb_table_select_one (a bad where is WB_ERR_PG). */
+typedef struct wb_table_scan_s {
+    const wb_entity_t *ent;
+    const char *where;
+    const char *after; /* NUL-terminated id, or NULL */
+    size_t limit;
+} wb_table_scan_t;
+
+wb_err_t wb_table_scan(PGconn *conn, const wb_table_scan_t *req, PGresult **res, char *errstr,
+                       size_t errstr_size);
+
+/* Rows of ent's table that satisfy where (as wb_table_scan) into *n.
+ * Errors as wb_table_scan. */
+wb_err_t wb_table_count(PGconn *conn, const wb_entity_t *ent, const char *where, int64_t *n,
+                        char *errstr, size_t errstr_size);
+
 /* Decodes tuple r of a wb_table_select(_one) result into *row, every
  * pointer borrowed from res (valid until PQclear): row->value is NULL for
  * an SQL NULL (a tombstone, or a live row written by hand without a value);
@@ -181,6 +203,9 @@ char *wb_table_upsert_sql(const wb_entity_t *ent); /* $1 keys, $2 values, $3 ver
 char *wb_table_purge_sql(const wb_entity_t *ent);  /* $1 age in ms, $2 limit */
 char *wb_table_probe_sql(const wb_entity_t *ent);  /* $1 keys; (ordinal from 1, version) */
 char *wb_table_select_sql(const wb_entity_t *ent, int many); /* $1 id, or $1 ids (many) */
+/* $1 id to start after (NULL: from the first), $2 limit; where as wb_table_scan */
+char *wb_table_scan_sql(const wb_entity_t *ent, const char *where);
+char *wb_table_count_sql(const wb_entity_t *ent, const char *where); /* count(*) */
 
 /* The upsert's four parameters: binary one-dimensional PostgreSQL arrays
  * (keys text[], values text[] or bytea[], versions int8[], deleted bool[]). */

@@ -25,6 +25,7 @@ NAMESPACED_KINDS = {
     "ConfigMap", "Secret", "Service", "ServiceAccount", "Deployment", "StatefulSet",
     "DaemonSet", "Job", "CronJob", "PodDisruptionBudget", "HorizontalPodAutoscaler",
     "NetworkPolicy", "Role", "RoleBinding", "Pod",
+    "ServiceMonitor", "PodMonitor",
 }
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 CONFIG_KEY = "wbcache.yaml"
@@ -175,6 +176,88 @@ def check_redis_tls_sidecar(rep, wid, pod):
                f"certificates from {REDIS_TLS_SECRET}")
 
 
+# ---------------------------------------------------------------- monitors
+# The Prometheus operator's CRDs have no schema in kubernetes-validate (it
+# only warns), so the fields this project uses are checked here instead.
+MONITOR_SPEC_FIELDS = {
+    "ServiceMonitor": ({"selector", "endpoints", "namespaceSelector", "jobLabel"}, "endpoints"),
+    "PodMonitor": ({"selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel"},
+                   "podMetricsEndpoints"),
+}
+MONITOR_ENDPOINT_FIELDS = {"port", "path", "interval", "scrapeTimeout", "scheme", "honorLabels",
+                           "relabelings", "metricRelabelings"}
+
+
+def check_monitor(rep, name, d, docs):
+    """One ServiceMonitor/PodMonitor: known fields, and it selects the scraped
+    Services (or pods) of the render on a named port and their metrics path."""
+    oid = f"{name}: {obj_id(d)}"
+    fields, ep_key = MONITOR_SPEC_FIELDS[d["kind"]]
+    spec = d.get("spec") or {}
+    problems = 0
+    if d.get("apiVersion") != "monitoring.coreos.com/v1":
+        rep.bad(f"{oid}: apiVersion {d.get('apiVersion')}, expected monitoring.coreos.com/v1")
+        problems += 1
+    unknown = set(spec) - fields
+    if unknown:
+        rep.bad(f"{oid}: unknown spec fields {sorted(unknown)}")
+        problems += 1
+    sel = spec.get("selector") or {}
+    if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        rep.bad(f"{oid}: empty selector (it would select everything)")
+        return
+    ns = d.get("metadata", {}).get("namespace")
+    if d["kind"] == "ServiceMonitor":
+        targets = [s for s in docs if s.get("kind") == "Service"
+                   and s.get("metadata", {}).get("namespace") == ns
+                   and selector_matches(sel, s.get("metadata", {}).get("labels") or {})]
+    else:
+        targets = [w for w in docs if w.get("kind") in WORKLOAD_KINDS
+                   and w.get("metadata", {}).get("namespace") == ns
+                   and selector_matches(sel, pod_labels_of(w))]
+    if not targets:
+        rep.bad(f"{oid}: selects no {'Service' if d['kind'] == 'ServiceMonitor' else 'pods'} in namespace {ns}")
+        return
+    for ep in spec.get(ep_key) or [{}]:
+        unknown = set(ep) - MONITOR_ENDPOINT_FIELDS
+        if unknown:
+            rep.bad(f"{oid}: unknown endpoint fields {sorted(unknown)}")
+            problems += 1
+        for t in targets:
+            if d["kind"] == "ServiceMonitor":
+                ports = [p.get("name") for p in (t.get("spec") or {}).get("ports") or []]
+                path = (t.get("metadata", {}).get("annotations") or {}).get("prometheus.io/path", "/metrics")
+            else:
+                ports = [p.get("name") for c in (pod_spec_of(t) or {}).get("containers") or []
+                         for p in c.get("ports") or []]
+                path = "/metrics"
+            if ep.get("port") not in ports:
+                rep.bad(f"{oid}: port {ep.get('port')!r} is not a named port of {obj_id(t)} {ports}")
+                problems += 1
+            if ep.get("path", "/metrics") != path:
+                rep.bad(f"{oid}: path {ep.get('path')} but {obj_id(t)} serves metrics on {path}")
+                problems += 1
+    if not problems:
+        rep.ok(f"{oid}: scrapes {', '.join(obj_id(t) for t in targets)} on its metrics port and path")
+
+
+def check_monitors(rep, name, docs):
+    monitors = [d for d in docs if d.get("kind") in MONITOR_SPEC_FIELDS]
+    if not monitors:
+        return
+    for d in monitors:
+        check_monitor(rep, name, d, docs)
+    # Every Service meant to be scraped is covered by a monitor.
+    for s in docs:
+        ann = s.get("metadata", {}).get("annotations") or {}
+        if s.get("kind") != "Service" or ann.get("prometheus.io/scrape") != "true":
+            continue
+        labels = s.get("metadata", {}).get("labels") or {}
+        if not any(m["kind"] == "ServiceMonitor" and selector_matches((m.get("spec") or {}).get("selector"), labels)
+                   for m in monitors):
+            rep.bad(f"{name}: {obj_id(s)} is annotated for scraping but no ServiceMonitor selects it")
+
+
 # ---------------------------------------------------------------- policy
 def cmd_policy(args):
     rep = Report("policy")
@@ -190,6 +273,7 @@ def cmd_policy(args):
                     f"namespaces {sorted(n for n in namespaces if n)}, without one: {missing}")
         else:
             rep.ok(f"{name}: every namespaced object is in namespace {namespaces.pop()}")
+        check_monitors(rep, name, docs)
         for d in docs:
             if d.get("kind") == "Secret":
                 rep.bad(f"{name}: {obj_id(d)}: a Secret must not be part of an overlay "
