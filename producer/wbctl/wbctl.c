@@ -17,7 +17,7 @@ static const wbctl_cmd_t wbctl_cmds[] = {
      "config check|show|get KEY...|reference   validate the config, print it, print the\n"
      "                      values of dotted keys, or print the key tables as markdown"},
     {"put", wbctl_cmd_put, "put ENTITY ID [VALUE|-] [--ack cache|log]   write-behind put"},
-    {"get", wbctl_cmd_get, "get ENTITY ID       read-through get (exit 3: not found)"},
+    {"get", wbctl_cmd_get, "get ENTITY ID...    read-through get (exit 3: not found)"},
     {"del", wbctl_cmd_del, "del ENTITY ID [--ack cache|log]   write-behind delete"},
     {"put-through", wbctl_cmd_put_through, "put-through ENTITY ID [VALUE|-]   write-through put"},
     {"status", wbctl_cmd_status, "status              dirty entries, flusher lag, dead letters"},
