@@ -377,6 +377,68 @@ static void fill_never_overwrites_a_newer_version(void **state)
     wb_client_close(c);
 }
 
+typedef struct other_loader_s {
+    const char *key, *lock;
+} other_loader_t;
+
+/* Another process's loader: fills its key 300 ms later and unlocks it. */
+static void *other_loader(void *arg)
+{
+    other_loader_t *o = arg;
+
+    lh_sleep_ms(300);
+    freeReplyObject(redisCommand(H.redis, "HSET %s v filled ver 9 d 0 del 0 wt 1 e item", o->key));
+    freeReplyObject(redisCommand(H.redis, "PEXPIRE %s 60000", o->key));
+    freeReplyObject(redisCommand(H.redis, "DEL %s", o->lock));
+    return NULL;
+}
+
+/* Keys another loader holds are waited for, not loaded again: one whose
+ * loader fills it is answered from that fill (a hit); one whose loader
+ * never finishes times out after producer.lock_wait_ms (5 s here) — that
+ * id only; a free key in the same call is loaded at once. */
+static void locked_keys_are_waited_for(void **state)
+{
+    char filled[128], stuck[128], free_id[128], key[200], lock[200], stuck_lock[200];
+    const char *ids[3];
+    wb_client_t *c = lh_client(&H, NULL);
+    other_loader_t o = {key, lock};
+    pthread_t t;
+    many_t m;
+    int64_t t0;
+
+    (void)state;
+    lh_id(&H, "w-filled", filled, sizeof(filled));
+    lh_id(&H, "w-stuck", stuck, sizeof(stuck));
+    lh_id(&H, "w-free", free_id, sizeof(free_id));
+    insert_row("wb_libtest_items", filled, "from-table", "3", 0);
+    insert_row("wb_libtest_items", stuck, "from-table", "3", 0);
+    insert_row("wb_libtest_items", free_id, "free-value", "4", 0);
+    snprintf(key, sizeof(key), "li:%s", filled);
+    snprintf(lock, sizeof(lock), "wb:lock:{li:%s}", filled);
+    snprintf(stuck_lock, sizeof(stuck_lock), "wb:lock:{li:%s}", stuck);
+    freeReplyObject(redisCommand(H.redis, "SET %s other PX 8000", lock));
+    freeReplyObject(redisCommand(H.redis, "SET %s other PX 8000", stuck_lock));
+    ids[0] = filled, ids[1] = stuck, ids[2] = free_id;
+    pthread_create(&t, NULL, other_loader, &o);
+    t0 = wb_time_mono_ms();
+    assert_int_equal(get_many(c, "item", ids, 3, &m), WB_ERR_TIMEOUT);
+    pthread_join(t, NULL);
+    assert_true(wb_time_mono_ms() - t0 >= 5000);
+    assert_int_equal(m.errs[0], WB_OK);
+    assert_string_equal(m.values[0].data, "filled"); /* the other loader's, not the table's */
+    assert_int_equal(m.values[0].hit, 1);
+    assert_int_equal(m.errs[1], WB_ERR_TIMEOUT);
+    assert_null(m.values[1].data);
+    assert_int_equal(m.errs[2], WB_OK);
+    assert_string_equal(m.values[2].data, "free-value");
+    assert_int_equal(m.values[2].hit, 0);
+    assert_int_equal(m.out.loaded, 1); /* only the free key */
+    many_free(&m, 3);
+    freeReplyObject(redisCommand(H.redis, "DEL %s", stuck_lock));
+    wb_client_close(c);
+}
+
 /* Refresh-ahead as for single gets: a hit late in its TTL publishes one
  * request per dedupe window, the repeated id included. */
 static void refresh_ahead_as_for_wb_get(void **state)
@@ -523,6 +585,7 @@ int main(void)
         cmocka_unit_test(concurrent_threads_load_each_key_once),
         cmocka_unit_test(fill_never_overwrites_a_dirty_write),
         cmocka_unit_test(fill_never_overwrites_a_newer_version),
+        cmocka_unit_test(locked_keys_are_waited_for),
         cmocka_unit_test(refresh_ahead_as_for_wb_get),
         cmocka_unit_test(argument_errors),
         cmocka_unit_test(wbctl_get_several_ids),
