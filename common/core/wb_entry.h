@@ -397,6 +397,8 @@ typedef struct wb_entry_get_req_s {
  * NUL-terminated) that the caller takes (setting it NULL) or frees with
  * wb_entry_get_clear. */
 typedef struct wb_entry_get_res_s {
+    wb_err_t err; /* `_many` only: this call's outcome */
+    char error[WB_ENTRY_ERROR_MAX];
     int hit;     /* entry exists (field v) */
     int locked;  /* miss only: this caller now holds the stampede lock */
     char *value; /* hit only */
@@ -411,6 +413,12 @@ typedef struct wb_entry_get_res_s {
 /* Runs `get`. WB_OK with *res filled (release with wb_entry_get_clear). */
 wb_err_t wb_entry_get(redisContext *ctx, const wb_entry_get_req_t *req, wb_entry_get_res_t *res,
                       char *errstr, size_t errstr_size);
+
+/* n gets in one pipeline (wb_get_many). res[i] answers req[i] (release
+ * each with wb_entry_get_clear); a call whose reply is an error or
+ * malformed has res[i].err WB_ERR_REDIS. */
+wb_err_t wb_entry_get_many(redisContext *ctx, const wb_entry_get_req_t *req, size_t n,
+                           wb_entry_get_res_t *res, char *errstr, size_t errstr_size);
 
 /* Interprets a `get` reply (pure; for tests). On WB_OK, res->value is
  * moved out of reply (reply stays freeable). WB_ERR_REDIS for an
@@ -428,6 +436,11 @@ void wb_entry_get_clear(wb_entry_get_res_t *res);
  * holder's. *released (may be NULL) = 1 if deleted. */
 wb_err_t wb_entry_release(redisContext *ctx, const char *key, const char *token, int *released,
                           char *errstr, size_t errstr_size);
+
+/* `release` of keys[0 .. n) (stampede locks of one wb_get_many, all held
+ * with token) in one pipeline. */
+wb_err_t wb_entry_release_many(redisContext *ctx, const wb_entry_key_t *keys, size_t n,
+                               const char *token, char *errstr, size_t errstr_size);
 
 /* The sweeper's lease: SET key token NX PX ms. *taken = 1 if it was free
  * and is ours now. */

@@ -25,7 +25,8 @@
  *                 (wb_table_upsert, n = 1) -> through script (clean + TTL).
  *   wb_read.c     read-through and cache-aside with stampede protection;
  *                 the hit path is ONE round trip (the "get" script of
- *                 wb_entry.h also decides refresh-ahead and takes the lock).
+ *                 wb_entry.h also decides refresh-ahead and takes the lock);
+ *                 wb_get_many pipelines it for many keys.
  * Every Redis script and command on the cache entry is wb_entry.h's.
  *
  * Logging: the handle's log scope (wb_log.h) carries its callback and

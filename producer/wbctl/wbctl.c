@@ -23,7 +23,7 @@ static const wbctl_cmd_t wbctl_cmds[] = {
      "check show get reference"},
     {"put", wbctl_cmd_put, "put ENTITY ID [VALUE|-] [--ack cache|log]   write-behind put",
      "--ack --help"},
-    {"get", wbctl_cmd_get, "get ENTITY ID       read-through get (exit 3: not found)", ""},
+    {"get", wbctl_cmd_get, "get ENTITY ID...    read-through get (exit 3: not found)", ""},
     {"del", wbctl_cmd_del, "del ENTITY ID [--ack cache|log]   write-behind delete", "--ack --help"},
     {"put-through", wbctl_cmd_put_through, "put-through ENTITY ID [VALUE|-]   write-through put",
      ""},

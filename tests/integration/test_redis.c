@@ -593,6 +593,57 @@ static void test_fill(void **state)
     wb_entry_clear(&e);
 }
 
+/* wb_entry_get_many: one pipeline answers each key on its own (a hit with
+ * its value, a miss that took its lock, a miss whose lock another holder
+ * has); wb_entry_release_many drops only the locks still ours. */
+static void test_get_many_and_release_many(void **state)
+{
+    char k[3][160], rr[3][512], lock[3][512];
+    wb_entry_get_req_t req[3];
+    wb_entry_get_res_t res[3];
+    wb_entry_key_t locks[3];
+    int64_t v;
+
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "gm%d", i);
+        snprintf(k[i], sizeof(k[i]), "%s", key(name));
+        snprintf(rr[i], sizeof(rr[i]), "wb:rr:{%s}", k[i]);
+        snprintf(lock[i], sizeof(lock[i]), "wb:lock:{%s}", k[i]);
+        req[i] = (wb_entry_get_req_t){.key = k[i],
+                                      .keylen = strlen(k[i]),
+                                      .rr_key = rr[i],
+                                      .lock_key = lock[i],
+                                      .ttl_ms = TTL_MS,
+                                      .lock_token = "tok",
+                                      .lock_ttl_ms = 5000};
+        locks[i] = (wb_entry_key_t){lock[i], strlen(lock[i])};
+    }
+    v = put(k[0], "hello", 0);
+    freeReplyObject(cmd("SET %s other PX 5000", lock[2]));
+    assert_int_equal(wb_entry_get_many(ctx, req, 3, res, errstr, sizeof(errstr)), WB_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(res[i].err, WB_OK);
+    assert_true(res[0].hit && res[0].dirty && !res[0].deleted);
+    assert_string_equal(res[0].value, "hello");
+    assert_int_equal(res[0].version, v);
+    assert_true(!res[1].hit && res[1].locked);
+    assert_true(!res[2].hit && !res[2].locked);
+    for (int i = 0; i < 3; i++)
+        wb_entry_get_clear(&res[i]);
+
+    assert_int_equal(wb_entry_release_many(ctx, locks + 1, 2, "tok", errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(cmd_int("EXISTS %s", lock[1]), 0);
+    assert_int_equal(cmd_int("EXISTS %s", lock[2]), 1); /* not ours */
+    freeReplyObject(cmd("DEL %s", lock[2]));
+    assert_int_equal(wb_entry_get_many(ctx, req, 0, NULL, errstr, sizeof(errstr)), WB_OK);
+    req[1].rr_key = NULL;
+    assert_int_equal(wb_entry_get_many(ctx, req, 3, res, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+}
+
 static void test_fill_aside(void **state)
 {
     const char *k = key("aside");
@@ -1252,6 +1303,7 @@ int main(void)
         cmocka_unit_test(test_clean_gone_and_stale),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_fill),
+        cmocka_unit_test(test_get_many_and_release_many),
         cmocka_unit_test(test_fill_aside),
         cmocka_unit_test(test_version_and_through),
         cmocka_unit_test(test_noscript_fallback),
