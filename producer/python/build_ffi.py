@@ -57,6 +57,15 @@ typedef struct wb_write_s {
     wb_err_t err;
 } wb_write_t;
 
+typedef struct wb_get_many_s {
+    size_t size;
+    wb_value_t *values;
+    wb_err_t *errs;
+    size_t hits;
+    size_t loaded;
+    ...;
+} wb_get_many_t;
+
 typedef struct wb_stats_s {
     uint64_t puts;
     uint64_t put_errors;
@@ -85,6 +94,8 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
 wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
                         const void *value, size_t len, int64_t *versionp);
 wb_err_t wb_get(wb_client_t *client, const char *entity, const char *id, wb_value_t *out);
+wb_err_t wb_get_many(wb_client_t *client, const char *entity, const char *const *ids,
+                     size_t n, wb_get_many_t *out);
 wb_err_t wb_get_or_load(wb_client_t *client, const char *entity, const char *id,
                         wb_loader_fn loader, void *loader_opaque, wb_value_t *out);
 size_t wb_client_stats(wb_client_t *client, wb_stats_t *stats, size_t stats_size);

@@ -49,6 +49,10 @@ def sync_demo() -> None:
             v = wbcache.WriteThrough(client).write("user:43", {"id": 43, "name": "Alan"})
             print(f"write-through user:43 -> version {v} (committed in PostgreSQL)")
             print("read-through user:43 ->", wbcache.ReadThrough(client).get("user:43"))
+            # Many keys: one round trip for the lookups, one query for the misses; keys
+            # that exist nowhere are not in the dict.
+            print("read-through many ->", wbcache.ReadThrough(client).get_many(
+                ["user:42", "user:43", "user:404"]))
         except wbcache.PGError as e:
             print(f"write-through: {e} (is wb-flusher running? it creates the tables)")
 

@@ -32,8 +32,8 @@ BROKERS = os.environ.get("WB_KAFKA_BROKERS", "127.0.0.1:26372")
 PG_DSN = os.environ.get(
     "WB_PG_DSN", "host=127.0.0.1 port=26371 dbname=wbcache user=wbcache password=wbcache")
 
-#: cache-key prefix -> entity of the test config (itemx's prefix extends item's).
-ENTITIES = {"pyi:": "item", "pyi:x:": "itemx", "pyd:": "doc", "pyh:": "hot", "pyb:": "blob"}
+#: cache-key prefix -> entity of the test config (the library refuses overlapping prefixes).
+ENTITIES = {"pyi:": "item", "pyx:": "itemx", "pyd:": "doc", "pyh:": "hot", "pyb:": "blob"}
 
 
 def free_port() -> int:
@@ -77,7 +77,7 @@ log:
   level: info
 entities:
   - {{name: item, prefix: "pyi:", table: {tag}_items, ttl_ms: 60000, value_type: text}}
-  - {{name: itemx, prefix: "pyi:x:", table: {tag}_itemx, ttl_ms: 60000, value_type: text}}
+  - {{name: itemx, prefix: "pyx:", table: {tag}_itemx, ttl_ms: 60000, value_type: text}}
   - {{name: doc, prefix: "pyd:", table: {tag}_docs, ttl_ms: 60000, value_type: jsonb}}
   - {{name: hot, prefix: "pyh:", table: {tag}_hot, ttl_ms: 2000, refresh_ahead: 0.5, value_type: text}}
   - {{name: blob, prefix: "pyb:", table: {tag}_blobs, ttl_ms: 60000, value_type: bytea}}

@@ -276,9 +276,13 @@ def test_stats(env: Env, client: wbcache.Client) -> None:
     assert s1.through_writes == s0.through_writes + 1
 
 
-def test_resolve_longest_prefix(client: wbcache.Client) -> None:
+def test_resolve_longest_prefix(env: Env, client: wbcache.Client) -> None:
     assert client.resolve("pyi:42") == ("item", "42")
-    assert client.resolve("pyi:x:42") == ("itemx", "42")
+    assert client.resolve("pyx:42") == ("itemx", "42")
+    # The config refuses overlapping prefixes; resolve still takes the longest match.
+    with wbcache.Client(str(env.cfg), entities={"pyi:": "item", "pyi:x:": "itemx"}) as c:
+        assert c.resolve("pyi:x:42") == ("itemx", "42")
+        assert c.resolve("pyi:42") == ("item", "42")
     assert client.resolve("pyd:a:b") == ("doc", "a:b")
     with pytest.raises(wbcache.UnknownEntity):
         client.resolve("user:42")

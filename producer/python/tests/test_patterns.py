@@ -56,11 +56,11 @@ def test_write_behind(env: Env, client: wbcache.Client) -> None:
     assert env.wait_row(f"{env.tag}_docs", i, '{"c": true}')["version"] == str(v)
     v2 = wb.delete("pyd:" + i)
     assert v2 > v and wb.get("pyd:" + i) is None
-    # itemx's prefix extends item's: the key goes to itemx's table.
+    # The key goes to its prefix's entity's table.
     wbt = wbcache.WriteBehind(client, ack="log", serialize=None)
     j = env.id("wbx")
-    wbt.write("pyi:x:" + j, "longest prefix")
-    env.wait_row(f"{env.tag}_itemx", j, "longest prefix")
+    wbt.write("pyx:" + j, "by prefix")
+    env.wait_row(f"{env.tag}_itemx", j, "by prefix")
     assert env.row(f"{env.tag}_items", j) is None
 
 

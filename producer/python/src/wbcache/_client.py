@@ -15,18 +15,22 @@ import re
 import threading
 import weakref
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from . import errors
 from ._wbcache import ffi, lib
 
-__all__ = ["Ack", "LogLevel", "Value", "Stats", "Client", "JsonClient", "Data", "Loader"]
+__all__ = ["Ack", "LogLevel", "Value", "Stats", "Client", "JsonClient", "Data", "Loader",
+           "ManyResult"]
 
 #: What a value may be given as: bytes-like, or ``str`` (stored as UTF-8).
 Data = Union[bytes, bytearray, memoryview, str]
 #: A cache-aside loader: ``loader(entity, id)`` returns the value, or ``None`` (or raises
 #: :class:`~wbcache.NotFound`) when there is none.
 Loader = Callable[[str, str], Optional[Data]]
+#: One id's answer in the ``.results`` of a failed ``get_many``: its value, ``None`` (not
+#: found) or its exception.
+ManyResult = Union["Value", None, errors.WbcacheError]
 
 log = logging.getLogger("wbcache")
 
@@ -237,9 +241,9 @@ class Client:
             if self._inflight == 0:
                 self._cond.notify_all()
 
-    def _call(self, fn: Callable[..., int], *args: Any) -> None:
-        """Calls fn(handle, *args) (GIL released) and raises its error, with the warning
-        lines the library logged on this thread during the call."""
+    def _call_err(self, fn: Callable[..., int], *args: Any) -> Tuple[int, List[str]]:
+        """Calls fn(handle, *args) (GIL released); returns its error and the warning lines
+        the library logged on this thread during the call."""
         h = self._enter()
         local = self._sink.local
         outer = getattr(local, "capture", None)
@@ -250,6 +254,12 @@ class Client:
         finally:
             local.capture = outer
             self._leave()
+        return int(err), capture
+
+    def _call(self, fn: Callable[..., int], *args: Any) -> None:
+        """Calls fn(handle, *args) (GIL released) and raises its error, with the warning
+        lines the library logged on this thread during the call."""
+        err, capture = self._call_err(fn, *args)
         if err != lib.WB_OK:
             raise errors.error_for(err, self._errname(err), capture)
 
@@ -338,12 +348,16 @@ class Client:
         return int(versionp[0])
 
     # ------------------------------------------------------------ reads
+    @staticmethod
+    def _unpack(v: Any) -> Value:
+        data = ffi.unpack(ffi.cast("char *", v.data), v.len) if v.len else b""
+        return Value(data, int(v.version), bool(v.hit))
+
     def _value(self, fn: Callable[..., int], *args: Any) -> Value:
         out = ffi.new("wb_value_t *")
         self._call(fn, *args, out)
         try:
-            data = ffi.unpack(ffi.cast("char *", out.data), out.len) if out.len else b""
-            return Value(data, int(out.version), bool(out.hit))
+            return self._unpack(out)
         finally:
             lib.wb_value_free(out)
 
@@ -352,6 +366,66 @@ class Client:
         table under a cross-process lock and fills the cache. Raises NotFound (absent or
         deleted; cached negatively), RedisError, PGError, Timeout, UnknownEntity."""
         return self._value(lib.wb_get, _bytes_arg("entity", entity), _bytes_arg("id", id))
+
+    def get_many(self, entity: str, ids: Iterable[str]) -> Dict[str, Value]:
+        """Bulk read-through get (``wb_get_many``) of ids of one entity: :meth:`get` of each
+        id in a few round trips — every lookup in one pipelined Redis round trip, the misses
+        read from the table with one query, each key under the same cross-process lock as
+        :meth:`get` (a key another thread or process is loading is waited for, not read
+        twice). Returns ``{id: Value}`` of the ids found, in the order of ``ids``; an id
+        absent or deleted (NotFound for :meth:`get`; cached negatively) is not in the dict.
+        An id given twice is read once. No ids: ``{}``, nothing read.
+
+        If an id failed otherwise (RedisError, PGError, Timeout, NoMem, InvalidArg for a
+        malformed id — each id has its own result), raises the first failure's exception
+        (in the order of ``ids``) with ``.results``: ``{id: Value, None (not found) or its
+        exception}`` for every id (the others were read). Whole-call errors raise as they
+        are, nothing read: UnknownEntity, Closed, TypeError / InvalidArg for an id that is
+        not a ``str`` or holds a NUL."""
+        keys = list(ids)
+        if not keys:
+            return {}
+        n = len(keys)
+        e = _bytes_arg("entity", entity)
+        cids = [ffi.new("char[]", _bytes_arg("id", k)) for k in keys]
+        idv = ffi.new("char *[]", cids)
+        values = ffi.new("wb_value_t[]", n)
+        errs = ffi.new("wb_err_t[]", n)
+        out = ffi.new("wb_get_many_t *")
+        out.size = ffi.sizeof("wb_get_many_t")
+        out.values, out.errs = values, errs
+        results: Dict[str, ManyResult] = {}
+        try:
+            err, capture = self._call_err(lib.wb_get_many, e, idv, n, out)
+            if err == lib.WB_ERR_UNKNOWN_ENTITY:  # every errs[i] says so: one error
+                raise errors.error_for(err, self._errname(err), capture)
+            failed = None
+            for i, k in enumerate(keys):
+                code = int(errs[i])
+                r: ManyResult
+                if code == lib.WB_OK:
+                    r = self._unpack(values[i])
+                elif code == lib.WB_ERR_NOT_FOUND:
+                    r = None
+                else:
+                    r = errors.error_for(code, self._errname(code), prefix=f"id {k!r}: ")
+                    if failed is None:
+                        failed = i
+                # A repeated id has one answer; its copy failing (NoMem) is a failure too.
+                if k not in results or isinstance(r, errors.WbcacheError):
+                    results[k] = r
+        finally:
+            for i in range(n):
+                lib.wb_value_free(values + i)
+        if failed is not None:
+            code = int(errs[failed])
+            exc = errors.error_for(code, self._errname(code), capture,
+                                   prefix=f"id {failed} of {n} ({keys[failed]!r}): ")
+            exc.results = results  # type: ignore[attr-defined]
+            raise exc
+        if err != lib.WB_OK:
+            raise errors.error_for(err, self._errname(err), capture)
+        return {k: v for k, v in results.items() if isinstance(v, Value)}
 
     def get_or_load(self, entity: str, id: str, loader: Loader) -> Value:
         """Cache-aside get (``wb_get_or_load``): a miss calls ``loader(entity, id)`` on this
@@ -474,6 +548,11 @@ class JsonClient:
     def get(self, entity: str, id: str) -> Any:
         """:meth:`Client.get`, parsed."""
         return loads(self._c.get(entity, id).data)
+
+    def get_many(self, entity: str, ids: Iterable[str]) -> Dict[str, Any]:
+        """:meth:`Client.get_many`, parsed: ``{id: object}`` of the ids found (not found:
+        absent); a failure's ``.results`` hold the :class:`Value` s."""
+        return {k: loads(v.data) for k, v in self._c.get_many(entity, ids).items()}
 
     def get_or_load(self, entity: str, id: str, loader: Callable[[str, str], Any]) -> Any:
         """:meth:`Client.get_or_load` with a loader returning an object (``None``: none)."""

@@ -16,12 +16,13 @@ import functools
 import inspect
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import (Any, Awaitable, Callable, Iterable, List, Mapping, Optional, Tuple,
-                    TypeVar, Union)
+from typing import (Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional,
+                    Tuple, TypeVar, Union)
 
 from . import _client, errors
 from ._client import Ack, Data, LogLevel, Stats, Value, dumps, loads
-from .patterns import Deserialize, Serialize, decode, encode, ttl_ignored
+from .patterns import (Deserialize, Serialize, decode, encode, group_keys, many_by_key,
+                       ttl_ignored)
 
 __all__ = ["Client", "AsyncJsonClient", "CacheAside", "ReadThrough", "WriteThrough",
            "WriteBehind", "RefreshAhead"]
@@ -103,6 +104,10 @@ class Client:
         """:meth:`wbcache.Client.get`."""
         return await self._run(self.sync.get, entity, id)
 
+    async def get_many(self, entity: str, ids: Iterable[str]) -> Dict[str, Value]:
+        """:meth:`wbcache.Client.get_many`: ``{id: Value}`` of the ids found."""
+        return await self._run(self.sync.get_many, entity, list(ids))
+
     async def get_or_load(self, entity: str, id: str, loader: AsyncLoader) -> Value:
         """:meth:`wbcache.Client.get_or_load`; ``loader`` may be a coroutine function, run
         on this event loop while the C call waits for it."""
@@ -169,6 +174,10 @@ class AsyncJsonClient:
         """get, parsed."""
         return loads((await self._c.get(entity, id)).data)
 
+    async def get_many(self, entity: str, ids: Iterable[str]) -> Dict[str, Any]:
+        """get_many, parsed: ``{id: object}`` of the ids found."""
+        return {k: loads(v.data) for k, v in (await self._c.get_many(entity, ids)).items()}
+
     async def get_or_load(self, entity: str, id: str, loader: Callable[[str, str], Any]) -> Any:
         """get_or_load with a (sync or async) loader returning an object (``None``: none)."""
         async def to_json(aw: Awaitable[Any]) -> Optional[bytes]:
@@ -194,6 +203,18 @@ class _Pattern:
             return decode(deserialize, (await self.client.get(entity, id_)).data)
         except errors.NotFound:
             return None
+
+    async def _read_many(self, keys: Iterable[str], deserialize: Deserialize) -> Dict[str, Any]:
+        order, groups = group_keys(self.client, keys)
+        sync = self.client.sync
+        found: Dict[str, Any] = {}
+        # One get_many per entity, side by side on the client's threads.
+        for got in await asyncio.gather(*(
+                self.client._run(many_by_key, by_id,
+                                 functools.partial(sync.get_many, entity, list(by_id)))
+                for entity, by_id in groups.items())):
+            found.update((key, decode(deserialize, v.data)) for key, v in got.items())
+        return {key: found[key] for key in order if key in found}
 
 
 class CacheAside(_Pattern):
@@ -232,6 +253,11 @@ class ReadThrough(_Pattern):
     async def get(self, key: str) -> Any:
         """See :meth:`wbcache.ReadThrough.get`."""
         return await self._read(key, self.deserialize)
+
+    async def get_many(self, keys: Iterable[str]) -> Dict[str, Any]:
+        """See :meth:`wbcache.ReadThrough.get_many` (the entities' reads run side by
+        side)."""
+        return await self._read_many(keys, self.deserialize)
 
 
 class WriteThrough(_Pattern):

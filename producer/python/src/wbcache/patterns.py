@@ -9,7 +9,8 @@ What each gains over the reference implementation:
 * :class:`CacheAside` — ``get_or_set`` takes a cross-process stampede lock: one
   ``fetch_fn`` call per key at a time, the other callers get its fill.
 * :class:`ReadThrough` — misses read the entity's PostgreSQL table under the same lock;
-  "not found" is cached briefly.
+  "not found" is cached briefly. ``get_many`` reads many keys in one round trip and one
+  query per entity.
 * :class:`WriteThrough` — a version-guarded upsert committed in PostgreSQL before the cache
   is touched; an older write can never overwrite a newer one.
 * :class:`WriteBehind` — no process-local dict: the write is in Redis (pinned, dirty) and
@@ -20,7 +21,7 @@ What each gains over the reference implementation:
 """
 import json
 import warnings
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import errors
 from ._client import Ack, Client, Data
@@ -62,6 +63,38 @@ class _Pattern:
         except errors.NotFound:
             return None
 
+    def _read_many(self, keys: Iterable[str], deserialize: Deserialize) -> Dict[str, Any]:
+        order, groups = group_keys(self.client, keys)
+        found: Dict[str, Any] = {}
+        for entity, by_id in groups.items():
+            got = many_by_key(by_id, lambda: self.client.get_many(entity, list(by_id)))
+            found.update((key, decode(deserialize, v.data)) for key, v in got.items())
+        return {key: found[key] for key in order if key in found}
+
+
+def group_keys(client: Any, keys: Iterable[str]) -> Tuple[List[str], Dict[str, Dict[str, str]]]:
+    """The keys (once each, in order) and, per entity, {id: key}; raises UnknownEntity for a
+    key no prefix matches (nothing read)."""
+    order: List[str] = []
+    groups: Dict[str, Dict[str, str]] = {}
+    for key in keys:
+        entity, id_ = client.resolve(key)
+        if id_ not in groups.setdefault(entity, {}):
+            groups[entity][id_] = key
+            order.append(key)
+    return order, groups
+
+
+def many_by_key(by_id: Dict[str, str], call: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    """call()'s {id: value} as {key: value}; a failure's ``.results`` keyed by key too."""
+    try:
+        return {by_id[id_]: v for id_, v in call().items()}
+    except errors.WbcacheError as e:
+        results = getattr(e, "results", None)
+        if results is not None:
+            e.results = {by_id[id_]: r for id_, r in results.items()}  # type: ignore[attr-defined]
+        raise
+
 
 class CacheAside(_Pattern):
     """Cache-aside with a stampede lock (``wb_get_or_load``)."""
@@ -96,6 +129,16 @@ class ReadThrough(_Pattern):
         """The value of ``key`` from the cache, else its table row; ``None`` if neither has
         it (or it is deleted)."""
         return self._read(key, self.deserialize)
+
+    def get_many(self, keys: Iterable[str]) -> Dict[str, Any]:
+        """The values of ``keys`` (full cache keys, of one or several entities), as
+        ``{key: value}`` in the order of ``keys``; a key neither the cache nor its table has
+        (or deleted) is not in the dict. One :meth:`Client.get_many` per entity: one round
+        trip for the lookups, one table query for the misses. An error raises as
+        :meth:`Client.get_many`'s does, its ``.results`` keyed by cache key (the failing
+        entity's keys); a key no prefix matches raises UnknownEntity before anything is
+        read."""
+        return self._read_many(keys, self.deserialize)
 
 
 class WriteThrough(_Pattern):
