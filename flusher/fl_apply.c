@@ -289,7 +289,14 @@ static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi)
             fl_item_poison(it, "too large for one PostgreSQL statement: %s", detail);
         } else {
             if (check_table_fits(a, lo, detail) != WB_OK) return WB_ERR_PG;
-            fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s): %s", st, detail);
+            /* A mapped entity: which column refuses the value. */
+            char col[WB_PG_IDENT_MAX + 1] = "";
+            if (WB_ENTITY_MAPPED(a->ent) && !a->rows[lo].deleted &&
+                wb_table_blame(pg, a->ent, &a->rows[lo], col, sizeof(col)) == WB_OK)
+                fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s) for column \"%s\": %s", st,
+                               col, detail);
+            else
+                fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s): %s", st, detail);
         }
         return WB_OK;
     }

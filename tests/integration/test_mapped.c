@@ -1,0 +1,250 @@
+/* test_mapped.c — a mapped entity (entities[].key_column) on a table of the user's own, against
+ * the real services: the library writes, the real wb-flusher applies to the columns, reads come
+ * back from the columns; hard deletes keep their version in the tombstone table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "flusher_harness.h"
+#include "wb_table.h"
+#include "wbcache.h"
+
+/* The entity lines after "value_type: " in the harness's config. */
+#define MAPPED_ENTITY                                                                              \
+    "jsonb\n    key_column: id\n    key_type: bigint\n"                                            \
+    "    columns: \"email, balance, active, created_at=created\"\n"
+
+/* The accounts table as an application has it: no version column. */
+static void create_accounts(fh_t *fh, const char *table)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "DROP TABLE IF EXISTS %s; CREATE TABLE %s (id bigint PRIMARY KEY, "
+             "email text NOT NULL, balance numeric(12,2), active boolean NOT NULL DEFAULT true, "
+             "created timestamptz, note text DEFAULT 'user column')",
+             table, table);
+    PQclear(fh_sql(fh, sql));
+}
+
+/* The first column of the one-row result of sql, into out ("" when no row). */
+static const char *sql_value(fh_t *fh, const char *sql, char *out, size_t size)
+{
+    PGresult *r = fh_sql(fh, sql);
+    snprintf(out, size, "%s", r && PQntuples(r) == 1 ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+    return out;
+}
+
+/* Waits until sql yields want (up to 30 s); returns whether it did. */
+static int wait_value(fh_t *fh, const char *sql, const char *want)
+{
+    char got[256];
+    int64_t t0 = wb_time_mono_ms();
+    while (strcmp(sql_value(fh, sql, got, sizeof(got)), want) != 0) {
+        if (wb_time_mono_ms() - t0 > 30000) {
+            fprintf(stderr, "%s: got \"%s\", want \"%s\"\n", sql, got, want);
+            return 0;
+        }
+        usleep(100000);
+    }
+    return 1;
+}
+
+static void log_cb(wb_log_level_t level, const char *line, void *opaque)
+{
+    (void)opaque;
+    if (level >= WB_LOG_WARN) fprintf(stderr, "  [lib] %s\n", line);
+}
+
+/* Put, delete, write-through and read-through on a mapped entity; a late
+ * older event after a delete does not bring the row back; a field of the
+ * wrong type is dead-lettered with its column named, the rest lands. */
+static void mapped_entity_end_to_end(void **state)
+{
+    (void)state;
+    fh_t fh;
+    char table[64], sql[1024], got[256], id[8][16], errstr[512];
+    const int base = (int)getpid() * 100;
+    wb_client_t *c = NULL;
+    int64_t v[8] = {0};
+    wb_value_t out;
+
+    snprintf(table, sizeof(table), "wb_accounts_%d", (int)getpid());
+    for (int i = 0; i < 8; i++)
+        snprintf(id[i], sizeof(id[i]), "%d", base + i);
+    fh_setup_ex(&fh, "mapped", MAPPED_ENTITY,
+                "  batch:\n    max_events: 1000\n    max_wait_ms: 500\n", table, 3);
+    create_accounts(&fh, table);
+    fh_start(&fh); /* postgres.schema: create migrates a mapped table */
+    assert_int_equal(fh_wait_http(&fh, "/readyz", 200, 30000), 200);
+    assert_int_equal(wb_client_open(fh.cfg, log_cb, NULL, &c, errstr, sizeof(errstr)), WB_OK);
+
+    /* Refused at put: a field that is not mapped, a non-canonical bigint id. */
+    const char *bad = "{\"email\": \"x@y\", \"nickname\": \"x\"}";
+    assert_int_equal(wb_put(c, "item", id[0], bad, strlen(bad), WB_ACK_LOG, NULL),
+                     WB_ERR_INVALID_ARG);
+    assert_int_equal(wb_put(c, "item", "007", "{}", 2, WB_ACK_LOG, NULL), WB_ERR_INVALID_ARG);
+
+    /* 0: put; 1: put then delete; 2: wrong type (dead-lettered); 3: lands in the same batch. */
+    const char *a = "{\"email\": \"a@example.com\", \"balance\": 10.5, \"active\": false, "
+                    "\"created_at\": \"2026-01-02T03:04:05Z\"}";
+    const char *wrong = "{\"email\": \"w@example.com\", \"balance\": \"ten\"}";
+    const char *d = "{\"email\": \"d@example.com\", \"balance\": 4, \"active\": true}";
+    assert_int_equal(wb_put(c, "item", id[0], a, strlen(a), WB_ACK_LOG, &v[0]), WB_OK);
+    assert_int_equal(wb_put(c, "item", id[1], a, strlen(a), WB_ACK_LOG, NULL), WB_OK);
+    assert_int_equal(wb_del(c, "item", id[1], WB_ACK_LOG, &v[1]), WB_OK);
+    assert_int_equal(wb_put(c, "item", id[2], wrong, strlen(wrong), WB_ACK_LOG, &v[2]), WB_OK);
+    assert_int_equal(wb_put(c, "item", id[3], d, strlen(d), WB_ACK_LOG, &v[3]), WB_OK);
+
+    snprintf(sql, sizeof(sql),
+             "SELECT email || '|' || balance || '|' || active || '|' || "
+             "(created = '2026-01-02T03:04:05Z') || '|' || version || '|' || note "
+             "FROM %s WHERE id = %s",
+             table, id[0]);
+    snprintf(got, sizeof(got), "a@example.com|10.50|false|true|%lld|user column", (long long)v[0]);
+    if (!wait_value(&fh, sql, got)) fh_dump_log(&fh);
+    snprintf(sql, sizeof(sql), "SELECT email FROM %s WHERE id = %s", table, id[3]);
+    assert_true(wait_value(&fh, sql, "d@example.com"));
+    /* The delete removed the row and kept its version aside. */
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = %s", table, id[1]);
+    assert_true(wait_value(&fh, sql, "0"));
+    snprintf(sql, sizeof(sql),
+             "SELECT version FROM wb_tombstones WHERE entity = 'item' AND key = '%s'", id[1]);
+    snprintf(got, sizeof(got), "%lld", (long long)v[1]);
+    assert_true(wait_value(&fh, sql, got));
+
+    /* The wrong type: dead-lettered naming the column, no row. */
+    fh_dead_t dead[8];
+    int n = 0;
+    int64_t t0 = wb_time_mono_ms();
+    while ((n = fh_read_dlq(&fh, dead, 8)) < 1 && wb_time_mono_ms() - t0 < 30000)
+        usleep(300000);
+    if (n != 1) fh_dump_log(&fh);
+    assert_int_equal(n, 1);
+    fprintf(stderr, "  dead-letter reason: %s\n", dead[0].reason);
+    assert_non_null(strstr(dead[0].key, id[2]));
+    assert_non_null(strstr(dead[0].reason, "column \"balance\""));
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = %s", table, id[2]);
+    assert_string_equal(sql_value(&fh, sql, got, sizeof(got)), "0");
+
+    /* A late, older event after the delete: the row stays gone. Then a
+     * marker event behind it, so the late one has surely been applied. */
+    char key[160];
+    snprintf(key, sizeof(key), "item:%s", id[1]);
+    fh_produce_raw(&fh, key, a, strlen(a), v[1] - 1, "item");
+    snprintf(key, sizeof(key), "item:%s", id[4]);
+    fh_produce_raw(&fh, key, d, strlen(d), v[1] + 1, "item");
+    fh_flush(&fh);
+    snprintf(sql, sizeof(sql), "SELECT email FROM %s WHERE id = %s", table, id[4]);
+    assert_true(wait_value(&fh, sql, "d@example.com"));
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = %s", table, id[1]);
+    assert_string_equal(sql_value(&fh, sql, got, sizeof(got)), "0");
+    /* A newer put after the delete does bring it back. */
+    assert_int_equal(wb_put(c, "item", id[1], d, strlen(d), WB_ACK_LOG, NULL), WB_OK);
+    snprintf(sql, sizeof(sql), "SELECT email FROM %s WHERE id = %s", table, id[1]);
+    assert_true(wait_value(&fh, sql, "d@example.com"));
+
+    /* Write-through: in the table when the call returns. */
+    const char *e = "{\"email\": \"e@example.com\", \"active\": true}";
+    assert_int_equal(wb_put_through(c, "item", id[5], e, strlen(e), &v[5]), WB_OK);
+    snprintf(sql, sizeof(sql),
+             "SELECT email || '|' || active || '|' || version FROM %s WHERE id = %s", table, id[5]);
+    snprintf(got, sizeof(got), "e@example.com|true|%lld", (long long)v[5]);
+    char row[256];
+    assert_string_equal(sql_value(&fh, sql, row, sizeof(row)), got);
+
+    /* Read-through from the columns: the cache entries dropped first. */
+    for (int i = 0; i < 6; i++) {
+        snprintf(key, sizeof(key), "item:%s", id[i]);
+        freeReplyObject(redisCommand(fh.redis, "DEL %s", key));
+    }
+    memset(&out, 0, sizeof(out));
+    assert_int_equal(wb_get(c, "item", id[0], &out), WB_OK);
+    fprintf(stderr, "  read back: %s\n", (char *)out.data);
+    assert_int_equal(out.hit, 0);
+    assert_int_equal(out.version, v[0]);
+    assert_non_null(strstr(out.data, "\"email\": \"a@example.com\""));
+    assert_non_null(strstr(out.data, "\"balance\": 10.50"));
+    assert_non_null(strstr(out.data, "\"active\": false"));
+    assert_non_null(strstr(out.data, "\"created_at\": \"2026-01-02T"));
+    assert_null(strstr(out.data, "note")); /* not mapped */
+    wb_value_free(&out);
+    assert_int_equal(wb_get(c, "item", id[2], &out), WB_ERR_NOT_FOUND);
+    assert_int_equal(wb_get(c, "item", id[5], &out), WB_OK);
+    assert_int_equal(out.version, v[5]);
+    assert_null(strstr(out.data, "balance")); /* NULL columns are left out */
+    wb_value_free(&out);
+    /* A deleted id: the tombstone answers not found. */
+    assert_int_equal(wb_del(c, "item", id[3], WB_ACK_LOG, NULL), WB_OK);
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = %s", table, id[3]);
+    assert_true(wait_value(&fh, sql, "0"));
+    snprintf(key, sizeof(key), "item:%s", id[3]);
+    freeReplyObject(redisCommand(fh.redis, "DEL %s", key));
+    assert_int_equal(wb_get(c, "item", id[3], &out), WB_ERR_NOT_FOUND);
+
+    wb_client_close(c);
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM wb_tombstones WHERE entity = 'item' AND key LIKE '%d%%'", (int)getpid());
+    PQclear(fh_sql(&fh, sql));
+    assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
+    fh_teardown(&fh);
+}
+
+/* postgres.schema verify names the missing version column; migrate adds
+ * it (and the tombstone table) without touching the user's columns. */
+static void mapped_verify_and_migrate(void **state)
+{
+    (void)state;
+    fh_t fh;
+    char table[64], sql[512], got[256], errstr[512];
+    const wb_entity_t *ent;
+
+    snprintf(table, sizeof(table), "wb_accounts_m%d", (int)getpid());
+    fh_setup_ex(&fh, "migrate", MAPPED_ENTITY, NULL, table, 1);
+    create_accounts(&fh, table);
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (id, email, balance) VALUES (1, 'old@x', 1.25)",
+             table);
+    PQclear(fh_sql(&fh, sql));
+    ent = wb_config_entity(fh.conf, "item");
+    assert_non_null(ent);
+
+    fh.conf->postgres.schema = WB_SCHEMA_VERIFY;
+    assert_int_equal(wb_table_ensure(fh.pg, fh.conf, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    fprintf(stderr, "  verify: %s\n", errstr);
+    assert_non_null(strstr(errstr, "version column \"version\""));
+    assert_non_null(strstr(errstr, "migrate"));
+    fh.conf->postgres.schema = WB_SCHEMA_MIGRATE;
+    assert_int_equal(wb_table_ensure(fh.pg, fh.conf, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_table_verify(fh.pg, ent, errstr, sizeof(errstr)), WB_OK);
+    /* Again: nothing to do. */
+    assert_int_equal(wb_table_ensure(fh.pg, fh.conf, errstr, sizeof(errstr)), WB_OK);
+    /* The user's columns and rows as they were; the old row at version 0. */
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(column_name || ' ' || data_type, ',' ORDER BY ordinal_position) "
+             "FROM information_schema.columns WHERE table_name = '%s'",
+             table);
+    assert_string_equal(sql_value(&fh, sql, got, sizeof(got)),
+                        "id bigint,email text,balance numeric,active boolean,"
+                        "created timestamp with time zone,note text,version bigint");
+    snprintf(sql, sizeof(sql), "SELECT email || '|' || balance || '|' || version FROM %s", table);
+    assert_string_equal(sql_value(&fh, sql, got, sizeof(got)), "old@x|1.25|0");
+
+    /* A mapped column the table lacks is named. */
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s RENAME COLUMN created TO created_on", table);
+    PQclear(fh_sql(&fh, sql));
+    assert_int_equal(wb_table_verify(fh.pg, ent, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    fprintf(stderr, "  verify: %s\n", errstr);
+    assert_non_null(strstr(errstr, "column \"created\" (field \"created_at\""));
+    fh_teardown(&fh);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(mapped_verify_and_migrate),
+        cmocka_unit_test(mapped_entity_end_to_end),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
