@@ -205,8 +205,9 @@ static void parse_map(wb_yaml_ctx_t *ctx, wb_entity_t *ent, int di, const cfg_ma
         wb_yaml_error(ctx, mc->line ? mc->line : mk->line, mc->line ? mc->col : mk->col, pbuf,
                       "a mapped entity needs at least one column");
     if (!strcmp(ent->key_column, ent->version_column)) {
+        const cfg_mark_t *mv = &m[entity_field("version_column")];
         snprintf(pbuf, sizeof(pbuf), "entities[%d].version_column", di);
-        wb_yaml_error(ctx, mk->line, mk->col, pbuf, "must differ from key_column");
+        wb_yaml_error(ctx, mv->line, mv->col, pbuf, "must differ from key_column");
     }
 }
 

@@ -756,7 +756,7 @@ static void test_bad_enum(void **state)
     expect_errors(FIX "bad_enum.yaml",
                   FIX "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, got "
                       "\"disk\"\n" FIX
-                      "bad_enum.yaml:4:3: postgres.schema: must be one of create, verify, got "
+                      "bad_enum.yaml:4:3: postgres.schema: must be one of create, verify, migrate, got "
                       "\"Create\"\n" FIX
                       "bad_enum.yaml:6:3: log.level: must be one of debug, info, warn, error, got "
                       "\"verbose\"\n" FIX
