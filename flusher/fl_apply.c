@@ -211,8 +211,11 @@ static wb_err_t check_table_fits(apply_ctx_t *a, size_t i, const char *why)
     /* A key PostgreSQL cannot hold as text is the row's own fault: the
      * canary then uses a plain key. */
     int plain = !memchr(row->key, '\0', row->keylen) && wb_utf8_valid(row->key, row->keylen, NULL);
-    wb_row_t canary = {
-        plain ? row->key : "wb-canary", plain ? row->keylen : 9, NULL, 0, 1, WB_EVENT_VERSION_MAX};
+    /* A mapped entity's bigint or uuid key may be the row's fault too. */
+    if (WB_ENTITY_MAPPED(a->ent) && a->ent->key_type != WB_KT_TEXT) plain = 0;
+    const char *ck = wb_table_canary_key(a->ent);
+    wb_row_t canary = {plain ? row->key : ck, plain ? row->keylen : strlen(ck), NULL, 0, 1,
+                       WB_EVENT_VERSION_MAX};
     wb_table_rows_t req = {a->ent, &canary, 1};
     wb_table_result_t res = {0};
     if (exec_cmd(pg, "SAVEPOINT wb_canary", a->errstr, a->errstr_size) != WB_OK) return WB_ERR_PG;

@@ -294,6 +294,14 @@ char *wb_table_migrate_sql(const wb_entity_t *ent)
     return sql;
 }
 
+const char *wb_table_canary_key(const wb_entity_t *ent)
+{
+    if (ent && WB_ENTITY_MAPPED(ent) && ent->key_type == WB_KT_BIGINT) return "0";
+    if (ent && WB_ENTITY_MAPPED(ent) && ent->key_type == WB_KT_UUID)
+        return "00000000-0000-0000-0000-000000000000";
+    return "wb-canary";
+}
+
 wb_err_t wb_table_blame(PGconn *conn, const wb_entity_t *ent, const wb_row_t *row, char *column,
                         size_t column_size)
 {

@@ -217,6 +217,11 @@ char *wb_table_migrate_sql(const wb_entity_t *ent);
 wb_err_t wb_table_blame(PGconn *conn, const wb_entity_t *ent, const wb_row_t *row, char *column,
                         size_t column_size);
 
+/* A key ent's table accepts whatever the rows hold ("wb-canary", or "0"
+ * and the nil uuid for a mapped entity's bigint and uuid keys), for a
+ * probe write that is rolled back. Static storage. */
+const char *wb_table_canary_key(const wb_entity_t *ent);
+
 /* The upsert's four parameters: binary one-dimensional PostgreSQL arrays
  * (keys text[], values text[] or bytea[], versions int8[], deleted bool[]). */
 #define WB_TABLE_UPSERT_NPARAMS 4

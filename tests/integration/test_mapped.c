@@ -134,11 +134,21 @@ static void mapped_entity_end_to_end(void **state)
     char key[160];
     snprintf(key, sizeof(key), "item:%s", id[1]);
     fh_produce_raw(&fh, key, a, strlen(a), v[1] - 1, "item");
+    /* And a key that is no bigint (not from wb_put, which refuses it): poison, not an outage. */
+    fh_produce_raw(&fh, "item:abc", d, strlen(d), v[1], "item");
     snprintf(key, sizeof(key), "item:%s", id[4]);
     fh_produce_raw(&fh, key, d, strlen(d), v[1] + 1, "item");
     fh_flush(&fh);
     snprintf(sql, sizeof(sql), "SELECT email FROM %s WHERE id = %s", table, id[4]);
     assert_true(wait_value(&fh, sql, "d@example.com"));
+    t0 = wb_time_mono_ms();
+    while ((n = fh_read_dlq(&fh, dead, 8)) < 2 && wb_time_mono_ms() - t0 < 30000)
+        usleep(300000);
+    if (n != 2) fh_dump_log(&fh);
+    assert_int_equal(n, 2);
+    fprintf(stderr, "  dead-letter reason: %s\n", dead[1].reason);
+    assert_string_equal(dead[1].key, "item:abc");
+    assert_non_null(strstr(dead[1].reason, "column \"id\""));
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = %s", table, id[1]);
     assert_string_equal(sql_value(&fh, sql, got, sizeof(got)), "0");
     /* A newer put after the delete does bring it back. */
