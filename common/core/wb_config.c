@@ -27,6 +27,7 @@ _Static_assert(sizeof(wb_ack_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(wb_value_type_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(wb_schema_mode_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(wb_key_type_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(wb_delete_mode_t) == sizeof(int), "enum size");
 
 /* ---------------------------------------------------------------- tables */
 
@@ -41,6 +42,7 @@ static const char *const schema_names[] = {"create", "verify", "migrate", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 static const char *const vt_names[] = {"text", "jsonb", "bytea", NULL};
 static const char *const kt_names[] = {"text", "bigint", "uuid", NULL};
+static const char *const delete_names[] = {"hard", "soft", NULL};
 
 #define C_OFF(m) offsetof(wb_config_t, m)
 #define E_OFF(m) offsetof(wb_entity_t, m)
@@ -212,6 +214,11 @@ const cfg_field_t wb_config_entity_fields[] = {
         "mapped entity: bigint column of the version (migrate adds it)"),
     STR("columns", E_OFF(columns), "", 0, CFG_STR_MAX, 0, NULL,
         "mapped entity: top-level JSON fields to columns, \"field[=column], ...\""),
+    ENUM("delete", E_OFF(delete_mode), "hard", delete_names,
+         "mapped entity: hard deletes the row (version kept in wb_tombstones); soft sets "
+         "deleted_column"),
+    STR("deleted_column", E_OFF(deleted_column), "deleted", 1, 63, 0, check_ident,
+        "mapped entity, delete: soft: boolean column flagging a deleted row (migrate adds it)"),
 };
 
 const size_t wb_config_nfields = sizeof(wb_config_fields) / sizeof(wb_config_fields[0]);

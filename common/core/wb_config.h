@@ -16,6 +16,7 @@ typedef enum wb_schema_mode_e {
     WB_SCHEMA_MIGRATE = 2
 } wb_schema_mode_t;
 typedef enum wb_key_type_e { WB_KT_TEXT = 0, WB_KT_BIGINT = 1, WB_KT_UUID = 2 } wb_key_type_t;
+typedef enum wb_delete_mode_e { WB_DELETE_HARD = 0, WB_DELETE_SOFT = 1 } wb_delete_mode_t;
 
 /* One mapped column of an entity: the top-level JSON field of the value
  * and the column of the table that holds it. */
@@ -39,11 +40,13 @@ typedef struct wb_entity_s {
     wb_value_type_t value_type; /* entities[].value_type: text | jsonb | bytea */
     /* A mapped entity (key_column set) lives on a table of the user's own,
      * one column per top-level JSON field (wb_table.h); "" = wbcache's layout. */
-    char *key_column;       /* entities[].key_column — the id's column; "" = not mapped */
-    wb_key_type_t key_type; /* entities[].key_type: text | bigint | uuid */
-    char *version_column;   /* entities[].version_column */
-    char *columns;          /* entities[].columns as written: "field[=column], ..." */
-    wb_column_map_t *map;   /* columns parsed, in order */
+    char *key_column;             /* entities[].key_column — the id's column; "" = not mapped */
+    wb_key_type_t key_type;       /* entities[].key_type: text | bigint | uuid */
+    char *version_column;         /* entities[].version_column */
+    char *columns;                /* entities[].columns as written: "field[=column], ..." */
+    wb_delete_mode_t delete_mode; /* entities[].delete: hard (row deleted) | soft */
+    char *deleted_column;         /* entities[].deleted_column — the flag of delete: soft */
+    wb_column_map_t *map;         /* columns parsed, in order */
     size_t nmap;
 } wb_entity_t;
 

@@ -177,9 +177,11 @@ static void parse_map(wb_yaml_ctx_t *ctx, wb_entity_t *ent, int di, const cfg_ma
             return;
         }
         if ((cl == strlen(ent->key_column) && !memcmp(c, ent->key_column, cl)) ||
-            (cl == strlen(ent->version_column) && !memcmp(c, ent->version_column, cl))) {
+            (cl == strlen(ent->version_column) && !memcmp(c, ent->version_column, cl)) ||
+            (ent->delete_mode == WB_DELETE_SOFT && cl == strlen(ent->deleted_column) &&
+             !memcmp(c, ent->deleted_column, cl))) {
             wb_yaml_error(ctx, mc->line, mc->col, pbuf,
-                          "column \"%.*s\" is the key or version column", (int)cl, c);
+                          "column \"%.*s\" is the key, version or deleted column", (int)cl, c);
             return;
         }
         for (size_t i = 0; i < ent->nmap; i++) {
@@ -208,6 +210,13 @@ static void parse_map(wb_yaml_ctx_t *ctx, wb_entity_t *ent, int di, const cfg_ma
         const cfg_mark_t *mv = &m[entity_field("version_column")];
         snprintf(pbuf, sizeof(pbuf), "entities[%d].version_column", di);
         wb_yaml_error(ctx, mv->line, mv->col, pbuf, "must differ from key_column");
+    }
+    if (ent->delete_mode == WB_DELETE_SOFT && (!strcmp(ent->deleted_column, ent->key_column) ||
+                                               !strcmp(ent->deleted_column, ent->version_column))) {
+        const cfg_mark_t *md = &m[entity_field("deleted_column")];
+        snprintf(pbuf, sizeof(pbuf), "entities[%d].deleted_column", di);
+        wb_yaml_error(ctx, md->line, md->col, pbuf,
+                      "must differ from key_column and version_column");
     }
 }
 

@@ -90,6 +90,8 @@ typedef struct mapped_names_s {
     char tomb[WB_PG_QUOTED_MAX]; /* <schema of table>.wb_tombstones */
     char key[WB_PG_QUOTED_MAX];
     char ver[WB_PG_QUOTED_MAX];
+    char del[WB_PG_QUOTED_MAX]; /* delete: soft's column, "" for hard */
+    int soft;
     const char *kt; /* key_sql_type */
 } mapped_names_t;
 
@@ -116,6 +118,11 @@ static int mapped_names(const wb_entity_t *ent, mapped_names_t *n)
             return 1;
     }
     n->kt = key_sql_type(ent->key_type);
+    n->soft = ent->delete_mode == WB_DELETE_SOFT;
+    n->del[0] = '\0';
+    if (n->soft && (!ent->deleted_column ||
+                    wb_pg_quote_ident(ent->deleted_column, n->del, sizeof(n->del)) != WB_OK))
+        return 1;
     return 0;
 }
 
@@ -152,6 +159,40 @@ static char *stream_done(FILE *f, char **sql)
     return *sql;
 }
 
+/* The rest of a delete: soft upsert after its "r" CTE: upserts clear the
+ * flag, deletes set it (a key-only row when there was none, so the version
+ * is kept), both under the row's version guard; a deleted row keeps its
+ * other columns. */
+static void soft_upsert_rest(FILE *f, const wb_entity_t *ent, const mapped_names_t *n)
+{
+    fprintf(f, ") AS p FROM u), ups AS (INSERT INTO %s AS t (%s", n->table, n->key);
+    for (size_t i = 0; i < ent->nmap; i++) {
+        char q[WB_PG_QUOTED_MAX];
+        wb_pg_quote_ident(ent->map[i].column, q, sizeof(q));
+        fprintf(f, ", %s", q);
+    }
+    fprintf(f, ", %s, %s) SELECT r.id", n->ver, n->del);
+    for (size_t i = 0; i < ent->nmap; i++) {
+        char q[WB_PG_QUOTED_MAX];
+        wb_pg_quote_ident(ent->map[i].column, q, sizeof(q));
+        fprintf(f, ", (r.p).%s", q);
+    }
+    fprintf(f, ", r.ver, false FROM r WHERE NOT r.del ON CONFLICT (%s) DO UPDATE SET ", n->key);
+    for (size_t i = 0; i < ent->nmap; i++) {
+        char q[WB_PG_QUOTED_MAX];
+        wb_pg_quote_ident(ent->map[i].column, q, sizeof(q));
+        fprintf(f, "%s = EXCLUDED.%s, ", q, q);
+    }
+    fprintf(f,
+            "%s = EXCLUDED.%s, %s = false WHERE t.%s < EXCLUDED.%s RETURNING 1), "
+            "gone AS (INSERT INTO %s AS t (%s, %s, %s) SELECT r.id, r.ver, true FROM r WHERE "
+            "r.del ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s, %s = true WHERE t.%s < "
+            "EXCLUDED.%s RETURNING 1) "
+            "SELECT (SELECT count(*) FROM ups) + (SELECT count(*) FROM gone)",
+            n->ver, n->ver, n->del, n->ver, n->ver, n->table, n->key, n->ver, n->del, n->key,
+            n->ver, n->ver, n->del, n->ver, n->ver);
+}
+
 static char *mapped_upsert_sql(const wb_entity_t *ent)
 {
     mapped_names_t n;
@@ -175,6 +216,10 @@ static char *mapped_upsert_sql(const wb_entity_t *ent)
             "r AS (SELECT u.k, u.k::%s AS id, u.ver, u.del, jsonb_populate_record(NULL::%s, ",
             n.kt, n.table);
     build_object(f, ent, 0);
+    if (n.soft) {
+        soft_upsert_rest(f, ent, &n);
+        return stream_done(f, &sql);
+    }
     fprintf(f,
             ") AS p FROM u), "
             "tomb AS (INSERT INTO %s AS b (\"entity\", \"key\", \"version\") "
@@ -220,6 +265,14 @@ static char *mapped_probe_sql(const wb_entity_t *ent)
     char *sql = NULL;
 
     if (mapped_names(ent, &n)) return NULL;
+    if (n.soft) {
+        if (asprintf(&sql,
+                     "SELECT u.i, t.%s FROM unnest($1::text[]) WITH ORDINALITY AS u(k, i) "
+                     "JOIN %s AS t ON t.%s = u.k::%s",
+                     n.ver, n.table, n.key, n.kt) < 0)
+            sql = NULL;
+        return sql;
+    }
     /* The stored version is the row's or the tombstone's, the greater. */
     if (asprintf(&sql,
                  "SELECT u.i, GREATEST(t.%s, b.\"version\") "
@@ -247,6 +300,14 @@ static char *mapped_select_sql(const wb_entity_t *ent, int many)
      * (fields whose column is NULL left out), and a tombstone as a deleted
      * row without a value when there is no row. The key column is compared
      * in its own type, so its index is used. */
+    if (n.soft) { /* a deleted row: no value, the flag */
+        fprintf(f, "SELECT t.%s::text, CASE WHEN t.%s THEN NULL ELSE jsonb_strip_nulls(", n.key,
+                n.del);
+        build_object(f, ent, 1);
+        fprintf(f, ")::text END, t.%s, t.%s FROM %s AS t WHERE t.%s = %s", n.ver, n.del, n.table,
+                n.key, (many ? all : one)[ent->key_type]);
+        return stream_done(f, &sql);
+    }
     fprintf(f, "SELECT t.%s::text, jsonb_strip_nulls(", n.key);
     build_object(f, ent, 1);
     fprintf(f,
@@ -264,7 +325,7 @@ static char *mapped_purge_sql(const wb_entity_t *ent)
     mapped_names_t n;
     char *sql = NULL;
 
-    if (mapped_names(ent, &n)) return NULL;
+    if (mapped_names(ent, &n) || n.soft) return NULL;
     /* The rows are gone already; their tombstones go after the retention. */
     if (asprintf(&sql,
                  "DELETE FROM %s WHERE \"entity\" = '%s' AND \"key\" IN (SELECT \"key\" FROM %s "
@@ -282,6 +343,14 @@ char *wb_table_migrate_sql(const wb_entity_t *ent)
     char *sql = NULL;
 
     if (mapped_names(ent, &n)) return NULL;
+    if (n.soft) { /* the version and the flag; no tombstone table */
+        if (asprintf(&sql,
+                     "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s bigint NOT NULL DEFAULT 0, "
+                     "ADD COLUMN IF NOT EXISTS %s boolean NOT NULL DEFAULT false",
+                     n.table, n.ver, n.del) < 0)
+            sql = NULL;
+        return sql;
+    }
     /* Only additions: the tombstone table, and the version column (rows
      * already there get version 0, so any write replaces them). */
     if (asprintf(&sql,
@@ -674,7 +743,7 @@ static wb_err_t verify_mapped(PGconn *conn, const wb_entity_t *ent, char *errstr
     PGresult *res = NULL;
     wb_err_t err = WB_ERR_CONFIG;
     const char *params[1];
-    int key_seen = 0, ver_seen = 0;
+    int key_seen = 0, ver_seen = 0, del_seen = 0;
     unsigned char *seen = NULL;
 
     if (mapped_names(ent, &n)) {
@@ -738,8 +807,27 @@ static wb_err_t verify_mapped(PGconn *conn, const wb_entity_t *ent, char *errstr
             }
             continue;
         }
+        if (n.soft && strcmp(name, ent->deleted_column) == 0) {
+            del_seen = 1;
+            if (strcmp(type, "boolean") != 0 || !notnull) {
+                wb_set_err(errstr, errstr_size,
+                           "table \"%s\": deleted column \"%s\" is %s%s, expected boolean NOT "
+                           "NULL",
+                           ent->table, name, type, notnull ? " NOT NULL" : "");
+                goto out;
+            }
+            continue;
+        }
         for (size_t i = 0; i < ent->nmap; i++)
             if (strcmp(ent->map[i].column, name) == 0) mapped = seen[i] = 1;
+        if (n.soft && notnull && !hasdef) {
+            wb_set_err(errstr, errstr_size,
+                       "table \"%s\": column \"%s\" is NOT NULL without a default; with "
+                       "delete: soft a delete of an id without a row inserts one with only its "
+                       "key, version and flag",
+                       ent->table, name);
+            goto out;
+        }
         if (!mapped && notnull && !hasdef) {
             wb_set_err(errstr, errstr_size,
                        "table \"%s\": column \"%s\" is NOT NULL without a default and not in "
@@ -760,6 +848,13 @@ static wb_err_t verify_mapped(PGconn *conn, const wb_entity_t *ent, char *errstr
                    ent->table, ent->version_column);
         goto out;
     }
+    if (n.soft && !del_seen) {
+        wb_set_err(errstr, errstr_size,
+                   "table \"%s\": deleted column \"%s\" (boolean NOT NULL) is missing; add it "
+                   "or set postgres.schema: migrate",
+                   ent->table, ent->deleted_column);
+        goto out;
+    }
     for (size_t i = 0; i < ent->nmap; i++) {
         if (!seen[i]) {
             wb_set_err(errstr, errstr_size,
@@ -768,6 +863,10 @@ static wb_err_t verify_mapped(PGconn *conn, const wb_entity_t *ent, char *errstr
                        ent->table, ent->map[i].column, ent->map[i].field);
             goto out;
         }
+    }
+    if (n.soft) {
+        err = WB_OK;
+        goto out;
     }
     PQclear(res);
     params[0] = n.tomb;
@@ -990,6 +1089,8 @@ wb_err_t wb_table_purge(PGconn *conn, const wb_table_purge_t *req, wb_table_resu
         wb_set_err(errstr, errstr_size, "wb_table_purge: invalid argument");
         return WB_ERR_INVALID_ARG;
     }
+    /* delete: soft keeps the user's rows; there is nothing of ours to purge. */
+    if (WB_ENTITY_MAPPED(req->ent) && req->ent->delete_mode == WB_DELETE_SOFT) return WB_OK;
     sql = wb_table_purge_sql(req->ent);
     if ((err = built(req->ent, sql, errstr, errstr_size)) != WB_OK) return err;
     snprintf(age, sizeof(age), "%lld", (long long)req->older_than_ms);

@@ -40,6 +40,9 @@
  * retention. Reads build the value back as a JSON object of the mapped
  * fields (those whose column is NULL left out) and return the same four
  * columns, a tombstone as a deleted row; so every caller works on both.
+ * With entities[].delete: soft the row stays instead, its deleted_column
+ * (boolean NOT NULL) set under the version guard: no tombstone table, no
+ * purge, and a deleted row reads with no value.
  *
  * Every call runs in the caller's transaction if one is open, else in
  * autocommit (wb_table_create opens its own). A connection is used by one

@@ -279,6 +279,92 @@ static void mapped_verify_and_migrate(void **state)
     fh_teardown(&fh);
 }
 
+/* delete: soft on a uuid-keyed table: the row stays, flagged, with the
+ * delete's version; a late older put does not clear the flag; reads say not
+ * found; migrate adds the flag column; a NOT NULL column without default is
+ * refused (a delete of an unknown id inserts a key-only row). */
+static void mapped_soft_delete(void **state)
+{
+    (void)state;
+    fh_t fh;
+    char table[64], sql[512], got[256], errstr[512], key[96], idv[40];
+    wb_client_t *c = NULL;
+    int64_t vput = 0, vdel = 0;
+    wb_value_t out;
+
+    snprintf(table, sizeof(table), "wb_soft_%d", (int)getpid());
+    snprintf(idv, sizeof(idv), "00000000-0000-4000-8000-%012d", (int)getpid());
+    fh_setup_ex(&fh, "soft",
+                "jsonb\n    key_column: id\n    key_type: uuid\n    delete: soft\n"
+                "    deleted_column: gone\n    columns: \"email, balance\"\n",
+                "  batch:\n    max_wait_ms: 200\n", table, 1);
+    snprintf(sql, sizeof(sql),
+             "DROP TABLE IF EXISTS %s; CREATE TABLE %s (id uuid PRIMARY KEY, email text NOT NULL, "
+             "balance numeric)",
+             table, table);
+    PQclear(fh_sql(&fh, sql));
+    const wb_entity_t *ent = wb_config_entity(fh.conf, "item");
+    fh.conf->postgres.schema = WB_SCHEMA_MIGRATE; /* migrates, then verify refuses */
+    assert_int_equal(wb_table_ensure(fh.pg, fh.conf, errstr, sizeof(errstr)), WB_ERR_CONFIG);
+    fprintf(stderr, "  verify: %s\n", errstr);
+    assert_non_null(strstr(errstr, "column \"email\" is NOT NULL without a default"));
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s ALTER COLUMN email DROP NOT NULL", table);
+    PQclear(fh_sql(&fh, sql));
+    fh.conf->postgres.schema = WB_SCHEMA_MIGRATE;
+    assert_int_equal(wb_table_ensure(fh.pg, fh.conf, errstr, sizeof(errstr)), WB_OK);
+    snprintf(sql, sizeof(sql),
+             "SELECT data_type || ' ' || is_nullable FROM information_schema.columns WHERE "
+             "table_name = '%s' AND column_name = 'gone'",
+             table);
+    assert_string_equal(sql_value(&fh, sql, got, sizeof(got)), "boolean NO");
+    assert_int_equal(wb_table_verify(fh.pg, ent, errstr, sizeof(errstr)), WB_OK);
+
+    fh_start(&fh);
+    assert_int_equal(fh_wait_http(&fh, "/readyz", 200, 30000), 200);
+    assert_int_equal(wb_client_open(fh.cfg, log_cb, NULL, &c, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(
+        wb_put(c, "item", "0000000A-0000-4000-8000-000000000000", "{}", 2, WB_ACK_LOG, NULL),
+        WB_ERR_INVALID_ARG); /* not lowercase */
+    const char *a = "{\"email\": \"s@example.com\", \"balance\": 3}";
+    assert_int_equal(wb_put(c, "item", idv, a, strlen(a), WB_ACK_LOG, &vput), WB_OK);
+    snprintf(sql, sizeof(sql),
+             "SELECT email || '|' || gone || '|' || version FROM %s WHERE id = '%s'", table, idv);
+    snprintf(got, sizeof(got), "s@example.com|false|%lld", (long long)vput);
+    assert_true(wait_value(&fh, sql, got));
+    assert_int_equal(wb_del(c, "item", idv, WB_ACK_LOG, &vdel), WB_OK);
+    snprintf(got, sizeof(got), "s@example.com|true|%lld", (long long)vdel);
+    assert_true(wait_value(&fh, sql, got)); /* flagged, the columns kept */
+    /* A late older put, then a marker: still deleted. */
+    snprintf(key, sizeof(key), "item:%s", idv);
+    fh_produce_raw(&fh, key, a, strlen(a), vdel - 1, "item");
+    fh_produce_raw(&fh, "item:00000000-0000-4000-8000-000000000001", NULL, 0, 7, "item");
+    fh_flush(&fh);
+    snprintf(sql, sizeof(sql),
+             "SELECT gone || '|' || version FROM %s WHERE id = "
+             "'00000000-0000-4000-8000-000000000001'",
+             table);
+    assert_true(wait_value(&fh, sql, "true|7")); /* a delete of an unknown id keeps its version */
+    snprintf(sql, sizeof(sql), "SELECT gone || '|' || version FROM %s WHERE id = '%s'", table, idv);
+    snprintf(got, sizeof(got), "true|%lld", (long long)vdel);
+    char row[256];
+    assert_string_equal(sql_value(&fh, sql, row, sizeof(row)), got);
+    freeReplyObject(redisCommand(fh.redis, "DEL %s", key));
+    memset(&out, 0, sizeof(out));
+    assert_int_equal(wb_get(c, "item", idv, &out), WB_ERR_NOT_FOUND);
+    /* A newer put revives it. */
+    assert_int_equal(wb_put(c, "item", idv, a, strlen(a), WB_ACK_LOG, &vput), WB_OK);
+    snprintf(got, sizeof(got), "false|%lld", (long long)vput);
+    assert_true(wait_value(&fh, sql, got));
+    freeReplyObject(redisCommand(fh.redis, "DEL %s", key));
+    assert_int_equal(wb_get(c, "item", idv, &out), WB_OK);
+    assert_int_equal(out.version, vput);
+    assert_non_null(strstr(out.data, "\"email\": \"s@example.com\""));
+    wb_value_free(&out);
+    wb_client_close(c);
+    assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
+    fh_teardown(&fh);
+}
+
 /* Runs one flusher over n events on k keys of layout (a mapped entity on
  * the accounts table, or "jsonb" blob) produced before it starts; returns
  * the events per second from start until every key holds its last version. */
@@ -334,6 +420,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mapped_verify_and_migrate),
         cmocka_unit_test(mapped_entity_end_to_end),
+        cmocka_unit_test(mapped_soft_delete),
         cmocka_unit_test(mapped_vs_blob_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,7 +68,7 @@ static void config_refuses_bad_mappings(void **state)
         {"    table: t\n    value_type: jsonb\n    key_column: id\n    columns: \"a, b=a\"\n",
          "mapped twice"},
         {"    table: t\n    value_type: jsonb\n    key_column: id\n    columns: \"a, id\"\n",
-         "is the key or version column"},
+         "is the key, version or deleted column"},
         {"    table: t\n    value_type: jsonb\n    key_column: id\n    columns: \"a=b c\"\n",
          "expected field or field=column"},
         {"    table: t\n    value_type: jsonb\n    key_column: id\n    key_type: int\n"
@@ -151,6 +151,38 @@ static void reads_build_the_value_from_columns(void **state)
     wb_config_destroy(conf);
 }
 
+static void soft_delete_flags_the_row(void **state)
+{
+    (void)state;
+    wb_config_t *conf = load("    table: t\n    value_type: jsonb\n    key_column: id\n"
+                             "    key_type: uuid\n    delete: soft\n    deleted_column: gone\n"
+                             "    columns: \"a, b\"\n");
+    assert_non_null(conf);
+    const wb_entity_t *e = &conf->entities[0];
+    assert_int_equal(e->delete_mode, WB_DELETE_SOFT);
+    char *sql = wb_table_upsert_sql(e);
+    /* Deletes set the flag under the version guard; no tombstone table. */
+    assert_non_null(strstr(sql, "gone AS (INSERT INTO \"t\" AS t (\"id\", \"version\", \"gone\") "
+                                "SELECT r.id, r.ver, true FROM r WHERE r.del ON CONFLICT (\"id\") "
+                                "DO UPDATE SET \"version\" = EXCLUDED.\"version\", \"gone\" = true "
+                                "WHERE t.\"version\" < EXCLUDED.\"version\""));
+    assert_non_null(strstr(sql, "\"gone\" = false WHERE t.\"version\" < EXCLUDED.\"version\""));
+    assert_null(strstr(sql, "wb_tombstones"));
+    free(sql);
+    sql = wb_table_select_sql(e, 1);
+    assert_non_null(strstr(sql, "CASE WHEN t.\"gone\" THEN NULL ELSE jsonb_strip_nulls("));
+    assert_non_null(strstr(sql, "t.\"version\", t.\"gone\" FROM \"t\" AS t WHERE t.\"id\" = "
+                                "ANY($1::text[]::uuid[])"));
+    free(sql);
+    sql = wb_table_create_sql(e);
+    assert_string_equal(sql, "ALTER TABLE \"t\" ADD COLUMN IF NOT EXISTS \"version\" bigint NOT "
+                             "NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS \"gone\" boolean NOT NULL "
+                             "DEFAULT false");
+    free(sql);
+    assert_null(wb_table_purge_sql(e)); /* the user's rows are never purged */
+    wb_config_destroy(conf);
+}
+
 static void wide_tables_split_the_object(void **state)
 {
     (void)state;
@@ -229,6 +261,7 @@ int main(void)
         cmocka_unit_test(config_refuses_bad_mappings),
         cmocka_unit_test(upsert_is_one_guarded_statement),
         cmocka_unit_test(reads_build_the_value_from_columns),
+        cmocka_unit_test(soft_delete_flags_the_row),
         cmocka_unit_test(wide_tables_split_the_object),
         cmocka_unit_test(values_and_ids_checked_at_put),
     };
