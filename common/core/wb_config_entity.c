@@ -170,9 +170,14 @@ static void parse_map(wb_yaml_ctx_t *ctx, wb_entity_t *ent, int di, const cfg_ma
             cl = len - (size_t)(eq + 1 - s);
             c = trim(eq + 1, &cl);
         }
-        if (fl == 0 || !is_ident(c, cl)) {
+        int field_ok = fl > 0;
+        for (size_t k = 0; k < fl; k++)
+            if (f[k] == '\'' || f[k] == '\\' || f[k] == '"' || (unsigned char)f[k] < 0x20)
+                field_ok = 0;
+        if (!field_ok || !is_ident(c, cl)) {
             wb_yaml_error(ctx, mc->line, mc->col, pbuf,
-                          "\"%.*s\": expected field or field=column (column an identifier)",
+                          "\"%.*s\": expected field or field=column (column an identifier; no "
+                          "quote, backslash or control character in a field)",
                           (int)len, s);
             return;
         }

@@ -386,6 +386,15 @@ wb_err_t wb_table_blame(PGconn *conn, const wb_entity_t *ent, const wb_row_t *ro
         free(value);
         return WB_ERR_PG;
     }
+    /* A value that is no JSON object is no column's fault. */
+    const char *vparam[1] = {value};
+    PGresult *obj =
+        PQexecParams(conn, "SELECT jsonb_typeof($1::jsonb)", 1, NULL, vparam, NULL, NULL, 0);
+    if (PQresultStatus(obj) != PGRES_TUPLES_OK || strcmp(PQgetvalue(obj, 0, 0), "object") != 0) {
+        err = WB_ERR_PG;
+        if (intx) exec_simple(conn, "ROLLBACK TO SAVEPOINT wb_blame", NULL, 0);
+    }
+    PQclear(obj);
     for (size_t i = 0; i <= ent->nmap && err == WB_OK; i++) {
         const char *params[2] = {value, NULL};
         char *keyz = NULL;

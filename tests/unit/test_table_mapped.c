@@ -71,6 +71,8 @@ static void config_refuses_bad_mappings(void **state)
          "is the key, version or deleted column"},
         {"    table: t\n    value_type: jsonb\n    key_column: id\n    columns: \"a=b c\"\n",
          "expected field or field=column"},
+        {"    table: t\n    value_type: jsonb\n    key_column: id\n    columns: \"it's\"\n",
+         "no quote, backslash or control character in a field"},
         {"    table: t\n    value_type: jsonb\n    key_column: id\n    key_type: int\n"
          "    columns: a\n",
          "must be one of text, bigint, uuid"},
