@@ -211,8 +211,11 @@ static wb_err_t check_table_fits(apply_ctx_t *a, size_t i, const char *why)
     /* A key PostgreSQL cannot hold as text is the row's own fault: the
      * canary then uses a plain key. */
     int plain = !memchr(row->key, '\0', row->keylen) && wb_utf8_valid(row->key, row->keylen, NULL);
-    wb_row_t canary = {
-        plain ? row->key : "wb-canary", plain ? row->keylen : 9, NULL, 0, 1, WB_EVENT_VERSION_MAX};
+    /* A mapped entity's bigint or uuid key may be the row's fault too. */
+    if (WB_ENTITY_MAPPED(a->ent) && a->ent->key_type != WB_KT_TEXT) plain = 0;
+    const char *ck = wb_table_canary_key(a->ent);
+    wb_row_t canary = {plain ? row->key : ck, plain ? row->keylen : strlen(ck), NULL, 0, 1,
+                       WB_EVENT_VERSION_MAX};
     wb_table_rows_t req = {a->ent, &canary, 1};
     wb_table_result_t res = {0};
     if (exec_cmd(pg, "SAVEPOINT wb_canary", a->errstr, a->errstr_size) != WB_OK) return WB_ERR_PG;
@@ -289,7 +292,14 @@ static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi)
             fl_item_poison(it, "too large for one PostgreSQL statement: %s", detail);
         } else {
             if (check_table_fits(a, lo, detail) != WB_OK) return WB_ERR_PG;
-            fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s): %s", st, detail);
+            /* A mapped entity: which column refuses the value. */
+            char col[WB_PG_IDENT_MAX + 1] = "";
+            if (WB_ENTITY_MAPPED(a->ent) && !a->rows[lo].deleted &&
+                wb_table_blame(pg, a->ent, &a->rows[lo], col, sizeof(col)) == WB_OK)
+                fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s) for column \"%s\": %s", st,
+                               col, detail);
+            else
+                fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s): %s", st, detail);
         }
         return WB_OK;
     }

@@ -204,7 +204,13 @@ WB_EXPORT wb_err_t wb_put(wb_client_t *client, const char *entity, const char *i
  *           escape, numbers within PostgreSQL numeric's range, nesting at
  *           most 1000 levels;
  *   text  — valid UTF-8 without NUL bytes;
- *   bytea — any bytes.
+ *   bytea — any bytes;
+ *   a mapped entity (entities[].key_column, on a table of your own) — a
+ *           JSON object whose top-level fields are all mapped to columns
+ *           (entities[].columns), and an id in the key type's canonical
+ *           form (bigint "42", lowercase uuid; also checked by wb_get).
+ *           Whether a field fits its column's type is PostgreSQL's to say:
+ *           the flusher dead-letters a row it refuses, naming the column.
  * A refused value is WB_ERR_INVALID_ARG; the reason, with the byte offset,
  * goes to the log callback at WARN level as "<cache key>: write refused,
  * nothing written: <reason>" (other argument errors log at debug level). */

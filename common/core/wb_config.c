@@ -26,19 +26,24 @@
 _Static_assert(sizeof(wb_ack_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(wb_value_type_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(wb_schema_mode_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(wb_key_type_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(wb_delete_mode_t) == sizeof(int), "enum size");
 
 /* ---------------------------------------------------------------- tables */
 
 static const char *check_ident(const char *s);
 static const char *check_table(const char *s);
+static const char *check_ident_or_empty(const char *s);
 static const char *check_topic(const char *s);
 static const char *check_hostport(const char *s);
 
 static const char *const ack_names[] = {"cache", "log", NULL};
-static const char *const schema_names[] = {"create", "verify", NULL};
+static const char *const schema_names[] = {"create", "verify", "migrate", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const vt_names[] = {"text", "jsonb", "bytea", NULL};
+static const char *const kt_names[] = {"text", "bigint", "uuid", NULL};
+static const char *const delete_names[] = {"hard", "soft", NULL};
 
 #define C_OFF(m) offsetof(wb_config_t, m)
 #define E_OFF(m) offsetof(wb_entity_t, m)
@@ -97,7 +102,8 @@ const cfg_field_t wb_config_fields[] = {
     INT("postgres.statement_timeout_ms", C_OFF(postgres.statement_timeout_ms), "30000", 0, 3600000,
         "per-statement timeout; 0 = none"),
     ENUM("postgres.schema", C_OFF(postgres.schema), "create", schema_names,
-         "create: create missing tables; verify: only check them"),
+         "create: create missing tables; verify: only check them; migrate: add what "
+         "mapped entities need (version column, tombstone table), never drop or alter"),
 
     ENUM("producer.ack", C_OFF(producer.ack), "cache", ack_names,
          "put returns after Redis (cache) or after Kafka acked (log)"),
@@ -210,6 +216,18 @@ const cfg_field_t wb_config_entity_fields[] = {
      .flags = F_MAX_EXCL,
      .help = "refresh when this fraction of the TTL has passed; 0 = off"},
     ENUM("value_type", E_OFF(value_type), "bytea", vt_names, "column type of the value"),
+    STR("key_column", E_OFF(key_column), "", 0, 63, 0, check_ident_or_empty,
+        "mapped entity: the id's column on your own table; \"\" = wbcache's layout"),
+    ENUM("key_type", E_OFF(key_type), "text", kt_names, "mapped entity: type of key_column"),
+    STR("version_column", E_OFF(version_column), "version", 1, 63, 0, check_ident,
+        "mapped entity: bigint column of the version (migrate adds it)"),
+    STR("columns", E_OFF(columns), "", 0, CFG_STR_MAX, 0, NULL,
+        "mapped entity: top-level JSON fields to columns, \"field[=column], ...\""),
+    ENUM("delete", E_OFF(delete_mode), "hard", delete_names,
+         "mapped entity: hard deletes the row (version kept in wb_tombstones); soft sets "
+         "deleted_column"),
+    STR("deleted_column", E_OFF(deleted_column), "deleted", 1, 63, 0, check_ident,
+        "mapped entity, delete: soft: boolean column flagging a deleted row (migrate adds it)"),
 };
 
 const size_t wb_config_nfields = sizeof(wb_config_fields) / sizeof(wb_config_fields[0]);
@@ -486,6 +504,11 @@ static const char *check_ident(const char *s)
     return ident_ok(s, strlen(s)) ? NULL : "must be an identifier ([A-Za-z_][A-Za-z0-9_]{0,62})";
 }
 
+static const char *check_ident_or_empty(const char *s)
+{
+    return *s ? check_ident(s) : NULL;
+}
+
 static const char *check_table(const char *s)
 {
     const char *dot = strchr(s, '.');
@@ -558,9 +581,11 @@ void wb_config_destroy(wb_config_t *conf)
     }
     free(conf->kafka.props);
     /* Entities past nentities were never filled, but calloc left them NULL. */
-    for (i = 0; i < conf->nentities; i++)
+    for (i = 0; i < conf->nentities; i++) {
         wb_config_free_fields(wb_config_entity_fields, wb_config_entity_nfields,
                               &conf->entities[i]);
+        wb_config_entity_map_free(&conf->entities[i]);
+    }
     free(conf->entities);
     free(conf->path);
     free(conf);

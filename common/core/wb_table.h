@@ -24,6 +24,26 @@
  * form — jsonb as text, because its binary form starts with a format byte —
  * decoded by wb_table_row_decode.
  *
+ * Mapped entities (entities[].key_column set, WB_ENTITY_MAPPED) live on a
+ * table of the user's own instead:
+ *   <key_column>     text|bigint|uuid (key_type), unique   the id
+ *   <column> ...     one per entities[].columns entry: the top-level JSON
+ *                    field of the value, converted to the column's type by
+ *                    jsonb_populate_record (types are the table's own)
+ *   <version_column> bigint NOT NULL     (postgres.schema: migrate adds it)
+ * and, per schema, the tombstone table "<schema>.wb_tombstones" (entity
+ * text, key text, version bigint, deleted_at timestamptz; primary key
+ * (entity, key)). A delete removes the row (other readers of the table
+ * never see it) and keeps its version there, in the same statement; an
+ * upsert at or below a kept version is refused, so a late older event
+ * cannot resurrect the row; the purge drops tombstones after the
+ * retention. Reads build the value back as a JSON object of the mapped
+ * fields (those whose column is NULL left out) and return the same four
+ * columns, a tombstone as a deleted row; so every caller works on both.
+ * With entities[].delete: soft the row stays instead, its deleted_column
+ * (boolean NOT NULL) set under the version guard: no tombstone table, no
+ * purge, and a deleted row reads with no value.
+ *
  * Every call runs in the caller's transaction if one is open, else in
  * autocommit (wb_table_create opens its own). A connection is used by one
  * thread at a time. */
@@ -35,6 +55,9 @@
 #include <stdint.h>
 
 #include "wb_config.h"
+
+/* The tombstone table of a mapped entity, in its table's schema. */
+#define WB_TABLE_TOMBSTONES "wb_tombstones"
 
 /* One row of an entity's table: what the upsert writes, what the probe
  * looks up (key only) and what a read decodes. Pointers are borrowed: for
@@ -206,6 +229,26 @@ char *wb_table_select_sql(const wb_entity_t *ent, int many); /* $1 id, or $1 ids
 /* $1 id to start after (NULL: from the first), $2 limit; where as wb_table_scan */
 char *wb_table_scan_sql(const wb_entity_t *ent, const char *where);
 char *wb_table_count_sql(const wb_entity_t *ent, const char *where); /* count(*) */
+
+/* A mapped entity's migration: the tombstone table if missing, the version
+ * column if missing (bigint NOT NULL DEFAULT 0); never drops or alters a
+ * column. wb_table_create_sql returns it for a mapped entity. */
+char *wb_table_migrate_sql(const wb_entity_t *ent);
+
+/* Which column of mapped entity ent refuses row (an upsert PostgreSQL
+ * rejected for its content): converts each mapped field, then the key, on
+ * its own and writes the first column that fails into column (""
+ * otherwise). Inside a transaction it runs under a savepoint, so the
+ * transaction stays usable. Returns WB_OK (column named), WB_ERR_NOT_FOUND
+ * (every column converts: the table refused the row for another reason),
+ * WB_ERR_INVALID_ARG (not mapped, a delete), WB_ERR_NOMEM or WB_ERR_PG. */
+wb_err_t wb_table_blame(PGconn *conn, const wb_entity_t *ent, const wb_row_t *row, char *column,
+                        size_t column_size);
+
+/* A key ent's table accepts whatever the rows hold ("wb-canary", or "0"
+ * and the nil uuid for a mapped entity's bigint and uuid keys), for a
+ * probe write that is rolled back. Static storage. */
+const char *wb_table_canary_key(const wb_entity_t *ent);
 
 /* The upsert's four parameters: binary one-dimensional PostgreSQL arrays
  * (keys text[], values text[] or bytea[], versions int8[], deleted bool[]). */

@@ -140,7 +140,7 @@ static void test_example_config(void **state)
     assert_string_equal(conf->refresher.http_listen, "127.0.0.1:26381");
     assert_string_equal(conf->log.level, "info");
 
-    assert_int_equal(conf->nentities, 2);
+    assert_int_equal(conf->nentities, 3);
     user = wb_config_entity(conf, "user");
     assert_non_null(user);
     assert_string_equal(user->prefix, "user:");
@@ -155,6 +155,13 @@ static void test_example_config(void **state)
     assert_int_equal(session->ttl_ms, 900000);
     assert_true(session->refresh_ahead == 0.0);
     assert_int_equal(session->value_type, WB_VT_TEXT);
+    const wb_entity_t *account = wb_config_entity(conf, "account");
+    assert_non_null(account);
+    assert_true(WB_ENTITY_MAPPED(account));
+    assert_string_equal(account->key_column, "id");
+    assert_int_equal(account->key_type, WB_KT_BIGINT);
+    assert_int_equal(account->nmap, 5);
+    assert_string_equal(account->map[4].column, "created_at");
     wb_config_destroy(conf);
 
     /* The deploy script's ports flow in through ${VAR:-default}. */
@@ -753,15 +760,15 @@ static void test_overlapping_prefix(void **state)
 static void test_bad_enum(void **state)
 {
     (void)state;
-    expect_errors(FIX "bad_enum.yaml",
-                  FIX "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, got "
-                      "\"disk\"\n" FIX
-                      "bad_enum.yaml:4:3: postgres.schema: must be one of create, verify, got "
-                      "\"Create\"\n" FIX
-                      "bad_enum.yaml:6:3: log.level: must be one of debug, info, warn, error, got "
-                      "\"verbose\"\n" FIX
-                      "bad_enum.yaml:11:5: entities[0].value_type: must be one of text, jsonb, "
-                      "bytea, got \"json\"");
+    expect_errors(FIX "bad_enum.yaml", FIX
+                  "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, got "
+                  "\"disk\"\n" FIX
+                  "bad_enum.yaml:4:3: postgres.schema: must be one of create, verify, migrate, got "
+                  "\"Create\"\n" FIX
+                  "bad_enum.yaml:6:3: log.level: must be one of debug, info, warn, error, got "
+                  "\"verbose\"\n" FIX
+                  "bad_enum.yaml:11:5: entities[0].value_type: must be one of text, jsonb, "
+                  "bytea, got \"json\"");
 }
 
 static void test_bad_identifier(void **state)
