@@ -207,10 +207,10 @@ int fl_batch_full(const fl_batch_t *b, const wb_config_t *conf)
            b->bytes >= conf->flusher.batch_max_bytes;
 }
 
-int fl_batch_due(const fl_batch_t *b, const wb_config_t *conf, int64_t now_ms)
+int fl_batch_due(const fl_batch_t *b, const wb_config_t *conf, int64_t now_ms, int caught_up)
 {
-    return b->n > 0 &&
-           (fl_batch_full(b, conf) || now_ms - b->opened_ms >= conf->flusher.batch_max_wait_ms);
+    return b->n > 0 && (caught_up || fl_batch_full(b, conf) ||
+                        now_ms - b->opened_ms >= conf->flusher.batch_max_wait_ms);
 }
 
 /* ---------------------------------------------------------------- clearing */

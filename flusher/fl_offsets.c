@@ -44,6 +44,7 @@ fl_part_t *fl_offsets_part(fl_offsets_t *o, const char *topic, int32_t partition
     o->nparts++;
     p->partition = partition;
     p->committed = -1;
+    p->taken = -1;
     snprintf(pbuf, sizeof(pbuf), "%" PRId32, partition);
     p->lag_msgs = wb_metrics_gauge_with(o->lag_msgs, topic, pbuf, NULL);
     p->lag_secs = wb_metrics_gauge_with(o->lag_secs, topic, pbuf, NULL);
@@ -61,6 +62,7 @@ void fl_offsets_set_assigned(fl_offsets_t *o, const rd_kafka_topic_partition_lis
         if (assigned) {
             p->committed = -1;
             p->committed_time = 0;
+            p->taken = -1;
         }
     }
 }
@@ -221,6 +223,21 @@ void fl_offsets_update_lag(fl_offsets_t *o, rd_kafka_t *consumer)
                                       ? (double)(now_us - p->committed_time) / 1e6
                                       : 0.0);
     }
+}
+
+int fl_offsets_caught_up(const fl_offsets_t *o, rd_kafka_t *consumer)
+{
+    for (size_t i = 0; i < o->nparts; i++) {
+        const fl_part_t *p = &o->parts[i];
+        int64_t lo = -1, hi = -1;
+
+        if (!p->assigned || p->gone) continue;
+        if (rd_kafka_get_watermark_offsets(consumer, p->topic, p->partition, &lo, &hi) || hi < 0)
+            continue;
+        int64_t at = p->taken >= 0 ? p->taken : p->committed >= 0 ? p->committed : lo;
+        if (at < hi) return 0;
+    }
+    return 1;
 }
 
 double fl_offsets_lag(const fl_offsets_t *o)

@@ -17,6 +17,7 @@ typedef struct fl_part_s {
     int assigned;
     int64_t committed;      /* next offset committed by us (or found at assignment), -1 unknown */
     int64_t committed_time; /* write time (us) of the last committed event, 0 unknown */
+    int64_t taken;          /* offset after the last message taken into a batch, -1 none yet */
     /* The database needs an offset the topic no longer holds (retention):
      * the partition is paused; needed and earliest say what is missing. */
     int gone;
@@ -71,6 +72,14 @@ void fl_offsets_commit_sync(fl_offsets_t *o, rd_kafka_t *consumer,
                             const rd_kafka_topic_partition_list_t *parts);
 /* Sets the lag gauges of every partition from consumer's watermarks. */
 void fl_offsets_update_lag(fl_offsets_t *o, rd_kafka_t *consumer);
+/* 1 when every assigned partition (not held: gone) has been taken up to
+ * the high watermark consumer saw at its last fetch (librdkafka's cached
+ * watermarks; no broker call): nothing more to fetch right now, so an
+ * idle writer may take the batch at once (fl_batch_due). A partition
+ * whose watermark is unknown yet counts as caught up. After a seek back
+ * `taken` may be ahead of the position until the next message: that only
+ * makes one batch leave early. */
+int fl_offsets_caught_up(const fl_offsets_t *o, rd_kafka_t *consumer);
 /* Sum of the lag gauges (messages). */
 double fl_offsets_lag(const fl_offsets_t *o);
 
