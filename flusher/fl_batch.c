@@ -151,7 +151,10 @@ int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filt
                  rd_kafka_message_t *msg)
 {
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
+        size_t cap = b->cap ? b->cap * 2 : 1024, max = (size_t)conf->flusher.batch_max_events;
+        /* Up to max_events exactly: a doubling past it would be up to half
+         * unused, in each of the two batches. */
+        if (b->cap < max && cap > max) cap = max;
         rd_kafka_message_t **msgs = realloc(b->msgs, cap * sizeof(*msgs));
         fl_item_t *items = msgs ? realloc(b->items, cap * sizeof(*items)) : NULL;
         size_t *winners = items ? realloc(b->winners, cap * sizeof(*winners)) : NULL;
