@@ -177,6 +177,17 @@ static int64_t task_offsets(void *arg)
     return 100;
 }
 
+/* The offsets the last batches left pending (FL_COMMIT_EVERY_MS), once
+ * traffic pauses; not while the writer runs (it adds to them). */
+static int64_t task_commit(void *arg)
+{
+    fl_loop_t *lp = arg;
+
+    if (fl_writer_busy(&lp->fl->w)) return -1;
+    fl_offsets_commit_pending(&lp->fl->off, lp->fl->consumer);
+    return FL_COMMIT_EVERY_MS;
+}
+
 static int64_t task_summary(void *arg)
 {
     log_summary(arg);
@@ -314,6 +325,7 @@ int fl_run(const wb_config_t *conf)
     wb_timers_add(&timers, task_purge, &lp, fl_purge_interval_ms(&fl.purge));
     wb_timers_add(&timers, task_summary, &lp, FL_SUMMARY_MS);
     wb_timers_add(&timers, task_offsets, &lp, 0);
+    wb_timers_add(&timers, task_commit, &lp, FL_COMMIT_EVERY_MS);
     /* The polling thread consumes and decodes the next batch while the
      * writer applies the previous one; it keeps filling (even past
      * max_wait_ms) until the writer is free or the batch is full. With the

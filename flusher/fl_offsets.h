@@ -25,9 +25,20 @@ typedef struct fl_part_s {
     wb_gauge_t *lag_msgs, *lag_secs;
 } fl_part_t;
 
-/* Polling thread, except fl_offsets_commit_batch (whoever applies). */
+/* At most one asynchronous offset commit per this many ms: with the idle
+ * flush a busy-but-not-full flusher writes hundreds of small batches a
+ * second, and one commit request each would crowd the group coordinator
+ * (its heartbeats go unanswered, the session times out). */
+#define FL_COMMIT_EVERY_MS 100
+
+/* Polling thread, except fl_offsets_commit_batch and commit_pending
+ * (whoever applies; the polling thread only while the writer is idle). */
 typedef struct fl_offsets_s {
-    int commit;                    /* 0: replay without a group (positions are not saved) */
+    int commit; /* 0: replay without a group (positions are not saved) */
+    /* Offsets of applied batches not sent to the broker yet (at most
+     * FL_COMMIT_EVERY_MS old while batches keep coming); NULL: none. */
+    rd_kafka_topic_partition_list_t *pending;
+    int64_t last_commit_ms;        /* monotonic time of the last asynchronous commit */
     wb_counter_t *commit_failures; /* borrowed metric handles; may be NULL */
     wb_metric_family_t *lag_msgs, *lag_secs;
     fl_part_t *parts;
@@ -54,11 +65,16 @@ void fl_offsets_set_assigned(fl_offsets_t *o, const rd_kafka_topic_partition_lis
  * offset + 1. Call before each apply of b, after the previous batch was
  * settled. */
 void fl_offsets_ranges(fl_offsets_t *o, fl_batch_t *b);
-/* Commits b's offsets on consumer, asynchronously; call only after b's
+/* Adds b's offsets to the pending ones and commits those on consumer,
+ * asynchronously, unless the last commit is less than FL_COMMIT_EVERY_MS
+ * old (fl_offsets_commit_pending sends them later); call only after b's
  * PostgreSQL commit and dead-letter acknowledgement. A failure is counted
  * and logged (the events are re-applied later, which the version guard
  * absorbs). */
 void fl_offsets_commit_batch(fl_offsets_t *o, rd_kafka_t *consumer, const fl_batch_t *b);
+/* Commits the pending offsets asynchronously if the last commit is
+ * FL_COMMIT_EVERY_MS old. Not while the writer runs (it adds to them). */
+void fl_offsets_commit_pending(fl_offsets_t *o, rd_kafka_t *consumer);
 /* Records b's offsets and event times as committed (for lag). */
 void fl_offsets_settle(fl_offsets_t *o, const fl_batch_t *b);
 /* The result of an asynchronous commit (the consumer's offset-commit
@@ -67,7 +83,8 @@ void fl_offsets_commit_result(fl_offsets_t *o, rd_kafka_resp_err_t err,
                               const rd_kafka_topic_partition_list_t *offsets);
 /* Commits synchronously on consumer the offsets committed last for the
  * partitions in parts (NULL: all assigned), so they are on the broker
- * before the partitions move or the process leaves. */
+ * before the partitions move or the process leaves; their pending ones are
+ * covered by that and dropped. */
 void fl_offsets_commit_sync(fl_offsets_t *o, rd_kafka_t *consumer,
                             const rd_kafka_topic_partition_list_t *parts);
 /* Sets the lag gauges of every partition from consumer's watermarks. */
