@@ -130,6 +130,59 @@ static void put_batch_writes_all(void **state)
     free((void *)w[2].value);
 }
 
+/* ack: log one at a time does not wait for the producer's batching delay
+ * (linger.ms, here 1000 ms): the event goes through the producer without
+ * linger. A key's sequential writes stay in order in the log even when an
+ * ack: cache write of it still waits in the lingering producer: the ack: log
+ * write that follows goes after it. */
+static void put_ack_log_skips_linger_keeps_order(void **state)
+{
+    static const char props[] = "  properties:\n    linger.ms: 1000\n";
+    char yaml[4096 + sizeof(props)], errstr[1024], id[128], key[160];
+    const char *vals[] = {"a", "b", "c"};
+    int64_t v[3] = {0}, took[3];
+    wb_config_t *conf = NULL;
+    wb_client_t *client = NULL;
+    lh_msg_t m[4];
+
+    (void)state;
+    size_t n = lh_config_yaml(&H, NULL, yaml, sizeof(yaml) - sizeof(props));
+    char *at = strstr(yaml, "  partitions: 3\n");
+    assert_non_null(at);
+    at += strlen("  partitions: 3\n");
+    memmove(at + strlen(props), at, n - (size_t)(at - yaml) + 1);
+    memcpy(at, props, strlen(props));
+    assert_int_equal(
+        wb_config_load_string("<test>", yaml, strlen(yaml), &conf, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_client_open_config(conf, lh_log, NULL, &client, errstr, sizeof(errstr)),
+                     WB_OK);
+
+    lh_id(&H, "nolinger", id, sizeof(id));
+    assert_int_equal(wb_put(client, "item", id, "warm", 4, WB_ACK_LOG, NULL), WB_OK);
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = wb_time_mono_ms();
+        lh_id(&H, vals[i], id, sizeof(id));
+        assert_int_equal(wb_put(client, "item", id, vals[i], 1, WB_ACK_LOG, NULL), WB_OK);
+        took[i] = wb_time_mono_ms() - t0;
+    }
+    /* Each one well below linger.ms (a lingering send takes >= 1000 ms). */
+    for (int i = 0; i < 3; i++)
+        assert_true(took[i] < 500);
+
+    lh_id(&H, "order", id, sizeof(id));
+    snprintf(key, sizeof(key), "li:%s", id);
+    assert_int_equal(wb_put(client, "item", id, "a", 1, WB_ACK_CACHE, &v[0]), WB_OK);
+    assert_int_equal(wb_put(client, "item", id, "b", 1, WB_ACK_LOG, &v[1]), WB_OK);
+    assert_int_equal(wb_put(client, "item", id, "c", 1, WB_ACK_LOG, &v[2]), WB_OK);
+    assert_int_equal(lh_consume(&H, H.changes, key, 0, m, 4, 3, 20000), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(m[i].value, vals[i]);
+        assert_int_equal(m[i].version, v[i]);
+    }
+    lh_msgs_free(m, 3);
+    wb_client_close(client);
+}
+
 /* Write-through: the row is committed with the version the cache holds;
  * its change event is in the log with that version and value, and the
  * entry is pinned like a write-behind write until the flusher consumed
@@ -743,6 +796,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_event_in_kafka_and_entry_dirty),
         cmocka_unit_test(put_batch_writes_all),
+        cmocka_unit_test(put_ack_log_skips_linger_keeps_order),
         cmocka_unit_test(put_through_row_matches_cache),
         cmocka_unit_test(put_through_replaces_older_dirty_entry),
         cmocka_unit_test(put_through_pg_failure_leaves_cache),
