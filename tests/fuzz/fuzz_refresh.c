@@ -5,7 +5,8 @@
  * headers of (name, record value). A record is u16 length + bytes; length
  * 0xffff means NULL (Kafka null). A header name is one tag byte: < 0xf0
  * picks KNOWN[tag % NKNOWN], else a record follows holding a literal name.
- * The config has overlapping prefixes. A request the decoder accepts must
+ * Three entities (prefixes may not overlap: the loader refuses that, and a
+ * key of one entity may look like another's). A request the decoder accepts must
  * be one the refresher can serve: a configured entity, the key inside its
  * prefix, an id of UTF-8 without NUL; otherwise an abort.
  */
@@ -24,11 +25,10 @@ static const char *const KNOWN[] = {WB_HDR_VERSION, WB_HDR_ENTITY, WB_HDR_TIME_U
                                     WB_HDR_KIND,    "wb-other",    "traceparent"};
 #define NKNOWN (sizeof(KNOWN) / sizeof(KNOWN[0]))
 
-static const char YAML[] =
-    "entities:\n"
-    "  - {name: user, prefix: \"user:\", table: users, value_type: text}\n"
-    "  - {name: vip, prefix: \"user:vip:\", table: vips, value_type: jsonb}\n"
-    "  - {name: blob, prefix: \"b:\", table: blobs, value_type: bytea}\n";
+static const char YAML[] = "entities:\n"
+                           "  - {name: user, prefix: \"user:\", table: users, value_type: text}\n"
+                           "  - {name: vip, prefix: \"vip:\", table: vips, value_type: jsonb}\n"
+                           "  - {name: blob, prefix: \"b:\", table: blobs, value_type: bytea}\n";
 
 struct reader {
     const uint8_t *p;
