@@ -39,8 +39,7 @@ static void decode_one(const wb_config_t *conf, const char *entity_filter,
         fl_item_poison(it, "unknown entity \"%.*s\"", (int)it->ev.entitylen, it->ev.entity);
         return;
     }
-    size_t plen = strlen(it->ent->prefix);
-    if (it->ev.keylen <= plen || memcmp(it->ev.key, it->ent->prefix, plen) != 0) {
+    if (!wb_entity_id_offset(it->ent, it->ev.key, it->ev.keylen)) {
         fl_item_poison(it, "key does not start with the prefix \"%s\" of entity %s",
                        it->ent->prefix, it->ent->name);
         return;

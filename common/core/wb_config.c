@@ -71,7 +71,10 @@ const cfg_field_t wb_config_fields[] = {
     INT("redis.timeout_ms", C_OFF(redis.timeout_ms), "1000", 10, 600000,
         "connect and command timeout"),
     STR("redis.dirty_index", C_OFF(redis.dirty_index), "wb:dirty", 1, 1024, 0, NULL,
-        "sorted set listing dirty keys by write time"),
+        "dirty index name: shards \"<name>:{N}\" list dirty keys by write time"),
+    INT("redis.dirty_shards", C_OFF(redis.dirty_shards), "64", 1, 16384,
+        "dirty-index shards (cache keys carry their shard's tag \"{N}\"); a live cache "
+        "refuses a change: drain and flush it first"),
 
     STR("kafka.brokers", C_OFF(kafka.brokers), "127.0.0.1:9092", 1, CFG_STR_MAX, 0, NULL,
         "bootstrap brokers, host:port[,host:port...]"),

@@ -291,6 +291,22 @@ redisContext *wb_rc_node(wb_rc_t *rc, int slot, char *errstr, size_t errstr_size
     return node_ctx(rc, k, errstr, errstr_size);
 }
 
+/* 1 if node k is the master of a slot. */
+static int owns_slot(const wb_rc_t *rc, size_t k)
+{
+    for (int s = 0; s < WB_RC_SLOTS; s++)
+        if (rc->map[s] == k) return 1;
+    return 0;
+}
+
+redisContext *wb_rc_master(wb_rc_t *rc, size_t i, char *errstr, size_t errstr_size)
+{
+    if (rc->map_stale) map_refresh(rc, errstr, errstr_size);
+    for (size_t k = 0; k < rc->nnodes; k++)
+        if (owns_slot(rc, k) && i-- == 0) return node_ctx(rc, (int)k, errstr, errstr_size);
+    return NULL;
+}
+
 /* ----------------------------------------------------------- pipeline */
 
 /* What became of one command of a pipeline. */
@@ -516,14 +532,11 @@ wb_err_t wb_rc_each_master(wb_rc_t *rc, int argc, const char **argv, const size_
 {
     if (rc->map_stale) map_refresh(rc, errstr, errstr_size);
     for (size_t k = 0; k < rc->nnodes; k++) {
-        int owns = 0;
         redisContext *c;
         redisReply *r;
         wb_err_t err = WB_OK;
 
-        for (int s = 0; s < WB_RC_SLOTS && !owns; s++)
-            owns = rc->map[s] == k;
-        if (!owns) continue;
+        if (!owns_slot(rc, k)) continue;
         if (!(c = node_ctx(rc, (int)k, errstr, errstr_size))) return WB_ERR_REDIS;
         if (!(r = redisCommandArgv(c, argc, argv, argvlen)))
             return wb_redis_ctx_error(c, "redis", errstr, errstr_size);

@@ -100,8 +100,7 @@ wb_err_t wb_rc_pipeline(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, redisRep
 wb_err_t wb_rc_command(wb_rc_t *rc, int slot, int argc, const char **argv, const size_t *argvlen,
                        redisReply **reply, char *errstr, size_t errstr_size);
 
-/* Runs argv on every master, one after the other (SCRIPT LOAD, FLUSHDB in
- * tests); each reply is passed to check (may be NULL), which returns WB_OK
+/* Runs argv on every master, one after the other (SCRIPT LOAD); each reply is passed to check (may be NULL), which returns WB_OK
  * or an error with errstr. Stops at the first error. */
 wb_err_t wb_rc_each_master(wb_rc_t *rc, int argc, const char **argv, const size_t *argvlen,
                            wb_err_t (*check)(const redisReply *r, void *arg, char *errstr,
@@ -112,5 +111,11 @@ wb_err_t wb_rc_each_master(wb_rc_t *rc, int argc, const char **argv, const size_
  * commands that are not the entry module's (tests, tools). NULL with errstr
  * if it cannot be reached. */
 redisContext *wb_rc_node(wb_rc_t *rc, int slot, char *errstr, size_t errstr_size);
+
+/* The connection of the i-th master (connected if needed; a standalone
+ * server is master 0), for commands on every node (SCAN in tests and
+ * tools). NULL past the last master, or with errstr if it cannot be
+ * reached. */
+redisContext *wb_rc_master(wb_rc_t *rc, size_t i, char *errstr, size_t errstr_size);
 
 #endif /* WB_RCLUSTER_H */

@@ -3,7 +3,7 @@
  * DESIGN (read this first)
  *
  * One wb_client_t is shared by all threads of an application:
- *   rpool     a mutex-protected pool of blocking redisContexts (wb_rpool.c).
+ *   rpool     a mutex-protected pool of Redis deployment handles (wb_rpool.c).
  *             A call borrows one for its Redis round trips and gives it back;
  *             the pool grows on demand (one per concurrent caller) and frees
  *             broken contexts, so a Redis restart costs one reconnect per
@@ -93,7 +93,7 @@ wb_err_t wb_client_check_value(const wb_entity_t *ent, const char *key, const vo
                                size_t len);
 
 /* One Redis step of a call: runs on a borrowed context. */
-typedef wb_err_t (*wb_redis_op_fn)(redisContext *ctx, void *arg, char *errstr, size_t errstr_size);
+typedef wb_err_t (*wb_redis_op_fn)(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size);
 
 /* Borrows a context, runs op, gives the context back (freed if broken).
  * If op failed because a pooled connection had gone stale (the server

@@ -63,22 +63,22 @@ typedef struct read_s {
     int last_try; /* serve what was loaded even if the fill lost to a newer write */
 } read_t;
 
-static wb_err_t get_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t get_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
 
     wb_entry_get_clear(&r->got);
-    return wb_entry_get(ctx, &r->args, &r->got, errstr, errstr_size);
+    return wb_entry_get(rc, &r->args, &r->got, errstr, errstr_size);
 }
 
-static wb_err_t unlock_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t unlock_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
 
-    return wb_entry_release(ctx, r->lock_key, r->token, NULL, errstr, errstr_size);
+    return wb_entry_release(rc, r->lock_key, r->token, NULL, errstr, errstr_size);
 }
 
-static wb_err_t fill_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t fill_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
     wb_entry_fill_req_t req = {.key = r->key,
@@ -90,13 +90,13 @@ static wb_err_t fill_op(redisContext *ctx, void *arg, char *errstr, size_t errst
                                .is_deleted = r->negative,
                                .entity = r->ent->name};
     wb_entry_fill_res_t res;
-    wb_err_t err = wb_entry_fill(ctx, &req, &res, errstr, errstr_size);
+    wb_err_t err = wb_entry_fill(rc, &req, &res, errstr, errstr_size);
 
     if (err == WB_OK) r->fill_result = res.code;
     return err;
 }
 
-static wb_err_t fill_aside_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t fill_aside_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
     wb_entry_aside_req_t req = {.key = r->key,
@@ -107,7 +107,7 @@ static wb_err_t fill_aside_op(redisContext *ctx, void *arg, char *errstr, size_t
                                 .is_negative = r->negative,
                                 .entity = r->ent->name};
 
-    return wb_entry_fill_aside(ctx, &req, &r->created, errstr, errstr_size);
+    return wb_entry_fill_aside(rc, &req, &r->created, errstr, errstr_size);
 }
 
 static int64_t fill_ttl(const read_t *r)

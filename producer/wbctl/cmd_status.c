@@ -24,23 +24,28 @@ static int usage(void)
     return 2;
 }
 
-/* Dirty index: its size and the lowest score (the oldest write time, us). */
+/* Dirty index, all shards: its size and the lowest score (the oldest
+ * write time, us). A cache of another layout is reported, not misread. */
 static int redis_status(const wb_config_t *conf)
 {
     char errstr[512];
-    redisContext *ctx = NULL;
+    wb_rc_t *rc = NULL;
     wb_entry_dirty_stats_t st;
 
-    if (wb_redis_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_rc_connect(conf, &rc, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "wbctl: status: %s\n", errstr);
         return 1;
     }
-    if (wb_entry_dirty_stats(ctx, conf->redis.dirty_index, &st, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_entry_layout_check(rc, conf->redis.dirty_index, conf->redis.dirty_shards, errstr,
+                              sizeof(errstr)) != WB_OK ||
+        wb_entry_dirty_stats(rc, conf->redis.dirty_index, conf->redis.dirty_shards, &st, errstr,
+                             sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "wbctl: status: %s\n", errstr);
-        redisFree(ctx);
+        wb_rc_free(rc);
         return 1;
     }
-    printf("dirty entries:     %lld (index %s)\n", (long long)st.count, conf->redis.dirty_index);
+    printf("dirty entries:     %lld (index %s, %d shards)\n", (long long)st.count,
+           conf->redis.dirty_index, conf->redis.dirty_shards);
     if (st.has_oldest) {
         double age_s = ((double)wb_time_real_us() - st.oldest_us) / 1e6;
 
@@ -52,7 +57,7 @@ static int redis_status(const wb_config_t *conf)
     } else {
         printf("oldest dirty:      -\n");
     }
-    redisFree(ctx);
+    wb_rc_free(rc);
     return 0;
 }
 

@@ -31,7 +31,7 @@ static int cleanup(void **state)
 /* Field f of hash k, or "" if absent. */
 static void hget(fh_t *fh, const char *k, const char *f, char *out, size_t size)
 {
-    redisReply *r = redisCommand(fh->redis, "HGET %s %s", k, f);
+    redisReply *r = wb_test_redis(fh->redis, "HGET %s %s", k, f);
     if (!r) fh_die("redis");
     snprintf(out, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
@@ -93,8 +93,11 @@ static void refused_event_drops_the_obsolete_value(void **state)
 
     fh_setup(&G, "guard", "text", "  batch:\n    max_wait_ms: 20\n");
     /* Keys of their own: other tests share this Redis. */
-    snprintf(k1, sizeof(k1), "item:%s_1", G.tag);
-    snprintf(k2, sizeof(k2), "item:%s_2", G.tag);
+    char body[160];
+    snprintf(body, sizeof(body), "item:%s_1", G.tag);
+    wb_test_key(k1, sizeof(k1), G.conf->redis.dirty_shards, body);
+    snprintf(body, sizeof(body), "item:%s_2", G.tag);
+    wb_test_key(k2, sizeof(k2), G.conf->redis.dirty_shards, body);
     fh_start(&G);
     assert_int_equal(wait_table(&G, 30000), 0);
 
@@ -121,7 +124,7 @@ static void refused_event_drops_the_obsolete_value(void **state)
     wb_entry_clear(&e);
     hget(&G, k1, "ver", buf, sizeof(buf));
     assert_int_equal(strtoll(buf, NULL, 10), v + 1000);
-    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'", k1 + 5);
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'", strchr(k1, '}') + 6); /* the id, after tag and "item:" */
     assert_int_equal(fh_count(&G, where), 1);
     /* k2: written and cleaned as usual. */
     assert_int_equal(wb_entry_read(G.redis, k2, strlen(k2), &e, buf, sizeof(buf)), WB_OK);
@@ -129,9 +132,11 @@ static void refused_event_drops_the_obsolete_value(void **state)
     assert_false(e.dirty);
     assert_string_equal(e.value, "fine");
     wb_entry_clear(&e);
-    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'fine'", k2 + 5);
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'fine'", strchr(k2, '}') + 6);
     assert_int_equal(fh_count(&G, where), 1);
-    redisReply *r = redisCommand(G.redis, "DEL %s %s", k1, k2);
+    redisReply *r = wb_test_redis(G.redis, "DEL %s", k1);
+    freeReplyObject(r);
+    r = wb_test_redis(G.redis, "DEL %s", k2);
     freeReplyObject(r);
     fh_teardown(&G);
 }
