@@ -60,7 +60,7 @@ wb_err_t wb_scripts_load(const wb_script_set_t *set, wb_rc_t *rc, char *errstr, 
 }
 
 /* Builds "EVALSHA sha nkeys argv..." (or EVAL body ...) into cmd/cmdlen,
- * which must hold WB_SCRIPTS_MAX_ARGS + 3 entries; nkbuf backs the nkeys
+ * which must hold argc + 3 entries; nkbuf backs the nkeys
  * string. Returns the element count, or -1 for bad arguments. */
 static int build_cmd(const wb_script_set_t *set, int id, int use_eval, int nkeys, int argc,
                      const char **argv, const size_t *argvlen, const char **cmd, size_t *cmdlen,
@@ -142,14 +142,19 @@ static wb_err_t send_calls(const wb_script_set_t *set, wb_rc_t *rc, const wb_scr
                            size_t from, size_t n, int use_eval, redisReply **replies, char *errstr,
                            size_t errstr_size)
 {
-    const size_t width = WB_SCRIPTS_MAX_ARGS + 3;
-    size_t k = n - from;
-    wb_rc_cmd_t *cmds = calloc(k ? k : 1, sizeof(*cmds));
-    const char **cmd = calloc((k ? k : 1) * width, sizeof(*cmd));
-    size_t *cmdlen = calloc((k ? k : 1) * width, sizeof(*cmdlen));
-    char(*nk)[16] = calloc(k ? k : 1, sizeof(*nk));
+    size_t k = n - from, total = 0, at = 0;
+    wb_rc_cmd_t *cmds;
+    const char **cmd;
+    size_t *cmdlen;
+    char(*nk)[16];
     wb_err_t err = WB_OK;
 
+    for (size_t i = 0; i < k; i++)
+        total += (size_t)calls[from + i].argc + 3;
+    cmds = calloc(k ? k : 1, sizeof(*cmds));
+    cmd = calloc(total ? total : 1, sizeof(*cmd));
+    cmdlen = calloc(total ? total : 1, sizeof(*cmdlen));
+    nk = calloc(k ? k : 1, sizeof(*nk));
     if (!cmds || !cmd || !cmdlen || !nk) {
         wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
         err = WB_ERR_NOMEM;
@@ -158,10 +163,11 @@ static wb_err_t send_calls(const wb_script_set_t *set, wb_rc_t *rc, const wb_scr
     for (size_t i = 0; i < k; i++) {
         const wb_script_call_t *c = &calls[from + i];
         cmds[i].argc = build_cmd(set, c->id, use_eval, c->nkeys, c->argc, c->argv, c->argvlen,
-                                 cmd + i * width, cmdlen + i * width, nk[i], sizeof(nk[i]));
-        cmds[i].argv = cmd + i * width;
-        cmds[i].argvlen = cmdlen + i * width;
+                                 cmd + at, cmdlen + at, nk[i], sizeof(nk[i]));
+        cmds[i].argv = cmd + at;
+        cmds[i].argvlen = cmdlen + at;
         cmds[i].slot = call_slot(c);
+        at += (size_t)c->argc + 3;
     }
     err = wb_rc_pipeline(rc, cmds, k, replies + from, errstr, errstr_size);
 

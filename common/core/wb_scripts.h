@@ -12,8 +12,8 @@
 #include "wb_sha1.h"
 #include "wbcache.h"
 
-/* Most KEYS + ARGV any call takes. */
-#define WB_SCRIPTS_MAX_ARGS 8
+/* Most KEYS + ARGV any call takes (clean_many: 3 + 4 per key, 64 keys). */
+#define WB_SCRIPTS_MAX_ARGS 260
 
 /* One script: name (for error messages), Lua source (borrowed, normally
  * static), and its SHA-1, filled in by wb_scripts_init. */
