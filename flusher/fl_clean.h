@@ -49,8 +49,8 @@ typedef struct fl_cleaner_s {
     pthread_cond_t idle_cv; /* the queue became empty */
     fl_clean_t *q;          /* under mu */
     size_t n, cap;
-    size_t busy;         /* entries the thread took and has not settled (under mu) */
-    int failing;         /* Redis failed; the thread backs off (under mu) */
+    size_t busy;    /* entries the thread took and has not settled (under mu) */
+    int failing;    /* Redis failed; the thread backs off (under mu) */
     wb_rc_t *redis; /* the thread's own */
     wb_backoff_t backoff;
     fl_dlq_t dlq; /* the thread's own dead-letter producer, opened at the first refused write */

@@ -484,7 +484,8 @@ wb_err_t rf_sweep_gauges(rf_t *rf, char *errstr, size_t errstr_size)
     err = wb_entry_dirty_stats(rf->redis, rf->dirty_index, rf->conf->redis.dirty_shards, &st,
                                errstr, errstr_size);
     if (err != WB_OK) {
-        if (!wb_rc_failed(rf->redis)) return WB_OK; /* an odd reply: the gauges just keep their values */
+        if (!wb_rc_failed(rf->redis))
+            return WB_OK; /* an odd reply: the gauges just keep their values */
         rf_redis_drop(rf);
         return err;
     }

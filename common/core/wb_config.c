@@ -182,7 +182,8 @@ const cfg_field_t wb_config_fields[] = {
 
 const cfg_field_t wb_config_entity_fields[] = {
     STR("name", E_OFF(name), NULL, 1, 63, F_REQUIRED, check_ident, "carried in change events"),
-    STR("prefix", E_OFF(prefix), NULL, 1, 256, F_REQUIRED, NULL, "cache key = prefix + id"),
+    STR("prefix", E_OFF(prefix), NULL, 1, 256, F_REQUIRED, NULL,
+        "cache key = \"{shard}\" + prefix + id"),
     STR("table", E_OFF(table), NULL, 1, 127, F_REQUIRED, check_table, "PostgreSQL table"),
     I64("ttl_ms", E_OFF(ttl_ms), "3600000", 1000, INT64_C(31536000000), "TTL of a clean entry"),
     {.key = "refresh_ahead",

@@ -67,9 +67,8 @@ wb_err_t wb_entry_load(wb_rc_t *rc, char *errstr, size_t errstr_size)
     return wb_scripts_load(entry_set(), rc, errstr, errstr_size);
 }
 
-static wb_err_t call(wb_rc_t *rc, wb_entry_script_t id, int nkeys, int argc,
-                     const char **argv, const size_t *argvlen, redisReply **reply, char *errstr,
-                     size_t errstr_size)
+static wb_err_t call(wb_rc_t *rc, wb_entry_script_t id, int nkeys, int argc, const char **argv,
+                     const size_t *argvlen, redisReply **reply, char *errstr, size_t errstr_size)
 {
     return wb_scripts_call(entry_set(), rc, (int)id, nkeys, argc, argv, argvlen, reply, errstr,
                            errstr_size);
@@ -115,8 +114,8 @@ int wb_entry_index_key(const char *dirty_index, int shard, char *out, size_t siz
 
 int wb_entry_floor_key(const char *dirty_index, int shard, char *out, size_t size)
 {
-    int n = snprintf(out, size, "%s:{%d}" WB_ENTRY_FLOOR_SUFFIX, index_or_default(dirty_index),
-                     shard);
+    int n =
+        snprintf(out, size, "%s:{%d}" WB_ENTRY_FLOOR_SUFFIX, index_or_default(dirty_index), shard);
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
@@ -144,8 +143,8 @@ static int shard_names(const char *dirty_index, const char *key, size_t keylen, 
     return -1;
 }
 
-static int bad_key(wb_rc_t *rc, const char *key, size_t keylen, char *errstr,
-                   size_t errstr_size, const char *what)
+static int bad_key(wb_rc_t *rc, const char *key, size_t keylen, char *errstr, size_t errstr_size,
+                   const char *what)
 {
     if (rc && key && keylen > 0) return 0;
     wb_set_err(errstr, errstr_size, "redis %s: missing connection or empty key", what);
@@ -272,8 +271,7 @@ static void put_args(const wb_entry_put_req_t *req, const shard_names_t *sn, con
     argv[5] = ent, argvlen[5] = strlen(ent);
 }
 
-static int bad_put(wb_rc_t *rc, const wb_entry_put_req_t *req, char *errstr,
-                   size_t errstr_size)
+static int bad_put(wb_rc_t *rc, const wb_entry_put_req_t *req, char *errstr, size_t errstr_size)
 {
     if (!req) {
         wb_set_err(errstr, errstr_size, "redis put: no request");
@@ -544,8 +542,7 @@ wb_err_t wb_entry_clean_many(wb_rc_t *rc, const wb_entry_clean_req_t *req, size_
         err = WB_ERR_INVALID_ARG;
         goto done;
     }
-    if (!sns || !calls || !grp || !pos || !open || !sc || !argv || !argvlen || !nums ||
-        !replies) {
+    if (!sns || !calls || !grp || !pos || !open || !sc || !argv || !argvlen || !nums || !replies) {
         wb_set_err(errstr, errstr_size, "redis clean: out of memory");
         err = WB_ERR_NOMEM;
         goto done;
@@ -563,13 +560,12 @@ wb_err_t wb_entry_clean_many(wb_rc_t *rc, const wb_entry_clean_req_t *req, size_
     for (size_t c = 0; c < ncalls; c++) {
         const char **av = argv + c * (size_t)width;
         size_t *al = argvlen + c * (size_t)width;
-        int argc = clean_call_args(&calls[c], req, av, al,
-                                   nums + c * (1 + 3 * WB_ENTRY_CLEAN_GROUP));
+        int argc =
+            clean_call_args(&calls[c], req, av, al, nums + c * (1 + 3 * WB_ENTRY_CLEAN_GROUP));
 
-        sc[c] = calls[c].forget
-                    ? (wb_script_call_t){WB_ENTRY_SCRIPT_FORGET, 2, argc, av, al}
-                    : (wb_script_call_t){WB_ENTRY_SCRIPT_CLEAN_MANY, 2 + (int)calls[c].n, argc,
-                                         av, al};
+        sc[c] = calls[c].forget ? (wb_script_call_t){WB_ENTRY_SCRIPT_FORGET, 2, argc, av, al}
+                                : (wb_script_call_t){WB_ENTRY_SCRIPT_CLEAN_MANY,
+                                                     2 + (int)calls[c].n, argc, av, al};
     }
     if ((err = wb_scripts_pipeline(entry_set(), rc, sc, ncalls, replies, errstr, errstr_size)) !=
         WB_OK)
@@ -609,8 +605,7 @@ static void fill_args(const wb_entry_fill_req_t *req, const char **argv, size_t 
     argv[5] = ent, argvlen[5] = strlen(ent);
 }
 
-static int bad_fill(wb_rc_t *rc, const wb_entry_fill_req_t *req, char *errstr,
-                    size_t errstr_size)
+static int bad_fill(wb_rc_t *rc, const wb_entry_fill_req_t *req, char *errstr, size_t errstr_size)
 {
     if (!req) {
         wb_set_err(errstr, errstr_size, "redis fill: no request");
@@ -707,9 +702,9 @@ wb_err_t wb_entry_fill_aside(wb_rc_t *rc, const wb_entry_aside_req_t *req, int *
 
 /* ------------------------------------------------------- write-through */
 
-wb_err_t wb_entry_version(wb_rc_t *rc, const char *key, size_t keylen,
-                          const char *dirty_index, int64_t reserve_ttl_ms, int64_t *version,
-                          char *errstr, size_t errstr_size)
+wb_err_t wb_entry_version(wb_rc_t *rc, const char *key, size_t keylen, const char *dirty_index,
+                          int64_t reserve_ttl_ms, int64_t *version, char *errstr,
+                          size_t errstr_size)
 {
     char ttlbuf[24];
     shard_names_t sn;
@@ -795,16 +790,16 @@ static wb_err_t read_parse(const redisReply *h, const redisReply *t, wb_entry_t 
     return WB_OK;
 }
 
-wb_err_t wb_entry_read(wb_rc_t *rc, const char *key, size_t keylen, wb_entry_t *entry,
-                       char *errstr, size_t errstr_size)
+wb_err_t wb_entry_read(wb_rc_t *rc, const char *key, size_t keylen, wb_entry_t *entry, char *errstr,
+                       size_t errstr_size)
 {
     wb_entry_key_t k = {key, keylen};
 
     return wb_entry_read_many(rc, &k, 1, entry, errstr, errstr_size);
 }
 
-wb_err_t wb_entry_read_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n,
-                            wb_entry_t *entries, char *errstr, size_t errstr_size)
+wb_err_t wb_entry_read_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n, wb_entry_t *entries,
+                            char *errstr, size_t errstr_size)
 {
     static const char *fields[5] = {"v", "ver", "d", "wt", "del"};
     static const size_t fieldlen[5] = {1, 3, 1, 2, 3};
@@ -853,7 +848,8 @@ wb_err_t wb_entry_read_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n,
     }
     if ((err = wb_rc_pipeline(rc, cmds, 2 * n, r, errstr, errstr_size)) != WB_OK) goto done;
     for (i = 0; i < n; i++)
-        if (err == WB_OK) err = read_parse(r[2 * i], r[2 * i + 1], &entries[i], errstr, errstr_size);
+        if (err == WB_OK)
+            err = read_parse(r[2 * i], r[2 * i + 1], &entries[i], errstr, errstr_size);
     for (i = 0; i < 2 * n; i++)
         freeReplyObject(r[i]);
     if (err != WB_OK)
@@ -954,9 +950,8 @@ wb_err_t wb_entry_get(wb_rc_t *rc, const wb_entry_get_req_t *req, wb_entry_get_r
 /* -------------------------------------------------------- token keys */
 
 /* A token script (release, renew) answering 1 or 0 into *yes. */
-static wb_err_t token_call(wb_rc_t *rc, wb_entry_script_t id, const char *key,
-                           const char *token, const char *ms, int *yes, char *errstr,
-                           size_t errstr_size)
+static wb_err_t token_call(wb_rc_t *rc, wb_entry_script_t id, const char *key, const char *token,
+                           const char *ms, int *yes, char *errstr, size_t errstr_size)
 {
     const char *argv[3] = {key, token, ms};
     size_t argvlen[3];
@@ -980,8 +975,7 @@ static wb_err_t token_call(wb_rc_t *rc, wb_entry_script_t id, const char *key,
 wb_err_t wb_entry_release(wb_rc_t *rc, const char *key, const char *token, int *released,
                           char *errstr, size_t errstr_size)
 {
-    return token_call(rc, WB_ENTRY_SCRIPT_RELEASE, key, token, NULL, released, errstr,
-                      errstr_size);
+    return token_call(rc, WB_ENTRY_SCRIPT_RELEASE, key, token, NULL, released, errstr, errstr_size);
 }
 
 wb_err_t wb_entry_lease_renew(wb_rc_t *rc, const char *key, const char *token, int64_t ms,
@@ -1107,8 +1101,7 @@ wb_err_t wb_entry_dirty_range(wb_rc_t *rc, const char *dirty_index, int nshards,
 
     if (out) memset(out, 0, sizeof(*out));
     if (!rc || !out || bad_shards(nshards, errstr, errstr_size, "ZRANGEBYSCORE")) {
-        if (!rc || !out)
-            wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: invalid arguments");
+        if (!rc || !out) wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: invalid arguments");
         return WB_ERR_INVALID_ARG;
     }
     argvlen[3] = num(maxbuf, max_score_us);
@@ -1302,9 +1295,9 @@ void wb_entry_check_clear(wb_entry_check_res_t *res)
     memset(res, 0, sizeof(*res));
 }
 
-wb_err_t wb_entry_sweep_check_many(wb_rc_t *rc, const char *dirty_index,
-                                   const wb_entry_key_t *keys, size_t n, wb_entry_check_res_t *res,
-                                   char *errstr, size_t errstr_size)
+wb_err_t wb_entry_sweep_check_many(wb_rc_t *rc, const char *dirty_index, const wb_entry_key_t *keys,
+                                   size_t n, wb_entry_check_res_t *res, char *errstr,
+                                   size_t errstr_size)
 {
     shard_names_t *sns;
     many_t m;

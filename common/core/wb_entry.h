@@ -297,8 +297,8 @@ typedef struct wb_entry_clean_res_s {
     int64_t write_us;
 } wb_entry_clean_res_t;
 
-wb_err_t wb_entry_clean(wb_rc_t *rc, const wb_entry_clean_req_t *req,
-                        wb_entry_clean_res_t *res, char *errstr, size_t errstr_size);
+wb_err_t wb_entry_clean(wb_rc_t *rc, const wb_entry_clean_req_t *req, wb_entry_clean_res_t *res,
+                        char *errstr, size_t errstr_size);
 
 /* n cleans and forgets in one pipeline (the flusher's cleaner): the
  * cleans of one shard go in `clean_many` calls of up to
@@ -372,9 +372,9 @@ wb_err_t wb_entry_fill_aside(wb_rc_t *rc, const wb_entry_aside_req_t *req, int *
 /* Reserves the version of a write-through in `rv` (see version.lua), above
  * the floor of dirty_index (NULL or "": the default); reserve_ttl_ms
  * bounds how long a reservation on an absent key lives (<= 0: 1000 ms). */
-wb_err_t wb_entry_version(wb_rc_t *rc, const char *key, size_t keylen,
-                          const char *dirty_index, int64_t reserve_ttl_ms, int64_t *version,
-                          char *errstr, size_t errstr_size);
+wb_err_t wb_entry_version(wb_rc_t *rc, const char *key, size_t keylen, const char *dirty_index,
+                          int64_t reserve_ttl_ms, int64_t *version, char *errstr,
+                          size_t errstr_size);
 
 /* Write-through cache set after PostgreSQL committed version (from
  * wb_entry_version): the entry becomes that version, clean, unless the
@@ -413,14 +413,14 @@ typedef struct wb_entry_s {
  * with respect to other clients, which only matters for the TTL). A
  * missing entry is WB_OK with entry->found 0. On WB_OK the caller owns
  * entry->value: release with wb_entry_clear. */
-wb_err_t wb_entry_read(wb_rc_t *rc, const char *key, size_t keylen, wb_entry_t *entry,
-                       char *errstr, size_t errstr_size);
+wb_err_t wb_entry_read(wb_rc_t *rc, const char *key, size_t keylen, wb_entry_t *entry, char *errstr,
+                       size_t errstr_size);
 
 /* Reads n entries in one pipelined round trip; entries[i] answers
  * keys[i]. On WB_OK the caller clears each; on an error all are cleared
  * already. */
-wb_err_t wb_entry_read_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n,
-                            wb_entry_t *entries, char *errstr, size_t errstr_size);
+wb_err_t wb_entry_read_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n, wb_entry_t *entries,
+                            char *errstr, size_t errstr_size);
 
 /* Frees entry->value and zeroes entry (pttl_ms -1); NULL is fine. */
 void wb_entry_clear(wb_entry_t *entry);
@@ -541,9 +541,9 @@ typedef struct wb_entry_check_res_s {
 /* `sweep_check` of keys[0 .. n) in one pipeline: each member whose entry
  * is gone or clean is unindexed in the same atomic step; a dirty one's
  * value, version, write time, tombstone flag and entity are returned. */
-wb_err_t wb_entry_sweep_check_many(wb_rc_t *rc, const char *dirty_index,
-                                   const wb_entry_key_t *keys, size_t n, wb_entry_check_res_t *res,
-                                   char *errstr, size_t errstr_size);
+wb_err_t wb_entry_sweep_check_many(wb_rc_t *rc, const char *dirty_index, const wb_entry_key_t *keys,
+                                   size_t n, wb_entry_check_res_t *res, char *errstr,
+                                   size_t errstr_size);
 
 /* Frees res->value and zeroes res; NULL is fine. */
 void wb_entry_check_clear(wb_entry_check_res_t *res);

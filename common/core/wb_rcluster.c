@@ -217,12 +217,15 @@ wb_err_t wb_rc_connect(const wb_config_t *conf, wb_rc_t **out, char *errstr, siz
         goto fail;
     }
     if ((err = wb_redis_connect(conf, &rc->nodes[0].ctx, errstr, errstr_size)) != WB_OK) goto fail;
-    /* INFO would do as well; CLUSTER SLOTS tells the mode and gives the map. */
+    /* CLUSTER SLOTS tells the mode and gives the map: a standalone server
+     * answers "ERR This instance has cluster support disabled" (a managed
+     * one that renames or denies CLUSTER answers some other error: also
+     * standalone). */
     if (!(r = redisCommand(rc->nodes[0].ctx, "CLUSTER SLOTS"))) {
         err = wb_redis_ctx_error(rc->nodes[0].ctx, "redis CLUSTER SLOTS", errstr, errstr_size);
         goto fail;
     }
-    rc->cluster = !(r->type == REDIS_REPLY_ERROR && strstr(r->str, "cluster support disabled"));
+    rc->cluster = r->type == REDIS_REPLY_ARRAY;
     freeReplyObject(r);
     if (rc->cluster) {
         if ((err = map_from(rc, 0, errstr, errstr_size)) != WB_OK) goto fail;

@@ -100,8 +100,8 @@ wb_err_t wb_rc_pipeline(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, redisRep
 wb_err_t wb_rc_command(wb_rc_t *rc, int slot, int argc, const char **argv, const size_t *argvlen,
                        redisReply **reply, char *errstr, size_t errstr_size);
 
-/* Runs argv on every master, one after the other (SCRIPT LOAD); each reply is passed to check (may be NULL), which returns WB_OK
- * or an error with errstr. Stops at the first error. */
+/* Runs argv on every master, one after the other (SCRIPT LOAD); each reply is passed to check (may
+ * be NULL), which returns WB_OK or an error with errstr. Stops at the first error. */
 wb_err_t wb_rc_each_master(wb_rc_t *rc, int argc, const char **argv, const size_t *argvlen,
                            wb_err_t (*check)(const redisReply *r, void *arg, char *errstr,
                                              size_t errstr_size),

@@ -179,9 +179,8 @@ done:
     return err;
 }
 
-wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, wb_rc_t *rc,
-                             const wb_script_call_t *calls, size_t n, redisReply **replies,
-                             char *errstr, size_t errstr_size)
+wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, wb_rc_t *rc, const wb_script_call_t *calls,
+                             size_t n, redisReply **replies, char *errstr, size_t errstr_size)
 {
     const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
     size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];

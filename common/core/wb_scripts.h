@@ -50,8 +50,7 @@ void wb_scripts_init(wb_script_set_t *set);
  * the server's SHA equals ours. Blocking, on every master.
  * Returns WB_OK, or WB_ERR_REDIS / WB_ERR_TIMEOUT /
  * WB_ERR_INVALID_ARG with errstr set. Optional: calls fall back to EVAL. */
-wb_err_t wb_scripts_load(const wb_script_set_t *set, wb_rc_t *rc, char *errstr,
-                         size_t errstr_size);
+wb_err_t wb_scripts_load(const wb_script_set_t *set, wb_rc_t *rc, char *errstr, size_t errstr_size);
 
 /* Blocking call of script id with EVALSHA; on a NOSCRIPT reply (the server
  * restarted or ran SCRIPT FLUSH) sends EVAL with the body, which also
@@ -81,8 +80,7 @@ int wb_scripts_is_noscript(const redisReply *reply);
  * WB_ERR_INVALID_ARG (checked before anything is sent) / WB_ERR_NOMEM,
  * all replies[] set to NULL and freed, and rc must be reset or dropped after
  * an I/O error. */
-wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, wb_rc_t *rc,
-                             const wb_script_call_t *calls, size_t n, redisReply **replies,
-                             char *errstr, size_t errstr_size);
+wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, wb_rc_t *rc, const wb_script_call_t *calls,
+                             size_t n, redisReply **replies, char *errstr, size_t errstr_size);
 
 #endif /* WB_SCRIPTS_H */

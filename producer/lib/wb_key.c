@@ -51,7 +51,8 @@ wb_err_t wb_key_build(const wb_entity_t *ent, int nshards, const char *id, char 
         /* The shard of prefix + id, hashed in place in buf. */
         memcpy(buf, ent->prefix, plen);
         memcpy(buf + plen, id, ilen);
-        tlen = (size_t)snprintf(tag, sizeof(tag), "{%d}", wb_entry_shard_of(buf, plen + ilen, nshards));
+        tlen = (size_t)snprintf(tag, sizeof(tag), "{%d}",
+                                wb_entry_shard_of(buf, plen + ilen, nshards));
     } else {
         tlen = 0;
     }

@@ -41,8 +41,7 @@ void wb_rpool_destroy(wb_rpool_t *pool)
     free(pool);
 }
 
-wb_err_t wb_rpool_get(wb_rpool_t *pool, wb_rc_t **rc, int *reused, char *errstr,
-                      size_t errstr_size)
+wb_err_t wb_rpool_get(wb_rpool_t *pool, wb_rc_t **rc, int *reused, char *errstr, size_t errstr_size)
 {
     wb_rc_t *c = NULL;
 

@@ -124,7 +124,8 @@ static void refused_event_drops_the_obsolete_value(void **state)
     wb_entry_clear(&e);
     hget(&G, k1, "ver", buf, sizeof(buf));
     assert_int_equal(strtoll(buf, NULL, 10), v + 1000);
-    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'", strchr(k1, '}') + 6); /* the id, after tag and "item:" */
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'",
+             strchr(k1, '}') + 6); /* the id, after tag and "item:" */
     assert_int_equal(fh_count(&G, where), 1);
     /* k2: written and cleaned as usual. */
     assert_int_equal(wb_entry_read(G.redis, k2, strlen(k2), &e, buf, sizeof(buf)), WB_OK);

@@ -216,9 +216,9 @@ static void sigpipe_cannot_kill_the_application(void **state)
         assert_int_equal(wb_put(client, "item", id, "small", 5, WB_ACK_CACHE, &v), WB_OK);
         snprintf(kid, sizeof(kid), "%lld", pooled_connection_id(client, key));
         /* from the harness's own connection to that master */
-        redisReply *r = redisCommand(
-            wb_rc_node(H.redis, wb_rc_slot(key, strlen(key)), errstr, sizeof(errstr)),
-            "CLIENT KILL ID %s", kid);
+        redisReply *r =
+            redisCommand(wb_rc_node(H.redis, wb_rc_slot(key, strlen(key)), errstr, sizeof(errstr)),
+                         "CLIENT KILL ID %s", kid);
         assert_non_null(r);
         assert_int_equal(r->integer, 1);
         freeReplyObject(r);

@@ -362,7 +362,8 @@ static void kafka_unreachable_keeps_entry_for_the_next_pass(void **state)
     wb_entry_put_res_t res;
     assert_int_equal(wb_entry_put(rh->redis, &req, &res, errstr, sizeof(errstr)), WB_OK);
     ver = res.version;
-    redisReply *r = wb_test_redis(rh->redis, "ZSCORE %s %s", rh_dirty_shard(rh, key, idx, sizeof(idx)), key);
+    redisReply *r =
+        wb_test_redis(rh->redis, "ZSCORE %s %s", rh_dirty_shard(rh, key, idx, sizeof(idx)), key);
     before = r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : -1;
     freeReplyObject(r);
 

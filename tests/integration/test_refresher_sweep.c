@@ -247,11 +247,10 @@ static void many_stranded_writes_recover_in_bounded_passes(void **state)
     long left = -1;
     while (wb_time_mono_ms() - t1 < 10000) {
         wb_entry_dirty_stats_t st;
-        left =
-            wb_entry_dirty_stats(rh->redis, rh->dirty, rh->conf->redis.dirty_shards, &st, NULL, 0) ==
-                    WB_OK
-                ? (long)st.count
-                : -1;
+        left = wb_entry_dirty_stats(rh->redis, rh->dirty, rh->conf->redis.dirty_shards, &st, NULL,
+                                    0) == WB_OK
+                   ? (long)st.count
+                   : -1;
         if (left == 0) break;
         usleep(100000);
     }

@@ -92,8 +92,7 @@ void lh_setup(lh_t *h)
     if (wb_kafka_create_topic(h->admin, h->changes, 3, 30000, errstr, sizeof(errstr)) != WB_OK ||
         wb_kafka_create_topic(h->admin, h->refresh, 1, 30000, errstr, sizeof(errstr)) != WB_OK)
         lh_die("create topics", errstr);
-    if (wb_rc_connect(h->conf, &h->redis, errstr, sizeof(errstr)) != WB_OK)
-        lh_die("redis", errstr);
+    if (wb_rc_connect(h->conf, &h->redis, errstr, sizeof(errstr)) != WB_OK) lh_die("redis", errstr);
     h->pg = PQconnectdb(lh_env("WB_PG_DSN", WB_TEST_PG_DSN));
     if (PQstatus(h->pg) != CONNECTION_OK) lh_die("postgres", PQerrorMessage(h->pg));
     PQsetNoticeProcessor(h->pg, lh_quiet_notice, NULL);

@@ -38,7 +38,7 @@ typedef struct lh_s {
     char tag[64];
     char changes[128], refresh[128], dirty[128];
     wb_config_t *conf; /* the harness's own copy (for topics, Redis, PostgreSQL) */
-    wb_rc_t *redis; /* routed by key: wb_test_redis */
+    wb_rc_t *redis;    /* routed by key: wb_test_redis */
     PGconn *pg;
     rd_kafka_t *admin;
 } lh_t;
