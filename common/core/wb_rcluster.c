@@ -315,6 +315,7 @@ redisContext *wb_rc_master(wb_rc_t *rc, size_t i, char *errstr, size_t errstr_si
 /* What became of one command of a pipeline. */
 typedef struct cmdstate_s {
     int node; /* where it goes next */
+    int sent; /* where it went in this round (-1: nowhere) */
     int ask;  /* send ASKING first */
     int done;
 } cmdstate_t;
@@ -373,6 +374,8 @@ static wb_err_t round_trip(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, cmdst
     wb_err_t err = WB_OK;
     char what[320];
 
+    for (size_t i = 0; i < n; i++)
+        st[i].sent = -1;
     for (size_t k = 0; k < rc->nnodes; k++) {
         redisContext *c = NULL;
         int done = 0;
@@ -386,6 +389,7 @@ static wb_err_t round_trip(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, cmdst
                 goto fail;
             }
             rc->nodes[k].touched = 1;
+            st[i].sent = (int)k;
             if ((st[i].ask && redisAppendCommandArgv(c, 1, asking, askinglen) != REDIS_OK) ||
                 redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) !=
                     REDIS_OK) {
@@ -406,7 +410,7 @@ static wb_err_t round_trip(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, cmdst
             char host[256];
             int slot, port;
 
-            if (st[i].done || st[i].node != (int)k) continue;
+            if (st[i].sent != (int)k) continue; /* a redirect may have re-routed it */
             if (st[i].ask) {
                 if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) goto io_error;
                 freeReplyObject(r);
@@ -432,8 +436,14 @@ static wb_err_t round_trip(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, cmdst
             } else {
                 st[i].done = 1;
             }
+            /* The last answer is kept in case no later try gets one; a
+             * redirect does not replace an error it led to (TRYAGAIN). */
+            if (!st[i].done && replies[i] && (is_err(r, "MOVED ") || is_err(r, "ASK "))) {
+                freeReplyObject(r);
+                continue;
+            }
             if (replies[i]) freeReplyObject(replies[i]);
-            replies[i] = r; /* the last answer, kept if no later try gets one */
+            replies[i] = r;
         }
     }
     return err;
