@@ -1249,6 +1249,61 @@ static void test_reconnect(void **state)
     assert_true(put(key("reconnected"), "x", 0) > 0);
 }
 
+/* Issue 15 item 1: a cache of the old layout (one dirty index "<index>",
+ * its floor "<index>:floor", keys without a shard tag) is refused with
+ * what to do, not misread; so is another shard count than the one the
+ * cache was written with. The first program to connect writes the marker. */
+static void test_layout_check_refuses_old_and_resharded(void **state)
+{
+    char old[128], oldfloor[140], fresh[128];
+
+    (void)state;
+    snprintf(old, sizeof(old), "%sold", prefix);
+    snprintf(oldfloor, sizeof(oldfloor), "%sold:floor", prefix);
+    snprintf(fresh, sizeof(fresh), "%sfresh", prefix);
+
+    /* 0.1's index, still holding a dirty key */
+    freeReplyObject(cmd("ZADD %s 1 user:42", old));
+    assert_int_equal(wb_entry_layout_check(ctx, old, 64, errstr, sizeof(errstr)), WB_ERR_REDIS);
+    assert_non_null(strstr(errstr, "old layout"));
+    assert_non_null(strstr(errstr, "drain it"));
+    assert_non_null(strstr(errstr, "then flush it"));
+    /* drained (the index is gone) but not flushed: its floor is still there */
+    freeReplyObject(cmd("DEL %s", old));
+    freeReplyObject(cmd("SET %s 5", oldfloor));
+    assert_int_equal(wb_entry_layout_check(ctx, old, 64, errstr, sizeof(errstr)), WB_ERR_REDIS);
+    assert_non_null(strstr(errstr, oldfloor));
+    /* flushed: accepted, and the marker is written */
+    freeReplyObject(cmd("DEL %s", oldfloor));
+    assert_int_equal(wb_entry_layout_check(ctx, old, 64, errstr, sizeof(errstr)), WB_OK);
+
+    /* a fresh cache takes the first shard count; another one is refused */
+    assert_int_equal(wb_entry_layout_check(ctx, fresh, 64, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_layout_check(ctx, fresh, 64, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_layout_check(ctx, fresh, 32, errstr, sizeof(errstr)), WB_ERR_REDIS);
+    assert_non_null(strstr(errstr, "redis.dirty_shards is 32"));
+    assert_non_null(strstr(errstr, "shards=64"));
+}
+
+/* The same refusal stops a program at start: wb_client_open (through the
+ * pool's wb_entry_open) says what to do. */
+static void test_client_refuses_an_old_cache(void **state)
+{
+    char *saved = conf->redis.dirty_index, old[128], oldfloor[140];
+    wb_rc_t *rc = NULL;
+
+    (void)state;
+    snprintf(old, sizeof(old), "%sold2", prefix);
+    snprintf(oldfloor, sizeof(oldfloor), "%sold2:floor", prefix);
+    freeReplyObject(cmd("SET %s 5", oldfloor));
+    conf->redis.dirty_index = old;
+    wb_err_t err = wb_entry_open(conf, &rc, errstr, sizeof(errstr));
+    conf->redis.dirty_index = saved;
+    assert_int_equal(err, WB_ERR_REDIS);
+    assert_null(rc);
+    assert_non_null(strstr(errstr, "old layout"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1273,6 +1328,8 @@ int main(void)
         cmocka_unit_test(test_fill_aside_does_not_take_a_remembered_version),
         cmocka_unit_test(test_entry_stores_its_entity),
         cmocka_unit_test(test_version_floor_and_refused_writes),
+        cmocka_unit_test(test_layout_check_refuses_old_and_resharded),
+        cmocka_unit_test(test_client_refuses_an_old_cache),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
