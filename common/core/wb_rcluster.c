@@ -367,7 +367,8 @@ static redisReply *make_error(const char *fmt, int slot)
  * I/O error (no reply kept for the failed round is leaked). *retry = 1 if a
  * command wants a pause before its next try. */
 static wb_err_t round_trip(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, cmdstate_t *st,
-                           redisReply **replies, int *retry, char *errstr, size_t errstr_size)
+                           redisReply **replies, int *retry, int *unreachable, char *errstr,
+                           size_t errstr_size)
 {
     static const char *asking[1] = {"ASKING"};
     static const size_t askinglen[1] = {6};
@@ -385,8 +386,15 @@ static wb_err_t round_trip(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, cmdst
         for (size_t i = 0; i < n; i++) {
             if (st[i].done || st[i].node != (int)k) continue;
             if (!c && !(c = node_ctx(rc, (int)k, errstr, errstr_size))) {
-                err = WB_ERR_REDIS;
-                goto fail;
+                if (!rc->cluster) {
+                    err = WB_ERR_REDIS;
+                    goto fail;
+                }
+                /* A master that cannot be reached (down, failing over):
+                 * nothing was sent to it; the map is read again and its
+                 * commands wait for the next round (errstr says why). */
+                *unreachable = *retry = rc->map_stale = 1;
+                break;
             }
             rc->nodes[k].touched = 1;
             st[i].sent = (int)k;
@@ -493,17 +501,26 @@ wb_err_t wb_rc_pipeline(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, redisRep
     for (size_t i = 0; i < n; i++)
         st[i].node = slot_node(rc, cmds[i].slot);
     for (int tries = 1;; tries++) {
-        int retry = 0, pending = 0;
+        int retry = 0, pending = 0, unreachable = 0;
 
         for (size_t i = 0; i < n; i++)
             if (!st[i].done && st[i].node == NO_NODE) st[i].node = slot_node(rc, cmds[i].slot);
-        err = round_trip(rc, cmds, n, st, replies, &retry, errstr, errstr_size);
+        err = round_trip(rc, cmds, n, st, replies, &retry, &unreachable, errstr, errstr_size);
         if (err != WB_OK) break;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             pending += !st[i].done;
+            /* No master known for its slot: wait, then read the map again. */
+            if (!st[i].done && st[i].node == NO_NODE) retry = 1;
+        }
         if (!pending) break;
         if (tries >= WB_RC_MAX_TRIES || now_ms() >= deadline) {
-            /* Out of tries: the last answer stands (an error reply). */
+            /* Out of tries: a master still unreachable fails the call as an
+             * I/O error would (errstr names it); otherwise the last answer
+             * stands (an error reply). */
+            if (unreachable) {
+                err = WB_ERR_REDIS;
+                break;
+            }
             for (size_t i = 0; i < n; i++)
                 if (!st[i].done && !replies[i] &&
                     !(replies[i] = make_error("CLUSTERDOWN wb: slot %d has no reachable master",

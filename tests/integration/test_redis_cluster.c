@@ -19,10 +19,12 @@
 #include "wb_rcluster.h"
 
 static wb_config_t *conf;
-static wb_rc_t *rc;    /* the client under test */
-static wb_rc_t *ctl;   /* the test's own view, for CLUSTER commands on each master */
-static char dirty[96]; /* this run's dirty index */
-static int open_slot;  /* a slot this run left migrating (a failed assertion) */
+static wb_rc_t *rc;                /* the client under test */
+static wb_rc_t *ctl;               /* the test's own view, for CLUSTER commands on each master */
+static char dirty[96];             /* this run's dirty index */
+static int open_slot;              /* a slot this run left migrating (a failed assertion) */
+static int dropped_slot = -1;      /* a slot this run left without a master */
+static redisContext *dropped_from; /* its master before */
 static char errstr[1024];
 
 static const char *config_path(void)
@@ -51,6 +53,10 @@ static int teardown(void **state)
     char match[128];
 
     (void)state;
+    if (dropped_slot >= 0) {
+        redisReply *r = redisCommand(dropped_from, "CLUSTER ADDSLOTS %d", dropped_slot);
+        if (r) freeReplyObject(r);
+    }
     if (open_slot) {
         /* Settle the slot (keys moved, STABLE) so reruns find a sane cluster. */
         char cmd[256];
@@ -240,11 +246,83 @@ static void dirty_index_is_walked_on_every_master(void **state)
     wb_entry_keys_clear(&keys);
 }
 
+/* 1 once every master says cluster_state:ok, polling up to ms. */
+static int wait_cluster_ok(int ms)
+{
+    int64_t end = (int64_t)time(NULL) * 1000 + ms;
+
+    for (;;) {
+        redisContext *m;
+        int ok = 1;
+
+        for (size_t i = 0; (m = wb_rc_master(ctl, i, errstr, sizeof(errstr))) != NULL; i++) {
+            redisReply *r = redisCommand(m, "CLUSTER INFO");
+            ok = ok && r && r->type == REDIS_REPLY_STRING && strstr(r->str, "cluster_state:ok");
+            if (r) freeReplyObject(r);
+        }
+        if (ok) return 1;
+        if ((int64_t)time(NULL) * 1000 > end) return 0;
+        usleep(50000);
+    }
+}
+
+/* A slot without a master (here: unassigned on every node, which also
+ * takes the cluster down while cluster-require-full-coverage is on) is a
+ * clear CLUSTERDOWN error within redis.timeout_ms, not a hang; once it has
+ * a master again the same call works. */
+static void slot_without_master_is_a_clear_error(void **state)
+{
+    char key[160];
+    redisContext *a = NULL, *m;
+    int slot = -1, shard = -1;
+    struct timespec t0, t1;
+    wb_entry_put_req_t req = {.value = "v", .len = 1, .dirty_index = dirty};
+    wb_err_t err;
+
+    (void)state;
+    if (!wb_rc_is_cluster(rc)) skip();
+    for (int s = 2000; s < 3000 && shard < 0; s++) {
+        char tag[16];
+        long long keys = 0;
+
+        snprintf(tag, sizeof(tag), "{%d}", s);
+        slot = wb_rc_slot(tag, strlen(tag));
+        for (size_t i = 0; (m = wb_rc_master(ctl, i, errstr, sizeof(errstr))) != NULL; i++)
+            keys += count_in_slot(m, slot);
+        if (keys == 0) shard = s;
+    }
+    assert_true(shard >= 0);
+    a = wb_rc_node(ctl, slot, errstr, sizeof(errstr));
+    assert_non_null(a);
+    assert_non_null(wb_rc_node(rc, slot, errstr, sizeof(errstr))); /* the client knows A */
+    req.keylen =
+        (size_t)snprintf(key, sizeof(key), "{%d}wbtest:rcl:%ld:down", shard, (long)getpid());
+    req.key = key;
+
+    dropped_slot = slot;
+    dropped_from = a;
+    for (size_t i = 0; (m = wb_rc_master(ctl, i, errstr, sizeof(errstr))) != NULL; i++)
+        ok_reply(redisCommand(m, "CLUSTER DELSLOTS %d", slot));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    err = wb_entry_put(rc, &req, NULL, errstr, sizeof(errstr));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(err, WB_ERR_REDIS);
+    if (!strstr(errstr, "CLUSTERDOWN")) fail_msg("%s", errstr);
+    int64_t took = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_true(took <= conf->redis.timeout_ms + 500);
+
+    ok_reply(redisCommand(a, "CLUSTER ADDSLOTS %d", slot));
+    dropped_slot = -1;
+    assert_true(wait_cluster_ok(15000));
+    assert_int_equal(wb_entry_put(rc, &req, NULL, errstr, sizeof(errstr)), WB_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(moved_and_ask_are_followed),
         cmocka_unit_test(dirty_index_is_walked_on_every_master),
+        cmocka_unit_test(slot_without_master_is_a_clear_error),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
