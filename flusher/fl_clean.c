@@ -14,8 +14,10 @@
 #include "wb_redis.h"
 #include "wb_util.h"
 
-#define FL_CLEAN_MAX   1000000 /* beyond this, entries are dropped (they stay dirty: safe) */
-#define FL_CLEAN_CHUNK 512     /* script calls per Redis pipeline */
+#define FL_CLEAN_MAX 1000000 /* beyond this, entries are dropped (they stay dirty: safe) */
+/* Clean-marks per wb_entry_clean_many call (one pipeline): with the default
+ * 64 dirty-index shards, about 64 keys per `clean_many` call. */
+#define FL_CLEAN_CHUNK 4096
 
 /* ------------------------------------------------------------- the queue */
 
@@ -198,6 +200,8 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
 {
     size_t done = 0, forgotten = 0;
     char errstr[256];
+    wb_entry_clean_req_t *req = NULL;
+    wb_entry_clean_res_t *res = NULL;
 
     if (!cl->redis) {
         if (wb_entry_open(cl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK) {
@@ -206,14 +210,18 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
         }
         wb_backoff_reset(&cl->backoff);
     }
+    req = calloc(FL_CLEAN_CHUNK, sizeof(*req));
+    res = calloc(FL_CLEAN_CHUNK, sizeof(*res));
+    if (!req || !res) {
+        WB_WARN("out of memory: %zu entries stay dirty for now", n);
+        n = 0;
+    }
     while (done < n) {
         size_t m = n - done < FL_CLEAN_CHUNK ? n - done : FL_CLEAN_CHUNK;
         pthread_mutex_lock(&cl->mu);
         int stop = cl->stop;
         pthread_mutex_unlock(&cl->mu);
         if (stop) break; /* the rest stays dirty: fl_cleaner_stop must not wait for 1M entries */
-        wb_entry_clean_req_t req[FL_CLEAN_CHUNK];
-        wb_entry_clean_res_t res[FL_CLEAN_CHUNK];
 
         for (size_t i = 0; i < m; i++) {
             const fl_clean_t *c = &work[done + i];
@@ -250,6 +258,8 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
         done += m;
     }
     wb_counter_add(cl->m.forgotten, forgotten);
+    free(req);
+    free(res);
     return done;
 }
 

@@ -86,13 +86,18 @@ void wb_rc_reset(wb_rc_t *rc);
  * answers cmds[i] (owned: freeReplyObject). A MOVED reply updates the slot
  * map (re-read in full before the next try) and the command is re-sent to
  * the new master; ASK re-sends it once to the named node after ASKING;
- * TRYAGAIN and CLUSTERDOWN are retried after a short pause, all within
- * redis.timeout_ms and WB_RC_MAX_TRIES; a command that still has no answer
- * then gets the last error reply (or an error naming a slot that has no
- * master) as its reply. WB_OK when every command has a reply (error
- * replies included); on an I/O error WB_ERR_REDIS / WB_ERR_TIMEOUT /
- * WB_ERR_NOMEM naming the node, no replies are returned, and the failed
- * connection is left for wb_rc_failed. */
+ * TRYAGAIN and CLUSTERDOWN, a slot without a known master and (cluster
+ * only) a master that cannot be connected are retried after a short pause
+ * with the map read again, all within redis.timeout_ms and
+ * WB_RC_MAX_TRIES. Then a master still unreachable fails the call
+ * (WB_ERR_REDIS naming it); otherwise a command that still has no answer
+ * gets the last error reply (TRYAGAIN, CLUSTERDOWN, or "CLUSTERDOWN wb:
+ * slot N has no reachable master") as its reply. WB_OK when every command
+ * has a reply (error replies included); on an I/O error WB_ERR_REDIS /
+ * WB_ERR_TIMEOUT / WB_ERR_NOMEM naming the node, no replies are returned
+ * (commands sent before it may have run, as on one connection), and the
+ * failed connection is left for wb_rc_failed. A command is never re-sent
+ * after an I/O error: it may have run. */
 wb_err_t wb_rc_pipeline(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, redisReply **replies,
                         char *errstr, size_t errstr_size);
 
