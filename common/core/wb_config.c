@@ -75,6 +75,9 @@ const cfg_field_t wb_config_fields[] = {
     INT("redis.dirty_shards", C_OFF(redis.dirty_shards), "64", 1, 16384,
         "dirty-index shards (cache keys carry their shard's tag \"{N}\"); a live cache "
         "refuses a change: drain and flush it first"),
+    STR("redis.seed_nodes", C_OFF(redis.seed_nodes), "", 0, CFG_STR_MAX, 0, NULL,
+        "Redis Cluster: more nodes to read the slot map from when redis.host:port is down, "
+        "host:port[,host:port...]"),
 
     STR("kafka.brokers", C_OFF(kafka.brokers), "127.0.0.1:9092", 1, CFG_STR_MAX, 0, NULL,
         "bootstrap brokers, host:port[,host:port...]"),

@@ -38,6 +38,7 @@ typedef struct wb_config_s {
         int timeout_ms;
         char *dirty_index; /* dirty index name; shard N is "<name>:{N}" (wb_entry.h) */
         int dirty_shards;  /* shards of the dirty index; keys carry "{N}" */
+        char *seed_nodes;  /* "host:port,...": tried when host:port is down (cluster) */
     } redis;
 
     struct {

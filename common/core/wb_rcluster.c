@@ -195,6 +195,48 @@ static wb_err_t map_refresh(wb_rc_t *rc, char *errstr, size_t errstr_size)
     return err;
 }
 
+/* Connects node 0: conf->redis.host:port, else the first of
+ * redis.seed_nodes that answers (it then becomes node 0). The error is the
+ * first node's, with how many seeds failed too. */
+static wb_err_t connect_seed(wb_rc_t *rc, char *errstr, size_t errstr_size)
+{
+    const char *p = rc->conf->redis.seed_nodes;
+    wb_err_t err = wb_redis_connect(rc->conf, &rc->nodes[0].ctx, errstr, errstr_size);
+    char first[512], host[256];
+    int tried = 0;
+
+    if (err == WB_OK || err == WB_ERR_INVALID_ARG || !p || !*p) return err;
+    snprintf(first, sizeof(first), "%s", errstr ? errstr : "");
+    while (*p) {
+        const char *end = strchr(p, ','), *colon;
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        long port;
+
+        while (len > 0 && *p == ' ')
+            p++, len--;
+        colon = memrchr(p, ':', len);
+        port = colon ? strtol(colon + 1, NULL, 10) : 0;
+        if (!colon || colon == p || (size_t)(colon - p) >= sizeof(host) || port <= 0 ||
+            port > 65535) {
+            wb_set_err(errstr, errstr_size, "redis.seed_nodes: \"%.*s\" is not host:port", (int)len,
+                       p);
+            return WB_ERR_INVALID_ARG;
+        }
+        memcpy(host, p, (size_t)(colon - p));
+        host[colon - p] = '\0';
+        tried++;
+        if (wb_redis_connect_node(rc->conf, host, (int)port, &rc->nodes[0].ctx, errstr,
+                                  errstr_size) == WB_OK) {
+            snprintf(rc->nodes[0].host, sizeof(rc->nodes[0].host), "%s", host);
+            rc->nodes[0].port = (int)port;
+            return WB_OK;
+        }
+        p = end ? end + 1 : p + len;
+    }
+    wb_set_err(errstr, errstr_size, "%s (and the %d redis.seed_nodes)", first, tried);
+    return err;
+}
+
 wb_err_t wb_rc_connect(const wb_config_t *conf, wb_rc_t **out, char *errstr, size_t errstr_size)
 {
     wb_rc_t *rc;
@@ -216,7 +258,7 @@ wb_err_t wb_rc_connect(const wb_config_t *conf, wb_rc_t **out, char *errstr, siz
         wb_set_err(errstr, errstr_size, "redis connect: out of memory");
         goto fail;
     }
-    if ((err = wb_redis_connect(conf, &rc->nodes[0].ctx, errstr, errstr_size)) != WB_OK) goto fail;
+    if ((err = connect_seed(rc, errstr, errstr_size)) != WB_OK) goto fail;
     /* CLUSTER SLOTS tells the mode and gives the map: a standalone server
      * answers "ERR This instance has cluster support disabled" (a managed
      * one that renames or denies CLUSTER answers some other error: also

@@ -59,8 +59,10 @@ int wb_rc_slot(const char *key, size_t keylen);
 wb_err_t wb_rc_parse_slots(const redisReply *r, const char *default_host, wb_rc_range_t **out,
                            size_t *n, char *errstr, size_t errstr_size);
 
-/* Connects to the deployment at conf->redis.host:port (conf borrowed; it
- * must outlive *out): that node is connected as wb_redis_connect does; if
+/* Connects to the deployment at conf->redis.host:port, or, if that one
+ * cannot be connected, at the first of conf->redis.seed_nodes that can
+ * (conf borrowed; it must outlive *out): that node is connected as
+ * wb_redis_connect does; if
  * it runs cluster mode the slot map is read, and the other masters are
  * connected on first use (each through wb_redis_connect_node, so each is
  * checked the same way). On WB_OK *out is a new handle (wb_rc_free); used

@@ -1304,6 +1304,33 @@ static void test_client_refuses_an_old_cache(void **state)
     assert_non_null(strstr(errstr, "old layout"));
 }
 
+/* redis.seed_nodes: with redis.host:port down, the first seed that answers
+ * is used (a cluster keeps working when the configured node failed); a
+ * malformed seed is named. */
+static void test_seed_nodes_when_the_first_node_is_down(void **state)
+{
+    int saved_port = conf->redis.port;
+    char *saved_seeds = conf->redis.seed_nodes, seeds[64];
+    wb_rc_t *rc = NULL, *rc2 = NULL;
+    wb_err_t err, err2;
+
+    (void)state;
+    snprintf(seeds, sizeof(seeds), "127.0.0.1:1, %s:%d", conf->redis.host, saved_port);
+    conf->redis.port = 1; /* nothing listens on tcpmux */
+    conf->redis.seed_nodes = seeds;
+    err = wb_entry_open(conf, &rc, errstr, sizeof(errstr));
+    conf->redis.seed_nodes = "127.0.0.1";
+    err2 = wb_rc_connect(conf, &rc2, errstr + 512, 512);
+    conf->redis.port = saved_port;
+    conf->redis.seed_nodes = saved_seeds;
+    assert_int_equal(err, WB_OK);
+    assert_int_equal(err2, WB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr + 512, "redis.seed_nodes: \"127.0.0.1\" is not host:port"));
+    assert_non_null(rc);
+    assert_null(rc2);
+    wb_rc_free(rc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1330,6 +1357,7 @@ int main(void)
         cmocka_unit_test(test_version_floor_and_refused_writes),
         cmocka_unit_test(test_layout_check_refuses_old_and_resharded),
         cmocka_unit_test(test_client_refuses_an_old_cache),
+        cmocka_unit_test(test_seed_nodes_when_the_first_node_is_down),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
