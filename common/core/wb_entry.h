@@ -51,7 +51,11 @@
  * and a cache of the old one-index layout). The entity prefix stays
  * recognisable after the tag: wb_config_entity_by_key and the daemons skip
  * it (wb_entry_key_tag). Changing redis.dirty_shards on a live cache is
- * refused: drain it (0 dirty entries), flush it, then change it.
+ * refused: drain it (0 dirty entries), flush it, then change it. While a
+ * slot migrates between masters (resharding), a script whose keys are
+ * split between the two nodes (say a new entry, whose shard index has
+ * moved already) is answered TRYAGAIN by Redis; the client retries it
+ * within redis.timeout_ms, then fails the call (nothing was written).
  *
  * THE DIRTY INDEX (config redis.dirty_index, default "wb:dirty", split in
  * redis.dirty_shards shards "<index>:{N}") is, per shard, a
@@ -59,7 +63,7 @@
  * dirty, in µs (a rewrite of a dirty entry keeps it, so a hot key is still
  * swept). It lists the dirty entries: `put` adds (ZADD NX, score = its
  * write time);
- * `clean` removes the member whatever the outcome unless a newer dirty
+ * `clean_many` removes the member whatever the outcome unless a newer dirty
  * write holds the entry; `through` removes a dirty entry it overwrites;
  * `forget` removes the poison entry; `sweep_check` removes a member whose
  * entry is gone or clean; the sweeper moves the score of a re-published
