@@ -10,6 +10,7 @@
 #include "wb_log.h"
 #include "wb_pg.h"
 #include "wb_table.h"
+#include "wb_utf8.h"
 #include "wb_util.h"
 
 /* Rows whose parameters would come near PostgreSQL's 1 GiB limit on one
@@ -52,22 +53,40 @@ wb_err_t fl_apply_pg_ensure(fl_apply_t *ap, char *errstr, size_t errstr_size)
 {
     wb_err_t err;
 
-    if (ap->pg && PQstatus(ap->pg) == CONNECTION_OK && PQtransactionStatus(ap->pg) == PQTRANS_IDLE)
-        return WB_OK;
-    if (ap->pg) {
-        PQfinish(ap->pg);
-        ap->pg = NULL;
+    if (ap->pg && PQstatus(ap->pg) == CONNECTION_OK &&
+        PQtransactionStatus(ap->pg) == PQTRANS_IDLE) {
+        if (!ap->schema_stale) return WB_OK;
+    } else {
+        if (ap->pg) {
+            PQfinish(ap->pg);
+            ap->pg = NULL;
+        }
+        err = wb_pg_connect(ap->conf, &ap->pg, errstr, errstr_size);
+        if (err != WB_OK) return err == WB_ERR_CONFIG ? WB_ERR_CONFIG : WB_ERR_PG;
     }
-    err = wb_pg_connect(ap->conf, &ap->pg, errstr, errstr_size);
-    if (err != WB_OK) return err == WB_ERR_CONFIG ? WB_ERR_CONFIG : WB_ERR_PG;
-    /* On every new connection: a restored database may lack the tables. */
+    /* On every new connection (a restored database may lack the tables),
+     * and after a statement found a table changed (dropped and recreated,
+     * altered): created again (postgres.schema: create) and verified. */
     err = wb_table_ensure(ap->pg, ap->conf, errstr, errstr_size);
     if (err == WB_OK) err = fl_pgoffsets_ensure(ap->pg, ap->conf, errstr, errstr_size);
-    if (err != WB_OK) {
+    if (err == WB_OK) {
+        ap->schema_stale = 0;
+    } else if (ap->schema_stale) {
+        WB_ERROR("tables changed under the flusher, nothing written until they fit again: %s",
+                 errstr ? errstr : "");
+    } else {
         PQfinish(ap->pg);
         ap->pg = NULL;
     }
     return err;
+}
+
+/* Whether a failure on a healthy connection says the table is not what
+ * the statement was built for: class 42 (a relation or column missing, a
+ * type mismatch, no unique index for ON CONFLICT). */
+static int is_schema_error(int connected, const char *sqlstate)
+{
+    return connected && sqlstate && strncmp(sqlstate, "42", 2) == 0;
 }
 
 typedef struct apply_ctx_s {
@@ -79,6 +98,7 @@ typedef struct apply_ctx_s {
     size_t applied;
     char *errstr;
     size_t errstr_size;
+    int verified; /* the table passed wb_table_verify in this statement's bisection */
 } apply_ctx_t;
 
 static wb_err_t exec_cmd(PGconn *pg, const char *sql, char *errstr, size_t errstr_size)
@@ -136,7 +156,10 @@ fl_verdict_t fl_apply_verdict(wb_err_t err, int connected, const char *sqlstate,
  * would serve V for a whole TTL). Cleaned against V', such an entry loses
  * its value and reloads. Runs in the upsert's transaction, which holds the
  * rows' locks (ON CONFLICT locks a row even when its WHERE refuses it), so
- * the versions read are the ones that stay. */
+ * the versions read are the ones that stay. A row holding exactly the
+ * event's version is NOT refused: that is the event's own write, already
+ * committed (a write-through's event, a duplicate, a replay), and the
+ * entry is cleaned at that version as for a written row. */
 static wb_err_t find_refused(apply_ctx_t *a, size_t lo, size_t hi)
 {
     wb_table_rows_t req = {a->ent, a->rows + lo, hi - lo};
@@ -154,6 +177,66 @@ static wb_err_t find_refused(apply_ctx_t *a, size_t lo, size_t hi)
             a->b->items[a->idx[i]].stored_version = stored[i - lo];
     free(stored);
     return err == WB_OK ? WB_OK : WB_ERR_PG;
+}
+
+/* Before row i (the only row of a failed statement) is called poison for
+ * its content: the table must still have its layout, and accept a bare
+ * tombstone of the same key at the highest version (rolled back at once).
+ * A table that refuses that too (a CHECK or trigger refusing everything)
+ * or no longer verifies was changed under the flusher: every row would be
+ * dead-lettered and lost, so it is an outage (WB_ERR_PG, reason in
+ * errstr, schema re-checked before the next attempt). The transaction is
+ * usable on entry and on return. */
+static wb_err_t check_table_fits(apply_ctx_t *a, size_t i, const char *why)
+{
+    PGconn *pg = a->ap->pg;
+    const wb_row_t *row = &a->rows[i];
+    char detail[512];
+    wb_err_t err;
+
+    if (!a->verified) {
+        err = wb_table_verify(pg, a->ent, detail, sizeof(detail));
+        if (err == WB_ERR_CONFIG) {
+            a->ap->schema_stale = 1;
+            WB_ERROR("not dead-lettering (%s): %s", why, detail);
+            wb_set_err(a->errstr, a->errstr_size, "%s", detail);
+            return WB_ERR_PG;
+        }
+        if (err != WB_OK) {
+            wb_set_err(a->errstr, a->errstr_size, "%s", detail);
+            return WB_ERR_PG;
+        }
+        a->verified = 1;
+    }
+    /* A key PostgreSQL cannot hold as text is the row's own fault: the
+     * canary then uses a plain key. */
+    int plain = !memchr(row->key, '\0', row->keylen) && wb_utf8_valid(row->key, row->keylen, NULL);
+    /* A mapped entity's bigint or uuid key may be the row's fault too. */
+    if (WB_ENTITY_MAPPED(a->ent) && a->ent->key_type != WB_KT_TEXT) plain = 0;
+    const char *ck = wb_table_canary_key(a->ent);
+    wb_row_t canary = {plain ? row->key : ck, plain ? row->keylen : strlen(ck), NULL, 0, 1,
+                       WB_EVENT_VERSION_MAX};
+    wb_table_rows_t req = {a->ent, &canary, 1};
+    wb_table_result_t res = {0};
+    if (exec_cmd(pg, "SAVEPOINT wb_canary", a->errstr, a->errstr_size) != WB_OK) return WB_ERR_PG;
+    err = wb_table_upsert(pg, &req, &res, detail, sizeof(detail));
+    if (exec_cmd(pg, "ROLLBACK TO SAVEPOINT wb_canary; RELEASE SAVEPOINT wb_canary", a->errstr,
+                 a->errstr_size) != WB_OK)
+        return WB_ERR_PG;
+    if (err == WB_OK) return WB_OK;
+    if (is_content_error(PQstatus(pg) == CONNECTION_OK, res.sqlstate)) {
+        a->ap->schema_stale = 1;
+        WB_ERROR("not dead-lettering (%s): table %s refuses even a bare tombstone (%s, SQLSTATE "
+                 "%s): a constraint or trigger on it refuses every row",
+                 why, a->ent->table, detail, res.sqlstate);
+        wb_set_err(a->errstr, a->errstr_size,
+                   "table %s refuses every row (SQLSTATE %s): %s; fix the table", a->ent->table,
+                   res.sqlstate, detail);
+        return WB_ERR_PG;
+    }
+    wb_set_err(a->errstr, a->errstr_size, "%s%s%s", detail, *res.sqlstate ? " SQLSTATE " : "",
+               res.sqlstate);
+    return WB_ERR_PG;
 }
 
 static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi);
@@ -196,6 +279,7 @@ static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi)
     size_err = is_size_error(err, connected, st);
     verdict = fl_apply_verdict(err, connected, st, hi - lo);
     if (verdict == FL_VERDICT_OUTAGE) {
+        if (is_schema_error(connected, st)) a->ap->schema_stale = 1;
         wb_set_err(a->errstr, a->errstr_size, "%s%s%s", detail, *st ? " SQLSTATE " : "", st);
         return WB_ERR_PG;
     }
@@ -204,10 +288,19 @@ static wb_err_t apply_range(apply_ctx_t *a, size_t lo, size_t hi)
         return WB_ERR_PG;
     if (verdict == FL_VERDICT_POISON) {
         fl_item_t *it = &a->b->items[a->idx[lo]];
-        if (size_err)
+        if (size_err) {
             fl_item_poison(it, "too large for one PostgreSQL statement: %s", detail);
-        else
-            fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s): %s", st, detail);
+        } else {
+            if (check_table_fits(a, lo, detail) != WB_OK) return WB_ERR_PG;
+            /* A mapped entity: which column refuses the value. */
+            char col[WB_PG_IDENT_MAX + 1] = "";
+            if (WB_ENTITY_MAPPED(a->ent) && !a->rows[lo].deleted &&
+                wb_table_blame(pg, a->ent, &a->rows[lo], col, sizeof(col)) == WB_OK)
+                fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s) for column \"%s\": %s", st,
+                               col, detail);
+            else
+                fl_item_poison(it, "rejected by PostgreSQL (SQLSTATE %s): %s", st, detail);
+        }
         return WB_OK;
     }
     if (size_err)
@@ -332,7 +425,7 @@ wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errs
             size_t hi = lo + 1;
             while (hi < nwin && b->items[win[hi]].ent == b->items[win[lo]].ent)
                 hi++;
-            apply_ctx_t a = {ap, b, b->items[win[lo]].ent, win, rows, 0, errstr, errstr_size};
+            apply_ctx_t a = {ap, b, b->items[win[lo]].ent, win, rows, 0, errstr, errstr_size, 0};
             err = apply_range(&a, lo, hi);
             if (err != WB_OK) goto rollback;
             upserted += a.applied;

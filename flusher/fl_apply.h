@@ -24,6 +24,10 @@ typedef struct fl_scratch_s {
 typedef struct fl_apply_s {
     const wb_config_t *conf; /* borrowed */
     PGconn *pg;
+    /* A statement failed in a way that says the tables changed (a relation
+     * or column missing, a type that no longer fits): the next attempt
+     * creates or verifies them again first, on the same connection. */
+    int schema_stale;
     fl_scratch_t scratch;
     /* The batch's ranges go into the database's applied offsets
      * (fl_pgoffsets) as written_by (borrowed; NULL: not recorded, as for a
@@ -45,21 +49,27 @@ void fl_apply_init(fl_apply_t *ap, const wb_config_t *conf);
 /* Closes the connection and frees the scratch arrays. */
 void fl_apply_fini(fl_apply_t *ap);
 
-/* Connects PostgreSQL if it is not, and (once per connection) creates or
- * verifies the tables (the entities' and the applied offsets').
- * WB_ERR_CONFIG means the schema is wrong (fatal). */
+/* Connects PostgreSQL if it is not, and creates or verifies the tables (the
+ * entities' and the applied offsets') once per connection and again after a
+ * statement found them changed (ap->schema_stale). WB_ERR_CONFIG means the
+ * schema is wrong: fatal at start, an outage (retried, logged as an ERROR)
+ * while running. */
 wb_err_t fl_apply_pg_ensure(fl_apply_t *ap, char *errstr, size_t errstr_size);
 
 /* The PostgreSQL step of b (decoded: b->redecode 0): one transaction, one
  * statement per table (more only when bisecting around poison); each key's
  * newest GOOD event is written under the version guard. Rows PostgreSQL
  * rejects on their own become poison and a key whose newest event is
- * poison gets its next-newest in another round. The same transaction
- * records b's ranges as the database's applied offsets (offsets_by). On
- * success b->pg_done is set, items are settled and b's figures filled.
- * Otherwise WB_ERR_PG (an outage; with b->rewind set when instead the
- * database is behind a range: offsets_guard) or WB_ERR_CONFIG, and b is
- * to be decoded again (b->redecode). */
+ * poison gets its next-newest in another round. A row is poison only if
+ * the table still has its layout (wb_table_verify) and accepts a bare
+ * tombstone of the row's key: a table changed under the flusher (a column
+ * type, a constraint that refuses every row) is an outage, never a reason
+ * to dead-letter. The same transaction records b's ranges as the
+ * database's applied offsets (offsets_by). On success b->pg_done is set,
+ * items are settled and b's figures filled. Otherwise WB_ERR_PG (an outage;
+ * with b->rewind set when instead the database is behind a range:
+ * offsets_guard) or WB_ERR_CONFIG, and b is to be decoded again
+ * (b->redecode). */
 wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errstr_size);
 
 /* The decision after an upsert of nrows rows failed with err (WB_ERR_TOO_LARGE,

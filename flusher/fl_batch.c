@@ -48,7 +48,40 @@ static void decode_one(const wb_config_t *conf, const char *entity_filter,
         it->state = FL_ITEM_SKIP;
         return;
     }
+    int64_t now_us = wb_time_real_us();
+    if (fl_batch_version_too_far(conf, it->ev.version, now_us)) {
+        /* Forged, or a broken clock: written, it would hold the row above
+         * every real write until the clock caught up. */
+        fl_item_poison(it,
+                       "version %" PRId64 " is %" PRId64 " ms ahead of the flusher's clock %" PRId64
+                       " (flusher.max_version_ahead_ms %" PRId64 ")",
+                       it->ev.version, (it->ev.version - now_us) / 1000, now_us,
+                       conf->flusher.max_version_ahead_ms);
+        return;
+    }
     it->state = FL_ITEM_GOOD;
+}
+
+int fl_batch_version_too_far(const wb_config_t *conf, int64_t version, int64_t now_us)
+{
+    int64_t ahead_ms = conf->flusher.max_version_ahead_ms;
+
+    return ahead_ms > 0 && version > now_us && (version - now_us) / 1000 > ahead_ms;
+}
+
+int64_t fl_batch_msg_bytes(const rd_kafka_message_t *msg)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    int64_t bytes = (int64_t)(msg->key_len + msg->len);
+    const char *name;
+    const void *value;
+    size_t len;
+
+    /* Parsed once and kept with the message (the decode reads them too). */
+    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
+        for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &value, &len); i++)
+            bytes += (int64_t)(strlen(name) + len);
+    return bytes;
 }
 
 static void items_free(fl_batch_t *b)
@@ -180,7 +213,7 @@ int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filt
     decode_one(conf, entity_filter, msg, &b->items[b->n]);
     if (b->dedup_ok && b->items[b->n].state == FL_ITEM_GOOD) fl_batch_dedup_add(b, b->n);
     b->n++;
-    b->bytes += (int64_t)(msg->key_len + msg->len);
+    b->bytes += fl_batch_msg_bytes(msg);
     return 0;
 }
 
@@ -258,7 +291,7 @@ size_t fl_batch_drop(fl_batch_t *b, const rd_kafka_topic_partition_list_t *parts
             dropped++;
             continue;
         }
-        b->bytes += (int64_t)(msg->key_len + msg->len);
+        b->bytes += fl_batch_msg_bytes(msg);
         b->msgs[j++] = msg;
     }
     b->n = j;

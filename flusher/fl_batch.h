@@ -41,7 +41,7 @@ typedef struct fl_batch_s {
     rd_kafka_message_t **msgs;
     fl_item_t *items; /* parallel to msgs; items[0..n) are decoded */
     size_t n, cap;
-    int64_t bytes;
+    int64_t bytes;     /* what the messages hold: keys, values and headers (fl_batch_msg_bytes) */
     int64_t opened_ms; /* monotonic time of the first message */
     int redecode;      /* a failed apply changed items[]: decode them again first */
     /* Newest event per key, kept as messages arrive (open addressing over
@@ -80,6 +80,15 @@ void fl_item_poison(fl_item_t *it, const char *fmt, ...) __attribute__((format(p
  * process aborts rather than skip a message. */
 int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filter,
                  rd_kafka_message_t *msg);
+/* The bytes a consumed message holds that a batch counts against
+ * flusher.batch.max_bytes: key, value, and every header's name and value
+ * (a message may carry large headers and no value). */
+int64_t fl_batch_msg_bytes(const rd_kafka_message_t *msg);
+/* 1 when version (Redis time in microseconds) is more than
+ * flusher.max_version_ahead_ms ahead of now_us (0 = never): such an event
+ * is poison. Pure. */
+int fl_batch_version_too_far(const wb_config_t *conf, int64_t version, int64_t now_us);
+
 /* Takes into msgs (room for FL_TAKE_MAX) what the consumer queue cq holds,
  * at most what b still has room for below max_events; if it holds
  * nothing, wakes a stalled fetcher of nudge (wb_daemon_nudge_fetcher;

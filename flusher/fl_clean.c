@@ -79,7 +79,10 @@ void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b)
 
     pthread_mutex_lock(&cl->mu);
     /* Clean-marks of the rows PostgreSQL committed (invariant 2): against
-     * the version it holds when it refused an older event. */
+     * the version it holds when it refused an older event (a settle, which
+     * leaves an entry dirty at that version to its own event). An event
+     * whose version PostgreSQL holds already (a write-through's, a
+     * duplicate, a replay) cleans at its own version. */
     for (size_t j = 0; j < b->nwinners; j++) {
         size_t i = b->winners[j];
         const fl_item_t *it = &b->items[i];

@@ -2,6 +2,7 @@
 #include "fl_dlq.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "wb_daemon.h"
@@ -54,8 +55,16 @@ wb_err_t fl_dlq_send(fl_dlq_t *d, fl_batch_t *b, char *errstr, size_t errstr_siz
         rd_kafka_resp_err_t rerr;
 
         if (it->state != FL_ITEM_POISON) continue;
-        WB_WARN("dead-lettering %s [%" PRId32 "] @%" PRId64 ": %s", rd_kafka_topic_name(msg->rkt),
-                msg->partition, msg->offset, it->reason ? it->reason : "poison");
+        if (wb_log_enabled(WB_LOG_WARN)) {
+            char part[16], off[24];
+            snprintf(part, sizeof(part), "%" PRId32, msg->partition);
+            snprintf(off, sizeof(off), "%" PRId64, msg->offset);
+            wb_log_field_t fields[] = {{"topic", rd_kafka_topic_name(msg->rkt)},
+                                       {"partition", part},
+                                       {"offset", off},
+                                       {"reason", it->reason ? it->reason : "poison"}};
+            wb_log_write_fields(WB_LOG_WARN, fields, 4, "dead-lettering an event");
+        }
         if (rd_kafka_message_headers(msg, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
             hdrs = rd_kafka_headers_copy(orig);
         else

@@ -204,7 +204,13 @@ WB_EXPORT wb_err_t wb_put(wb_client_t *client, const char *entity, const char *i
  *           escape, numbers within PostgreSQL numeric's range, nesting at
  *           most 1000 levels;
  *   text  — valid UTF-8 without NUL bytes;
- *   bytea — any bytes.
+ *   bytea — any bytes;
+ *   a mapped entity (entities[].key_column, on a table of your own) — a
+ *           JSON object whose top-level fields are all mapped to columns
+ *           (entities[].columns), and an id in the key type's canonical
+ *           form (bigint "42", lowercase uuid; also checked by wb_get).
+ *           Whether a field fits its column's type is PostgreSQL's to say:
+ *           the flusher dead-letters a row it refuses, naming the column.
  * A refused value is WB_ERR_INVALID_ARG; the reason, with the byte offset,
  * goes to the log callback at WARN level as "<cache key>: write refused,
  * nothing written: <reason>" (other argument errors log at debug level). */
@@ -236,13 +242,26 @@ WB_EXPORT wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t 
 /* ------------------------------------------------------ write-through */
 
 /* Write-through put: a version from Redis, then a version-guarded upsert
- * committed in PostgreSQL, then the cache (clean, with the entity's TTL).
+ * committed in PostgreSQL, then the cache, then the change event.
  * If PostgreSQL fails the call fails and the cache is not touched.
+ * On WB_OK PostgreSQL holds the write. The cache holds it too, dirty
+ * (no TTL, in the dirty index, like a wb_put) until wb-flusher has
+ * consumed its change event (same version; PostgreSQL already holds it, so
+ * the flusher only marks the entry clean and gives it the entity's TTL):
+ * every write PostgreSQL holds is in the log, so a replay after a restore
+ * brings it back. The event is sent in the background, never waited for
+ * (as with ack: cache): a slow or absent Kafka does not fail the call; an
+ * event that cannot be queued or delivered is logged, counted in
+ * wb_stats_t.kafka_errors when Kafka refused it, and the sweeper
+ * (wb-refresher) delivers it from the pinned entry.
  * Errors: WB_ERR_PG (or WB_ERR_TIMEOUT for statement_timeout; the cache
  * is not touched), WB_ERR_STALE (PostgreSQL already holds a newer version,
  * from a later write-behind put), WB_ERR_REDIS / WB_ERR_TIMEOUT (before the
  * upsert: nothing written; after it: PostgreSQL holds the write but the
- * cache may serve the previous value until its TTL — logged), and the
+ * cache may serve the previous value until its TTL — logged; the event is
+ * still sent, and once the flusher has consumed it the older cached value
+ * is dropped), WB_ERR_TOO_LARGE (also for a value too big for one Kafka
+ * message: its event could never be delivered; nothing written), and the
  * argument errors of wb_put. A write-through replaces an older dirty
  * write-behind entry (its own value is newer and durable). */
 WB_EXPORT wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
@@ -263,6 +282,51 @@ WB_EXPORT wb_err_t wb_put_through(wb_client_t *client, const char *entity, const
  * lock for longer than lock_wait_ms), WB_ERR_UNKNOWN_ENTITY,
  * WB_ERR_INVALID_ARG. *out is zeroed on every error. */
 WB_EXPORT wb_err_t wb_get(wb_client_t *client, const char *entity, const char *id, wb_value_t *out);
+
+/* What wb_get_many fills. The caller sets size to sizeof(wb_get_many_t)
+ * (of the header it was built with) and provides the two arrays; fields
+ * are only ever appended, and the library reads and writes only the fields
+ * that fit whole into size, so a caller built with an older header keeps
+ * working (a size too small to hold errs is WB_ERR_INVALID_ARG). */
+typedef struct wb_get_many_s {
+    size_t size;        /* in: sizeof(wb_get_many_t) */
+    wb_value_t *values; /* in: room for n; out: values[i] answers ids[i] */
+    wb_err_t *errs;     /* in: room for n; out: errs[i] is ids[i]'s result */
+    size_t hits;        /* out: ids answered from the cache (tombstones included) */
+    size_t loaded;      /* out: keys this call read from the table (its one query) */
+} wb_get_many_t;
+
+/* Bulk read-through get of n ids of one entity: wb_get for each id, in
+ * fewer round trips. The lookups of all ids go to Redis in ONE pipelined
+ * round trip (the same script as wb_get: hits, refresh-ahead requests, and
+ * the stampede lock of each missing key). The keys whose lock this call
+ * took are read from the entity's table with ONE query, filled with the
+ * same version-checked script as wb_get (one pipeline; never overwrites a
+ * newer or dirty entry) and their locks released (one pipeline). A key
+ * another process (or thread) is loading is waited for, as by wb_get, up to
+ * producer.lock_wait_ms, and then served from that loader's fill — each key
+ * is loaded once. Ids named twice are looked up once and answered in both
+ * slots (each slot owns its own copy).
+ * Each id has its own result: errs[i] WB_OK with values[i] filled
+ * (values[i].hit as for wb_get), WB_ERR_NOT_FOUND (absent or deleted;
+ * cached negatively for producer.negative_ttl_ms, as by wb_get),
+ * WB_ERR_INVALID_ARG (NULL, empty or malformed id: only that id), or
+ * WB_ERR_REDIS, WB_ERR_PG, WB_ERR_TIMEOUT, WB_ERR_NOMEM; values[i] is
+ * zeroed whenever errs[i] is not WB_OK. The caller owns every values[i]
+ * and releases each with wb_value_free (the arrays themselves stay the
+ * caller's). out->hits and out->loaded count this call's work.
+ * Returns WB_OK when every id answered WB_OK or WB_ERR_NOT_FOUND, else the
+ * first other per-id error (in id order). For a whole-call argument error
+ * nothing is read and the return says which: WB_ERR_INVALID_ARG for a NULL
+ * client, ids or out, out->values or out->errs NULL, out->size too small,
+ * or n = 0 (arrays that exist are zeroed, errs[i] set to it);
+ * WB_ERR_UNKNOWN_ENTITY (every errs[i] set to it).
+ * Threads: as wb_get — any number of threads may call it on one handle;
+ * one call uses one Redis connection and at most one PostgreSQL
+ * connection at a time, and the caller's arrays must not be touched by
+ * other threads during the call. */
+WB_EXPORT wb_err_t wb_get_many(wb_client_t *client, const char *entity, const char *const *ids,
+                               size_t n, wb_get_many_t *out);
 
 /* Cache-aside loader: fills *value (malloc'ed; the library takes ownership)
  * and *len and returns WB_OK, or returns WB_ERR_NOT_FOUND, or another error

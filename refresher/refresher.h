@@ -51,6 +51,7 @@ typedef struct rf_batch_s {
     rf_item_t *items;
     size_t n, cap;
     size_t nmsgs;                             /* messages consumed into it (collapsed included) */
+    int64_t bytes;                            /* bytes of the items' keys */
     rd_kafka_topic_partition_list_t *offsets; /* next offset to commit per partition */
     int64_t opened_ms;                        /* monotonic time of its first message */
     uint64_t seq;                             /* batch number (the collapser's "batch") */
@@ -148,15 +149,18 @@ void rf_update_ready(rf_t *rf);
 /* ---- rf_reload.c: refresh-ahead ---- */
 
 /* Takes a consumed, error-free refresh request (the caller still destroys
- * msg): decodes it, collapses repeats, adds the key to the batch, and
+ * msg): decodes and checks it (rf_request; an invalid one is counted,
+ * logged and dropped), collapses repeats, adds the key to the batch, and
  * always records its offset for the commit. */
 void rf_batch_add(rf_t *rf, const rd_kafka_message_t *msg);
 /* 1 when the batch must be applied now (size or age). */
 int rf_batch_due(const rf_t *rf, int64_t now_ms);
-/* Reads the batch's rows from PostgreSQL, applies them to Redis with one
- * pipelined fill per key, then commits the offsets. WB_OK: the batch is
- * done and empty. Otherwise (WB_ERR_PG / WB_ERR_REDIS) it is kept for a
- * retry and the matching dependency is marked down. */
+/* Reads the batch's rows from PostgreSQL, streamed, and applies them to
+ * Redis with one pipelined fill per key, in chunks of at most
+ * refresher.batch.max_bytes; then commits the offsets. A read failing for
+ * its ids is split and a key PostgreSQL refuses is dropped. WB_OK: the
+ * batch is done and empty. Otherwise (WB_ERR_PG / WB_ERR_REDIS) it is kept
+ * for a retry and the matching dependency is marked down. */
 wb_err_t rf_batch_flush(rf_t *rf, char *errstr, size_t errstr_size);
 /* Forgets the items and offsets of revoked/lost partitions (uncommitted:
  * their new owner reads those requests again). */

@@ -57,8 +57,9 @@ wb_err_t rf_init(rf_t *rf, const wb_config_t *conf)
     COUNTER(requests, "wb_refresher_requests_total", "Refresh requests consumed.");
     COUNTER(collapsed, "wb_refresher_requests_collapsed_total",
             "Requests dropped: the key was already reloaded within collapse_window_ms.");
-    COUNTER(invalid, "wb_refresher_requests_invalid_total",
-            "Requests that could not be decoded or named no configured entity.");
+    COUNTER(
+        invalid, "wb_refresher_requests_invalid_total",
+        "Requests dropped: undecodable, no configured entity, or a key PostgreSQL cannot hold.");
     COUNTER(reloaded, "wb_refresher_reloads_total",
             "Cache entries created or replaced from PostgreSQL (older or absent before).");
     COUNTER(extended, "wb_refresher_ttl_extended_total",

@@ -26,18 +26,24 @@
 _Static_assert(sizeof(wb_ack_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(wb_value_type_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(wb_schema_mode_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(wb_key_type_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(wb_delete_mode_t) == sizeof(int), "enum size");
 
 /* ---------------------------------------------------------------- tables */
 
 static const char *check_ident(const char *s);
 static const char *check_table(const char *s);
+static const char *check_ident_or_empty(const char *s);
 static const char *check_topic(const char *s);
 static const char *check_hostport(const char *s);
 
 static const char *const ack_names[] = {"cache", "log", NULL};
-static const char *const schema_names[] = {"create", "verify", NULL};
+static const char *const schema_names[] = {"create", "verify", "migrate", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const vt_names[] = {"text", "jsonb", "bytea", NULL};
+static const char *const kt_names[] = {"text", "bigint", "uuid", NULL};
+static const char *const delete_names[] = {"hard", "soft", NULL};
 
 #define C_OFF(m) offsetof(wb_config_t, m)
 #define E_OFF(m) offsetof(wb_entity_t, m)
@@ -65,6 +71,8 @@ static const char *const vt_names[] = {"text", "jsonb", "bytea", NULL};
 const cfg_field_t wb_config_fields[] = {
     STR("redis.host", C_OFF(redis.host), "127.0.0.1", 1, 1024, 0, NULL, "Redis host name or IP"),
     INT("redis.port", C_OFF(redis.port), "6379", 1, 65535, "Redis TCP port"),
+    STR("redis.user", C_OFF(redis.user), "", 0, 1024, 0, NULL,
+        "ACL user for AUTH user password; empty = the default user (password-only AUTH)"),
     STR("redis.password", C_OFF(redis.password), "", 0, CFG_STR_MAX, F_SECRET, NULL,
         "AUTH password; empty = none (env WBCACHE_REDIS_PASSWORD)"),
     INT("redis.db", C_OFF(redis.db), "0", 0, 1023, "database number (SELECT)"),
@@ -100,7 +108,8 @@ const cfg_field_t wb_config_fields[] = {
     INT("postgres.statement_timeout_ms", C_OFF(postgres.statement_timeout_ms), "30000", 0, 3600000,
         "per-statement timeout; 0 = none"),
     ENUM("postgres.schema", C_OFF(postgres.schema), "create", schema_names,
-         "create: create missing tables; verify: only check them"),
+         "create: create missing tables; verify: only check them; migrate: add what "
+         "mapped entities need (version column, tombstone table), never drop or alter"),
 
     ENUM("producer.ack", C_OFF(producer.ack), "cache", ack_names,
          "put returns after Redis (cache) or after Kafka acked (log)"),
@@ -130,7 +139,7 @@ const cfg_field_t wb_config_fields[] = {
     INT("flusher.batch.max_events", C_OFF(flusher.batch_max_events), "10000", 1, 1000000,
         "flush when this many events are buffered"),
     I64("flusher.batch.max_bytes", C_OFF(flusher.batch_max_bytes), "16777216", 1024, 268435456,
-        "flush when buffered payloads reach this size"),
+        "flush when buffered messages (keys, values, headers) reach this size"),
     INT("flusher.batch.max_wait_ms", C_OFF(flusher.batch_max_wait_ms), "100", 0, 60000,
         "flush at most this long after the first buffered event"),
     INT("flusher.retry.initial_ms", C_OFF(flusher.retry_initial_ms), "100", 1, 60000,
@@ -145,6 +154,12 @@ const cfg_field_t wb_config_fields[] = {
         "soft-deleted rows purged after this; 0 = never; >= topic retention.ms + segment.ms"),
     STR("flusher.instance_id", C_OFF(flusher.instance_id), "", 0, 249, 0, NULL,
         "static group membership (group.instance.id), unique per replica; empty = dynamic"),
+    /* Versions are Redis time in microseconds: one far ahead of the clock
+     * is forged or from a broken clock, and would hold its row above every
+     * real write until the clock caught up (invariant 4). */
+    I64("flusher.max_version_ahead_ms", C_OFF(flusher.max_version_ahead_ms), "3600000", 0,
+        INT64_C(315360000000),
+        "dead-letter events whose version is this far ahead of the flusher's clock; 0 = off"),
 
     STR("refresher.group_id", C_OFF(refresher.group_id), "wb-refresher", 1, 255, 0, NULL,
         "Kafka consumer group"),
@@ -152,6 +167,8 @@ const cfg_field_t wb_config_fields[] = {
         "static group membership (group.instance.id), unique per replica; empty = dynamic"),
     INT("refresher.batch.max_keys", C_OFF(refresher.batch_max_keys), "500", 1, 100000,
         "reload at most this many keys per query"),
+    I64("refresher.batch.max_bytes", C_OFF(refresher.batch_max_bytes), "16777216", 1024, 268435456,
+        "row bytes held at once while reloading; rows are filled in chunks of this size"),
     INT("refresher.batch.max_wait_ms", C_OFF(refresher.batch_max_wait_ms), "100", 0, 60000,
         "reload at most this long after the first request"),
     INT("refresher.retry.initial_ms", C_OFF(refresher.retry_initial_ms), "100", 1, 60000,
@@ -179,6 +196,14 @@ const cfg_field_t wb_config_fields[] = {
      .max = 16,
      .names = level_names,
      .help = "lowest level logged"},
+    {.key = "log.format",
+     .type = FT_ENUM_STR,
+     .offset = C_OFF(log.format),
+     .def = "text",
+     .min = 1,
+     .max = 16,
+     .names = log_format_names,
+     .help = "text lines, or json: one object per line (time, level, program, message, fields)"},
 
     {.key = "entities", .type = FT_ENTITIES, .flags = F_REQUIRED, .help = "key prefix -> table"},
 };
@@ -198,6 +223,18 @@ const cfg_field_t wb_config_entity_fields[] = {
      .flags = F_MAX_EXCL,
      .help = "refresh when this fraction of the TTL has passed; 0 = off"},
     ENUM("value_type", E_OFF(value_type), "bytea", vt_names, "column type of the value"),
+    STR("key_column", E_OFF(key_column), "", 0, 63, 0, check_ident_or_empty,
+        "mapped entity: the id's column on your own table; \"\" = wbcache's layout"),
+    ENUM("key_type", E_OFF(key_type), "text", kt_names, "mapped entity: type of key_column"),
+    STR("version_column", E_OFF(version_column), "version", 1, 63, 0, check_ident,
+        "mapped entity: bigint column of the version (migrate adds it)"),
+    STR("columns", E_OFF(columns), "", 0, CFG_STR_MAX, 0, NULL,
+        "mapped entity: top-level JSON fields to columns, \"field[=column], ...\""),
+    ENUM("delete", E_OFF(delete_mode), "hard", delete_names,
+         "mapped entity: hard deletes the row (version kept in wb_tombstones); soft sets "
+         "deleted_column"),
+    STR("deleted_column", E_OFF(deleted_column), "deleted", 1, 63, 0, check_ident,
+        "mapped entity, delete: soft: boolean column flagging a deleted row (migrate adds it)"),
 };
 
 const size_t wb_config_nfields = sizeof(wb_config_fields) / sizeof(wb_config_fields[0]);
@@ -474,6 +511,11 @@ static const char *check_ident(const char *s)
     return ident_ok(s, strlen(s)) ? NULL : "must be an identifier ([A-Za-z_][A-Za-z0-9_]{0,62})";
 }
 
+static const char *check_ident_or_empty(const char *s)
+{
+    return *s ? check_ident(s) : NULL;
+}
+
 static const char *check_table(const char *s)
 {
     const char *dot = strchr(s, '.');
@@ -546,9 +588,11 @@ void wb_config_destroy(wb_config_t *conf)
     }
     free(conf->kafka.props);
     /* Entities past nentities were never filled, but calloc left them NULL. */
-    for (i = 0; i < conf->nentities; i++)
+    for (i = 0; i < conf->nentities; i++) {
         wb_config_free_fields(wb_config_entity_fields, wb_config_entity_nfields,
                               &conf->entities[i]);
+        wb_config_entity_map_free(&conf->entities[i]);
+    }
     free(conf->entities);
     free(conf->path);
     free(conf);

@@ -10,7 +10,20 @@
 #include "wbcache.h"
 
 typedef enum wb_value_type_e { WB_VT_TEXT = 0, WB_VT_JSONB = 1, WB_VT_BYTEA = 2 } wb_value_type_t;
-typedef enum wb_schema_mode_e { WB_SCHEMA_CREATE = 0, WB_SCHEMA_VERIFY = 1 } wb_schema_mode_t;
+typedef enum wb_schema_mode_e {
+    WB_SCHEMA_CREATE = 0,
+    WB_SCHEMA_VERIFY = 1,
+    WB_SCHEMA_MIGRATE = 2
+} wb_schema_mode_t;
+typedef enum wb_key_type_e { WB_KT_TEXT = 0, WB_KT_BIGINT = 1, WB_KT_UUID = 2 } wb_key_type_t;
+typedef enum wb_delete_mode_e { WB_DELETE_HARD = 0, WB_DELETE_SOFT = 1 } wb_delete_mode_t;
+
+/* One mapped column of an entity: the top-level JSON field of the value
+ * and the column of the table that holds it. */
+typedef struct wb_column_map_s {
+    char *field;
+    char *column;
+} wb_column_map_t;
 
 /* name=value pair of the kafka.properties map, passed verbatim to librdkafka. */
 typedef struct wb_kv_s {
@@ -25,7 +38,20 @@ typedef struct wb_entity_s {
     int64_t ttl_ms;             /* entities[].ttl_ms — TTL of a clean cache entry */
     double refresh_ahead;       /* entities[].refresh_ahead — 0 disables; (0,1) */
     wb_value_type_t value_type; /* entities[].value_type: text | jsonb | bytea */
+    /* A mapped entity (key_column set) lives on a table of the user's own,
+     * one column per top-level JSON field (wb_table.h); "" = wbcache's layout. */
+    char *key_column;             /* entities[].key_column — the id's column; "" = not mapped */
+    wb_key_type_t key_type;       /* entities[].key_type: text | bigint | uuid */
+    char *version_column;         /* entities[].version_column */
+    char *columns;                /* entities[].columns as written: "field[=column], ..." */
+    wb_delete_mode_t delete_mode; /* entities[].delete: hard (row deleted) | soft */
+    char *deleted_column;         /* entities[].deleted_column — the flag of delete: soft */
+    wb_column_map_t *map;         /* columns parsed, in order */
+    size_t nmap;
 } wb_entity_t;
+
+/* Whether ent is mapped onto the user's columns (entities[].key_column). */
+#define WB_ENTITY_MAPPED(ent) ((ent)->key_column && (ent)->key_column[0])
 
 typedef struct wb_config_s {
     char *path; /* file it was loaded from ("<memory>" for strings) */
@@ -33,6 +59,7 @@ typedef struct wb_config_s {
     struct {
         char *host;
         int port;
+        char *user;     /* ACL user; "" = the default user (AUTH password) */
         char *password; /* secret: WBCACHE_REDIS_PASSWORD overrides */
         int db;
         int timeout_ms;
@@ -82,12 +109,14 @@ typedef struct wb_config_s {
         int shutdown_deadline_ms;
         int64_t tombstone_retention_ms; /* soft-deleted rows purged after this */
         char *instance_id;              /* group.instance.id; "" = dynamic membership */
+        int64_t max_version_ahead_ms;   /* versions further ahead of the clock: poison; 0 = off */
     } flusher;
 
     struct {
         char *group_id;
         char *instance_id; /* group.instance.id; "" = dynamic membership */
         int batch_max_keys;
+        int64_t batch_max_bytes; /* row bytes held at once while reloading */
         int batch_max_wait_ms;
         int retry_initial_ms;
         int retry_max_ms;
@@ -100,7 +129,8 @@ typedef struct wb_config_s {
     } refresher;
 
     struct {
-        char *level; /* debug | info | warn | error */
+        char *level;  /* debug | info | warn | error */
+        char *format; /* text | json */
     } log;
 
     wb_entity_t *entities;

@@ -3,7 +3,8 @@
  * Each item is walked like a small config of its own against the entity
  * table; then name, prefix and table must each be unique across items, no
  * prefix may start another (a cache key belongs to exactly one entity,
- * invariant 12) and none may overlap the internal "wb:" keys.
+ * invariant 12) and none may overlap the internal "wb:" keys. A mapped
+ * entity (key_column set) has its columns parsed and checked here.
  */
 #include "wb_config_int.h"
 #include "wb_entry.h"
@@ -89,6 +90,146 @@ static void check_prefixes(wb_yaml_ctx_t *ctx, const wb_config_t *conf, const in
     }
 }
 
+void wb_config_entity_map_free(wb_entity_t *ent)
+{
+    for (size_t i = 0; i < ent->nmap; i++) {
+        free(ent->map[i].field);
+        free(ent->map[i].column);
+    }
+    free(ent->map);
+    ent->map = NULL;
+    ent->nmap = 0;
+}
+
+/* The index of key in the entity table (it is there). */
+static size_t entity_field(const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < wb_config_entity_nfields; i++)
+        if (strcmp(wb_config_entity_fields[i].key, key) == 0) break;
+    return i;
+}
+
+static int is_ident(const char *s, size_t n)
+{
+    if (n == 0 || n > 63 || !(s[0] == '_' || ((s[0] | 0x20) >= 'a' && (s[0] | 0x20) <= 'z')))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!(s[i] == '_' || ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') ||
+              (s[i] >= '0' && s[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+/* Trims the blanks around s[0, *n) and returns where it starts. */
+static const char *trim(const char *s, size_t *n)
+{
+    while (*n && (*s == ' ' || *s == '\t')) {
+        s++;
+        (*n)--;
+    }
+    while (*n && (s[*n - 1] == ' ' || s[*n - 1] == '\t'))
+        (*n)--;
+    return s;
+}
+
+/* Parses and checks the mapped-entity keys of ent (entities[di]): columns
+ * as "field[=column], ..." (column defaults to the field's name), every
+ * column an identifier used once, none the key or version column; a
+ * mapped entity needs columns and value_type jsonb (its value is a JSON
+ * object); columns without key_column mean nothing. */
+static void parse_map(wb_yaml_ctx_t *ctx, wb_entity_t *ent, int di, const cfg_mark_t *m)
+{
+    const cfg_mark_t *mc = &m[entity_field("columns")], *mk = &m[entity_field("key_column")];
+    char pbuf[CFG_PATH_SIZE];
+    const char *s = ent->columns ? ent->columns : "";
+    size_t cap = 1;
+
+    snprintf(pbuf, sizeof(pbuf), "entities[%d].columns", di);
+    if (!WB_ENTITY_MAPPED(ent)) {
+        if (*s) wb_yaml_error(ctx, mc->line, mc->col, pbuf, "needs key_column (a mapped entity)");
+        return;
+    }
+    if (ent->value_type != WB_VT_JSONB) {
+        snprintf(pbuf, sizeof(pbuf), "entities[%d].key_column", di);
+        wb_yaml_error(ctx, mk->line, mk->col, pbuf,
+                      "a mapped entity's value is a JSON object: set value_type: jsonb");
+        return;
+    }
+    for (const char *c = s; *c; c++)
+        cap += *c == ',';
+    if (!(ent->map = calloc(cap, sizeof(*ent->map)))) {
+        ctx->nomem = true;
+        return;
+    }
+    while (*s) {
+        size_t len = strcspn(s, ","), fl, cl;
+        const char *eq = memchr(s, '=', len), *f, *c;
+
+        fl = eq ? (size_t)(eq - s) : len;
+        f = trim(s, &fl);
+        cl = fl;
+        c = f;
+        if (eq) {
+            cl = len - (size_t)(eq + 1 - s);
+            c = trim(eq + 1, &cl);
+        }
+        int field_ok = fl > 0;
+        for (size_t k = 0; k < fl; k++)
+            if (f[k] == '\'' || f[k] == '\\' || f[k] == '"' || (unsigned char)f[k] < 0x20)
+                field_ok = 0;
+        if (!field_ok || !is_ident(c, cl)) {
+            wb_yaml_error(ctx, mc->line, mc->col, pbuf,
+                          "\"%.*s\": expected field or field=column (column an identifier; no "
+                          "quote, backslash or control character in a field)",
+                          (int)len, s);
+            return;
+        }
+        if ((cl == strlen(ent->key_column) && !memcmp(c, ent->key_column, cl)) ||
+            (cl == strlen(ent->version_column) && !memcmp(c, ent->version_column, cl)) ||
+            (ent->delete_mode == WB_DELETE_SOFT && cl == strlen(ent->deleted_column) &&
+             !memcmp(c, ent->deleted_column, cl))) {
+            wb_yaml_error(ctx, mc->line, mc->col, pbuf,
+                          "column \"%.*s\" is the key, version or deleted column", (int)cl, c);
+            return;
+        }
+        for (size_t i = 0; i < ent->nmap; i++) {
+            if ((strlen(ent->map[i].field) == fl && !memcmp(ent->map[i].field, f, fl)) ||
+                (strlen(ent->map[i].column) == cl && !memcmp(ent->map[i].column, c, cl))) {
+                wb_yaml_error(ctx, mc->line, mc->col, pbuf, "\"%.*s\" is mapped twice", (int)len,
+                              s);
+                return;
+            }
+        }
+        wb_column_map_t *e = &ent->map[ent->nmap];
+        if (!(e->field = strndup(f, fl)) || !(e->column = strndup(c, cl))) {
+            free(e->field);
+            e->field = NULL;
+            ctx->nomem = true;
+            return;
+        }
+        ent->nmap++;
+        s += len;
+        if (*s == ',') s++;
+    }
+    if (ent->nmap == 0)
+        wb_yaml_error(ctx, mc->line ? mc->line : mk->line, mc->line ? mc->col : mk->col, pbuf,
+                      "a mapped entity needs at least one column");
+    if (!strcmp(ent->key_column, ent->version_column)) {
+        const cfg_mark_t *mv = &m[entity_field("version_column")];
+        snprintf(pbuf, sizeof(pbuf), "entities[%d].version_column", di);
+        wb_yaml_error(ctx, mv->line, mv->col, pbuf, "must differ from key_column");
+    }
+    if (ent->delete_mode == WB_DELETE_SOFT && (!strcmp(ent->deleted_column, ent->key_column) ||
+                                               !strcmp(ent->deleted_column, ent->version_column))) {
+        const cfg_mark_t *md = &m[entity_field("deleted_column")];
+        snprintf(pbuf, sizeof(pbuf), "entities[%d].deleted_column", di);
+        wb_yaml_error(ctx, md->line, md->col, pbuf,
+                      "must differ from key_column and version_column");
+    }
+}
+
 void wb_config_walk_entities(cfg_walk_t *w, const wb_yaml_node_t *key, const wb_yaml_node_t *val,
                              const char *path)
 {
@@ -142,6 +283,7 @@ void wb_config_walk_entities(cfg_walk_t *w, const wb_yaml_node_t *key, const wb_
                           .marks = &marks[conf->nentities * nf]};
         wb_config_walk_mapping(&ew, item, "");
         idx[conf->nentities] = i > INT_MAX ? INT_MAX : (int)i;
+        parse_map(w->ctx, &conf->entities[conf->nentities], idx[conf->nentities], ew.marks);
         conf->nentities++;
     }
     for (i = 0; i < 3; i++) /* name, prefix, table */

@@ -111,4 +111,7 @@ bool wb_config_pg_keyword_is_secret(const char *keyword);
 void wb_config_walk_entities(cfg_walk_t *w, const wb_yaml_node_t *key, const wb_yaml_node_t *val,
                              const char *path);
 
+/* wb_config_entity.c: frees ent's parsed columns (ent->map). */
+void wb_config_entity_map_free(wb_entity_t *ent);
+
 #endif /* WB_CONFIG_INT_H */

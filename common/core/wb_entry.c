@@ -729,10 +729,10 @@ wb_err_t wb_entry_version(wb_rc_t *rc, const char *key, size_t keylen, const cha
 wb_err_t wb_entry_through(wb_rc_t *rc, const wb_entry_through_req_t *req, int *applied,
                           char *errstr, size_t errstr_size)
 {
-    char nums[2][24];
-    const char *argv[7];
+    char vbuf[24];
+    const char *argv[6];
     shard_names_t sn;
-    size_t argvlen[7];
+    size_t argvlen[6];
     redisReply *r = NULL;
     long long v = 0;
     wb_err_t err;
@@ -745,11 +745,10 @@ wb_err_t wb_entry_through(wb_rc_t *rc, const wb_entry_through_req_t *req, int *a
     argv[0] = req->key, argvlen[0] = req->keylen;
     argv[1] = sn.idx, argvlen[1] = strlen(sn.idx);
     argv[2] = req->value ? req->value : "", argvlen[2] = req->is_delete ? 0 : req->len;
-    argv[3] = nums[0], argvlen[3] = num(nums[0], req->version);
-    argv[4] = nums[1], argvlen[4] = num(nums[1], req->ttl_ms);
-    argv[5] = req->is_delete ? "1" : "0", argvlen[5] = 1;
-    argv[6] = str_or_empty(req->entity), argvlen[6] = strlen(argv[6]);
-    err = call(rc, WB_ENTRY_SCRIPT_THROUGH, 2, 7, argv, argvlen, &r, errstr, errstr_size);
+    argv[3] = vbuf, argvlen[3] = num(vbuf, req->version);
+    argv[4] = req->is_delete ? "1" : "0", argvlen[4] = 1;
+    argv[5] = str_or_empty(req->entity), argvlen[5] = strlen(argv[5]);
+    err = call(rc, WB_ENTRY_SCRIPT_THROUGH, 2, 6, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "through", &v, errstr, errstr_size);
     if (err == WB_OK && applied) *applied = v == 1;
     return err;
@@ -916,34 +915,81 @@ void wb_entry_get_clear(wb_entry_get_res_t *res)
     res->pttl = -1;
 }
 
+/* argv of `get`: key, rr, lock, ra, TTL, dedupe, token, lock TTL (nums: 4). */
+static void get_args(const wb_entry_get_req_t *req, const char **argv, size_t *argvlen,
+                     char (*nums)[24])
+{
+    const char *tok = req->lock_token ? req->lock_token : "";
+
+    argv[0] = req->key, argvlen[0] = req->keylen;
+    argv[1] = req->rr_key, argvlen[1] = strlen(req->rr_key);
+    argv[2] = req->lock_key, argvlen[2] = strlen(req->lock_key);
+    argv[3] = nums[0], argvlen[3] = (size_t)snprintf(nums[0], 24, "%.6f", req->refresh_ahead);
+    argv[4] = nums[1], argvlen[4] = num(nums[1], req->ttl_ms);
+    argv[5] = nums[2], argvlen[5] = num(nums[2], req->dedupe_ms);
+    argv[6] = tok, argvlen[6] = strlen(tok);
+    argv[7] = nums[3], argvlen[7] = num(nums[3], req->lock_ttl_ms > 0 ? req->lock_ttl_ms : 1000);
+}
+
+static int bad_get(wb_rc_t *rc, const wb_entry_get_req_t *req, char *errstr, size_t errstr_size)
+{
+    if (!req || !req->rr_key || !req->lock_key) {
+        wb_set_err(errstr, errstr_size, "redis get: invalid arguments");
+        return 1;
+    }
+    return bad_key(rc, req->key, req->keylen, errstr, errstr_size, "get");
+}
+
 wb_err_t wb_entry_get(wb_rc_t *rc, const wb_entry_get_req_t *req, wb_entry_get_res_t *res,
                       char *errstr, size_t errstr_size)
 {
-    char ra[32], ttl[24], win[24], lttl[24];
-    const char *tok;
     const char *argv[8];
     size_t argvlen[8];
+    char nums[4][24];
     redisReply *r = NULL;
     wb_err_t err;
 
     if (res) memset(res, 0, sizeof(*res));
-    if (!req || !res || !req->rr_key || !req->lock_key ||
-        bad_key(rc, req->key, req->keylen, errstr, errstr_size, "get"))
-        return WB_ERR_INVALID_ARG;
+    if (!res || bad_get(rc, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
     res->pttl = -1;
-    tok = req->lock_token ? req->lock_token : "";
-    argv[0] = req->key, argvlen[0] = req->keylen;
-    argv[1] = req->rr_key, argvlen[1] = strlen(req->rr_key);
-    argv[2] = req->lock_key, argvlen[2] = strlen(req->lock_key);
-    argv[3] = ra, argvlen[3] = (size_t)snprintf(ra, sizeof(ra), "%.6f", req->refresh_ahead);
-    argv[4] = ttl, argvlen[4] = num(ttl, req->ttl_ms);
-    argv[5] = win, argvlen[5] = num(win, req->dedupe_ms);
-    argv[6] = tok, argvlen[6] = strlen(tok);
-    argv[7] = lttl, argvlen[7] = num(lttl, req->lock_ttl_ms > 0 ? req->lock_ttl_ms : 1000);
+    get_args(req, argv, argvlen, nums);
     err = call(rc, WB_ENTRY_SCRIPT_GET, 3, 8, argv, argvlen, &r, errstr, errstr_size);
     if (err != WB_OK) return err;
     err = wb_entry_get_parse(r, res, errstr, errstr_size);
     freeReplyObject(r);
+    return err;
+}
+
+wb_err_t wb_entry_get_many(wb_rc_t *rc, const wb_entry_get_req_t *req, size_t n,
+                           wb_entry_get_res_t *res, char *errstr, size_t errstr_size)
+{
+    many_t m;
+    wb_err_t err;
+
+    if (n > 0 && (!req || !res)) {
+        wb_set_err(errstr, errstr_size, "redis get: invalid arguments");
+        return WB_ERR_INVALID_ARG;
+    }
+    for (size_t i = 0; i < n; i++) {
+        memset(&res[i], 0, sizeof(res[i]));
+        res[i].pttl = -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (bad_get(rc, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
+    if ((err = many_alloc(&m, n, 8, 4, "get", errstr, errstr_size)) != WB_OK) return err;
+    for (size_t i = 0; i < n; i++) {
+        many_set(&m, i, WB_ENTRY_SCRIPT_GET, 3, 8);
+        get_args(&req[i], m.argv + 8 * i, m.argvlen + 8 * i, m.num + 4 * i);
+    }
+    if ((err = many_run(&m, rc, n, errstr, errstr_size)) == WB_OK) {
+        for (size_t i = 0; i < n; i++) {
+            if (item_status(m.replies[i], &res[i].err, res[i].error) == WB_OK &&
+                wb_entry_get_parse(m.replies[i], &res[i], NULL, 0) != WB_OK)
+                item_unexpected(&res[i].err, res[i].error);
+            freeReplyObject(m.replies[i]);
+        }
+    }
+    many_free(&m);
     return err;
 }
 
@@ -976,6 +1022,32 @@ wb_err_t wb_entry_release(wb_rc_t *rc, const char *key, const char *token, int *
                           char *errstr, size_t errstr_size)
 {
     return token_call(rc, WB_ENTRY_SCRIPT_RELEASE, key, token, NULL, released, errstr, errstr_size);
+}
+
+wb_err_t wb_entry_release_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n, const char *token,
+                               char *errstr, size_t errstr_size)
+{
+    many_t m;
+    wb_err_t err;
+
+    if (!rc || !token || (n > 0 && !keys)) {
+        wb_set_err(errstr, errstr_size, "redis release: invalid arguments");
+        return WB_ERR_INVALID_ARG;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (bad_key(rc, keys[i].key, keys[i].keylen, errstr, errstr_size, "release"))
+            return WB_ERR_INVALID_ARG;
+    if ((err = many_alloc(&m, n, 2, 0, "release", errstr, errstr_size)) != WB_OK) return err;
+    for (size_t i = 0; i < n; i++) {
+        many_set(&m, i, WB_ENTRY_SCRIPT_RELEASE, 1, 2);
+        m.argv[2 * i] = keys[i].key, m.argvlen[2 * i] = keys[i].keylen;
+        m.argv[2 * i + 1] = token, m.argvlen[2 * i + 1] = strlen(token);
+    }
+    if ((err = many_run(&m, rc, n, errstr, errstr_size)) == WB_OK)
+        for (size_t i = 0; i < n; i++)
+            freeReplyObject(m.replies[i]);
+    many_free(&m);
+    return err;
 }
 
 wb_err_t wb_entry_lease_renew(wb_rc_t *rc, const char *key, const char *token, int64_t ms,

@@ -64,7 +64,9 @@
  * swept). It lists the dirty entries: `put` adds (ZADD NX, score = its
  * write time);
  * `clean_many` removes the member whatever the outcome unless a newer dirty
- * write holds the entry; `through` removes a dirty entry it overwrites;
+ * write holds the entry (or, on a settle, the write-through dirty at exactly
+ * V); `through` adds too (ZADD NX: a write-through is pinned until its own
+ * event is in the log, invariant 11);
  * `forget` removes the poison entry; `sweep_check` removes a member whose
  * entry is gone or clean; the sweeper moves the score of a re-published
  * entry forward (wb_entry_dirty_bump: ZADD XX GT, never adding a member or
@@ -103,7 +105,7 @@
  *                                                                       wb_entry_fill_t
  *   fill_aside   key                   value, TTL ms, "1" if negative, entity
  *                                                                       1 created / 0
- *   through      key, index            value, V, TTL ms, "1" if delete, entity
+ *   through      key, index            value, V, "1" if delete, entity
  *                                                                       1 applied / 0
  *   get          key, rr, lock         ra, TTL ms, dedupe ms, token, lock ms
  *                                      {1, v, ver, d, del, pttl, rr} / {0, locked}
@@ -261,7 +263,8 @@ wb_err_t wb_entry_put_many(wb_rc_t *rc, const wb_entry_put_req_t *req, size_t n,
 
 /* What `clean` did. */
 typedef enum wb_entry_clean_e {
-    WB_ENTRY_CLEAN_NEWER = 0,   /* entry holds a newer version: left dirty, stays indexed */
+    WB_ENTRY_CLEAN_NEWER = 0,   /* entry holds a newer version (or, for a settle, V dirty):
+                                   left dirty, stays indexed */
     WB_ENTRY_CLEAN_CLEANED = 1, /* version matched and was dirty: now clean, TTL set, unindexed */
     WB_ENTRY_CLEAN_ALREADY = 2, /* version matched but already clean (duplicate/replay) */
     WB_ENTRY_CLEAN_GONE = 3,    /* no entry (evicted, deleted, lost): unindexed, V kept as memory */
@@ -284,7 +287,10 @@ typedef struct wb_entry_clean_req_s {
     int64_t ttl_ms; /* <= 0: no TTL (clean) / only the floor (forget) */
     int forget;
     /* clean only: > 0 when PostgreSQL refused the event of this version
-     * because it holds `version` (newer); 0 when the event committed. */
+     * because it holds `version` (newer); 0 when the event committed. An
+     * entry dirty at exactly `version` is then left alone
+     * (WB_ENTRY_CLEAN_NEWER): its own event — a write-through's, still on
+     * its way to the log — cleans it (invariant 11). */
     int64_t refused_version;
 } wb_entry_clean_req_t;
 
@@ -381,8 +387,10 @@ wb_err_t wb_entry_version(wb_rc_t *rc, const char *key, size_t keylen, const cha
                           size_t errstr_size);
 
 /* Write-through cache set after PostgreSQL committed version (from
- * wb_entry_version): the entry becomes that version, clean, unless the
- * cache already holds a newer one. */
+ * wb_entry_version): unless the cache already holds a newer version, the
+ * entry becomes that version, dirty, without TTL, listed in the dirty index
+ * (like `put`): pinned until the flusher has consumed its change event and
+ * cleaned it (invariants 2 and 11). */
 typedef struct wb_entry_through_req_s {
     const char *key;
     size_t keylen;
@@ -390,7 +398,6 @@ typedef struct wb_entry_through_req_s {
     const void *value;       /* may be NULL when len is 0; ignored for a delete */
     size_t len;
     int64_t version;
-    int64_t ttl_ms; /* <= 0: no TTL */
     int is_delete;
     const char *entity; /* stored in `e`; NULL or "": none */
 } wb_entry_through_req_t;
@@ -447,6 +454,8 @@ typedef struct wb_entry_get_req_s {
  * NUL-terminated) that the caller takes (setting it NULL) or frees with
  * wb_entry_get_clear. */
 typedef struct wb_entry_get_res_s {
+    wb_err_t err; /* `_many` only: this call's outcome */
+    char error[WB_ENTRY_ERROR_MAX];
     int hit;     /* entry exists (field v) */
     int locked;  /* miss only: this caller now holds the stampede lock */
     char *value; /* hit only */
@@ -461,6 +470,12 @@ typedef struct wb_entry_get_res_s {
 /* Runs `get`. WB_OK with *res filled (release with wb_entry_get_clear). */
 wb_err_t wb_entry_get(wb_rc_t *rc, const wb_entry_get_req_t *req, wb_entry_get_res_t *res,
                       char *errstr, size_t errstr_size);
+
+/* n gets in one pipeline (wb_get_many). res[i] answers req[i] (release
+ * each with wb_entry_get_clear); a call whose reply is an error or
+ * malformed has res[i].err WB_ERR_REDIS. */
+wb_err_t wb_entry_get_many(wb_rc_t *rc, const wb_entry_get_req_t *req, size_t n,
+                           wb_entry_get_res_t *res, char *errstr, size_t errstr_size);
 
 /* Interprets a `get` reply (pure; for tests). On WB_OK, res->value is
  * moved out of reply (reply stays freeable). WB_ERR_REDIS for an
@@ -478,6 +493,11 @@ void wb_entry_get_clear(wb_entry_get_res_t *res);
  * holder's. *released (may be NULL) = 1 if deleted. */
 wb_err_t wb_entry_release(wb_rc_t *rc, const char *key, const char *token, int *released,
                           char *errstr, size_t errstr_size);
+
+/* `release` of keys[0 .. n) (stampede locks of one wb_get_many, all held
+ * with token) in one pipeline. */
+wb_err_t wb_entry_release_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n, const char *token,
+                               char *errstr, size_t errstr_size);
 
 /* The sweeper's lease: SET key token NX PX ms. *taken = 1 if it was free
  * and is ours now. */

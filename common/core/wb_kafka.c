@@ -21,7 +21,8 @@ static int name_is_secret(const char *name)
 }
 
 /* Log callbacks run on librdkafka's internal threads (or the polling
- * thread with log.queue): they touch nothing but stderr. */
+ * thread with log.queue): they touch nothing but stderr (in log.format
+ * json through wb_log, whose process-wide path the daemons leave on stderr). */
 static void log_quiet(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 }
@@ -31,6 +32,13 @@ static void log_stderr(const rd_kafka_t *rk, int level, const char *fac, const c
     static const char *const names[] = {"EMERG", "ALERT", "CRIT", "ERROR", "WARN"};
 
     if (level < 0 || level > 4) return;
+    if (wb_log_get_format() == WB_LOG_FORMAT_JSON) { /* a line like every other: an object */
+        wb_log_field_t fields[] = {{"client", rk ? rd_kafka_name(rk) : "-"},
+                                   {"facility", fac ? fac : "-"}};
+        wb_log_write_fields(level <= 3 ? WB_LOG_ERROR : WB_LOG_WARN, fields, 2, "kafka: %s",
+                            buf ? buf : "");
+        return;
+    }
     fprintf(stderr, "%s kafka %s [%s]: %s\n", names[level], rk ? rd_kafka_name(rk) : "-",
             fac ? fac : "-", buf ? buf : "");
 }

@@ -42,7 +42,7 @@ static wb_err_t setup_command(redisContext *ctx, const char *where, const char *
                               size_t errstr_size)
 {
     redisReply *r = redisCommandArgv(ctx, argc, argv, argvlen);
-    char buf[400]; /* "redis " + where (at most 299) + ": " + what */
+    char buf[400]; /* "redis " + where (at most 299) + ": " + what (at most 80) */
     wb_err_t err = WB_OK;
 
     if (!r) {
@@ -134,7 +134,20 @@ wb_err_t wb_redis_connect_node(const wb_config_t *conf, const char *host, int po
     /* Detects a peer that vanished without FIN on idle connections. */
     redisEnableKeepAlive(ctx);
 
-    if (conf->redis.password && conf->redis.password[0]) {
+    if (conf->redis.user && conf->redis.user[0]) {
+        /* An ACL user (Redis 6+): AUTH user password, the password possibly
+         * empty (a `nopass` user). Messages name the user, never the
+         * password. */
+        const char *pw = conf->redis.password ? conf->redis.password : "";
+        const char *argv[3] = {"AUTH", conf->redis.user, pw};
+        size_t argvlen[3] = {4, strlen(conf->redis.user), strlen(pw)};
+        char what[80];
+
+        snprintf(what, sizeof(what), "AUTH as user '%.40s'%s", conf->redis.user,
+                 strlen(conf->redis.user) > 40 ? "..." : "");
+        err = setup_command(ctx, where, what, 3, argv, argvlen, errstr, errstr_size);
+        if (err != WB_OK) goto fail;
+    } else if (conf->redis.password && conf->redis.password[0]) {
         const char *argv[2] = {"AUTH", conf->redis.password};
         size_t argvlen[2] = {4, strlen(conf->redis.password)};
 

@@ -12,7 +12,8 @@
 
 /* Connects to conf->redis.host:port with conf->redis.timeout_ms for the
  * connect and for every later command (so a dead server cannot block a
- * caller longer), AUTHs if a password is set, SELECTs the db, PINGs (so a
+ * caller longer), AUTHs (`AUTH user password` when redis.user is set, else
+ * `AUTH password` if a password is set), SELECTs the db, PINGs (so a
  * server that accepts but never answers fails here; the scripts are
  * wb_entry_load's) and checks the eviction policy
  * (wb_redis_check_eviction): every program and the library connect

@@ -24,6 +24,26 @@
  * form — jsonb as text, because its binary form starts with a format byte —
  * decoded by wb_table_row_decode.
  *
+ * Mapped entities (entities[].key_column set, WB_ENTITY_MAPPED) live on a
+ * table of the user's own instead:
+ *   <key_column>     text|bigint|uuid (key_type), unique   the id
+ *   <column> ...     one per entities[].columns entry: the top-level JSON
+ *                    field of the value, converted to the column's type by
+ *                    jsonb_populate_record (types are the table's own)
+ *   <version_column> bigint NOT NULL     (postgres.schema: migrate adds it)
+ * and, per schema, the tombstone table "<schema>.wb_tombstones" (entity
+ * text, key text, version bigint, deleted_at timestamptz; primary key
+ * (entity, key)). A delete removes the row (other readers of the table
+ * never see it) and keeps its version there, in the same statement; an
+ * upsert at or below a kept version is refused, so a late older event
+ * cannot resurrect the row; the purge drops tombstones after the
+ * retention. Reads build the value back as a JSON object of the mapped
+ * fields (those whose column is NULL left out) and return the same four
+ * columns, a tombstone as a deleted row; so every caller works on both.
+ * With entities[].delete: soft the row stays instead, its deleted_column
+ * (boolean NOT NULL) set under the version guard: no tombstone table, no
+ * purge, and a deleted row reads with no value.
+ *
  * Every call runs in the caller's transaction if one is open, else in
  * autocommit (wb_table_create opens its own). A connection is used by one
  * thread at a time. */
@@ -35,6 +55,9 @@
 #include <stdint.h>
 
 #include "wb_config.h"
+
+/* The tombstone table of a mapped entity, in its table's schema. */
+#define WB_TABLE_TOMBSTONES "wb_tombstones"
 
 /* One row of an entity's table: what the upsert writes, what the probe
  * looks up (key only) and what a read decodes. Pointers are borrowed: for
@@ -143,6 +166,48 @@ wb_err_t wb_table_select_one(PGconn *conn, const wb_entity_t *ent, const char *i
 wb_err_t wb_table_select(PGconn *conn, const wb_table_keys_t *req, PGresult **res, char *errstr,
                          size_t errstr_size);
 
+/* As wb_table_select, streamed: sends the read in single-row mode, so the
+ * caller holds one row at a time rather than every row of the batch (rows
+ * may be large). Then call wb_table_select_next until it gives no row; the
+ * connection is busy until then. Returns WB_OK, or as wb_table_select
+ * (nothing is pending then). */
+wb_err_t wb_table_select_send(PGconn *conn, const wb_table_keys_t *req, char *errstr,
+                              size_t errstr_size);
+
+/* The next row of a wb_table_select_send: *res owns a result of one tuple
+ * (PQclear; read with wb_table_row_decode, r = 0), or NULL when the read
+ * is complete and the connection idle again. On failure *res is NULL, the
+ * rest of the read is consumed (the connection is idle again if it is
+ * still up), st (may be NULL) gets the SQLSTATE ("" if none) and the
+ * result is WB_ERR_TIMEOUT or WB_ERR_PG. */
+wb_err_t wb_table_select_next(PGconn *conn, const wb_entity_t *ent, PGresult **res,
+                              wb_table_result_t *st, char *errstr, size_t errstr_size);
+
+/* Consumes (and frees) what is left of a wb_table_select_send read. */
+void wb_table_select_drain(PGconn *conn);
+
+/* One page of a scan of ent's table in key order (keyset pagination): the
+ * rows whose id is above after (NULL: from the first) that satisfy where
+ * (an SQL condition on the table's columns given by the operator, inserted
+ * verbatim; NULL or "": every row), at most limit of them. On WB_OK *res
+ * owns the result (PQclear), read with wb_table_row_decode; the last
+ * tuple's key is the next page's after, fewer than limit tuples mean the
+ * end. Errors as wb_table_select_one (a bad where is WB_ERR_PG). */
+typedef struct wb_table_scan_s {
+    const wb_entity_t *ent;
+    const char *where;
+    const char *after; /* NUL-terminated id, or NULL */
+    size_t limit;
+} wb_table_scan_t;
+
+wb_err_t wb_table_scan(PGconn *conn, const wb_table_scan_t *req, PGresult **res, char *errstr,
+                       size_t errstr_size);
+
+/* Rows of ent's table that satisfy where (as wb_table_scan) into *n.
+ * Errors as wb_table_scan. */
+wb_err_t wb_table_count(PGconn *conn, const wb_entity_t *ent, const char *where, int64_t *n,
+                        char *errstr, size_t errstr_size);
+
 /* Decodes tuple r of a wb_table_select(_one) result into *row, every
  * pointer borrowed from res (valid until PQclear): row->value is NULL for
  * an SQL NULL (a tombstone, or a live row written by hand without a value);
@@ -161,6 +226,29 @@ char *wb_table_upsert_sql(const wb_entity_t *ent); /* $1 keys, $2 values, $3 ver
 char *wb_table_purge_sql(const wb_entity_t *ent);  /* $1 age in ms, $2 limit */
 char *wb_table_probe_sql(const wb_entity_t *ent);  /* $1 keys; (ordinal from 1, version) */
 char *wb_table_select_sql(const wb_entity_t *ent, int many); /* $1 id, or $1 ids (many) */
+/* $1 id to start after (NULL: from the first), $2 limit; where as wb_table_scan */
+char *wb_table_scan_sql(const wb_entity_t *ent, const char *where);
+char *wb_table_count_sql(const wb_entity_t *ent, const char *where); /* count(*) */
+
+/* A mapped entity's migration: the tombstone table if missing, the version
+ * column if missing (bigint NOT NULL DEFAULT 0); never drops or alters a
+ * column. wb_table_create_sql returns it for a mapped entity. */
+char *wb_table_migrate_sql(const wb_entity_t *ent);
+
+/* Which column of mapped entity ent refuses row (an upsert PostgreSQL
+ * rejected for its content): converts each mapped field, then the key, on
+ * its own and writes the first column that fails into column (""
+ * otherwise). Inside a transaction it runs under a savepoint, so the
+ * transaction stays usable. Returns WB_OK (column named), WB_ERR_NOT_FOUND
+ * (every column converts: the table refused the row for another reason),
+ * WB_ERR_INVALID_ARG (not mapped, a delete), WB_ERR_NOMEM or WB_ERR_PG. */
+wb_err_t wb_table_blame(PGconn *conn, const wb_entity_t *ent, const wb_row_t *row, char *column,
+                        size_t column_size);
+
+/* A key ent's table accepts whatever the rows hold ("wb-canary", or "0"
+ * and the nil uuid for a mapped entity's bigint and uuid keys), for a
+ * probe write that is rolled back. Static storage. */
+const char *wb_table_canary_key(const wb_entity_t *ent);
 
 /* The upsert's four parameters: binary one-dimensional PostgreSQL arrays
  * (keys text[], values text[] or bytea[], versions int8[], deleted bool[]). */

@@ -18,8 +18,8 @@
  * are returned unchanged; the result is never below 1 ms. Pure. */
 int64_t wb_ttl_jitter(int64_t ttl_ms, int pct, uint64_t rnd);
 
-/* The TTL of a clean entry of ent that was filled from (or written
- * through to) PostgreSQL: ent->ttl_ms with conf's producer.ttl_jitter_pct
+/* The TTL of a clean entry of ent that was filled from PostgreSQL:
+ * ent->ttl_ms with conf's producer.ttl_jitter_pct
  * of jitter, picked by rnd. Pure. */
 int64_t wb_ttl_fill(const wb_config_t *conf, const wb_entity_t *ent, uint64_t rnd);
 

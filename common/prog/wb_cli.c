@@ -43,6 +43,8 @@ wb_config_t *wb_cli_bootstrap(const wb_cli_t *cli, const char *logname)
     wb_log_init(logname);
     int level = wb_log_level_parse(conf->log.level);
     if (level >= 0) wb_log_set_level((wb_log_level_t)level);
+    int format = wb_log_format_parse(conf->log.format);
+    if (format >= 0) wb_log_set_format((wb_log_format_t)format);
     wb_loop_signals();
     return conf;
 }

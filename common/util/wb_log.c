@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wb_utf8.h"
 #include "wb_util.h"
 
 /* Raw message buffer before escaping; bigger than a line so that a cut
@@ -17,6 +18,7 @@
 #define MSG_MAX WB_LOG_LINE_MAX
 
 static atomic_int g_level = WB_LOG_INFO;
+static atomic_int g_format = WB_LOG_FORMAT_TEXT;
 
 /* g_lock guards the program name and the sink, and is held while a sink
  * runs so wb_log_set_sink can promise the old sink is no longer in use. */
@@ -71,6 +73,24 @@ const char *wb_log_level_name(int level)
         return "ERROR";
     }
     return "?";
+}
+
+void wb_log_set_format(wb_log_format_t format)
+{
+    atomic_store(&g_format, (int)format);
+}
+
+wb_log_format_t wb_log_get_format(void)
+{
+    return (wb_log_format_t)atomic_load(&g_format);
+}
+
+int wb_log_format_parse(const char *name)
+{
+    if (!name) return -1;
+    if (!strcasecmp(name, "text")) return WB_LOG_FORMAT_TEXT;
+    if (!strcasecmp(name, "json")) return WB_LOG_FORMAT_JSON;
+    return -1;
 }
 
 void wb_log_set_sink(wb_log_fn sink, void *opaque)
@@ -128,22 +148,194 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
-static size_t format_prefix(char *line, size_t size, int level, const char *progname)
+size_t wb_log_json_escape(char *dst, size_t size, const void *src, size_t len, int *cut)
+{
+    const unsigned char *p = src;
+    size_t o = 0, i = 0;
+
+    if (cut) *cut = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        char esc[8];
+        const char *piece = esc;
+        size_t plen = 2, adv = 1;
+
+        esc[0] = '\\';
+        if (c == '"' || c == '\\')
+            esc[1] = (char)c;
+        else if (c == '\n')
+            esc[1] = 'n';
+        else if (c == '\r')
+            esc[1] = 'r';
+        else if (c == '\t')
+            esc[1] = 't';
+        else if (c == '\b')
+            esc[1] = 'b';
+        else if (c == '\f')
+            esc[1] = 'f';
+        else if (c < 0x20 || c == 0x7f)
+            plen = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
+        else if (c < 0x80)
+            esc[0] = (char)c, plen = 1;
+        else if ((adv = wb_utf8_seq(p + i, len - i)) > 0)
+            piece = (const char *)p + i, plen = adv;
+        else
+            piece = "\\ufffd", plen = 6, adv = 1;
+        if (o + plen >= size) {
+            if (cut) *cut = 1;
+            break;
+        }
+        memcpy(dst + o, piece, plen);
+        o += plen;
+        i += adv;
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+/* Appends the C string s to line at *o if it fits (with the NUL). */
+static int put(char *line, size_t size, size_t *o, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (*o + n >= size) return 0;
+    memcpy(line + *o, s, n + 1);
+    *o += n;
+    return 1;
+}
+
+/* Appends "s" JSON-escaped, whole or not at all. */
+static int put_json_string(char *line, size_t size, size_t *o, const char *s)
+{
+    size_t start = *o;
+    int cut = 0;
+
+    if (!put(line, size, o, "\"")) return 0;
+    *o += wb_log_json_escape(line + *o, size - *o, s, strlen(s), &cut);
+    if (cut || !put(line, size, o, "\"")) {
+        *o = start;
+        line[start] = '\0';
+        return 0;
+    }
+    return 1;
+}
+
+static const char *json_level(int level)
+{
+    switch (level) {
+    case WB_LOG_DEBUG:
+        return "debug";
+    case WB_LOG_INFO:
+        return "info";
+    case WB_LOG_WARN:
+        return "warn";
+    case WB_LOG_ERROR:
+        return "error";
+    }
+    return "?";
+}
+
+size_t wb_log_json_line(char *line, size_t size, const char *time, int level, const char *program,
+                        const char *msg, size_t msglen, const wb_log_field_t *fields,
+                        size_t nfields)
+{
+    /* The fields go into a tail of their own (at most a quarter of the
+     * line, whole fields only), so that a long message is cut, not them. */
+    char tail[WB_LOG_LINE_MAX / 4];
+    size_t o = 0, t = 0, room;
+    int cut = 0;
+
+    tail[0] = '\0';
+    for (size_t i = 0; i < nfields; i++) {
+        size_t mark = t;
+        if (!fields[i].name || !fields[i].value || !put(tail, sizeof(tail), &t, ",") ||
+            !put_json_string(tail, sizeof(tail), &t, fields[i].name) ||
+            !put(tail, sizeof(tail), &t, ":") ||
+            !put_json_string(tail, sizeof(tail), &t, fields[i].value)) {
+            t = mark;
+            tail[t] = '\0';
+        }
+    }
+    if (size / 4 < t) { /* a small line: no fields */
+        t = 0;
+        tail[0] = '\0';
+    }
+    line[0] = '\0';
+    if (!put(line, size, &o, "{\"time\":") || !put_json_string(line, size, &o, time) ||
+        !put(line, size, &o, ",\"level\":\"") || !put(line, size, &o, json_level(level)) ||
+        !put(line, size, &o, "\",\"program\":") || !put_json_string(line, size, &o, program) ||
+        !put(line, size, &o, ",\"message\":\"")) {
+        snprintf(line, size, "{}");
+        return strlen(line);
+    }
+    /* Room for the message: what is left after the tail, the closing "}
+     * and a "..." for a cut message. */
+    room = size - o;
+    room = room > t + 6 ? room - t - 5 : 1;
+    o += wb_log_json_escape(line + o, room, msg, msglen, &cut);
+    if (cut) put(line, size, &o, "...");
+    put(line, size, &o, "\"");
+    put(line, size, &o, tail);
+    put(line, size, &o, "}");
+    return o;
+}
+
+/* The text form of the fields: " name=value", value quoted when it has a
+ * space or a quote or is empty; whole fields only. */
+static size_t text_fields(char *line, size_t size, const wb_log_field_t *fields, size_t nfields)
+{
+    size_t o = 0;
+
+    line[0] = '\0';
+    for (size_t i = 0; i < nfields; i++) {
+        char buf[512];
+        size_t mark = o;
+        const char *v = fields[i].value;
+        int quote;
+
+        if (!fields[i].name || !v) continue;
+        quote = !*v || strpbrk(v, " \"") != NULL;
+        wb_escape(buf, sizeof(buf), v, strlen(v), quote ? WB_ESC_QUOTE : 0);
+        if (!put(line, size, &o, " ") || !put(line, size, &o, fields[i].name) ||
+            !put(line, size, &o, quote ? "=\"" : "=") || !put(line, size, &o, buf) ||
+            (quote && !put(line, size, &o, "\""))) {
+            o = mark;
+            line[o] = '\0';
+            break;
+        }
+    }
+    return o;
+}
+
+/* One finished line (no newline) of the process-wide format into line. */
+static size_t format_line(char *line, size_t size, int level, const char *progname, const char *msg,
+                          size_t msglen, const wb_log_field_t *fields, size_t nfields)
 {
     struct timespec ts;
     struct tm tm;
-    char stamp[32];
+    char stamp[32], stamp_ms[64], tail[WB_LOG_LINE_MAX / 4];
+    size_t len, tlen;
     int n;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    n = snprintf(line, size, "%s.%03ldZ %-5s %s: ", stamp, ts.tv_nsec / 1000000,
-                 wb_log_level_name(level), progname);
-    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+    snprintf(stamp_ms, sizeof(stamp_ms), "%s.%03dZ", stamp, (int)(ts.tv_nsec / 1000000) % 1000);
+    if (atomic_load(&g_format) == WB_LOG_FORMAT_JSON)
+        return wb_log_json_line(line, size, stamp_ms, level, progname, msg, msglen, fields,
+                                nfields);
+    n = snprintf(line, size, "%s %-5s %s: ", stamp_ms, wb_log_level_name(level), progname);
+    len = n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+    tlen = text_fields(tail, sizeof(tail), fields, nfields);
+    if (tlen + len + 8 > size) tlen = 0;
+    wb_escape(line + len, size - len - tlen, msg, msglen, 0);
+    len += strlen(line + len);
+    if (tlen) memcpy(line + len, tail, tlen + 1), len += tlen;
+    return len;
 }
 
-void wb_log_vwrite(int level, const char *fmt, va_list ap)
+static void log_emit(int level, const wb_log_field_t *fields, size_t nfields, const char *fmt,
+                     va_list ap)
 {
     int saved = errno;
     char msg[MSG_MAX];
@@ -169,9 +361,10 @@ void wb_log_vwrite(int level, const char *fmt, va_list ap)
          * once); a line it logs itself is dropped, never printed. */
         if (nested) goto out;
         pthread_mutex_lock(&g_lock);
-        len = format_prefix(line, sizeof(line), level, g_progname);
+        char prog[sizeof(g_progname)];
+        memcpy(prog, g_progname, sizeof(prog));
         pthread_mutex_unlock(&g_lock);
-        wb_escape(line + len, sizeof(line) - len, msg, msglen, 0);
+        format_line(line, sizeof(line), level, prog, msg, msglen, fields, nfields);
         t_in_sink = 1;
         scope->sink((wb_log_level_t)level, line, scope->opaque);
         t_in_sink = 0;
@@ -180,10 +373,8 @@ void wb_log_vwrite(int level, const char *fmt, va_list ap)
     /* A sink that logs already holds g_lock on this thread (and so may read
      * g_progname); its line bypasses the sink and goes to stderr. */
     if (!nested) pthread_mutex_lock(&g_lock);
-    len = format_prefix(line, sizeof(line), level, g_progname);
     /* Leave one byte for the newline the stderr path appends. */
-    wb_escape(line + len, sizeof(line) - 1 - len, msg, msglen, 0);
-    len += strlen(line + len);
+    len = format_line(line, sizeof(line) - 1, level, g_progname, msg, msglen, fields, nfields);
     if (g_sink && !nested) {
         t_in_sink = 1;
         g_sink((wb_log_level_t)level, line, g_sink_opaque);
@@ -196,6 +387,21 @@ void wb_log_vwrite(int level, const char *fmt, va_list ap)
     }
 out:
     errno = saved;
+}
+
+void wb_log_vwrite(int level, const char *fmt, va_list ap)
+{
+    log_emit(level, NULL, 0, fmt, ap);
+}
+
+void wb_log_write_fields(int level, const wb_log_field_t *fields, size_t nfields, const char *fmt,
+                         ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_emit(level, fields, nfields, fmt, ap);
+    va_end(ap);
 }
 
 void wb_log_write(int level, const char *fmt, ...)

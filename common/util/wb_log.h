@@ -75,6 +75,56 @@ void wb_log_scope_set_level(wb_log_scope_t *scope, wb_log_level_t level);
 wb_log_scope_t *wb_log_scope_enter(wb_log_scope_t *scope);
 void wb_log_scope_leave(wb_log_scope_t *prev);
 
+/* Line formats. text: "2026-11-28T16:40:01.123Z INFO  prog: msg k=v".
+ * json: one JSON object per line, {"time":"2026-11-28T16:40:01.123Z",
+ * "level":"info","program":"prog","message":"msg","k":"v"} — the message
+ * and field values as JSON strings (control characters escaped, a byte
+ * that is not UTF-8 replaced by U+FFFD), cut with "..." to fit
+ * WB_LOG_LINE_MAX and still one valid object. */
+typedef enum wb_log_format_e {
+    WB_LOG_FORMAT_TEXT = 0,
+    WB_LOG_FORMAT_JSON = 1,
+} wb_log_format_t;
+
+/* Sets the process-wide line format (default text): the lines of the
+ * process-wide sink or stderr and of every scope. Only programs call it (a
+ * config's log.format); the library never does, so its callers keep text.
+ * Thread-safe. */
+void wb_log_set_format(wb_log_format_t format);
+wb_log_format_t wb_log_get_format(void);
+
+/* "text" | "json", any case -> the format, or -1 (NULL included). */
+int wb_log_format_parse(const char *name);
+
+/* A structured field of a line: name (a plain identifier; not time, level,
+ * program or message) and value, both NUL-terminated. In text lines they
+ * follow the message as name=value (value quoted when it has a space, a
+ * quote or is empty); in JSON lines they are members of the object. */
+typedef struct wb_log_field_s {
+    const char *name;
+    const char *value;
+} wb_log_field_t;
+
+/* As wb_log_write, with nfields fields (fields may be NULL when 0). */
+void wb_log_write_fields(int level, const wb_log_field_t *fields, size_t nfields, const char *fmt,
+                         ...) __attribute__((format(printf, 4, 5)));
+
+/* Writes len bytes at src as the inside of a JSON string into dst (size >
+ * 0, always NUL-terminated): '"' and '\\' escaped, \n \r \t \b \f, other
+ * control bytes and DEL as \u00XX, a byte that does not start a well-formed
+ * UTF-8 sequence as \ufffd; never splits an escape or a sequence. Stops
+ * when the next piece does not fit, then sets *cut (may be NULL) to 1.
+ * Returns the bytes written. Pure. */
+size_t wb_log_json_escape(char *dst, size_t size, const void *src, size_t len, int *cut);
+
+/* Builds one JSON line (without newline) into line (size > 0, always
+ * NUL-terminated, valid JSON whenever size >= 128): time, level (lowercase),
+ * program, message (msglen bytes; "..." appended when cut to fit) and the
+ * fields. Returns its length. Pure. */
+size_t wb_log_json_line(char *line, size_t size, const char *time, int level, const char *program,
+                        const char *msg, size_t msglen, const wb_log_field_t *fields,
+                        size_t nfields);
+
 /* Non-zero if a line at level would be emitted on this thread (its scope's
  * level and sink, else the process-wide level). Use to skip costly work. */
 int wb_log_enabled(int level);

@@ -54,6 +54,20 @@ int main(int argc, char **argv)
     printf("get-or-load user 44: %s\n", wb_err2str(err));
     wb_value_free(&value);
 
+    /* Bulk read-through: each id its own value and error, in one lookup round trip. */
+    {
+        const char *ids[3] = {"42", "43", "no-such-user"};
+        wb_value_t values[3];
+        wb_err_t errs[3];
+        wb_get_many_t many = {.size = sizeof(many), .values = values, .errs = errs};
+
+        wb_get_many(client, "user", ids, 3, &many);
+        for (int i = 0; i < 3; i++) {
+            printf("get-many user %s: %s\n", ids[i], wb_err2str(errs[i]));
+            wb_value_free(&values[i]);
+        }
+    }
+
     /* Refresh-ahead needs no call: a hit late in its TTL asks wb-refresher to reload. */
     wb_client_close(client);
     return 0;

@@ -171,6 +171,12 @@ wb_err_t wb_client_key(wb_client_t *client, const char *entity, const char *id,
         WB_DEBUG("entity %s: invalid id: %s", ent->name, why);
         return err;
     }
+    /* A mapped entity's id must read back from its key column unchanged. */
+    char idwhy[256];
+    if ((err = wb_column_check_id(ent, id, idwhy, sizeof(idwhy))) != WB_OK) {
+        WB_WARN("invalid id: %s", idwhy);
+        return err;
+    }
     *entp = ent;
     return WB_OK;
 }
@@ -180,7 +186,10 @@ wb_err_t wb_client_check_value(const wb_entity_t *ent, const char *key, const vo
 {
     char why[320];
 
-    if (wb_column_check(ent->value_type, value, len, why, sizeof(why)) == WB_OK) return WB_OK;
+    if ((WB_ENTITY_MAPPED(ent)
+             ? wb_column_check_mapped(ent, value, len, why, sizeof(why))
+             : wb_column_check(ent->value_type, value, len, why, sizeof(why))) == WB_OK)
+        return WB_OK;
     WB_WARN("%s: write refused, nothing written: %s", key, why);
     return WB_ERR_INVALID_ARG;
 }

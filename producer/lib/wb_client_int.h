@@ -25,7 +25,8 @@
  *                 (wb_table_upsert, n = 1) -> through script (clean + TTL).
  *   wb_read.c     read-through and cache-aside with stampede protection;
  *                 the hit path is ONE round trip (the "get" script of
- *                 wb_entry.h also decides refresh-ahead and takes the lock).
+ *                 wb_entry.h also decides refresh-ahead and takes the lock);
+ *                 wb_get_many pipelines it for many keys.
  * Every Redis script and command on the cache entry is wb_entry.h's.
  *
  * Logging: the handle's log scope (wb_log.h) carries its callback and
@@ -91,6 +92,12 @@ wb_err_t wb_client_key(wb_client_t *client, const char *entity, const char *id,
  * errstr to carry the reason. key is the cache key, for the log line. */
 wb_err_t wb_client_check_value(const wb_entity_t *ent, const char *key, const void *value,
                                size_t len);
+
+/* Fills ev with the change event of one write (invariant 3): key, value
+ * (none for a delete), version, write time, entity. ev borrows key and
+ * value. Used by write-behind (wb_write.c) and write-through. */
+void wb_write_event(wb_event_t *ev, const wb_entity_t *ent, const char *key, size_t keylen,
+                    const void *value, size_t len, int is_delete, int64_t version, int64_t time_us);
 
 /* One Redis step of a call: runs on a borrowed context. */
 typedef wb_err_t (*wb_redis_op_fn)(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size);

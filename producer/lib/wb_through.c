@@ -10,11 +10,20 @@
  *    holds exactly V: the first attempt committed and only its answer was
  *    lost with the connection, so the retry found its own write. That is
  *    success (the version probe, wb_table_probe, tells them apart).
- * 3. The `through` script sets the entry to V, clean, with the entity's
- *    TTL — also over an OLDER DIRTY write-behind value: V is durable and
- *    newer, and keeping the older dirty value (as the fill script would)
- *    would let the flusher later mark that older value clean, so the cache
- *    would serve it until the TTL ran out. A newer entry is left alone.
+ * 3. The `through` script sets the entry to V, DIRTY, without TTL, in the
+ *    dirty index — exactly what `put` leaves for a write-behind write — also
+ *    over an OLDER DIRTY write-behind value: V is durable and newer, and
+ *    keeping the older dirty value (as the fill script would) would let
+ *    the flusher later mark that older value clean. A newer entry is left
+ *    alone (it is pinned for its own event).
+ * 4. V's change event goes to Kafka in the background, as with ack: cache
+ *    (invariant 11: the log holds every write PostgreSQL holds, so replay
+ *    rebuilds it). The entry stays pinned until the flusher has consumed
+ *    that event: PostgreSQL already holds V (the guard applies nothing),
+ *    and the clean-mark at V gives the entry its TTL. An event that cannot
+ *    be queued or delivered is re-published by the sweeper, like any dirty
+ *    entry. Not waited for: the write is committed, and a slow or absent
+ *    Kafka must not fail it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +33,7 @@
 #include "wb_key.h"
 #include "wb_log.h"
 #include "wb_entry.h"
-#include "wb_rand.h"
 #include "wb_table.h"
-#include "wb_ttl.h"
 #include "wb_util.h"
 
 typedef struct through_op_s {
@@ -37,7 +44,6 @@ typedef struct through_op_s {
     const void *value;
     size_t len;
     int64_t version;
-    int64_t ttl_ms;
     int64_t reserve_ms;
     int applied;
 } through_op_t;
@@ -59,7 +65,6 @@ static wb_err_t set_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
                                   .value = op->value,
                                   .len = op->len,
                                   .version = op->version,
-                                  .ttl_ms = op->ttl_ms,
                                   .entity = op->entity};
 
     return wb_entry_through(rc, &req, &op->applied, errstr, errstr_size);
@@ -105,6 +110,26 @@ static wb_err_t stored_version(wb_client_t *client, const wb_entity_t *ent, cons
     return err;
 }
 
+/* Step 4: queues V's change event without waiting (a failure is logged;
+ * the entry stays dirty and the sweeper delivers it). */
+static void publish(wb_client_t *client, const wb_entity_t *ent, const char *key, size_t keylen,
+                    const through_op_t *op)
+{
+    char errstr[WB_ERRSTR_MAX];
+    wb_event_t ev;
+
+    if (wb_producer_reserve(client->producer, 1) == 0) {
+        WB_WARN("%s version %lld is in the cache (dirty) but the local event queue is full (%d); "
+                "the sweeper will deliver it",
+                key, (long long)op->version, client->conf->producer.queue_max);
+        return;
+    }
+    wb_write_event(&ev, ent, key, keylen, op->value, op->len, 0, op->version, wb_time_real_us());
+    if (wb_producer_send(client->producer, &ev, NULL, 0, errstr, sizeof(errstr)) != WB_OK)
+        WB_WARN("%s version %lld is in the cache (dirty) but not queued for Kafka: %s", key,
+                (long long)op->version, errstr);
+}
+
 wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id, const void *value,
                         size_t len, int64_t *versionp)
 {
@@ -120,7 +145,9 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
     prev_log = wb_log_scope_enter(&client->log);
     err = wb_client_key(client, entity, id, &ent, key, &keylen);
     if (err != WB_OK) goto fail;
-    if (len > (size_t)client->conf->producer.max_value_bytes) {
+    if (len > (size_t)client->conf->producer.max_value_bytes ||
+        !wb_producer_fits(client->producer, keylen, len)) {
+        /* Its event could never be delivered, not even by the sweeper. */
         err = WB_ERR_TOO_LARGE;
         goto fail;
     }
@@ -176,15 +203,16 @@ wb_err_t wb_put_through(wb_client_t *client, const char *entity, const char *id,
     }
     atomic_fetch_add(&client->stats.through_writes, 1);
 
-    op.ttl_ms = wb_ttl_fill(client->conf, ent, wb_rand());
     err = wb_client_redis(client, set_op, &op, errstr, sizeof(errstr));
-    if (err != WB_OK) {
-        /* Committed, but the cache may still serve the previous value until
-         * its TTL: the caller must know, so this is an error. */
+    if (err != WB_OK)
+        /* Committed, but the cache may still serve the previous value, and
+         * nothing pins V for the sweeper: the caller must know, so this is
+         * an error. The event below still puts V in the log, and the
+         * flusher's clean-mark at V drops an older cached value. */
         WB_WARN("%s: version %lld committed in PostgreSQL but the cache was not updated: %s", key,
                 (long long)op.version, errstr);
-        goto fail;
-    }
+    publish(client, ent, key, keylen, &op);
+    if (err != WB_OK) goto fail;
     if (versionp) *versionp = op.version;
     wb_log_scope_leave(prev_log);
     return WB_OK;

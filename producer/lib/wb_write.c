@@ -31,9 +31,8 @@ static int kafka_wait_ms(const wb_client_t *client)
                                                        : 5000;
 }
 
-static void fill_event(wb_event_t *ev, const wb_entity_t *ent, const char *key, size_t keylen,
-                       const void *value, size_t len, int is_delete, int64_t version,
-                       int64_t time_us)
+void wb_write_event(wb_event_t *ev, const wb_entity_t *ent, const char *key, size_t keylen,
+                    const void *value, size_t len, int is_delete, int64_t version, int64_t time_us)
 {
     memset(ev, 0, sizeof(*ev));
     ev->kind = WB_EVENT_CHANGE;
@@ -149,7 +148,7 @@ static wb_err_t write_one(wb_client_t *client, const char *entity, const char *i
         goto fail;
     }
 
-    fill_event(&ev, ent, key, keylen, value, len, is_delete, op.version, op.time_us);
+    wb_write_event(&ev, ent, key, keylen, value, len, is_delete, op.version, op.time_us);
     err = wb_producer_send(client->producer, &ev, w, 0, errstr, sizeof(errstr));
     if (err != WB_OK) {
         WB_WARN("%s version %lld is in the cache (dirty) but not queued for Kafka: %s", key,
@@ -317,8 +316,8 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
             continue;
         }
         wr->version = res[k].version;
-        fill_event(&ev, bw[k].ent, bw[k].key, bw[k].keylen, wr->value, wr->len, wr->value == NULL,
-                   wr->version, res[k].time_us);
+        wb_write_event(&ev, bw[k].ent, bw[k].key, bw[k].keylen, wr->value, wr->len,
+                       wr->value == NULL, wr->version, res[k].time_us);
         err = wb_producer_send(client->producer, &ev, w, bw[k].i, errstr, sizeof(errstr));
         if (err != WB_OK) {
             WB_WARN("%s version %lld is in the cache (dirty) but not queued for Kafka: %s",

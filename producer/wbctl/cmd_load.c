@@ -77,7 +77,7 @@ typedef struct worker_s {
     uint64_t seq; /* next write sequence number: thread index << 40 | n */
     wbl_hist_t write_lat, read_lat;
     uint64_t errs[WB_ERR__COUNT];
-    uint64_t nput, nget, ndel, hits, loaded, notfound;
+    uint64_t nput, nget, ndel, nthrough, hits, loaded, notfound;
 } worker_t;
 
 static int usage(FILE *out)
@@ -89,7 +89,8 @@ static int usage(FILE *out)
                  "  --value-size B      bytes per value (default 200)\n"
                  "  --concurrency C     threads sharing one client (default 4)\n"
                  "  --ack cache|log     acknowledgement mode (default: producer.ack)\n"
-                 "  --mix M             e.g. put=80,get=15,del=5 (default put=100)\n"
+                 "  --mix M             e.g. put=80,get=15,del=5 (default put=100); through=N\n"
+                 "                      adds write-through puts (wb_put_through)\n"
                  "  --batch N           writes per pipelined wb_put_batch call (default 1)\n"
                  "  --entity NAME       entity to write (default: the first in the config)\n"
                  "  --id-prefix STR     ids are STR0 .. STR(K-1) (default \"load-\")\n"
@@ -255,8 +256,10 @@ static void do_get(load_t *L, worker_t *w, uint64_t k, char *id)
     wb_value_free(&v);
 }
 
-static void do_write(load_t *L, worker_t *w, uint64_t k, char *id, int is_del, char *vbuf)
+/* One write: op is WBL_PUT, WBL_DEL (write-behind, --ack) or WBL_THROUGH. */
+static void do_write(load_t *L, worker_t *w, uint64_t k, char *id, wbl_op_t op, char *vbuf)
 {
+    int is_del = op == WBL_DEL;
     uint64_t seq = w->seq++, t0;
     int64_t version = 0;
     size_t len = 0;
@@ -264,18 +267,23 @@ static void do_write(load_t *L, worker_t *w, uint64_t k, char *id, int is_del, c
 
     if (!is_del) len = wbl_value(vbuf, L->o.value_size, L->ent->value_type, k, seq);
     t0 = now_ns();
-    err = is_del ? wb_del(L->client, L->o.entity, id, L->o.ack, &version)
-                 : wb_put(L->client, L->o.entity, id, vbuf, len, L->o.ack, &version);
+    if (op == WBL_THROUGH)
+        err = wb_put_through(L->client, L->o.entity, id, vbuf, len, &version);
+    else if (is_del)
+        err = wb_del(L->client, L->o.entity, id, L->o.ack, &version);
+    else
+        err = wb_put(L->client, L->o.entity, id, vbuf, len, L->o.ack, &version);
     wbl_hist_add(&w->write_lat, now_ns() - t0);
-    is_del ? w->ndel++ : w->nput++;
+    op == WBL_THROUGH ? w->nthrough++ : is_del ? w->ndel++ : w->nput++;
     if (err == WB_OK)
         truth_note(L, k, version, seq, is_del);
     else
         w->errs[err]++;
 }
 
-/* One unit of --batch ops: gets run one by one, the writes go in one
- * wb_put_batch (one pipelined Redis round trip). */
+/* One unit of --batch ops: gets and write-through puts run one by one, the
+ * write-behind writes go in one wb_put_batch (one pipelined Redis round
+ * trip). */
 static void do_batch(load_t *L, worker_t *w, uint64_t n, wb_write_t *writes, uint64_t *keys,
                      uint64_t *seqs, char *ids, char *vbufs)
 {
@@ -290,6 +298,10 @@ static void do_batch(load_t *L, worker_t *w, uint64_t n, wb_write_t *writes, uin
         snprintf(id, ID_MAX, "%s%" PRIu64, L->o.id_prefix, k);
         if (op == WBL_GET) {
             do_get(L, w, k, id);
+            continue;
+        }
+        if (op == WBL_THROUGH) {
+            do_write(L, w, k, id, op, vbufs + nw * vstride);
             continue;
         }
         writes[nw].entity = L->o.entity;
@@ -351,7 +363,7 @@ static void *worker_main(void *arg)
             if (op == WBL_GET)
                 do_get(L, w, k, ids);
             else
-                do_write(L, w, k, ids, op == WBL_DEL, vbufs);
+                do_write(L, w, k, ids, op, vbufs);
         }
         atomic_fetch_add(&L->done, n);
     }
@@ -460,10 +472,11 @@ int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv)
     wb_config_t *conf = NULL;
     worker_t *workers = NULL;
     wbl_hist_t *wl = NULL, *rl = NULL;
-    uint64_t errs[WB_ERR__COUNT] = {0}, nput = 0, nget = 0, ndel = 0, hits = 0, loaded = 0,
-             notfound = 0, nerr = 0, t0, last = 0;
+    uint64_t errs[WB_ERR__COUNT] = {0}, nput = 0, nget = 0, ndel = 0, nthrough = 0, hits = 0,
+             loaded = 0, notfound = 0, nerr = 0, t0, last = 0;
     double elapsed;
     int rc = 1, status, tty = isatty(STDERR_FILENO);
+    char through[32] = "";
     uint64_t i;
 
     L = calloc(1, sizeof(*L));
@@ -492,7 +505,7 @@ int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv)
     if (L->o.truth_path && !(L->truth = calloc(L->o.keys, sizeof(*L->truth)))) goto done;
     for (i = 0; i < TRUTH_STRIPES; i++)
         pthread_mutex_init(&L->stripes[i], NULL);
-    if (L->o.mix.get > 0) ensure_schema(L->conf);
+    if (L->o.mix.get > 0 || L->o.mix.through > 0) ensure_schema(L->conf);
     workers = calloc(L->o.concurrency, sizeof(*workers));
     if (!workers) goto done;
     wb_loop_signals();
@@ -538,17 +551,21 @@ int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv)
 
         wbl_hist_merge(wl, &w->write_lat);
         wbl_hist_merge(rl, &w->read_lat);
-        nput += w->nput, nget += w->nget, ndel += w->ndel;
+        nput += w->nput, nget += w->nget, ndel += w->ndel, nthrough += w->nthrough;
         hits += w->hits, loaded += w->loaded, notfound += w->notfound;
         for (int e = 0; e < WB_ERR__COUNT; e++) {
             errs[e] += w->errs[e];
             nerr += w->errs[e];
         }
     }
+    /* ", through T" only for a mix with write-through: the line keeps its
+     * shape for scripts that read it. */
+    if (L->o.mix.through > 0) snprintf(through, sizeof(through), ", through %" PRIu64, nthrough);
     printf("ops:         %" PRIu64 " (put %" PRIu64 ", get %" PRIu64 ", del %" PRIu64
-           ") in %.3f s\n",
-           nput + nget + ndel, nput, nget, ndel, elapsed);
-    printf("throughput:  %.0f ops/s\n", elapsed > 0 ? (double)(nput + nget + ndel) / elapsed : 0);
+           "%s) in %.3f s\n",
+           nput + nget + ndel + nthrough, nput, nget, ndel, through, elapsed);
+    printf("throughput:  %.0f ops/s\n",
+           elapsed > 0 ? (double)(nput + nget + ndel + nthrough) / elapsed : 0);
     printf("errors:      %" PRIu64 "\n", nerr);
     for (int e = 0; e < WB_ERR__COUNT; e++)
         if (errs[e]) printf("  %-22s %" PRIu64 "\n", wb_err2str((wb_err_t)e), errs[e]);

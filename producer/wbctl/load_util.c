@@ -13,8 +13,8 @@
 
 int wbl_parse_mix(const char *s, wbl_mix_t *mix, char *err, size_t err_size)
 {
-    int seen[3] = {0, 0, 0}, *slot[3] = {&mix->put, &mix->get, &mix->del};
-    static const char *const names[3] = {"put", "get", "del"};
+    int seen[4] = {0, 0, 0, 0}, *slot[4] = {&mix->put, &mix->get, &mix->del, &mix->through};
+    static const char *const names[4] = {"put", "get", "del", "through"};
     const char *p = s;
 
     memset(mix, 0, sizeof(*mix));
@@ -28,10 +28,13 @@ int wbl_parse_mix(const char *s, wbl_mix_t *mix, char *err, size_t err_size)
         long v;
         int i;
 
-        for (i = 0; i < 3; i++)
-            if (eq && (size_t)(eq - p) == strlen(names[i]) && !strncmp(p, names[i], 3)) break;
-        if (i == 3) {
-            wb_set_err(err, err_size, "--mix: expected put=N, get=N or del=N at \"%s\"", p);
+        for (i = 0; i < 4; i++)
+            if (eq && (size_t)(eq - p) == strlen(names[i]) &&
+                !strncmp(p, names[i], strlen(names[i])))
+                break;
+        if (i == 4) {
+            wb_set_err(err, err_size, "--mix: expected put=N, get=N, del=N or through=N at \"%s\"",
+                       p);
             return -1;
         }
         if (seen[i]++) {
@@ -47,9 +50,9 @@ int wbl_parse_mix(const char *s, wbl_mix_t *mix, char *err, size_t err_size)
         *slot[i] = (int)v;
         p = *end ? end + 1 : end;
     }
-    if (mix->put + mix->get + mix->del != 100) {
+    if (mix->put + mix->get + mix->del + mix->through != 100) {
         wb_set_err(err, err_size, "--mix: percentages add up to %d, not 100",
-                   mix->put + mix->get + mix->del);
+                   mix->put + mix->get + mix->del + mix->through);
         return -1;
     }
     return 0;
@@ -59,7 +62,8 @@ wbl_op_t wbl_mix_pick(const wbl_mix_t *mix, unsigned r)
 {
     if (r < (unsigned)mix->put) return WBL_PUT;
     if (r < (unsigned)(mix->put + mix->get)) return WBL_GET;
-    return WBL_DEL;
+    if (r < (unsigned)(mix->put + mix->get + mix->del)) return WBL_DEL;
+    return WBL_THROUGH;
 }
 
 int wbl_parse_dist(const char *s, wbl_dist_t *dist, char *err, size_t err_size)

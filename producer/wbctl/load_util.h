@@ -8,15 +8,17 @@
 
 #include "wb_config.h"
 
-/* Operation mix in percent; the three add up to 100. */
+/* Operation mix in percent; the four add up to 100. through = write-through
+ * puts (wb_put_through). */
 typedef struct wbl_mix_s {
-    int put, get, del;
+    int put, get, del, through;
 } wbl_mix_t;
 
-typedef enum wbl_op_e { WBL_PUT = 0, WBL_GET = 1, WBL_DEL = 2 } wbl_op_t;
+typedef enum wbl_op_e { WBL_PUT = 0, WBL_GET = 1, WBL_DEL = 2, WBL_THROUGH = 3 } wbl_op_t;
 
-/* Parses "put=80,get=15,del=5" (any order, each at most once, missing ones
- * are 0, the sum must be 100). Returns 0, or -1 with a message in err. */
+/* Parses "put=80,get=15,del=5" or "put=70,get=15,del=5,through=10" (any
+ * order, each at most once, missing ones are 0, the sum must be 100).
+ * Returns 0, or -1 with a message in err. */
 int wbl_parse_mix(const char *s, wbl_mix_t *mix, char *err, size_t err_size);
 
 /* Picks the operation for a uniform number r in [0, 100). */

@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "wb_config.h"
 
 /* Every subcommand gets its arguments after the command word (argv[0] is
@@ -20,6 +22,8 @@ int wbctl_cmd_del(const wbctl_opts_t *opts, int argc, char **argv);
 int wbctl_cmd_put_through(const wbctl_opts_t *opts, int argc, char **argv);
 int wbctl_cmd_status(const wbctl_opts_t *opts, int argc, char **argv);
 int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_dlq(const wbctl_opts_t *opts, int argc, char **argv);
+int wbctl_cmd_warm(const wbctl_opts_t *opts, int argc, char **argv);
 
 /* ---- helpers shared by the client subcommands (wbctl_client.c) ---- */
 
@@ -70,5 +74,10 @@ wb_client_t *wbctl_client_open_value(const wbctl_opts_t *opts, const char *arg, 
 /* Ends a write subcommand: on WB_OK prints version and returns 0, else
  * returns wbctl_fail(what, err). */
 int wbctl_print_version(const char *what, wb_err_t err, int64_t version);
+
+/* Partitions of topic (from metadata, waiting at most timeout_ms) into a
+ * new list (caller destroys); NULL after printing "wbctl: what: ..." . */
+rd_kafka_topic_partition_list_t *wbctl_topic_partitions(rd_kafka_t *rk, const char *topic,
+                                                        const char *what, int timeout_ms);
 
 #endif /* WBCTL_H */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "wb_cli.h"
+#include "wb_log.h"
 #include "wb_utf8.h"
 #include "wbctl.h"
 
@@ -24,7 +25,10 @@ wb_client_t *wbctl_client_from_config(wb_config_t *conf, int *status)
     char errstr[1024];
     wb_client_t *client = NULL;
     wb_err_t err;
+    int format = wb_log_format_parse(conf->log.format);
 
+    /* The library's lines (warnings and errors) in the config's log.format. */
+    if (format >= 0) wb_log_set_format((wb_log_format_t)format);
     err = wb_client_open_config(conf, log_to_stderr, NULL, &client, errstr, sizeof(errstr));
     if (err != WB_OK) {
         fprintf(stderr, "wbctl: cannot open the client: %s: %s\n", wb_err2str(err), errstr);
@@ -186,4 +190,29 @@ int wbctl_print_version(const char *what, wb_err_t err, int64_t version)
     if (err != WB_OK) return wbctl_fail(what, err);
     printf("%" PRId64 "\n", version);
     return 0;
+}
+
+rd_kafka_topic_partition_list_t *wbctl_topic_partitions(rd_kafka_t *rk, const char *topic,
+                                                        const char *what, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err;
+
+    if (!rkt) return NULL;
+    err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    if (!err && md->topic_cnt == 1 && !md->topics[0].err) {
+        list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+            rd_kafka_topic_partition_list_add(list, topic, md->topics[0].partitions[i].id);
+    } else {
+        fprintf(stderr, "wbctl: %s: kafka: topic %s: %s\n", what, topic,
+                rd_kafka_err2str(err                  ? err
+                                 : md->topic_cnt == 1 ? md->topics[0].err
+                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return list;
 }

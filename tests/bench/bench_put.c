@@ -12,6 +12,10 @@
  *       counted. Prints one line:
  *         ops/s=… p50=… p99=… p999=… max=… (ms; per call) errors=…
  *       and writes CDF: "latency_ms fraction" at 500 quantiles.
+ *   bench_put get CONFIG ENTITY OPS KEYS CONC CDF
+ *       the same with wb_get, one key at a time: first writes the KEYS ids
+ *       (200-byte values, wb_put_batch), then CONC threads read them (all
+ *       hits). Prints the same line and CDF.
  *   bench_put e2e CONFIG ENTITY RATE SECS CONC OUT
  *       end to end: puts with ack log at RATE/s (open loop: call i is due at
  *       start + i/RATE; CONC threads take the due calls), each a new id, for
@@ -83,6 +87,7 @@ typedef struct put_run_s {
     const char *entity;
     uint64_t ops, keys, batch, warm;
     wb_ack_t ack;
+    int get; /* wb_get instead of wb_put */
     atomic_uint_fast64_t claimed;
     atomic_uint_fast64_t errors;
 } put_run_t;
@@ -125,7 +130,11 @@ static void *put_worker(void *arg)
                 .entity = R->entity, .id = ids[j], .value = vals + j * VALUE_LEN, .len = VALUE_LEN};
         }
         t0 = now_ns();
-        if (n == 1)
+        if (R->get) {
+            wb_value_t v;
+            err = wb_get(R->client, R->entity, ids[0], &v);
+            wb_value_free(&v);
+        } else if (n == 1)
             err = wb_put(R->client, R->entity, ids[0], vals, VALUE_LEN, R->ack, NULL);
         else
             err = wb_put_batch(R->client, writes, n, R->ack);
@@ -144,10 +153,32 @@ static void *put_worker(void *arg)
     return NULL;
 }
 
-static int cmd_put(const char *config, const char *entity, uint64_t ops, uint64_t keys,
-                   unsigned conc, uint64_t batch, const char *ack, const char *cdf_path)
+/* Writes the ids b0..b<keys-1> of entity (200-byte values), for the get run. */
+static void fill_keys(wb_client_t *client, const char *entity, uint64_t keys)
 {
-    put_run_t R = {.entity = entity, .ops = ops, .keys = keys, .batch = batch};
+    enum { CHUNK = 500 };
+    static char ids[CHUNK][32], val[VALUE_LEN];
+    wb_write_t writes[CHUNK];
+
+    memset(val, 'g', sizeof(val));
+    for (uint64_t k = 0; k < keys; k += CHUNK) {
+        size_t n = keys - k < CHUNK ? (size_t)(keys - k) : CHUNK;
+        for (size_t j = 0; j < n; j++) {
+            snprintf(ids[j], sizeof(ids[j]), "b%" PRIu64, k + j);
+            writes[j] =
+                (wb_write_t){.entity = entity, .id = ids[j], .value = val, .len = VALUE_LEN};
+        }
+        if (wb_put_batch(client, writes, n, WB_ACK_CACHE) != WB_OK) {
+            fprintf(stderr, "bench_put: filling the keys failed\n");
+            exit(1);
+        }
+    }
+}
+
+static int cmd_put(const char *config, const char *entity, uint64_t ops, uint64_t keys,
+                   unsigned conc, uint64_t batch, const char *ack, const char *cdf_path, int get)
+{
+    put_run_t R = {.entity = entity, .ops = ops, .keys = keys, .batch = batch, .get = get};
     put_worker_t *ws = calloc(conc, sizeof(*ws));
     uint64_t t_first = 0, t_end;
 
@@ -155,6 +186,7 @@ static int cmd_put(const char *config, const char *entity, uint64_t ops, uint64_
     R.warm = ops / 10 < 2000 ? ops / 10 : 2000;
     R.warm -= R.warm % batch;
     R.client = open_client(config);
+    if (get) fill_keys(R.client, entity, keys);
     /* The warm-up ops run first (they are claimed first); the clock starts
      * after they are claimed, a close enough cut for runs of >= 10x more. */
     for (unsigned i = 0; i < conc; i++) {
@@ -357,7 +389,10 @@ int main(int argc, char **argv)
     }
     if (argc == 10 && strcmp(argv[1], "put") == 0)
         return cmd_put(argv[2], argv[3], strtoull(argv[4], NULL, 10), strtoull(argv[5], NULL, 10),
-                       (unsigned)atoi(argv[6]), strtoull(argv[7], NULL, 10), argv[8], argv[9]);
+                       (unsigned)atoi(argv[6]), strtoull(argv[7], NULL, 10), argv[8], argv[9], 0);
+    if (argc == 8 && strcmp(argv[1], "get") == 0)
+        return cmd_put(argv[2], argv[3], strtoull(argv[4], NULL, 10), strtoull(argv[5], NULL, 10),
+                       (unsigned)atoi(argv[6]), 1, "cache", argv[7], 1);
     if (argc == 8 && strcmp(argv[1], "e2e") == 0)
         return cmd_e2e(argv[2], argv[3], atof(argv[4]), atof(argv[5]), (unsigned)atoi(argv[6]),
                        argv[7]);

@@ -9,6 +9,8 @@
 #include "wb_entry.h"
 #include "wb_key.h"
 #include "wb_pg.h"
+#include "wb_redis.h"
+#include "wb_table.h"
 #include "wb_util.h"
 
 #define SHOW_MAX 10
@@ -72,7 +74,7 @@ int ck_cmd_snapshot(const wb_config_t *conf, int argc, char **argv)
                                           {"before", required_argument, NULL, 'b'},
                                           {NULL, 0, NULL, 0}};
     const char *entity = NULL, *prefix = NULL, *out = NULL, *before = NULL;
-    char errstr[1024], qtable[WB_PG_QUOTED_MAX], sql[512];
+    char errstr[1024], qtable[WB_PG_QUOTED_MAX], sql[2048];
     const wb_entity_t *ent;
     PGconn *conn = NULL;
     PGresult *res = NULL;
@@ -107,9 +109,31 @@ int ck_cmd_snapshot(const wb_config_t *conf, int argc, char **argv)
         fprintf(stderr, "check: %s\n", errstr);
         goto done;
     }
-    snprintf(sql, sizeof(sql),
-             "SELECT \"key\", \"version\" FROM %s WHERE starts_with(\"key\", $1) ORDER BY 1",
-             qtable);
+    if (WB_ENTITY_MAPPED(ent)) {
+        /* A mapped entity: the row's version, or a hard delete's tombstone's. */
+        char qkey[WB_PG_QUOTED_MAX], qver[WB_PG_QUOTED_MAX], tomb[160], qtomb[WB_PG_QUOTED_MAX];
+        const char *dot = strchr(ent->table, '.');
+        snprintf(tomb, sizeof(tomb), "%.*s%s" WB_TABLE_TOMBSTONES,
+                 dot ? (int)(dot - ent->table) : 0, ent->table, dot ? "." : "");
+        if (wb_pg_quote_ident(ent->key_column, qkey, sizeof(qkey)) != WB_OK ||
+            wb_pg_quote_ident(ent->version_column, qver, sizeof(qver)) != WB_OK ||
+            wb_pg_quote_ident(tomb, qtomb, sizeof(qtomb)) != WB_OK)
+            goto done;
+        if (ent->delete_mode == WB_DELETE_SOFT)
+            snprintf(sql, sizeof(sql),
+                     "SELECT %s::text, %s FROM %s WHERE starts_with(%s::text, $1) ORDER BY 1", qkey,
+                     qver, qtable, qkey);
+        else
+            snprintf(sql, sizeof(sql),
+                     "SELECT k, max(v) FROM (SELECT %s::text AS k, %s AS v FROM %s UNION ALL "
+                     "SELECT \"key\", \"version\" FROM %s WHERE \"entity\" = '%s') AS s "
+                     "WHERE starts_with(k, $1) GROUP BY k ORDER BY 1",
+                     qkey, qver, qtable, qtomb, ent->name);
+    } else {
+        snprintf(sql, sizeof(sql),
+                 "SELECT \"key\", \"version\" FROM %s WHERE starts_with(\"key\", $1) ORDER BY 1",
+                 qtable);
+    }
     res = PQexecParams(conn, sql, 1, NULL, &prefix, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         wb_pg_result_error(conn, res, "snapshot", errstr, sizeof(errstr));

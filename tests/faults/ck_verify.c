@@ -26,6 +26,8 @@
 #include "wb_entry.h"
 #include "wb_key.h"
 #include "wb_pg.h"
+#include "wb_redis.h"
+#include "wb_table.h"
 #include "wb_util.h"
 
 #define MAX_TRUTH   64
@@ -81,7 +83,7 @@ static const char *value_hex_expr(const wb_entity_t *ent)
 
 static int pg_fetch(const wb_config_t *conf, const wb_entity_t *ent, ck_key_t *table)
 {
-    char errstr[1024], qtable[WB_PG_QUOTED_MAX], sql[1024];
+    char errstr[1024], qtable[WB_PG_QUOTED_MAX], sql[4096];
     PGconn *conn = NULL;
     PGresult *res = NULL;
     char *ids = NULL;
@@ -100,9 +102,26 @@ static int pg_fetch(const wb_config_t *conf, const wb_entity_t *ent, ck_key_t *t
         fprintf(stderr, "check: out of memory\n");
         goto done;
     }
-    snprintf(sql, sizeof(sql),
-             "SELECT \"key\", \"version\", \"deleted\", %s FROM %s WHERE \"key\" = ANY($1::text[])",
-             value_hex_expr(ent), qtable);
+    if (WB_ENTITY_MAPPED(ent)) {
+        /* A mapped entity: wb_table's own read (the value built from the
+         * columns, a hard delete's tombstone as a deleted row). */
+        char *msql = wb_table_select_sql(ent, 1);
+        int n = msql ? snprintf(sql, sizeof(sql),
+                                "SELECT m.k, m.ver, m.del, encode(convert_to(m.v, 'UTF8'), 'hex') "
+                                "FROM (%s) AS m(k, v, ver, del)",
+                                msql)
+                     : -1;
+        free(msql);
+        if (n < 0 || (size_t)n >= sizeof(sql)) {
+            fprintf(stderr, "check: cannot build the read of %s\n", ent->table);
+            goto done;
+        }
+    } else {
+        snprintf(sql, sizeof(sql),
+                 "SELECT \"key\", \"version\", \"deleted\", %s FROM %s WHERE \"key\" = "
+                 "ANY($1::text[])",
+                 value_hex_expr(ent), qtable);
+    }
     params[0] = ids;
     res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -529,7 +529,7 @@ static int teardown(void **state)
 {
     rh_t *rh = *state;
     if (rh->conf) rh_teardown(rh);
-    memset(rh, 0, sizeof(*rh));
+    free(rh);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* test_flusher_guard.c — wb-flusher where the version guard and statement size meet the cache:
- * a refused event never marks an obsolete cache value clean (invariants 2, 4), and a
+ * a refused event never marks an obsolete cache value clean (invariants 2, 4) nor unpins a
+ * write-through whose event is not in the log yet (invariant 11), and a
  * statement that fails for its size is split, not retried whole forever. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,6 +143,89 @@ static void refused_event_drops_the_obsolete_value(void **state)
     fh_teardown(&G);
 }
 
+/* A write-through V' committed in PostgreSQL and pinned in the cache (dirty
+ * at V', listed) before its event reached the log; an older event V of the
+ * key arrives and is refused. Its clean-mark at the version PostgreSQL
+ * holds (V') must leave the pinned entry alone: it stays dirty until V''s
+ * own event is in the log (invariant 11). That event, whose version
+ * PostgreSQL already holds (equal, not refused), then cleans it. */
+static void refused_event_leaves_a_pinned_write_through(void **state)
+{
+    (void)state;
+    int64_t v = 0, v2 = 0;
+    char sql[512], buf[64], k1[128], k2[128];
+    wb_entry_t e;
+    int applied = 0;
+
+    fh_setup(&G, "settle", "text", "  batch:\n    max_wait_ms: 20\n");
+    char body[160];
+    snprintf(body, sizeof(body), "item:%s_1", G.tag);
+    wb_test_key(k1, sizeof(k1), G.conf->redis.dirty_shards, body);
+    snprintf(body, sizeof(body), "item:%s_2", G.tag);
+    wb_test_key(k2, sizeof(k2), G.conf->redis.dirty_shards, body);
+    fh_start(&G);
+    assert_int_equal(wait_table(&G, 30000), 0);
+
+    put_dirty(&G, k1, "old", &v);
+    int64_t vt = v + 1000;
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO \"%s\" (key, value, version, deleted, updated_at) "
+             "VALUES ('%s', 'new', %" PRId64 ", false, now())",
+             G.table, strchr(k1, '}') + 6, vt); /* the id, after tag and "item:" */
+    PQclear(fh_sql(&G, sql));
+    wb_entry_through_req_t tr = {.key = k1,
+                                 .keylen = strlen(k1),
+                                 .dirty_index = G.conf->redis.dirty_index,
+                                 .value = "new",
+                                 .len = 3,
+                                 .version = vt};
+    assert_int_equal(wb_entry_through(G.redis, &tr, &applied, buf, sizeof(buf)), WB_OK);
+    assert_int_equal(applied, 1);
+    /* The old event, then a marker key's: once the marker is clean, the
+     * old event's clean-mark was sent before it (one cleaner, in order). */
+    put_dirty(&G, k2, "marker", &v2);
+    fh_produce(&G, k1, "old", v);
+    fh_flush(&G);
+    fh_produce(&G, k2, "marker", v2);
+    fh_flush(&G);
+    int rc = wait_not_dirty(&G, k2, 30000);
+    if (rc) fh_dump_log(&G);
+    assert_int_equal(rc, 0);
+    usleep(300000);
+
+    assert_int_equal(wb_entry_read(G.redis, k1, strlen(k1), &e, buf, sizeof(buf)), WB_OK);
+    assert_true(e.found && e.dirty);
+    assert_int_equal(e.version, vt);
+    assert_string_equal(e.value, "new");
+    assert_int_equal(e.pttl_ms, -1);
+    wb_entry_clear(&e);
+    int shard = 0;
+    char idx[256];
+    wb_entry_key_tag(k1, strlen(k1), &shard);
+    wb_entry_index_key(G.conf->redis.dirty_index, shard, idx, sizeof(idx));
+    redisReply *r = wb_test_redis(G.redis, "ZSCORE %s %s", idx, k1);
+    assert_true(r && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+
+    /* Its own event: PostgreSQL holds that version already; cleaned. */
+    fh_produce(&G, k1, "new", vt);
+    fh_flush(&G);
+    rc = wait_not_dirty(&G, k1, 30000);
+    if (rc) fh_dump_log(&G);
+    assert_int_equal(rc, 0);
+    assert_int_equal(wb_entry_read(G.redis, k1, strlen(k1), &e, buf, sizeof(buf)), WB_OK);
+    assert_true(e.found);
+    assert_false(e.dirty);
+    assert_int_equal(e.version, vt);
+    assert_string_equal(e.value, "new");
+    assert_true(e.pttl_ms > 0);
+    wb_entry_clear(&e);
+    r = wb_test_redis(G.redis, "DEL %s", k1);
+    freeReplyObject(r);
+    r = wb_test_redis(G.redis, "DEL %s", k2);
+    freeReplyObject(r);
+}
+
 /* Adds "  statement_timeout_ms: ms" to the postgres section of the config. */
 static void set_statement_timeout(fh_t *fh, int ms)
 {
@@ -202,6 +286,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(refused_event_drops_the_obsolete_value, cleanup),
+        cmocka_unit_test_teardown(refused_event_leaves_a_pinned_write_through, cleanup),
         cmocka_unit_test_teardown(timed_out_batch_is_split, cleanup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "flusher_harness.h"
+#include "wb_entry.h"
 
 #define K 200
 
@@ -253,6 +254,70 @@ static void restore_while_running_rewinds(void **state)
     free(truth);
 }
 
+/* Write-through writes are in the log too (invariant 11): after a restore
+ * that lost them (the table and its offsets back to before them), the
+ * flusher's rewind brings them back, each with its own version, among
+ * write-behind writes; and their entries, pinned until the flusher saw
+ * their events, are clean with a TTL. */
+static void restore_brings_back_write_through(void **state)
+{
+    (void)state;
+    fh_t fh;
+    fh_row_t *truth = calloc(K, sizeof(*truth));
+    unsigned seed = 13;
+    char errstr[512], id[32], key[64], val[64], sql[512];
+    wb_config_t *conf = NULL;
+    wb_client_t *client = NULL;
+    wb_entry_t e;
+
+    fh_setup(&fh, "offthrough", "text", NULL);
+    fh_start(&fh);
+    assert_int_equal(wb_config_load(fh.cfg, &conf, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_client_open_config(conf, NULL, NULL, &client, errstr, sizeof(errstr)),
+                     WB_OK);
+    produce_range(&fh, truth, 300, 1000, &seed);
+    /* Write-through on keys of their own, after the write-behind ones
+     * (whose versions are small, so the write-throughs' are newer). */
+    for (int k = K / 2; k < K; k += 3) {
+        int64_t v = 0;
+        snprintf(id, sizeof(id), "%d", k);
+        snprintf(val, sizeof(val), "through %d", k);
+        assert_int_equal(wb_put_through(client, "item", id, val, strlen(val), &v), WB_OK);
+        fh_truth_apply(&truth[k], val, v);
+    }
+    assert_int_equal(wb_client_flush(client, 10000), WB_OK);
+    assert_int_equal(fh_wait_truth(&fh, truth, K, 60000), 0);
+    /* Every write-through entry is cleaned once its event was consumed. */
+    int64_t t0 = wb_time_mono_ms();
+    for (int k = K / 2; k < K; k += 3) {
+        snprintf(key, sizeof(key), "item:%d", k);
+        for (;;) {
+            memset(&e, 0, sizeof(e));
+            assert_int_equal(wb_entry_read(fh.redis, key, strlen(key), &e, errstr, sizeof(errstr)),
+                             WB_OK);
+            int done = e.found && !e.dirty && e.version == truth[k].version && e.pttl_ms > 0;
+            wb_entry_clear(&e);
+            if (done) break;
+            assert_true(wb_time_mono_ms() - t0 < 30000);
+            usleep(50000);
+        }
+    }
+
+    /* Everything lost: the table and its offsets back to before the load. */
+    snprintf(sql, sizeof(sql), "TRUNCATE \"%s\"", fh.table);
+    PQclear(fh_sql(&fh, sql));
+    for (int p = 0; p < 3; p++)
+        set_recorded(&fh, p, 0);
+    int rc = fh_wait_truth(&fh, truth, K, 60000);
+    if (rc) fh_dump_log(&fh);
+    assert_int_equal(rc, 0);
+    assert_true(metric(&fh, "wb_flusher_rewinds_total") >= 1);
+    assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
+    wb_client_close(client);
+    fh_teardown(&fh);
+    free(truth);
+}
+
 static void now_iso(int64_t offset_s, char *buf, size_t size)
 {
     time_t t = time(NULL) + offset_s;
@@ -491,6 +556,7 @@ int main(void)
         cmocka_unit_test(offsets_recorded_with_the_batch),
         cmocka_unit_test(restore_rewinds_by_itself),
         cmocka_unit_test(restore_while_running_rewinds),
+        cmocka_unit_test(restore_brings_back_write_through),
         cmocka_unit_test(replay_never_starts_after_the_database),
         cmocka_unit_test(compacted_topic_is_refused),
         cmocka_unit_test(tombstone_retention_below_topic_retention_is_refused),

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "lib_harness.h"
+#include "wb_key.h"
 
 static lh_t H;
 static wb_client_t *C;
@@ -131,7 +132,9 @@ static void put_batch_writes_all(void **state)
 }
 
 /* Write-through: the row is committed with the version the cache holds;
- * the entry is clean with a TTL. */
+ * its change event is in the log with that version and value, and the
+ * entry is pinned like a write-behind write until the flusher consumed
+ * that event (dirty, no TTL, listed: invariant 11). */
 static void put_through_row_matches_cache(void **state)
 {
     char id[128], key[160], ver[32];
@@ -155,16 +158,24 @@ static void put_through_row_matches_cache(void **state)
     assert_string_equal(s, ver);
     free(s);
     s = lh_hget(&H, key, "d");
-    assert_string_equal(s, "0");
+    assert_string_equal(s, "1");
     free(s);
-    long long pttl = lh_pttl(&H, key);
-    assert_true(pttl > 50000 && pttl <= 60000);
-    assert_int_equal(lh_dirty_score(&H, key), -1);
+    assert_int_equal(lh_pttl(&H, key), -1);
+    assert_true(lh_dirty_score(&H, key) > 0);
+    lh_msg_t m[2];
+    int n = lh_consume(&H, H.changes, key, 0, m, 2, 1, 15000);
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0].version, v);
+    assert_int_equal(m[0].is_delete, 0);
+    assert_int_equal(m[0].valuelen, 7);
+    assert_memory_equal(m[0].value, "through", 7);
+    assert_string_equal(m[0].entity, "item");
+    lh_msgs_free(m, n);
 }
 
 /* An older dirty write-behind value is replaced by the newer durable
- * write-through value (and leaves the dirty index), so the flusher can
- * never mark the older value clean later. */
+ * write-through value (which stays listed for its own event), so the
+ * flusher can never mark the older value clean later. */
 static void put_through_replaces_older_dirty_entry(void **state)
 {
     char id[128], key[160];
@@ -184,8 +195,11 @@ static void put_through_replaces_older_dirty_entry(void **state)
     assert_int_equal(out.version, vt);
     assert_int_equal(out.hit, 1);
     wb_value_free(&out);
-    assert_int_equal(lh_dirty_score(&H, key), -1);
-    assert_true(lh_pttl(&H, key) > 0);
+    char *s = lh_hget(&H, key, "ver"), ver[32];
+    snprintf(ver, sizeof(ver), "%" PRId64, vt);
+    assert_string_equal(s, ver);
+    free(s);
+    assert_true(lh_dirty_score(&H, key) > 0);
 }
 
 /* PostgreSQL fails (the ghost entity's table does not exist): the call
@@ -259,13 +273,13 @@ static void get_miss_loads_then_hits(void **state)
  * loads, fills and releases its stampede lock, and a hit still hits. */
 static void get_survives_script_cache_loss(void **state)
 {
-    char id[128], key[160], lock[200];
+    char id[128], key[160], lock[WB_KEY_SIDE_MAX];
     wb_value_t out = {0};
 
     (void)state;
     lh_id(&H, "rt-noscript", id, sizeof(id));
     lh_key(&H, key, sizeof(key), "li:", id);
-    snprintf(lock, sizeof(lock), "wb:lock:{%s}", key);
+    wb_key_side("lock", key, lock);
     PQclear(lh_sql(&H,
                    "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'reloaded', 9)",
                    1, id, NULL, NULL));

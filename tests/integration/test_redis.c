@@ -222,7 +222,7 @@ static wb_err_t fill_aside(const char *k, size_t klen, const void *v, size_t vle
 }
 
 static wb_err_t through(const char *k, size_t klen, const char *idx, const void *v, size_t vlen,
-                        int64_t version, int64_t ttl_ms, int is_delete, int *applied)
+                        int64_t version, int is_delete, int *applied)
 {
     wb_entry_through_req_t req = {.key = k,
                                   .keylen = klen,
@@ -230,7 +230,6 @@ static wb_err_t through(const char *k, size_t klen, const char *idx, const void 
                                   .value = v,
                                   .len = vlen,
                                   .version = version,
-                                  .ttl_ms = ttl_ms,
                                   .is_delete = is_delete};
 
     return wb_entry_through(ctx, &req, applied, errstr, sizeof(errstr));
@@ -618,6 +617,59 @@ static void test_fill(void **state)
     wb_entry_clear(&e);
 }
 
+/* wb_entry_get_many: one pipeline answers each key on its own (a hit with
+ * its value, a miss that took its lock, a miss whose lock another holder
+ * has); wb_entry_release_many drops only the locks still ours. */
+static void test_get_many_and_release_many(void **state)
+{
+    char k[3][160], rr[3][512], lock[3][512];
+    wb_entry_get_req_t req[3];
+    wb_entry_get_res_t res[3];
+    wb_entry_key_t locks[3];
+    int64_t v;
+
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "gm%d", i);
+        snprintf(k[i], sizeof(k[i]), "%s", key(name));
+        /* Side keys "{N}wb:<kind>:<prefix + id>": in the key's slot. */
+        size_t tl = wb_entry_key_tag(k[i], strlen(k[i]), NULL);
+        snprintf(rr[i], sizeof(rr[i]), "%.*swb:rr:%s", (int)tl, k[i], k[i] + tl);
+        snprintf(lock[i], sizeof(lock[i]), "%.*swb:lock:%s", (int)tl, k[i], k[i] + tl);
+        req[i] = (wb_entry_get_req_t){.key = k[i],
+                                      .keylen = strlen(k[i]),
+                                      .rr_key = rr[i],
+                                      .lock_key = lock[i],
+                                      .ttl_ms = TTL_MS,
+                                      .lock_token = "tok",
+                                      .lock_ttl_ms = 5000};
+        locks[i] = (wb_entry_key_t){lock[i], strlen(lock[i])};
+    }
+    v = put(k[0], "hello", 0);
+    freeReplyObject(cmd("SET %s other PX 5000", lock[2]));
+    assert_int_equal(wb_entry_get_many(ctx, req, 3, res, errstr, sizeof(errstr)), WB_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(res[i].err, WB_OK);
+    assert_true(res[0].hit && res[0].dirty && !res[0].deleted);
+    assert_string_equal(res[0].value, "hello");
+    assert_int_equal(res[0].version, v);
+    assert_true(!res[1].hit && res[1].locked);
+    assert_true(!res[2].hit && !res[2].locked);
+    for (int i = 0; i < 3; i++)
+        wb_entry_get_clear(&res[i]);
+
+    assert_int_equal(wb_entry_release_many(ctx, locks + 1, 2, "tok", errstr, sizeof(errstr)),
+                     WB_OK);
+    assert_int_equal(cmd_int("EXISTS %s", lock[1]), 0);
+    assert_int_equal(cmd_int("EXISTS %s", lock[2]), 1); /* not ours */
+    freeReplyObject(cmd("DEL %s", lock[2]));
+    assert_int_equal(wb_entry_get_many(ctx, req, 0, NULL, errstr, sizeof(errstr)), WB_OK);
+    req[1].rr_key = NULL;
+    assert_int_equal(wb_entry_get_many(ctx, req, 3, res, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+}
+
 static void test_fill_aside(void **state)
 {
     const char *k = key("aside");
@@ -781,6 +833,24 @@ static void test_version_floor_and_refused_writes(void **state)
     wb_entry_clean_clear(&cres);
 }
 
+/* A settle: clean at the version PostgreSQL holds after refusing an older
+ * event (the flusher's clean-mark of a refused row; the refused event's own
+ * version is any older one). */
+static wb_err_t settle_at(const char *k, int64_t version, int *code)
+{
+    wb_entry_clean_req_t req = {.key = k,
+                                .keylen = strlen(k),
+                                .dirty_index = dirty,
+                                .version = version,
+                                .ttl_ms = TTL_MS,
+                                .refused_version = version - 1};
+    wb_entry_clean_res_t res;
+    wb_err_t err = wb_entry_clean(ctx, &req, &res, errstr, sizeof(errstr));
+
+    if (err == WB_OK) *code = res.code;
+    return err;
+}
+
 /* Write-through: the reserved version sits between what was and what comes. */
 static void test_version_and_through(void **state)
 {
@@ -798,14 +868,33 @@ static void test_version_and_through(void **state)
     assert_false(e.found);
     wb_entry_clear(&e);
     assert_true(cmd_int("PTTL %s", k) > 0);
-    assert_int_equal(through(k, strlen(k), dirty, "through", 7, v, TTL_MS, 0, &applied), WB_OK);
+    assert_int_equal(through(k, strlen(k), dirty, "through", 7, v, 0, &applied), WB_OK);
     assert_int_equal(applied, 1);
+    /* Pinned like a put until the flusher consumed its event (invariant
+     * 11): dirty, no TTL, listed; the clean-mark at V gives it its TTL. */
     get(k, &e);
-    assert_true(e.found && !e.dirty);
+    assert_true(e.found && e.dirty);
     assert_int_equal(e.version, v);
     assert_string_equal(e.value, "through");
+    assert_int_equal(e.pttl_ms, -1);
     wb_entry_clear(&e);
+    assert_true(zscore(k) > 0);
     assert_int_equal(hget_i64(k, "rv"), -1);
+    /* A settle at V (PostgreSQL refused an older event and holds V) leaves
+     * V to its own event: still dirty and listed. */
+    int code = -1;
+    assert_int_equal(settle_at(k, v, &code), WB_OK);
+    assert_int_equal(code, WB_ENTRY_CLEAN_NEWER);
+    get(k, &e);
+    assert_true(e.found && e.dirty);
+    wb_entry_clear(&e);
+    assert_true(zscore(k) > 0);
+    assert_int_equal(clean(k, strlen(k), dirty, v, TTL_MS, NULL), WB_OK);
+    get(k, &e);
+    assert_true(e.found && !e.dirty);
+    assert_true(e.pttl_ms > 0);
+    wb_entry_clear(&e);
+    assert_int_equal(zscore(k), -1);
 
     /* Dirty entry P: the reservation is above P and leaves P's value and
      * pin alone; a put after it is above the reservation, and the late
@@ -822,26 +911,27 @@ static void test_version_and_through(void **state)
     wb_entry_clear(&e);
     assert_int_equal(put_raw(k, strlen(k), "p2", 2, 0, dirty, &p2, &wt), WB_OK);
     assert_true(p2 > v);
-    assert_int_equal(through(k, strlen(k), dirty, "late", 4, v, TTL_MS, 0, &applied), WB_OK);
+    assert_int_equal(through(k, strlen(k), dirty, "late", 4, v, 0, &applied), WB_OK);
     assert_int_equal(applied, 0);
     get(k, &e);
     assert_string_equal(e.value, "p2");
     assert_true(e.dirty);
     wb_entry_clear(&e);
 
-    /* Dirty entry older than the committed write-through: replaced, clean,
-     * unindexed (PostgreSQL holds the newer version already). */
+    /* Dirty entry older than the committed write-through: replaced by V,
+     * still dirty and listed (now for V's own event). */
     p = put(k, "p3", 0);
     assert_int_equal(wb_entry_version(ctx, k, strlen(k), dirty, 5000, &v, errstr, sizeof(errstr)),
                      WB_OK);
-    assert_int_equal(through(k, strlen(k), dirty, "wt", 2, v, TTL_MS, 0, &applied), WB_OK);
+    assert_int_equal(through(k, strlen(k), dirty, "wt", 2, v, 0, &applied), WB_OK);
     assert_int_equal(applied, 1);
     get(k, &e);
     assert_string_equal(e.value, "wt");
-    assert_false(e.dirty);
-    assert_true(e.pttl_ms > 0);
+    assert_int_equal(e.version, v);
+    assert_true(e.dirty);
+    assert_int_equal(e.pttl_ms, -1);
     wb_entry_clear(&e);
-    assert_int_equal(zscore(k), -1);
+    assert_true(zscore(k) > 0);
 
     /* Two reservations in a row are distinct and increasing. */
     assert_int_equal(wb_entry_version(ctx, k, strlen(k), dirty, 5000, &p, errstr, sizeof(errstr)),
@@ -1342,6 +1432,7 @@ int main(void)
         cmocka_unit_test(test_clean_gone_and_stale),
         cmocka_unit_test(test_forget),
         cmocka_unit_test(test_fill),
+        cmocka_unit_test(test_get_many_and_release_many),
         cmocka_unit_test(test_fill_aside),
         cmocka_unit_test(test_version_and_through),
         cmocka_unit_test(test_noscript_fallback),

@@ -56,6 +56,7 @@ static void rh_write_config(rh_t *rh, int i, const char *refresher_extra,
     fprintf(
         f,
         "redis:\n  host: %s\n  port: %s\n  timeout_ms: 1000\n  dirty_index: \"%s\"\n"
+        "  user: \"${WB_TEST_REDIS_USER:-}\"\n"
         "kafka:\n  brokers: %s\n  topics:\n    changes: %s\n    refresh: %s\n"
         "    dead_letter: %s\n  partitions: 2\n"
         "postgres:\n  dsn: \"%s\"\n  connect_timeout_ms: 1000\n  statement_timeout_ms: 5000\n"

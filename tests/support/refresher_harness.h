@@ -102,7 +102,10 @@ PGresult *rh_sql(rh_t *rh, const char *sql);
  * table, connections and the changes-topic reader. refresher_extra /
  * producer_extra / entity_extra are YAML lines added under refresher:,
  * producer: and the entity (indented accordingly); dsn NULL = the real one
- * (the harness itself always uses the real one). */
+ * (the harness itself always uses the real one). The configs' redis.user
+ * is ${WB_TEST_REDIS_USER:-}: a test that sets it (and
+ * WBCACHE_REDIS_PASSWORD) after rh_setup gets children and clients that
+ * AUTH as that ACL user, while the harness stays the default user. */
 void rh_setup_ex(rh_t *rh, const char *name, const char *refresher_extra,
                  const char *producer_extra, const char *entity_extra, const char *dsn);
 

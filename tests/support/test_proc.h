@@ -37,5 +37,13 @@ int wb_test_http_get(int port, const char *path, char *buf, size_t size);
 void wb_test_dump_file(const char *path);
 
 void wb_test_sleep_ms(int ms);
+/* Peak resident memory (VmHWM of /proc/<pid>/status) of pid in bytes, or
+ * -1 when it cannot be read. */
+int64_t wb_test_peak_rss(pid_t pid);
+/* 1 when the tests (and the daemons they start, from the same build) are
+ * built with AddressSanitizer: its allocator keeps freed memory in
+ * quarantine, so resident memory says nothing about what a daemon holds
+ * and memory bounds are not checked there. */
+int wb_test_asan(void);
 
 #endif /* WB_TEST_PROC_H */

@@ -103,6 +103,7 @@ static void test_example_config(void **state)
     assert_string_equal(conf->path, "config/wbcache.yaml");
     assert_string_equal(conf->redis.host, "127.0.0.1");
     assert_int_equal(conf->redis.port, 26370);
+    assert_string_equal(conf->redis.user, "");
     assert_string_equal(conf->redis.password, "");
     assert_int_equal(conf->redis.db, 0);
     assert_int_equal(conf->redis.timeout_ms, 1000);
@@ -139,7 +140,7 @@ static void test_example_config(void **state)
     assert_string_equal(conf->refresher.http_listen, "127.0.0.1:26381");
     assert_string_equal(conf->log.level, "info");
 
-    assert_int_equal(conf->nentities, 2);
+    assert_int_equal(conf->nentities, 3);
     user = wb_config_entity(conf, "user");
     assert_non_null(user);
     assert_string_equal(user->prefix, "user:");
@@ -154,6 +155,13 @@ static void test_example_config(void **state)
     assert_int_equal(session->ttl_ms, 900000);
     assert_true(session->refresh_ahead == 0.0);
     assert_int_equal(session->value_type, WB_VT_TEXT);
+    const wb_entity_t *account = wb_config_entity(conf, "account");
+    assert_non_null(account);
+    assert_true(WB_ENTITY_MAPPED(account));
+    assert_string_equal(account->key_column, "id");
+    assert_int_equal(account->key_type, WB_KT_BIGINT);
+    assert_int_equal(account->nmap, 5);
+    assert_string_equal(account->map[4].column, "created_at");
     wb_config_destroy(conf);
 
     /* The deploy script's ports flow in through ${VAR:-default}. */
@@ -265,6 +273,7 @@ static void test_defaults(void **state)
     (void)state;
     assert_string_equal(conf->redis.host, "127.0.0.1");
     assert_int_equal(conf->redis.port, 6379);
+    assert_string_equal(conf->redis.user, "");
     assert_string_equal(conf->redis.password, "");
     assert_int_equal(conf->redis.db, 0);
     assert_int_equal(conf->redis.timeout_ms, 1000);
@@ -379,6 +388,7 @@ static void test_secret_env_override(void **state)
 
     (void)state;
     conf = load_ok(FIX "secrets.yaml");
+    assert_string_equal(conf->redis.user, "wbapp"); /* the ACL user: not a secret */
     assert_string_equal(conf->redis.password, "redis-file-secret");
     assert_string_equal(conf->postgres.password, "pg-file-secret");
     assert_string_equal(prop(conf, "sasl.password"), "kafka-file-secret");
@@ -429,6 +439,7 @@ static void test_print_masks_secrets(void **state)
     assert_null(strstr(out, "pg file secret"));
     assert_null(strstr(out, "kafka-env-secret"));
     assert_non_null(strstr(out, "\n  password: \"****\""));
+    assert_non_null(strstr(out, "\n  user: \"wbapp\"")); /* the ACL user is shown */
     assert_non_null(strstr(out, "\n  dsn: \"host=db user=app password=**** dbname=app\""));
     assert_non_null(strstr(out, "\n    \"sasl.password\": \"****\"\n"));
     assert_non_null(strstr(out, "\n    \"ssl.key.password\": \"****\"\n"));
@@ -749,15 +760,15 @@ static void test_overlapping_prefix(void **state)
 static void test_bad_enum(void **state)
 {
     (void)state;
-    expect_errors(FIX "bad_enum.yaml",
-                  FIX "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, got "
-                      "\"disk\"\n" FIX
-                      "bad_enum.yaml:4:3: postgres.schema: must be one of create, verify, got "
-                      "\"Create\"\n" FIX
-                      "bad_enum.yaml:6:3: log.level: must be one of debug, info, warn, error, got "
-                      "\"verbose\"\n" FIX
-                      "bad_enum.yaml:11:5: entities[0].value_type: must be one of text, jsonb, "
-                      "bytea, got \"json\"");
+    expect_errors(FIX "bad_enum.yaml", FIX
+                  "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, got "
+                  "\"disk\"\n" FIX
+                  "bad_enum.yaml:4:3: postgres.schema: must be one of create, verify, migrate, got "
+                  "\"Create\"\n" FIX
+                  "bad_enum.yaml:6:3: log.level: must be one of debug, info, warn, error, got "
+                  "\"verbose\"\n" FIX
+                  "bad_enum.yaml:11:5: entities[0].value_type: must be one of text, jsonb, "
+                  "bytea, got \"json\"");
 }
 
 static void test_bad_identifier(void **state)

@@ -65,6 +65,26 @@ static void batch_full_by_count_or_bytes(void **state)
     assert_int_equal(fl_batch_due(&b, &conf, 1000), 1);
 }
 
+/* A version more than flusher.max_version_ahead_ms ahead of the clock is
+ * too far; 0 turns the check off. */
+static void version_ahead_bound(void **state)
+{
+    (void)state;
+    wb_config_t conf = limits();
+    const int64_t now = INT64_C(1700000000000000), hour_us = INT64_C(3600000000);
+
+    conf.flusher.max_version_ahead_ms = 3600000;
+    assert_int_equal(fl_batch_version_too_far(&conf, now, now), 0);
+    assert_int_equal(fl_batch_version_too_far(&conf, 1, now), 0); /* far behind: fine */
+    assert_int_equal(fl_batch_version_too_far(&conf, now + 60 * INT64_C(1000000), now), 0);
+    assert_int_equal(fl_batch_version_too_far(&conf, now + hour_us, now), 0);
+    assert_int_equal(fl_batch_version_too_far(&conf, now + hour_us + 1000, now), 1);
+    assert_int_equal(fl_batch_version_too_far(&conf, now + 2 * hour_us, now), 1);
+    assert_int_equal(fl_batch_version_too_far(&conf, WB_EVENT_VERSION_MAX, now), 1);
+    conf.flusher.max_version_ahead_ms = 0;
+    assert_int_equal(fl_batch_version_too_far(&conf, WB_EVENT_VERSION_MAX, now), 0);
+}
+
 /* ------------------------------------------------------- per-key newest */
 
 static const wb_entity_t ent_a = {.name = "a", .prefix = "a:", .table = "ta"};
@@ -365,6 +385,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(batch_due_by_age),
         cmocka_unit_test(batch_full_by_count_or_bytes),
+        cmocka_unit_test(version_ahead_bound),
         cmocka_unit_test(dedup_keeps_newest_per_key),
         cmocka_unit_test(dedup_many_keys),
         cmocka_unit_test(verdict_content_errors_bisect_to_poison),

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wb_json.h"
 #include "wb_log.h"
 
 #define MAX_LINES 1024
@@ -57,6 +58,7 @@ static int teardown(void **state)
     int i;
 
     wb_log_set_sink(NULL, NULL);
+    wb_log_set_format(WB_LOG_FORMAT_TEXT);
     for (i = 0; i < cap.n; i++)
         free(cap.lines[i]);
     return 0;
@@ -400,10 +402,111 @@ static void test_threads_lines_never_interleave(void **state)
     free(out);
 }
 
+/* 1 if s is one valid JSON text. */
+static int is_json(const char *s)
+{
+    char errstr[128];
+    int ok = wb_json_check(s, strlen(s), errstr, sizeof(errstr)) == WB_OK;
+    if (!ok) fprintf(stderr, "not JSON (%s): %s\n", errstr, s);
+    return ok;
+}
+
+static void test_json_escape(void **state)
+{
+    char out[256];
+    int cut = -1;
+    /* quote, backslash, the short escapes, other controls and DEL as \u00XX,
+     * NUL inside, UTF-8 kept, a stray byte / a truncated sequence / an
+     * overlong form replaced. */
+    static const char in[] =
+        "q\"b\\n\nr\rt\tb\bf\f\x01\x1f\x7f\0z \xc3\xa9 \xe2\x82\xac \xff \xc3 \xc0\xaf";
+    const char *want =
+        "q\\\"b\\\\n\\nr\\rt\\tb\\bf\\f\\u0001\\u001f\\u007f\\u0000z \xc3\xa9 \xe2\x82\xac "
+        "\\ufffd \\ufffd \\ufffd\\ufffd";
+
+    (void)state;
+    assert_int_equal(wb_log_json_escape(out, sizeof(out), in, sizeof(in) - 1, &cut), strlen(want));
+    assert_string_equal(out, want);
+    assert_int_equal(cut, 0);
+    /* Never splits an escape or a UTF-8 sequence: stops before it. */
+    assert_int_equal(wb_log_json_escape(out, 4, "ab\n", 3, &cut), 2);
+    assert_string_equal(out, "ab");
+    assert_int_equal(cut, 1);
+    assert_int_equal(wb_log_json_escape(out, 3, "a\xc3\xa9", 3, &cut), 1);
+    assert_string_equal(out, "a");
+    assert_int_equal(wb_log_json_escape(out, 1, "x", 1, NULL), 0);
+    assert_string_equal(out, "");
+}
+
+static void test_json_line(void **state)
+{
+    char line[WB_LOG_LINE_MAX], msg[6000];
+    wb_log_field_t f[] = {{"topic", "wb.changes"}, {"reason", "unknown entity \"x\"\n"}};
+    size_t n;
+
+    (void)state;
+    n = wb_log_json_line(line, sizeof(line), "2026-12-02T03:00:00.000Z", WB_LOG_WARN, "wb-flusher",
+                         "dead-lettering", 14, f, 2);
+    assert_int_equal(n, strlen(line));
+    assert_string_equal(line,
+                        "{\"time\":\"2026-12-02T03:00:00.000Z\",\"level\":\"warn\","
+                        "\"program\":\"wb-flusher\",\"message\":\"dead-lettering\","
+                        "\"topic\":\"wb.changes\",\"reason\":\"unknown entity \\\"x\\\"\\n\"}");
+    assert_true(is_json(line));
+
+    /* A message longer than the line, all of it escapes: cut with "...",
+     * the fields kept, still one object, within the line. */
+    memset(msg, '\x01', sizeof(msg));
+    n = wb_log_json_line(line, sizeof(line), "t", WB_LOG_ERROR, "p", msg, sizeof(msg), f, 2);
+    assert_true(n < sizeof(line));
+    assert_true(is_json(line));
+    assert_non_null(strstr(line, "\\u0001...\",\"topic\":\"wb.changes\""));
+    /* Non-UTF-8 bytes in a field value and a small line: still valid JSON. */
+    wb_log_field_t bad[] = {{"k", "\xff\xfe"}};
+    n = wb_log_json_line(line, 128, "t", WB_LOG_INFO, "p",
+                         "0123456789012345678901234567890123456789"
+                         "0123456789012345678901234567890123456789",
+                         80, bad, 1);
+    assert_true(n < 128);
+    assert_true(is_json(line));
+}
+
+static void test_format_json_and_fields(void **state)
+{
+    wb_log_field_t f[] = {{"partition", "3"}, {"reason", "bad value"}, {"empty", ""}};
+
+    (void)state;
+    assert_int_equal(wb_log_format_parse("json"), WB_LOG_FORMAT_JSON);
+    assert_int_equal(wb_log_format_parse("TEXT"), WB_LOG_FORMAT_TEXT);
+    assert_int_equal(wb_log_format_parse("yaml"), -1);
+    assert_int_equal(wb_log_format_parse(NULL), -1);
+    /* Text: the fields follow the message, quoted when needed. */
+    wb_log_write_fields(WB_LOG_WARN, f, 3, "dead-lettering %s", "an event");
+    assert_int_equal(cap.n, 1);
+    assert_string_equal(check_prefix(cap.lines[0], "WARN", "wb-test"),
+                        "dead-lettering an event partition=3 reason=\"bad value\" empty=\"\"");
+    /* JSON: one object per line, also for plain lines. */
+    wb_log_set_format(WB_LOG_FORMAT_JSON);
+    wb_log_write_fields(WB_LOG_WARN, f, 2, "dead-lettering");
+    WB_INFO("two\nlines \"quoted\"");
+    assert_int_equal(cap.n, 3);
+    assert_true(is_json(cap.lines[1]));
+    assert_true(is_json(cap.lines[2]));
+    assert_memory_equal(cap.lines[1], "{\"time\":\"", 9);
+    assert_non_null(strstr(cap.lines[1], "\",\"level\":\"warn\",\"program\":\"wb-test\","
+                                         "\"message\":\"dead-lettering\",\"partition\":\"3\","
+                                         "\"reason\":\"bad value\"}"));
+    assert_non_null(strstr(cap.lines[2], "\"message\":\"two\\nlines \\\"quoted\\\"\"}"));
+    assert_null(strchr(cap.lines[2], '\n'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_line_format, setup, teardown),
+        cmocka_unit_test(test_json_escape),
+        cmocka_unit_test(test_json_line),
+        cmocka_unit_test_setup_teardown(test_format_json_and_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_chars_escaped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_parse, setup, teardown),

@@ -1,5 +1,5 @@
 /* test_refresher_pure.c — wb-refresher's pure parts: request collapser, key -> entity,
- * lease key (linked from the wbrefresher library). */
+ * lease key, refresh request checks (linked from the wbrefresher library). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +12,9 @@
 
 #include "refresher.h"
 #include "rf_collapse.h"
+#include "rf_request.h"
 #include "rf_util.h"
+#include "wb_entry.h"
 
 #define K(s) (s), strlen(s)
 
@@ -111,6 +113,81 @@ static void entity_for_key_prefers_hint_then_prefix(void **state)
     wb_config_destroy(conf);
 }
 
+/* Decodes a refresh request of entity (NULL: no wb-entity header) for
+ * keylen bytes of key. */
+static wb_err_t decode(const wb_config_t *conf, const char *entity, const char *key, size_t keylen,
+                       rf_request_t *req, char *errstr, size_t size)
+{
+    wb_header_t hdrs[2] = {{WB_HDR_KIND, "refresh", 7}, {WB_HDR_ENTITY, entity, 0}};
+    hdrs[1].len = entity ? strlen(entity) : 0;
+    return rf_request_decode(conf, key, keylen, NULL, 0, hdrs, entity ? 2 : 1, req, errstr, size);
+}
+
+static void request_decode_checks_ids(void **state)
+{
+    (void)state;
+    char errstr[512], big[WB_EVENT_KEY_MAX + 8];
+    wb_config_t *conf = NULL;
+    rf_request_t req;
+    assert_int_equal(wb_config_load_string("t", YAML, strlen(YAML), &conf, errstr, sizeof(errstr)),
+                     WB_OK);
+
+    assert_int_equal(decode(conf, "user", K("u:42"), &req, errstr, sizeof(errstr)), WB_OK);
+    assert_string_equal(req.ent->name, "user");
+    assert_int_equal(req.keylen, 4);
+    assert_memory_equal(req.key, "u:42", 4);
+    /* The key as the library sends it: its shard tag first, then the prefix. */
+    char tagged[32], body[] = "u:42";
+    int n = snprintf(tagged, sizeof(tagged), "{%d}%s",
+                     wb_entry_shard_of(body, strlen(body), conf->redis.dirty_shards), body);
+    assert_int_equal(decode(conf, "user", tagged, (size_t)n, &req, errstr, sizeof(errstr)), WB_OK);
+    assert_string_equal(req.ent->name, "user");
+    assert_int_equal(req.keylen, (size_t)n);
+    /* Another shard's tag: refused (it would fill a key no reader looks up). */
+    n = snprintf(tagged, sizeof(tagged), "{%d}%s",
+                 (wb_entry_shard_of(body, strlen(body), conf->redis.dirty_shards) + 1) %
+                     conf->redis.dirty_shards,
+                 body);
+    assert_int_equal(decode(conf, "user", tagged, (size_t)n, &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr, "shard tag"));
+    /* UTF-8 ids are fine, and the named entity decides, not the longest prefix. */
+    assert_int_equal(
+        decode(conf, "user", K("u:vip:\xc3\xa9t\xc3\xa9"), &req, errstr, sizeof(errstr)), WB_OK);
+    assert_string_equal(req.ent->name, "user");
+
+    /* A NUL in the id, invalid UTF-8, an overlong form, a surrogate. */
+    assert_int_equal(decode(conf, "user", "u:a\0b", 5, &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr, "NUL"));
+    assert_null(req.ent);
+    assert_int_equal(decode(conf, "user", K("u:\xff\xfe"), &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr, "UTF-8"));
+    assert_int_equal(decode(conf, "user", K("u:\xc0\xaf"), &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    assert_int_equal(decode(conf, "user", K("u:\xed\xa0\x80"), &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    /* Outside the named entity's prefix, an empty id, an unknown entity. */
+    assert_int_equal(decode(conf, "user", K("s:1"), &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr, "prefix"));
+    assert_int_equal(decode(conf, "user", K("u:"), &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    assert_int_equal(decode(conf, "nope", K("u:1"), &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr, "unknown entity"));
+    /* Not a refresh request at all: no entity header, or too long a key. */
+    assert_int_equal(decode(conf, NULL, K("u:1"), &req, errstr, sizeof(errstr)), WB_ERR_DECODE);
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "u:", 2);
+    assert_int_not_equal(decode(conf, "user", big, sizeof(big), &req, errstr, sizeof(errstr)),
+                         WB_OK);
+    assert_int_equal(decode(conf, "user", big, WB_EVENT_KEY_MAX, &req, errstr, sizeof(errstr)),
+                     WB_OK);
+    wb_config_destroy(conf);
+}
+
 static void lease_key_follows_dirty_index(void **state)
 {
     (void)state;
@@ -144,6 +221,7 @@ int main(void)
         cmocka_unit_test(binary_keys_and_expiry_keep_memory_bounded),
         cmocka_unit_test(collapser_cap_forgets_oldest),
         cmocka_unit_test(entity_for_key_prefers_hint_then_prefix),
+        cmocka_unit_test(request_decode_checks_ids),
         cmocka_unit_test(lease_key_follows_dirty_index),
         cmocka_unit_test(sweep_tells_poison_from_outage),
     };

@@ -169,7 +169,24 @@ static void read_and_purge_statements(void **state)
                                 "$1::bigint"));
     free(sql);
 
+    /* The warm-up's scan (bytea here): keyset-paginated in key order, the operator's
+     * condition on lines of its own so a trailing comment ends there. */
+    sql = wb_table_scan_sql(&ent, "version > 3 -- recent");
+    assert_non_null(strstr(sql,
+                           "SELECT \"key\", \"value\", \"version\", \"deleted\" FROM "
+                           "\"app\".\"docs\" WHERE (\nversion > 3 -- recent\n) AND ($1::text IS "
+                           "NULL OR \"key\" > $1) ORDER BY \"key\" LIMIT $2"));
+    free(sql);
+    sql = wb_table_scan_sql(&ent, NULL);
+    assert_non_null(strstr(sql, "WHERE (\ntrue\n)"));
+    free(sql);
+    sql = wb_table_count_sql(&ent, "");
+    assert_string_equal(sql, "SELECT count(*) FROM \"app\".\"docs\" WHERE (\ntrue\n)");
+    free(sql);
+
     ent.table = "";
+    assert_null(wb_table_scan_sql(&ent, NULL));
+    assert_null(wb_table_count_sql(&ent, NULL));
     assert_null(wb_table_select_sql(&ent, 0));
     assert_null(wb_table_probe_sql(&ent));
     assert_null(wb_table_purge_sql(&ent));

@@ -27,6 +27,11 @@ static void mix_parses_and_picks(void **state)
     assert_int_equal(wbl_mix_pick(&m, 94), WBL_GET);
     assert_int_equal(wbl_mix_pick(&m, 95), WBL_DEL);
     assert_int_equal(wbl_mix_pick(&m, 99), WBL_DEL);
+    assert_int_equal(wbl_parse_mix("put=60,get=15,del=5,through=20", &m, err, sizeof(err)), 0);
+    assert_int_equal(m.through, 20);
+    assert_int_equal(wbl_mix_pick(&m, 79), WBL_DEL);
+    assert_int_equal(wbl_mix_pick(&m, 80), WBL_THROUGH);
+    assert_int_equal(wbl_mix_pick(&m, 99), WBL_THROUGH);
     assert_int_equal(wbl_parse_mix("get=100", &m, err, sizeof(err)), 0);
     assert_int_equal(m.put, 0);
     assert_int_equal(wbl_mix_pick(&m, 0), WBL_GET);

@@ -7,7 +7,10 @@
 --   in this shard ("0": leave the floor); then three per key k (ARGV[3k-1],
 --   ARGV[3k], ARGV[3k+1]): V, TTL ms (<= 0: no TTL), E: the version of the
 --   event PostgreSQL refused because it holds V > E ("0": the event itself
---   committed, V is its version).
+--   committed, V is its version). With E > 0 (a settle), an entry dirty at
+--   exactly V is left alone (0): it is a write-through's, whose own event may
+--   not be in the log yet, and it stays pinned until that event cleans it
+--   (invariant 11).
 -- The floor is never lowered: `put` and `version` hand out versions above
 --   it, so a Redis whose clock stepped back (failover to a replica behind,
 --   NTP step) and lost the entry still gives versions PostgreSQL accepts.
@@ -62,6 +65,7 @@ local function clean(key, V, ttl, E)
     return 3
   end
   cur = cur or 0
+  if cur == V and E > 0 and h[3] == '1' then return 0 end
   if cur == V then
     redis.call('ZREM', idx, key)
     if h[3] ~= '1' then return 2 end

@@ -25,6 +25,7 @@ NAMESPACED_KINDS = {
     "ConfigMap", "Secret", "Service", "ServiceAccount", "Deployment", "StatefulSet",
     "DaemonSet", "Job", "CronJob", "PodDisruptionBudget", "HorizontalPodAutoscaler",
     "NetworkPolicy", "Role", "RoleBinding", "Pod",
+    "ServiceMonitor", "PodMonitor",
 }
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 CONFIG_KEY = "wbcache.yaml"
@@ -134,6 +135,127 @@ def effective(container, pod, field):
 
 PG_CA_SECRET = "wbcache-pg-ca"
 PG_CA_PATH = "/etc/wbcache-pg-ca"
+REDIS_TLS_SIDECAR = "redis-tls"
+REDIS_TLS_SECRET = "wbcache-redis-tls"
+REDIS_TLS_PATH = "/etc/wbcache-redis-tls"
+
+
+def check_redis_tls_sidecar(rep, wid, pod):
+    """The redis-tls component's sidecar: native (started before the wbcache
+    container), its certificates mounted read-only, and the wbcache
+    container's redis.host/port (WB_REDIS_HOST/PORT, env beating envFrom)
+    pointing at the port it listens on."""
+    sidecars = [c for c in pod.get("initContainers") or [] if c.get("name") == REDIS_TLS_SIDECAR]
+    if not sidecars:
+        return
+    sc = sidecars[0]
+    port = ((sc.get("startupProbe") or {}).get("tcpSocket") or {}).get("port")
+    main = (pod.get("containers") or [{}])[0]
+    env = {e["name"]: str(e["value"]) for e in main.get("env") or [] if "value" in e}
+    vols = {v["name"]: v for v in pod.get("volumes") or []}
+    mounts = [m for m in sc.get("volumeMounts") or []
+              if (vols.get(m.get("name"), {}).get("secret") or {}).get("secretName") == REDIS_TLS_SECRET]
+    problems = []
+    if sc.get("restartPolicy") != "Always":
+        problems.append("the sidecar must be native (restartPolicy: Always) so it runs before "
+                        "the wbcache container starts")
+    if port is None:
+        problems.append("the sidecar has no startupProbe tcpSocket on its port")
+    if env.get("WB_REDIS_HOST") != "127.0.0.1" or env.get("WB_REDIS_PORT") != str(port):
+        problems.append(f"container {main.get('name')} does not point redis.host/port at the redis-tls "
+                        f"sidecar (WB_REDIS_HOST={env.get('WB_REDIS_HOST')}, "
+                        f"WB_REDIS_PORT={env.get('WB_REDIS_PORT')}; the sidecar listens on 127.0.0.1:{port})")
+    if not mounts or any(m.get("mountPath") != REDIS_TLS_PATH or m.get("readOnly") is not True for m in mounts):
+        problems.append(f"the Secret {REDIS_TLS_SECRET} must be mounted read-only at {REDIS_TLS_PATH} "
+                        f"in the sidecar")
+    if problems:
+        for p in problems:
+            rep.bad(f"{wid}: redis-tls: {p}")
+    else:
+        rep.ok(f"{wid}: redis-tls sidecar on 127.0.0.1:{port}, the wbcache container points at it, "
+               f"certificates from {REDIS_TLS_SECRET}")
+
+
+# ---------------------------------------------------------------- monitors
+# The Prometheus operator's CRDs have no schema in kubernetes-validate (it
+# only warns), so the fields this project uses are checked here instead.
+MONITOR_SPEC_FIELDS = {
+    "ServiceMonitor": ({"selector", "endpoints", "namespaceSelector", "jobLabel"}, "endpoints"),
+    "PodMonitor": ({"selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel"},
+                   "podMetricsEndpoints"),
+}
+MONITOR_ENDPOINT_FIELDS = {"port", "path", "interval", "scrapeTimeout", "scheme", "honorLabels",
+                           "relabelings", "metricRelabelings"}
+
+
+def check_monitor(rep, name, d, docs):
+    """One ServiceMonitor/PodMonitor: known fields, and it selects the scraped
+    Services (or pods) of the render on a named port and their metrics path."""
+    oid = f"{name}: {obj_id(d)}"
+    fields, ep_key = MONITOR_SPEC_FIELDS[d["kind"]]
+    spec = d.get("spec") or {}
+    problems = 0
+    if d.get("apiVersion") != "monitoring.coreos.com/v1":
+        rep.bad(f"{oid}: apiVersion {d.get('apiVersion')}, expected monitoring.coreos.com/v1")
+        problems += 1
+    unknown = set(spec) - fields
+    if unknown:
+        rep.bad(f"{oid}: unknown spec fields {sorted(unknown)}")
+        problems += 1
+    sel = spec.get("selector") or {}
+    if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        rep.bad(f"{oid}: empty selector (it would select everything)")
+        return
+    ns = d.get("metadata", {}).get("namespace")
+    if d["kind"] == "ServiceMonitor":
+        targets = [s for s in docs if s.get("kind") == "Service"
+                   and s.get("metadata", {}).get("namespace") == ns
+                   and selector_matches(sel, s.get("metadata", {}).get("labels") or {})]
+    else:
+        targets = [w for w in docs if w.get("kind") in WORKLOAD_KINDS
+                   and w.get("metadata", {}).get("namespace") == ns
+                   and selector_matches(sel, pod_labels_of(w))]
+    if not targets:
+        rep.bad(f"{oid}: selects no {'Service' if d['kind'] == 'ServiceMonitor' else 'pods'} in namespace {ns}")
+        return
+    for ep in spec.get(ep_key) or [{}]:
+        unknown = set(ep) - MONITOR_ENDPOINT_FIELDS
+        if unknown:
+            rep.bad(f"{oid}: unknown endpoint fields {sorted(unknown)}")
+            problems += 1
+        for t in targets:
+            if d["kind"] == "ServiceMonitor":
+                ports = [p.get("name") for p in (t.get("spec") or {}).get("ports") or []]
+                path = (t.get("metadata", {}).get("annotations") or {}).get("prometheus.io/path", "/metrics")
+            else:
+                ports = [p.get("name") for c in (pod_spec_of(t) or {}).get("containers") or []
+                         for p in c.get("ports") or []]
+                path = "/metrics"
+            if ep.get("port") not in ports:
+                rep.bad(f"{oid}: port {ep.get('port')!r} is not a named port of {obj_id(t)} {ports}")
+                problems += 1
+            if ep.get("path", "/metrics") != path:
+                rep.bad(f"{oid}: path {ep.get('path')} but {obj_id(t)} serves metrics on {path}")
+                problems += 1
+    if not problems:
+        rep.ok(f"{oid}: scrapes {', '.join(obj_id(t) for t in targets)} on its metrics port and path")
+
+
+def check_monitors(rep, name, docs):
+    monitors = [d for d in docs if d.get("kind") in MONITOR_SPEC_FIELDS]
+    if not monitors:
+        return
+    for d in monitors:
+        check_monitor(rep, name, d, docs)
+    # Every Service meant to be scraped is covered by a monitor.
+    for s in docs:
+        ann = s.get("metadata", {}).get("annotations") or {}
+        if s.get("kind") != "Service" or ann.get("prometheus.io/scrape") != "true":
+            continue
+        labels = s.get("metadata", {}).get("labels") or {}
+        if not any(m["kind"] == "ServiceMonitor" and selector_matches((m.get("spec") or {}).get("selector"), labels)
+                   for m in monitors):
+            rep.bad(f"{name}: {obj_id(s)} is annotated for scraping but no ServiceMonitor selects it")
 
 
 # ---------------------------------------------------------------- policy
@@ -151,6 +273,7 @@ def cmd_policy(args):
                     f"namespaces {sorted(n for n in namespaces if n)}, without one: {missing}")
         else:
             rep.ok(f"{name}: every namespaced object is in namespace {namespaces.pop()}")
+        check_monitors(rep, name, docs)
         for d in docs:
             if d.get("kind") == "Secret":
                 rep.bad(f"{name}: {obj_id(d)}: a Secret must not be part of an overlay "
@@ -239,6 +362,7 @@ def cmd_policy(args):
                     rep.bad(f"{wid}: the {PG_CA_SECRET} volume must be mounted read-only at {PG_CA_PATH}")
                 else:
                     rep.ok(f"{wid}: the PostgreSQL CA Secret {PG_CA_SECRET} is mounted read-only at {PG_CA_PATH}")
+            check_redis_tls_sidecar(rep, wid, pod)
             if d.get("kind") == "Deployment":
                 labels = pod_labels_of(d)
                 if not [p for p in docs if p.get("kind") == "PodDisruptionBudget"
@@ -583,7 +707,9 @@ def consistency(rep, cid, d, pod, c, prog, cmd, shown, docs, hpas):
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
                 "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "MAINTAINER"}
 ALLOWED_BASE_PACKAGES = {"libc6", "libgcc-s1"}  # in every debian:*-slim image
-EXTRA_RUNTIME_PACKAGES = {"ca-certificates"}  # needed at run time (TLS to Kafka/PostgreSQL), not a library
+# Needed at run time, not libraries: ca-certificates (TLS to Kafka/PostgreSQL),
+# stunnel4 (the TLS sidecar to Redis, deploy/k8s/components/redis-tls).
+EXTRA_RUNTIME_PACKAGES = {"ca-certificates", "stunnel4"}
 
 
 def parse_containerfile(path):

@@ -151,4 +151,8 @@ SQL
     fi
     out=$("$PG_BIN/psql" -X -tA "$PG_DSN connect_timeout=5" -c 'select 1' 2>&1) || true
     [[ $out == 1 ]] || fail postgres "$log" "'select 1' as wbcache over TCP failed: $out"
+    # The application's own table of the example mapped entity (config/wbcache.yaml: account).
+    out=$("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$PG_DSN connect_timeout=5" \
+        -c 'SET client_min_messages = warning' -f "$REPO/config/accounts.sql" 2>&1) ||
+        fail postgres "$log" "config/accounts.sql failed: $out"
 }

@@ -2,10 +2,17 @@
 #
 # Sourced by deploy/local/services after its settings (HOST, REDIS_PORT,
 # RDIR); uses deploy/lib/sh/common.sh and the front script's fail/log_mark.
-# Runs redis-server in $RDIR/data with a config written on every start.
+# Runs redis-server in $RDIR/data with a config written on every start. With
+# WB_REDIS_TLS=1 it listens only on its TLS port, behind stunnel
+# (services.d/stunnel.sh: certificates, TLS settings, redis_cli_args).
 
 launch_redis() {
+    local port=$REDIS_PORT
     mkdir -p "$RDIR/data"
+    if ((REDIS_TLS)); then
+        tls_certs
+        port=$REDIS_TLS_PORT
+    fi
     cat >"$RDIR/redis.conf" <<EOF
 # written by deploy/local/services on every start; edits are lost
 bind $HOST
@@ -23,18 +30,20 @@ save ""
 maxmemory ${WB_REDIS_MAXMEMORY:-256mb}
 maxmemory-policy volatile-lru
 EOF
-    port_open "$REDIS_PORT" && fail redis "$RDIR/redis.log" \
-        "port $REDIS_PORT is in use by a process this script did not start (pick another WB_BASE_PORT)"
-    log_mark "$RDIR/redis.log" "redis-server on $HOST:$REDIS_PORT"
+    ((REDIS_TLS)) && redis_tls_conf >>"$RDIR/redis.conf"
+    port_open "$port" && fail redis "$RDIR/redis.log" \
+        "port $port is in use by a process this script did not start (pick another WB_BASE_PORT)"
+    log_mark "$RDIR/redis.log" "redis-server on $HOST:$port"
     (cd "$RDIR/data" && exec setsid redis-server "$RDIR/redis.conf") >>"$RDIR/redis.log" 2>&1 </dev/null 9>&- &
     printf '%s\n' "$!" >"$RDIR/redis.pid"
 }
 
 wait_redis() {
     local deadline=$1 pid=$2 out
+    redis_cli_args
     while :; do
         pid_alive "$pid" || fail redis "$RDIR/redis.log" "redis-server (pid $pid) exited"
-        out=$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null) || true
+        out=$("${REDIS_CLI[@]}" ping 2>/dev/null) || true
         [[ $out == PONG ]] && return 0
         now_ms
         ((REPLY < deadline)) || fail redis "$RDIR/redis.log" "no PONG within ${REDIS_TIMEOUT} s"
@@ -44,7 +53,8 @@ wait_redis() {
 
 redis_answers() {
     local out
-    out=$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null) && [[ $out == PONG ]]
+    redis_cli_args
+    out=$("${REDIS_CLI[@]}" ping 2>/dev/null) && [[ $out == PONG ]]
 }
 
 # ------------------------------------------------------------ Redis Cluster
