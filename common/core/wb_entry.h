@@ -270,7 +270,7 @@ typedef enum wb_entry_clean_e {
     WB_ENTRY_CLEAN_GONE = 3,    /* no entry (evicted, deleted, lost): unindexed, V kept as memory */
     WB_ENTRY_CLEAN_STALE = 4,   /* entry older than V: value dropped, V kept as memory */
     WB_ENTRY_CLEAN_REFUSED = 5  /* as STALE, but the entry was the refused event's own dirty
-                                 * write: that write is lost (see clean.lua); its value is
+                                 * write: that write is lost (see clean_many.lua); its value is
                                  * returned to be dead-lettered */
 } wb_entry_clean_t;
 
