@@ -50,8 +50,7 @@ static void decode_one(const wb_config_t *conf, const char *entity_filter, rd_ka
     it->ev.entitylen = strlen(it->ent->name);
     if (rd_kafka_message_detach_headers(msg, &parsed) == RD_KAFKA_RESP_ERR_NO_ERROR)
         rd_kafka_headers_destroy(parsed);
-    size_t plen = strlen(it->ent->prefix);
-    if (it->ev.keylen <= plen || memcmp(it->ev.key, it->ent->prefix, plen) != 0) {
+    if (!wb_entity_id_offset(it->ent, it->ev.key, it->ev.keylen)) {
         fl_item_poison(it, "key does not start with the prefix \"%s\" of entity %s",
                        it->ent->prefix, it->ent->name);
         return;

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "lib_harness.h"
+#include "wb_key.h"
 
 static lh_t H;
 static wb_client_t *C;
@@ -40,7 +41,7 @@ static void put_event_in_kafka_and_entry_dirty(void **state)
 
     (void)state;
     lh_id(&H, "wb1", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put(C, "item", id, "hello", 5, WB_ACK_LOG, &v1), WB_OK);
     assert_int_equal(wb_put(C, "item", id, "world", 5, WB_ACK_CACHE, &v2), WB_OK);
     assert_true(v2 > v1);
@@ -107,7 +108,7 @@ static void put_batch_writes_all(void **state)
         assert_true(w[i].version > 0);
         if (i >= 25) assert_true(w[i].version > w[i - 25].version);
     }
-    snprintf(key, sizeof(key), "li:%s", ids[7]);
+    lh_key(&H, key, sizeof(key), "li:", ids[7]);
     char *s = lh_hget(&H, key, "v");
     assert_string_equal(s, "value-32"); /* the later write of the same key wins */
     free(s);
@@ -196,7 +197,7 @@ static void put_through_row_matches_cache(void **state)
 
     (void)state;
     lh_id(&H, "wt1", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put_through(C, "item", id, "through", 7, &v), WB_OK);
     res = lh_sql(&H, "SELECT value, version, deleted FROM wb_libtest_items WHERE key = $1", 1, id,
                  NULL, NULL);
@@ -236,7 +237,7 @@ static void put_through_replaces_older_dirty_entry(void **state)
 
     (void)state;
     lh_id(&H, "wt2", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put(C, "item", id, "behind", 6, WB_ACK_CACHE, &vb), WB_OK);
     assert_true(lh_dirty_score(&H, key) > 0);
     assert_int_equal(wb_put_through(C, "item", id, "through", 7, &vt), WB_OK);
@@ -264,7 +265,7 @@ static void put_through_pg_failure_leaves_cache(void **state)
 
     (void)state;
     lh_id(&H, "wt3", id, sizeof(id));
-    snprintf(key, sizeof(key), "lg:%s", id);
+    lh_key(&H, key, sizeof(key), "lg:", id);
     assert_int_equal(wb_put_through(C, "ghost", id, "x", 1, &vt), WB_ERR_PG);
     assert_int_equal(lh_int(&H, "HEXISTS %s %s", key, "v"), 0);
 
@@ -292,7 +293,7 @@ static void get_miss_loads_then_hits(void **state)
 
     (void)state;
     lh_id(&H, "rt1", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     PQclear(lh_sql(&H,
                    "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'from-db', 42)",
                    1, id, NULL, NULL));
@@ -325,17 +326,17 @@ static void get_miss_loads_then_hits(void **state)
  * loads, fills and releases its stampede lock, and a hit still hits. */
 static void get_survives_script_cache_loss(void **state)
 {
-    char id[128], key[160], lock[200];
+    char id[128], key[160], lock[WB_KEY_SIDE_MAX];
     wb_value_t out = {0};
 
     (void)state;
     lh_id(&H, "rt-noscript", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
-    snprintf(lock, sizeof(lock), "wb:lock:{%s}", key);
+    lh_key(&H, key, sizeof(key), "li:", id);
+    wb_key_side("lock", key, lock);
     PQclear(lh_sql(&H,
                    "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'reloaded', 9)",
                    1, id, NULL, NULL));
-    freeReplyObject(redisCommand(H.redis, "SCRIPT FLUSH"));
+    wb_test_redis_each(H.redis, "SCRIPT FLUSH");
     assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
     assert_int_equal(out.hit, 0);
     assert_int_equal(out.version, 9);
@@ -346,7 +347,7 @@ static void get_survives_script_cache_loss(void **state)
     assert_string_equal(d, "0");
     free(d);
 
-    freeReplyObject(redisCommand(H.redis, "SCRIPT FLUSH"));
+    wb_test_redis_each(H.redis, "SCRIPT FLUSH");
     assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
     assert_int_equal(out.hit, 1);
     assert_int_equal(out.version, 9);
@@ -364,7 +365,7 @@ static void get_not_found_cached_negatively(void **state)
 
     (void)state;
     lh_id(&H, "rt-none", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     wb_client_stats(C, &s0, sizeof(s0));
     assert_int_equal(wb_get(C, "item", id, &out), WB_ERR_NOT_FOUND);
     assert_null(out.data);
@@ -381,7 +382,7 @@ static void get_not_found_cached_negatively(void **state)
                    "VALUES ($1, NULL, 7, true)",
                    1, id2, NULL, NULL));
     assert_int_equal(wb_get(C, "item", id2, &out), WB_ERR_NOT_FOUND);
-    snprintf(key, sizeof(key), "li:%s", id2);
+    lh_key(&H, key, sizeof(key), "li:", id2);
     char *ver = lh_hget(&H, key, "ver");
     assert_string_equal(ver, "7"); /* the tombstone keeps the row's version */
     free(ver);
@@ -426,7 +427,7 @@ static void refresh_requests_below_threshold_once_per_window(void **state)
 
     (void)state;
     lh_id(&H, "hot1", id, sizeof(id));
-    snprintf(key, sizeof(key), "lh:%s", id);
+    lh_key(&H, key, sizeof(key), "lh:", id);
     PQclear(lh_sql(&H, "INSERT INTO wb_libtest_hot (key, value, version) VALUES ($1, 'warm', 3)", 1,
                    id, NULL, NULL));
     wb_client_stats(C, &s0, sizeof(s0));
@@ -496,7 +497,7 @@ static void bad_arguments_are_refused(void **state)
 
     (void)state;
     lh_id(&H, "big", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put(C, "item", id, value, big, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
     assert_int_equal(wb_put_through(C, "item", id, value, big, &v), WB_ERR_TOO_LARGE);
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
@@ -515,7 +516,7 @@ static void bad_arguments_are_refused(void **state)
 
         memset(v1m, 'x', n);
         lh_id(&H, "big1m", id, sizeof(id));
-        snprintf(key, sizeof(key), "li:%s", id);
+        lh_key(&H, key, sizeof(key), "li:", id);
         assert_int_equal(wb_put(raised, "item", id, v1m, n, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
         assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
         free(v1m);
@@ -589,7 +590,7 @@ static void invalid_values_are_refused(void **state)
                                            sizeof(errstr)),
                      WB_OK);
     lh_id(&H, "badjson", id, sizeof(id));
-    snprintf(key, sizeof(key), "ld:%s", id);
+    lh_key(&H, key, sizeof(key), "ld:", id);
 
     /* jsonb: invalid JSON, what jsonb cannot store, and an empty value. */
     nseen_log = 0;
@@ -610,10 +611,10 @@ static void invalid_values_are_refused(void **state)
     /* Nothing was written anywhere: no entry, no reservation, no dirty
      * index member, no event, no row. */
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
     assert_int_equal(lh_dirty_score(&H, key), -1);
-    snprintf(key, sizeof(key), "ld:%s", id);
+    lh_key(&H, key, sizeof(key), "ld:", id);
     assert_int_equal(lh_consume(&H, H.changes, key, 0, m, 2, 1, 2000), 0);
     assert_int_equal(row_version("wb_libtest_docs", id), -1);
     assert_int_equal(row_version("wb_libtest_items", id), -1);
@@ -699,7 +700,7 @@ static void wbctl_put_takes_options_after_operands(void **state)
     version = strtoll(out, &end, 10);
     assert_true(version > 0 && end && *end == '\n'); /* prints the version */
     /* ack: log returned after Kafka had the event: it is in the topic. */
-    snprintf(key, sizeof(key), "ld:%s", id);
+    lh_key(&H, key, sizeof(key), "ld:", id);
     assert_int_equal(lh_count_prefix(&H, H.conf->kafka.topic_changes, key, 1, 10000), 1);
 }
 
@@ -721,7 +722,7 @@ static void wbctl_put_stdin_is_bounded(void **state)
     assert_int_equal(status, 1);
     assert_non_null(strstr(out, "wbctl: the value on stdin is larger than "
                                 "producer.max_value_bytes (1000 bytes); nothing was written"));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
 
     status = run_wbctl(limit, "head -c 1000 /dev/zero | tr '\\0' x", args, out, sizeof(out));
