@@ -171,7 +171,7 @@ static void put_ack_log_skips_linger_keeps_order(void **state)
         assert_true(took[i] < 500);
 
     lh_id(&H, "order", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put(client, "item", id, "a", 1, WB_ACK_CACHE, &v[0]), WB_OK);
     assert_int_equal(wb_put(client, "item", id, "b", 1, WB_ACK_LOG, &v[1]), WB_OK);
     assert_int_equal(wb_put(client, "item", id, "c", 1, WB_ACK_LOG, &v[2]), WB_OK);
