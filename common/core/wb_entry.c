@@ -1205,7 +1205,7 @@ wb_err_t wb_entry_dirty_range(wb_rc_t *rc, const char *dirty_index, int nshards,
     for (int sh = 0; sh < nshards; sh++)
         for (size_t i = 0; i + 1 < r[sh]->elements; i += 2)
             all[nall++] = (scored_t){strtod(r[sh]->element[i + 1]->str, NULL), r[sh]->element[i]};
-    qsort(all, nall, sizeof(*all), scored_cmp);
+    if (nall > 1) qsort(all, nall, sizeof(*all), scored_cmp); /* all is NULL when empty */
     if (limit >= 0 && nall > (size_t)limit) nall = (size_t)limit;
     if (nall > 0 && !(out->v = calloc(nall, sizeof(*out->v)))) goto nomem;
     for (size_t i = 0; i < nall; i++) {
