@@ -1,4 +1,4 @@
-/* wb_rpool.c — a thread-safe pool of Redis deployment handles for one client handle. */
+/* wb_rpool.c — a thread-safe pool of blocking Redis connections for one client handle. */
 #include "wb_rpool.h"
 
 #include <pthread.h>
@@ -6,11 +6,12 @@
 #include <string.h>
 
 #include "wb_entry.h"
+#include "wb_redis.h"
 
 struct wb_rpool_s {
     const wb_config_t *conf;
     pthread_mutex_t mu; /* guards idle/nidle only; never held during I/O */
-    wb_rc_t **idle;
+    redisContext **idle;
     int nidle;
     int max_idle;
 };
@@ -35,48 +36,58 @@ void wb_rpool_destroy(wb_rpool_t *pool)
 {
     if (!pool) return;
     for (int i = 0; i < pool->nidle; i++)
-        wb_rc_free(pool->idle[i]);
+        redisFree(pool->idle[i]);
     pthread_mutex_destroy(&pool->mu);
     free(pool->idle);
     free(pool);
 }
 
-wb_err_t wb_rpool_get(wb_rpool_t *pool, wb_rc_t **rc, int *reused, char *errstr, size_t errstr_size)
+/* A new connection with the entry's scripts loaded, so its first EVALSHA
+ * hits. */
+static wb_err_t connect_one(wb_rpool_t *pool, redisContext **ctx, char *errstr, size_t errstr_size)
 {
-    wb_rc_t *c = NULL;
+    wb_err_t err = wb_redis_connect(pool->conf, ctx, errstr, errstr_size);
+
+    if (err == WB_OK && (err = wb_entry_load(*ctx, errstr, errstr_size)) != WB_OK) {
+        redisFree(*ctx);
+        *ctx = NULL;
+    }
+    return err;
+}
+
+wb_err_t wb_rpool_get(wb_rpool_t *pool, redisContext **ctx, int *reused, char *errstr,
+                      size_t errstr_size)
+{
+    redisContext *c = NULL;
 
     pthread_mutex_lock(&pool->mu);
     if (pool->nidle > 0) c = pool->idle[--pool->nidle];
     pthread_mutex_unlock(&pool->mu);
     if (reused) *reused = c != NULL;
     if (c) {
-        *rc = c;
+        *ctx = c;
         return WB_OK;
     }
-    /* A new handle: connected, layout checked, scripts loaded (so its
-     * first EVALSHA hits); the other nodes of a cluster connect on use. */
-    return wb_entry_open(pool->conf, rc, errstr, errstr_size);
+    return connect_one(pool, ctx, errstr, errstr_size);
 }
 
-void wb_rpool_put(wb_rpool_t *pool, wb_rc_t *rc)
+void wb_rpool_put(wb_rpool_t *pool, redisContext *ctx)
 {
-    if (!rc) return;
-    if (!wb_rc_failed(rc)) {
+    if (!ctx) return;
+    if (!ctx->err) {
         pthread_mutex_lock(&pool->mu);
         if (pool->nidle < pool->max_idle) {
-            pool->idle[pool->nidle++] = rc;
-            rc = NULL;
+            pool->idle[pool->nidle++] = ctx;
+            ctx = NULL;
         }
         pthread_mutex_unlock(&pool->mu);
     }
-    wb_rc_free(rc);
+    if (ctx) redisFree(ctx);
 }
 
-int wb_rpool_is_stale(const wb_rc_t *rc)
+int wb_rpool_is_stale(const redisContext *ctx)
 {
-    const redisContext *ctx = wb_rc_failed(rc);
-
-    if (!ctx) return 0;
+    if (!ctx || !ctx->err) return 0;
     if (ctx->err == REDIS_ERR_EOF) return 1;
     return ctx->err == REDIS_ERR_IO &&
            (strstr(ctx->errstr, "reset") || strstr(ctx->errstr, "Broken pipe"));
@@ -84,7 +95,7 @@ int wb_rpool_is_stale(const wb_rc_t *rc)
 
 void wb_rpool_drop_idle(wb_rpool_t *pool)
 {
-    wb_rc_t **old;
+    redisContext **old;
     int n;
 
     pthread_mutex_lock(&pool->mu);
@@ -96,8 +107,8 @@ void wb_rpool_drop_idle(wb_rpool_t *pool)
         n = 0;
     pool->nidle -= n;
     pthread_mutex_unlock(&pool->mu);
-    /* Freed outside the lock: closing a socket is I/O. */
+    /* Freed outside the lock: redisFree closes a socket. */
     for (int i = 0; i < n; i++)
-        wb_rc_free(old[i]);
+        redisFree(old[i]);
     free(old);
 }

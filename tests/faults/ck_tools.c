@@ -7,10 +7,9 @@
 
 #include "check.h"
 #include "wb_entry.h"
-#include "wb_key.h"
 #include "wb_pg.h"
-#include "wb_redis.h"
 #include "wb_table.h"
+#include "wb_redis.h"
 #include "wb_util.h"
 
 #define SHOW_MAX 10
@@ -220,7 +219,7 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
     const char *entity = NULL, *prefix = NULL, *truth = NULL;
     char errstr[512], id[256], key[512], value[512];
     const wb_entity_t *ent;
-    wb_rc_t *ctx = NULL;
+    redisContext *ctx = NULL;
     FILE *f = NULL;
     int64_t count = -1;
     int c, rc = 1;
@@ -246,7 +245,7 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
         fprintf(stderr, "check: strand: unknown entity \"%s\"\n", entity);
         return 2;
     }
-    if (wb_entry_open(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_redis_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "check: %s\n", errstr);
         goto done;
     }
@@ -256,18 +255,15 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
     }
     for (int64_t i = 0; i < count; i++) {
         wb_entry_put_res_t res;
-        size_t vlen, klen;
+        size_t vlen;
+        int klen;
 
         snprintf(id, sizeof(id), "%s%" PRId64, prefix, i);
-        if (wb_key_build(ent, conf->redis.dirty_shards, id, key, &klen, errstr, sizeof(errstr)) !=
-            WB_OK) {
-            fprintf(stderr, "check: strand: %s\n", errstr);
-            goto done;
-        }
+        klen = snprintf(key, sizeof(key), "%s%s", ent->prefix, id);
         vlen = strand_value(value, sizeof(value), ent, id, (uint64_t)i);
         /* Exactly what wb_put does first; the process "dies" before Kafka. */
         wb_entry_put_req_t req = {.key = key,
-                                  .keylen = klen,
+                                  .keylen = (size_t)klen,
                                   .value = value,
                                   .len = vlen,
                                   .dirty_index = conf->redis.dirty_index};
@@ -288,6 +284,6 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
 
 done:
     if (f) fclose(f);
-    wb_rc_free(ctx);
+    redisFree(ctx);
     return rc;
 }

@@ -32,7 +32,7 @@ static int cleanup(void **state)
 /* Field f of hash k, or "" if absent. */
 static void hget(fh_t *fh, const char *k, const char *f, char *out, size_t size)
 {
-    redisReply *r = wb_test_redis(fh->redis, "HGET %s %s", k, f);
+    redisReply *r = redisCommand(fh->redis, "HGET %s %s", k, f);
     if (!r) fh_die("redis");
     snprintf(out, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
@@ -94,11 +94,8 @@ static void refused_event_drops_the_obsolete_value(void **state)
 
     fh_setup(&G, "guard", "text", "  batch:\n    max_wait_ms: 20\n");
     /* Keys of their own: other tests share this Redis. */
-    char body[160];
-    snprintf(body, sizeof(body), "item:%s_1", G.tag);
-    wb_test_key(k1, sizeof(k1), G.conf->redis.dirty_shards, body);
-    snprintf(body, sizeof(body), "item:%s_2", G.tag);
-    wb_test_key(k2, sizeof(k2), G.conf->redis.dirty_shards, body);
+    snprintf(k1, sizeof(k1), "item:%s_1", G.tag);
+    snprintf(k2, sizeof(k2), "item:%s_2", G.tag);
     fh_start(&G);
     assert_int_equal(wait_table(&G, 30000), 0);
 
@@ -106,7 +103,7 @@ static void refused_event_drops_the_obsolete_value(void **state)
     snprintf(sql, sizeof(sql),
              "INSERT INTO \"%s\" (key, value, version, deleted, updated_at) "
              "VALUES ('%s', 'new', %" PRId64 ", false, now())",
-             G.table, strchr(k1, '}') + 6, v + 1000);
+             G.table, k1 + 5, v + 1000);
     PQclear(fh_sql(&G, sql));
     /* A key the guard lets through, for comparison. */
     put_dirty(&G, k2, "fine", &v2);
@@ -125,8 +122,7 @@ static void refused_event_drops_the_obsolete_value(void **state)
     wb_entry_clear(&e);
     hget(&G, k1, "ver", buf, sizeof(buf));
     assert_int_equal(strtoll(buf, NULL, 10), v + 1000);
-    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'",
-             strchr(k1, '}') + 6); /* the id, after tag and "item:" */
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'", k1 + 5);
     assert_int_equal(fh_count(&G, where), 1);
     /* k2: written and cleaned as usual. */
     assert_int_equal(wb_entry_read(G.redis, k2, strlen(k2), &e, buf, sizeof(buf)), WB_OK);
@@ -134,11 +130,9 @@ static void refused_event_drops_the_obsolete_value(void **state)
     assert_false(e.dirty);
     assert_string_equal(e.value, "fine");
     wb_entry_clear(&e);
-    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'fine'", strchr(k2, '}') + 6);
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'fine'", k2 + 5);
     assert_int_equal(fh_count(&G, where), 1);
-    redisReply *r = wb_test_redis(G.redis, "DEL %s", k1);
-    freeReplyObject(r);
-    r = wb_test_redis(G.redis, "DEL %s", k2);
+    redisReply *r = redisCommand(G.redis, "DEL %s %s", k1, k2);
     freeReplyObject(r);
     fh_teardown(&G);
 }
@@ -158,11 +152,8 @@ static void refused_event_leaves_a_pinned_write_through(void **state)
     int applied = 0;
 
     fh_setup(&G, "settle", "text", "  batch:\n    max_wait_ms: 20\n");
-    char body[160];
-    snprintf(body, sizeof(body), "item:%s_1", G.tag);
-    wb_test_key(k1, sizeof(k1), G.conf->redis.dirty_shards, body);
-    snprintf(body, sizeof(body), "item:%s_2", G.tag);
-    wb_test_key(k2, sizeof(k2), G.conf->redis.dirty_shards, body);
+    snprintf(k1, sizeof(k1), "item:%s_1", G.tag);
+    snprintf(k2, sizeof(k2), "item:%s_2", G.tag);
     fh_start(&G);
     assert_int_equal(wait_table(&G, 30000), 0);
 
@@ -171,7 +162,7 @@ static void refused_event_leaves_a_pinned_write_through(void **state)
     snprintf(sql, sizeof(sql),
              "INSERT INTO \"%s\" (key, value, version, deleted, updated_at) "
              "VALUES ('%s', 'new', %" PRId64 ", false, now())",
-             G.table, strchr(k1, '}') + 6, vt); /* the id, after tag and "item:" */
+             G.table, k1 + 5, vt);
     PQclear(fh_sql(&G, sql));
     wb_entry_through_req_t tr = {.key = k1,
                                  .keylen = strlen(k1),
@@ -199,11 +190,7 @@ static void refused_event_leaves_a_pinned_write_through(void **state)
     assert_string_equal(e.value, "new");
     assert_int_equal(e.pttl_ms, -1);
     wb_entry_clear(&e);
-    int shard = 0;
-    char idx[256];
-    wb_entry_key_tag(k1, strlen(k1), &shard);
-    wb_entry_index_key(G.conf->redis.dirty_index, shard, idx, sizeof(idx));
-    redisReply *r = wb_test_redis(G.redis, "ZSCORE %s %s", idx, k1);
+    redisReply *r = redisCommand(G.redis, "ZSCORE %s %s", G.conf->redis.dirty_index, k1);
     assert_true(r && r->type == REDIS_REPLY_STRING);
     freeReplyObject(r);
 
@@ -220,9 +207,7 @@ static void refused_event_leaves_a_pinned_write_through(void **state)
     assert_string_equal(e.value, "new");
     assert_true(e.pttl_ms > 0);
     wb_entry_clear(&e);
-    r = wb_test_redis(G.redis, "DEL %s", k1);
-    freeReplyObject(r);
-    r = wb_test_redis(G.redis, "DEL %s", k2);
+    r = redisCommand(G.redis, "DEL %s %s", k1, k2);
     freeReplyObject(r);
 }
 
