@@ -177,6 +177,17 @@ static int64_t task_offsets(void *arg)
     return 100;
 }
 
+/* The offsets the last batches left pending (FL_COMMIT_EVERY_MS), once
+ * traffic pauses; not while the writer runs (it adds to them). */
+static int64_t task_commit(void *arg)
+{
+    fl_loop_t *lp = arg;
+
+    if (fl_writer_busy(&lp->fl->w)) return -1;
+    fl_offsets_commit_pending(&lp->fl->off, lp->fl->consumer);
+    return FL_COMMIT_EVERY_MS;
+}
+
 static int64_t task_summary(void *arg)
 {
     log_summary(arg);
@@ -213,7 +224,7 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
     ssize_t n = fl_take(fl, cq, timeout_ms, nudged_ms, msgs);
     const rd_kafka_topic_t *last_rkt = NULL, *rewound_rkt = NULL;
     int32_t last_part = -1, rewound_part = -1;
-    const fl_part_t *p = NULL;
+    fl_part_t *p = NULL;
 
     for (ssize_t i = 0; i < n; i++) {
         rd_kafka_message_t *msg = msgs[i];
@@ -234,12 +245,15 @@ static void take_messages(fl_t *fl, rd_kafka_queue_t *cq, int timeout_ms, int64_
             rd_kafka_message_destroy(msg);
             continue;
         }
+        int64_t next = msg->offset + 1;
         if (fl_consume(fl, msg) != 0) {
             /* Rewound to it (out of memory): what this call took after it
              * from the same partition comes again too, and must not be
              * batched (and committed) before it. */
             rewound_rkt = last_rkt;
             rewound_part = last_part;
+        } else if (p) {
+            p->taken = next;
         }
     }
 }
@@ -311,9 +325,13 @@ int fl_run(const wb_config_t *conf)
     wb_timers_add(&timers, task_purge, &lp, fl_purge_interval_ms(&fl.purge));
     wb_timers_add(&timers, task_summary, &lp, FL_SUMMARY_MS);
     wb_timers_add(&timers, task_offsets, &lp, 0);
+    wb_timers_add(&timers, task_commit, &lp, FL_COMMIT_EVERY_MS);
     /* The polling thread consumes and decodes the next batch while the
      * writer applies the previous one; it keeps filling (even past
-     * max_wait_ms) until the writer is free or the batch is full. */
+     * max_wait_ms) until the writer is free or the batch is full. With the
+     * writer idle, a batch leaves as soon as the consumer has caught up
+     * with what the broker holds (idle flush: at low load an event waits
+     * for no timer), else when full or max_wait_ms old. */
     while (!wb_loop_stopping()) {
         wb_err_t werr = WB_OK;
         int got;
@@ -349,7 +367,8 @@ int fl_run(const wb_config_t *conf)
                     leave_outage(&fl); /* the batch left with a revoked partition */
                 else if (now >= fl.retry_at_ms)
                     fl_submit(&fl);
-            } else if (fl_batch_due(&fl.batch, conf, now)) {
+            } else if (fl_batch_due(&fl.batch, conf, now,
+                                    fl.batch.n > 0 && fl_offsets_caught_up(&fl.off, fl.consumer))) {
                 fl_submit(&fl);
             }
         }

@@ -406,7 +406,7 @@ wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errs
         }
         for (size_t j = 0; j < nsrc; j++) {
             const fl_item_t *it = &b->items[src[j]];
-            size_t plen = strlen(it->ent->prefix);
+            size_t plen = wb_entity_id_offset(it->ent, it->ev.key, it->ev.keylen);
             ci[j] = (fl_coalesce_item_t){(uint32_t)(it->ent - conf->entities), it->ev.key + plen,
                                          it->ev.keylen - plen, it->ev.version};
         }
@@ -416,7 +416,7 @@ wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errs
             size_t mi = src[win[j]];
             const fl_item_t *it = &b->items[mi];
             win[j] = mi; /* from now on: message indices */
-            size_t plen = strlen(it->ent->prefix);
+            size_t plen = wb_entity_id_offset(it->ent, it->ev.key, it->ev.keylen);
             rows[j] = (wb_row_t){it->ev.key + plen, it->ev.keylen - plen, it->ev.value,
                                  it->ev.valuelen,   it->ev.is_delete,     it->ev.version};
         }

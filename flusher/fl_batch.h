@@ -101,9 +101,13 @@ ssize_t fl_batch_take(const fl_batch_t *b, int max_events, rd_kafka_queue_t *cq,
  * While the writer is busy a batch that is only old keeps filling up to
  * this (bigger batches under load: more coalescing, fewer statements). */
 int fl_batch_full(const fl_batch_t *b, const wb_config_t *conf);
-/* 1 when b must be applied now at now_ms (monotonic): full, or its first
- * message is flusher.batch_max_wait_ms old. An empty batch is never due. */
-int fl_batch_due(const fl_batch_t *b, const wb_config_t *conf, int64_t now_ms);
+/* 1 when b must be applied now at now_ms (monotonic), the writer being
+ * idle: full, or its first message is flusher.batch_max_wait_ms old, or
+ * caught_up (the consumer has taken everything there is to fetch right
+ * now, fl_offsets_caught_up: waiting would add latency and no events).
+ * An empty batch is never due. While the writer is busy the caller does
+ * not ask: the batch keeps filling. */
+int fl_batch_due(const fl_batch_t *b, const wb_config_t *conf, int64_t now_ms, int caught_up);
 
 /* Decodes every message again (after a failed apply attempt changed
  * items[], or a drop moved them) and rebuilds the per-key index. */

@@ -14,8 +14,10 @@
 #include "wb_redis.h"
 #include "wb_util.h"
 
-#define FL_CLEAN_MAX   1000000 /* beyond this, entries are dropped (they stay dirty: safe) */
-#define FL_CLEAN_CHUNK 512     /* script calls per Redis pipeline */
+#define FL_CLEAN_MAX 1000000 /* beyond this, entries are dropped (they stay dirty: safe) */
+/* Clean-marks per wb_entry_clean_many call (one pipeline): with the default
+ * 64 dirty-index shards, about 64 keys per `clean_many` call. */
+#define FL_CLEAN_CHUNK 4096
 
 /* ------------------------------------------------------------- the queue */
 
@@ -24,6 +26,9 @@
  * sweeper re-publishes it and its next delivery queues it again). */
 static int q_push(fl_cleaner_t *cl, const fl_clean_t *c)
 {
+    /* A key without a shard tag is an event of the old layout (a replay of
+     * an old log): no entry of this layout has it, nothing to mark. */
+    if (!wb_entry_key_tag(c->key, c->keylen, NULL)) return 0;
     if (cl->n + cl->busy >= FL_CLEAN_MAX) return -1;
     if (cl->n == cl->cap) {
         size_t cap = cl->cap ? cl->cap * 2 : 4096;
@@ -198,16 +203,21 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
 {
     size_t done = 0, forgotten = 0;
     char errstr[256];
+    wb_entry_clean_req_t *req = NULL;
+    wb_entry_clean_res_t *res = NULL;
 
     if (!cl->redis) {
-        if (wb_redis_connect(cl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK ||
-            wb_entry_load(cl->redis, errstr, sizeof(errstr)) != WB_OK) {
-            if (cl->redis) redisFree(cl->redis);
-            cl->redis = NULL;
+        if (wb_entry_open(cl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK) {
             WB_WARN("redis unavailable, %zu entries stay dirty until it is back: %s", n, errstr);
             return 0;
         }
         wb_backoff_reset(&cl->backoff);
+    }
+    req = calloc(FL_CLEAN_CHUNK, sizeof(*req));
+    res = calloc(FL_CLEAN_CHUNK, sizeof(*res));
+    if (!req || !res) {
+        WB_WARN("out of memory: %zu entries stay dirty for now", n);
+        n = 0;
     }
     while (done < n) {
         size_t m = n - done < FL_CLEAN_CHUNK ? n - done : FL_CLEAN_CHUNK;
@@ -215,8 +225,6 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
         int stop = cl->stop;
         pthread_mutex_unlock(&cl->mu);
         if (stop) break; /* the rest stays dirty: fl_cleaner_stop must not wait for 1M entries */
-        wb_entry_clean_req_t req[FL_CLEAN_CHUNK];
-        wb_entry_clean_res_t res[FL_CLEAN_CHUNK];
 
         for (size_t i = 0; i < m; i++) {
             const fl_clean_t *c = &work[done + i];
@@ -231,14 +239,12 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
         if (wb_entry_clean_many(cl->redis, req, m, res, errstr, sizeof(errstr)) != WB_OK) {
             WB_WARN("redis clean-marking failed, %zu entries stay dirty for now: %s", n - done,
                     errstr);
-            redisFree(cl->redis);
+            wb_rc_free(cl->redis);
             cl->redis = NULL;
             break;
         }
-        int64_t top = 0;
         for (size_t i = 0; i < m; i++) {
             const fl_clean_t *c = &work[done + i];
-            if (!c->forget && c->version > top) top = c->version;
             if (res[i].err != WB_OK)
                 WB_WARN("%s script: %s", c->forget ? "forget" : "clean", res[i].error);
             else if (c->forget && res[i].code == 1) {
@@ -251,18 +257,12 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
             }
             wb_entry_clean_clear(&res[i]);
         }
-        /* The version floor (invariant 1): PostgreSQL holds top now, so no
-         * later write may get a version at or below it, even if its entry
-         * is gone and Redis TIME stepped back. A failure only delays it. */
-        if (top > 0 && wb_entry_floor_raise(cl->redis, cl->conf->redis.dirty_index, top, NULL,
-                                            errstr, sizeof(errstr)) != WB_OK) {
-            WB_WARN("raising the version floor to %" PRId64 " (the next batch raises it): %s", top,
-                    errstr);
-        }
         wb_counter_add(cl->m.cleaned, m);
         done += m;
     }
     wb_counter_add(cl->m.forgotten, forgotten);
+    free(req);
+    free(res);
     return done;
 }
 
@@ -387,7 +387,7 @@ void fl_cleaner_stop(fl_cleaner_t *cl)
         WB_WARN("%zu cache entries left dirty at exit (the sweeper re-publishes them)", cl->n);
     free_entries(cl->q, cl->n);
     free(cl->q);
-    if (cl->redis) redisFree(cl->redis);
+    wb_rc_free(cl->redis);
     fl_dlq_close(&cl->dlq);
     pthread_cond_destroy(&cl->idle_cv);
     pthread_cond_destroy(&cl->cv);

@@ -6,13 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hiredis/hiredis.h>
-
 #include "fl_batch.h"
 #include "fl_dlq.h"
 #include "wb_backoff.h"
 #include "wb_config.h"
 #include "wb_metrics.h"
+#include "wb_rcluster.h"
 
 /* A pending "mark clean" (or, for a dead-lettered event, "forget") of a
  * cache entry (owned key copy). */
@@ -50,9 +49,9 @@ typedef struct fl_cleaner_s {
     pthread_cond_t idle_cv; /* the queue became empty */
     fl_clean_t *q;          /* under mu */
     size_t n, cap;
-    size_t busy;         /* entries the thread took and has not settled (under mu) */
-    int failing;         /* Redis failed; the thread backs off (under mu) */
-    redisContext *redis; /* the thread's own */
+    size_t busy;    /* entries the thread took and has not settled (under mu) */
+    int failing;    /* Redis failed; the thread backs off (under mu) */
+    wb_rc_t *redis; /* the thread's own */
     wb_backoff_t backoff;
     fl_dlq_t dlq; /* the thread's own dead-letter producer, opened at the first refused write */
 } fl_cleaner_t;
@@ -65,8 +64,10 @@ wb_err_t fl_cleaner_start(fl_cleaner_t *cl, const wb_config_t *conf, const fl_cl
  * the sweeper re-publishes them). cl may be zeroed or stopped. */
 void fl_cleaner_stop(fl_cleaner_t *cl);
 /* Queues the clean-marks of a completed batch's winners and the forgets of
- * its dead-lettered events. After each answered chunk the thread raises the
- * version floor (wb_entry_floor_raise) to the highest version cleaned, and
+ * its dead-lettered events (a key without a shard tag, from a log of the
+ * old layout, has nothing to mark). The thread sends them with
+ * wb_entry_clean_many: one `clean_many` call per shard and chunk, which
+ * also raises that shard's version floor to the highest version cleaned;
  * a refused dirty write (WB_ENTRY_CLEAN_REFUSED) is an ERROR, a counter
  * and a dead letter. Never blocks on Redis; beyond a backlog limit
  * entries are dropped (they stay dirty: safe). Polling thread. */

@@ -21,6 +21,8 @@ void fl_offsets_init(fl_offsets_t *o, wb_counter_t *commit_failures, wb_metric_f
 
 void fl_offsets_fini(fl_offsets_t *o)
 {
+    if (o->pending) rd_kafka_topic_partition_list_destroy(o->pending);
+    o->pending = NULL;
     for (size_t i = 0; i < o->nparts; i++)
         free(o->parts[i].topic);
     free(o->parts);
@@ -44,6 +46,7 @@ fl_part_t *fl_offsets_part(fl_offsets_t *o, const char *topic, int32_t partition
     o->nparts++;
     p->partition = partition;
     p->committed = -1;
+    p->taken = -1;
     snprintf(pbuf, sizeof(pbuf), "%" PRId32, partition);
     p->lag_msgs = wb_metrics_gauge_with(o->lag_msgs, topic, pbuf, NULL);
     p->lag_secs = wb_metrics_gauge_with(o->lag_secs, topic, pbuf, NULL);
@@ -61,6 +64,7 @@ void fl_offsets_set_assigned(fl_offsets_t *o, const rd_kafka_topic_partition_lis
         if (assigned) {
             p->committed = -1;
             p->committed_time = 0;
+            p->taken = -1;
         }
     }
 }
@@ -105,7 +109,7 @@ void fl_offsets_ranges(fl_offsets_t *o, fl_batch_t *b)
 }
 
 /* Asynchronous: the writer goes on with the next batch. Each commit is
- * issued after its batch's PostgreSQL commit (invariant 5). librdkafka
+ * issued after its batches' PostgreSQL commits (invariant 5). librdkafka
  * retries a failed commit request, so an older commit may land after a
  * newer one: that only moves the group back, which means re-delivery,
  * absorbed by the version guard (invariant 4), never a skip.
@@ -113,20 +117,19 @@ void fl_offsets_ranges(fl_offsets_t *o, fl_batch_t *b)
  * commit synchronously (fl_offsets_commit_sync). */
 void fl_offsets_commit_batch(fl_offsets_t *o, rd_kafka_t *consumer, const fl_batch_t *b)
 {
-    rd_kafka_topic_partition_list_t *offs;
     rd_kafka_topic_partition_t *tp = NULL;
     const rd_kafka_topic_t *last_rkt = NULL;
     int32_t last_part = -1;
 
     if (!o->commit || b->n == 0) return;
-    offs = rd_kafka_topic_partition_list_new(8);
+    if (!o->pending) o->pending = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < b->n; i++) {
         const rd_kafka_message_t *msg = b->msgs[i];
         if (msg->rkt != last_rkt || msg->partition != last_part) {
             const char *topic = rd_kafka_topic_name(msg->rkt);
-            tp = rd_kafka_topic_partition_list_find(offs, topic, msg->partition);
+            tp = rd_kafka_topic_partition_list_find(o->pending, topic, msg->partition);
             if (!tp) {
-                tp = rd_kafka_topic_partition_list_add(offs, topic, msg->partition);
+                tp = rd_kafka_topic_partition_list_add(o->pending, topic, msg->partition);
                 tp->offset = -1;
             }
             last_rkt = msg->rkt;
@@ -134,12 +137,24 @@ void fl_offsets_commit_batch(fl_offsets_t *o, rd_kafka_t *consumer, const fl_bat
         }
         if (msg->offset + 1 > tp->offset) tp->offset = msg->offset + 1;
     }
-    rd_kafka_resp_err_t rerr = rd_kafka_commit(consumer, offs, 1);
-    if (rerr) {
-        wb_counter_add(o->commit_failures, 1);
-        WB_WARN("offset commit failed (events will be re-applied): %s", rd_kafka_err2str(rerr));
+    fl_offsets_commit_pending(o, consumer);
+}
+
+void fl_offsets_commit_pending(fl_offsets_t *o, rd_kafka_t *consumer)
+{
+    int64_t now = wb_time_mono_ms();
+
+    if (!o->pending || now - o->last_commit_ms < FL_COMMIT_EVERY_MS) return;
+    if (o->pending->cnt > 0) {
+        rd_kafka_resp_err_t rerr = rd_kafka_commit(consumer, o->pending, 1);
+        if (rerr) {
+            wb_counter_add(o->commit_failures, 1);
+            WB_WARN("offset commit failed (events will be re-applied): %s", rd_kafka_err2str(rerr));
+        }
+        o->last_commit_ms = now;
     }
-    rd_kafka_topic_partition_list_destroy(offs);
+    rd_kafka_topic_partition_list_destroy(o->pending);
+    o->pending = NULL;
 }
 
 void fl_offsets_settle(fl_offsets_t *o, const fl_batch_t *b)
@@ -189,6 +204,7 @@ void fl_offsets_commit_sync(fl_offsets_t *o, rd_kafka_t *consumer,
                   : !p->assigned)
             continue;
         rd_kafka_topic_partition_list_add(offs, p->topic, p->partition)->offset = p->committed;
+        if (o->pending) rd_kafka_topic_partition_list_del(o->pending, p->topic, p->partition);
     }
     if (offs->cnt > 0) {
         rd_kafka_resp_err_t rerr = rd_kafka_commit(consumer, offs, 0);
@@ -221,6 +237,21 @@ void fl_offsets_update_lag(fl_offsets_t *o, rd_kafka_t *consumer)
                                       ? (double)(now_us - p->committed_time) / 1e6
                                       : 0.0);
     }
+}
+
+int fl_offsets_caught_up(const fl_offsets_t *o, rd_kafka_t *consumer)
+{
+    for (size_t i = 0; i < o->nparts; i++) {
+        const fl_part_t *p = &o->parts[i];
+        int64_t lo = -1, hi = -1;
+
+        if (!p->assigned || p->gone) continue;
+        if (rd_kafka_get_watermark_offsets(consumer, p->topic, p->partition, &lo, &hi) || hi < 0)
+            continue;
+        int64_t at = p->taken >= 0 ? p->taken : p->committed >= 0 ? p->committed : lo;
+        if (at < hi) return 0;
+    }
+    return 1;
 }
 
 double fl_offsets_lag(const fl_offsets_t *o)

@@ -496,9 +496,12 @@ int fl_replay(const wb_config_t *conf, int argc, char **argv)
             if (fl.w.batch.n > 0) { /* held after a failure */
                 if (now >= retry_at)
                     fl_submit(&fl);
-                else if (all_done || fl_batch_due(&fl.batch, conf, now))
+                else if (all_done || fl_batch_due(&fl.batch, conf, now, 0))
                     usleep(10000);
-            } else if (fl_batch_due(&fl.batch, conf, now) || (all_done && fl.batch.n > 0)) {
+            } else if (fl_batch_due(&fl.batch, conf, now, 0) || (all_done && fl.batch.n > 0)) {
+                /* No idle flush (caught_up 0): a replay reads a range that
+                 * is there already; its batches fill, and its end (all_done)
+                 * sends the last one. */
                 fl_submit(&fl);
             }
         }

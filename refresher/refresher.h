@@ -82,11 +82,10 @@ typedef struct rf_s {
     const wb_config_t *conf;
     const char *dirty_index;
     PGconn *pg;
-    redisContext *redis;
+    wb_rc_t *redis;
     int64_t redis_retry_at_ms; /* no reconnect before this (backoff) */
     char redis_error[256];     /* why the last connection attempt failed */
     wb_backoff_t redis_backoff;
-    int scripts_loaded; /* the entry's scripts were SCRIPT LOADed into this connection */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;          /* the sweeper's, idempotent, acks=all */
     rd_kafka_topic_t *changes_rkt; /* kept open so its metadata is known early */

@@ -14,16 +14,6 @@
 #include "wb_redis.h"
 #include "wb_util.h"
 
-/* Loads the entry's scripts into the new connection (its first EVALSHA
- * then hits). */
-static wb_err_t scripts_load(rf_t *rf, char *errstr, size_t errstr_size)
-{
-    wb_err_t err = wb_entry_load(rf->redis, errstr, errstr_size);
-
-    if (err == WB_OK) rf->scripts_loaded = 1;
-    return err;
-}
-
 /* ------------------------------------------------------------------ setup */
 
 static const double batch_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -138,7 +128,7 @@ void rf_fini(rf_t *rf)
     for (size_t i = 0; i < rf->nswept; i++)
         free(rf->swept[i].key);
     free(rf->swept);
-    if (rf->redis) redisFree(rf->redis);
+    wb_rc_free(rf->redis);
     if (rf->pg) PQfinish(rf->pg);
     rf_collapse_destroy(rf->collapse);
     /* The HTTP server renders the registry: stop it first. */
@@ -206,22 +196,15 @@ wb_err_t rf_redis_ensure(rf_t *rf, char *errstr, size_t errstr_size)
     int64_t now = wb_time_mono_ms();
     wb_err_t err;
 
-    if (rf->redis && !rf->redis->err && rf->scripts_loaded) return WB_OK;
-    if (rf->redis && !rf->redis->err) {
-        /* Connected but the scripts are not loaded (the load failed). */
-        if ((err = scripts_load(rf, errstr, errstr_size)) == WB_OK) return WB_OK;
-        rf_redis_drop(rf);
-        return err;
-    }
+    if (rf->redis && !wb_rc_failed(rf->redis)) return WB_OK;
     rf_redis_drop(rf);
     if (now < rf->redis_retry_at_ms) {
         wb_set_err(errstr, errstr_size, "%s (next connection attempt in %" PRId64 " ms)",
                    rf->redis_error, rf->redis_retry_at_ms - now);
         return WB_ERR_REDIS;
     }
-    err = wb_redis_connect(rf->conf, &rf->redis, errstr, errstr_size);
-    if (err == WB_OK) err = scripts_load(rf, errstr, errstr_size);
-    if (err != WB_OK) {
+    /* Connected, layout checked, the entry's scripts loaded. */
+    if ((err = wb_entry_open(rf->conf, &rf->redis, errstr, errstr_size)) != WB_OK) {
         rf_redis_drop(rf);
         rf->redis_retry_at_ms = now + wb_backoff_next_ms(&rf->redis_backoff);
         snprintf(rf->redis_error, sizeof(rf->redis_error), "%.200s", errstr ? errstr : "");
@@ -233,9 +216,8 @@ wb_err_t rf_redis_ensure(rf_t *rf, char *errstr, size_t errstr_size)
 
 void rf_redis_drop(rf_t *rf)
 {
-    if (rf->redis) redisFree(rf->redis);
+    wb_rc_free(rf->redis);
     rf->redis = NULL;
-    rf->scripts_loaded = 0;
     /* The lease may still be ours in Redis; renewing with the token after
      * reconnecting keeps it, and if it expired meanwhile we take it again
      * like anyone else. */

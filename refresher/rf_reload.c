@@ -234,7 +234,7 @@ static wb_err_t reload_range(reload_t *r, rf_item_t *items, size_t lo, size_t hi
 {
     rf_t *rf = r->rf;
     const wb_entity_t *ent = items[lo].ent;
-    size_t plen = strlen(ent->prefix), n = hi - lo, found = 0;
+    size_t n = hi - lo, found = 0;
     const char **ids = malloc(n * sizeof(*ids));
     size_t *lens = malloc(n * sizeof(*lens));
     rf_item_t *by_id = NULL;
@@ -247,9 +247,10 @@ static wb_err_t reload_range(reload_t *r, rf_item_t *items, size_t lo, size_t hi
         goto out;
     }
     for (size_t i = lo; i < hi; i++) {
-        ids[i - lo] = items[i].key + plen;
-        lens[i - lo] = items[i].keylen - plen;
-        HASH_ADD_KEYPTR(hh, by_id, items[i].key + plen, items[i].keylen - plen, &items[i]);
+        size_t off = wb_entity_id_offset(ent, items[i].key, items[i].keylen);
+        ids[i - lo] = items[i].key + off;
+        lens[i - lo] = items[i].keylen - off;
+        HASH_ADD_KEYPTR(hh, by_id, items[i].key + off, items[i].keylen - off, &items[i]);
     }
     wb_table_keys_t keys = {ent, ids, lens, n};
     if ((err = wb_table_select_send(rf->pg, &keys, errstr, errstr_size)) != WB_OK) goto out;

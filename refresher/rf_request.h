@@ -11,12 +11,14 @@
  * from the message, as wb_event_t's). */
 typedef struct rf_request_s {
     const wb_entity_t *ent; /* from conf */
-    const char *key;        /* the cache key: ent->prefix + id; not NUL-terminated */
+    const char *key;        /* the cache key: "{N}" + ent->prefix + id; not NUL-terminated */
     size_t keylen;
 } rf_request_t;
 
 /* Checks a decoded refresh request ev against conf: the entity it names
- * exists, the key starts with that entity's prefix, and the id after it is
+ * exists, the key starts (after its shard tag "{N}", which must be the
+ * key's own shard; a key without one is read as prefix + id) with that
+ * entity's prefix, and the id after it is
  * 1..WB_EVENT_KEY_MAX bytes of UTF-8 without NUL (what a PostgreSQL text
  * key can hold: anything else would fail the whole batch's query). Anyone
  * who can produce to the refresh topic reaches this. Returns WB_OK with

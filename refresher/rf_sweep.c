@@ -118,9 +118,12 @@ static int64_t reply_i64(const redisReply *r)
  * index scores come from (never mix in this host's clock). */
 static wb_err_t redis_time(rf_t *rf, int64_t *now_us, char *errstr, size_t errstr_size)
 {
-    redisReply *r = redisCommand(rf->redis, "TIME");
-    if (!r) {
-        wb_err_t err = wb_redis_ctx_error(rf->redis, "redis TIME", errstr, errstr_size);
+    static const char *argv[1] = {"TIME"};
+    static const size_t argvlen[1] = {4};
+    redisReply *r = NULL;
+    wb_err_t err = wb_rc_command(rf->redis, -1, 1, argv, argvlen, &r, errstr, errstr_size);
+
+    if (err != WB_OK) {
         rf_redis_drop(rf);
         return err;
     }
@@ -138,7 +141,7 @@ static wb_err_t redis_time(rf_t *rf, int64_t *now_us, char *errstr, size_t errst
  * made again, with backoff, by rf_redis_ensure). */
 static wb_err_t redis_failed(rf_t *rf, wb_err_t err)
 {
-    if (rf->redis && rf->redis->err) rf_redis_drop(rf);
+    if (rf->redis && wb_rc_failed(rf->redis)) rf_redis_drop(rf);
     return err;
 }
 
@@ -379,7 +382,7 @@ wb_err_t rf_sweep_pass(rf_t *rf, char *errstr, size_t errstr_size)
         return WB_ERR_KAFKA;
     }
     if ((err = redis_time(rf, &now_us, errstr, errstr_size)) != WB_OK) goto redis_down;
-    err = wb_entry_dirty_range(rf->redis, rf->dirty_index,
+    err = wb_entry_dirty_range(rf->redis, rf->dirty_index, conf->redis.dirty_shards,
                                now_us - (int64_t)conf->refresher.sweep_after_ms * 1000,
                                conf->refresher.sweep_max_per_pass, &members, errstr, errstr_size);
     if (err != WB_OK) {
@@ -478,9 +481,11 @@ wb_err_t rf_sweep_gauges(rf_t *rf, char *errstr, size_t errstr_size)
     wb_err_t err;
 
     if ((err = rf_redis_ensure(rf, errstr, errstr_size)) != WB_OK) return err;
-    err = wb_entry_dirty_stats(rf->redis, rf->dirty_index, &st, errstr, errstr_size);
+    err = wb_entry_dirty_stats(rf->redis, rf->dirty_index, rf->conf->redis.dirty_shards, &st,
+                               errstr, errstr_size);
     if (err != WB_OK) {
-        if (!rf->redis->err) return WB_OK; /* an odd reply: the gauges just keep their values */
+        if (!wb_rc_failed(rf->redis))
+            return WB_OK; /* an odd reply: the gauges just keep their values */
         rf_redis_drop(rf);
         return err;
     }

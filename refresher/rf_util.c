@@ -7,8 +7,7 @@
 
 static int has_prefix(const wb_entity_t *ent, const char *key, size_t keylen)
 {
-    size_t plen = strlen(ent->prefix);
-    return keylen > plen && memcmp(key, ent->prefix, plen) == 0;
+    return wb_entity_id_offset(ent, key, keylen) > 0;
 }
 
 const wb_entity_t *rf_entity_for_key(const wb_config_t *conf, const char *hint, size_t hintlen,

@@ -79,7 +79,13 @@ const cfg_field_t wb_config_fields[] = {
     INT("redis.timeout_ms", C_OFF(redis.timeout_ms), "1000", 10, 600000,
         "connect and command timeout"),
     STR("redis.dirty_index", C_OFF(redis.dirty_index), "wb:dirty", 1, 1024, 0, NULL,
-        "sorted set listing dirty keys by write time"),
+        "dirty index name: shards \"<name>:{N}\" list dirty keys by write time"),
+    INT("redis.dirty_shards", C_OFF(redis.dirty_shards), "64", 1, 16384,
+        "dirty-index shards (cache keys carry their shard's tag \"{N}\"); a live cache "
+        "refuses a change: drain and flush it first"),
+    STR("redis.seed_nodes", C_OFF(redis.seed_nodes), "", 0, CFG_STR_MAX, 0, NULL,
+        "Redis Cluster: more nodes to read the slot map from when redis.host:port is down, "
+        "host:port[,host:port...]"),
 
     STR("kafka.brokers", C_OFF(kafka.brokers), "127.0.0.1:9092", 1, CFG_STR_MAX, 0, NULL,
         "bootstrap brokers, host:port[,host:port...]"),
@@ -204,7 +210,8 @@ const cfg_field_t wb_config_fields[] = {
 
 const cfg_field_t wb_config_entity_fields[] = {
     STR("name", E_OFF(name), NULL, 1, 63, F_REQUIRED, check_ident, "carried in change events"),
-    STR("prefix", E_OFF(prefix), NULL, 1, 256, F_REQUIRED, NULL, "cache key = prefix + id"),
+    STR("prefix", E_OFF(prefix), NULL, 1, 256, F_REQUIRED, NULL,
+        "cache key = \"{shard}\" + prefix + id"),
     STR("table", E_OFF(table), NULL, 1, 127, F_REQUIRED, check_table, "PostgreSQL table"),
     I64("ttl_ms", E_OFF(ttl_ms), "3600000", 1000, INT64_C(31536000000), "TTL of a clean entry"),
     {.key = "refresh_ahead",

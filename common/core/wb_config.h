@@ -63,7 +63,9 @@ typedef struct wb_config_s {
         char *password; /* secret: WBCACHE_REDIS_PASSWORD overrides */
         int db;
         int timeout_ms;
-        char *dirty_index; /* sorted set of dirty keys, score = write time (us) */
+        char *dirty_index; /* dirty index name; shard N is "<name>:{N}" (wb_entry.h) */
+        int dirty_shards;  /* shards of the dirty index; keys carry "{N}" */
+        char *seed_nodes;  /* "host:port,...": tried when host:port is down (cluster) */
     } redis;
 
     struct {
@@ -171,6 +173,11 @@ void wb_config_destroy(wb_config_t *conf);
  * entity; it picks the longest prefix key starts with all the same. */
 const wb_entity_t *wb_config_entity(const wb_config_t *conf, const char *name);
 const wb_entity_t *wb_config_entity_by_key(const wb_config_t *conf, const char *key, size_t keylen);
+
+/* Where the id starts in key: after its shard tag "{N}" (wb_entry.h; a key
+ * without one is read as prefix + id) and ent's prefix. 0 if key does not
+ * start so or its id is empty. */
+size_t wb_entity_id_offset(const wb_entity_t *ent, const char *key, size_t keylen);
 
 /* Writes the effective value of the dotted key (as in `config show`, e.g.
  * "kafka.brokers") of conf to out, unquoted, and a newline; secrets are

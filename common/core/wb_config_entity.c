@@ -7,6 +7,7 @@
  * entity (key_column set) has its columns parsed and checked here.
  */
 #include "wb_config_int.h"
+#include "wb_entry.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -64,6 +65,10 @@ static void check_prefixes(wb_yaml_ctx_t *ctx, const wb_config_t *conf, const in
 
         if (!vb || !*vb) continue;
         snprintf(pbuf, sizeof(pbuf), "entities[%d].%s", idx[b], f->key);
+        if (strpbrk(vb, "{}"))
+            wb_yaml_error(ctx, m->line, m->col, pbuf,
+                          "%s has a brace: a cache key's hash tag is its shard's \"{N}\"",
+                          wb_yaml_echo(ebuf, sizeof(ebuf), vb, strlen(vb)));
         if (prefix_overlap(vb, WB_CONFIG_INTERNAL_PREFIX))
             wb_yaml_error(ctx, m->line, m->col, pbuf,
                           "%s overlaps the internal keys \"" WB_CONFIG_INTERNAL_PREFIX "...\"",
@@ -308,6 +313,10 @@ const wb_entity_t *wb_config_entity_by_key(const wb_config_t *conf, const char *
     size_t bestlen = 0, i;
 
     if (!conf || (!key && keylen)) return NULL;
+    /* The shard tag "{N}" first (wb_entry.h), then the entity prefix. */
+    i = wb_entry_key_tag(key, keylen, NULL);
+    key += i;
+    keylen -= i;
     for (i = 0; i < conf->nentities; i++) {
         const wb_entity_t *e = &conf->entities[i];
         size_t plen = e->prefix ? strlen(e->prefix) : 0;
@@ -319,4 +328,14 @@ const wb_entity_t *wb_config_entity_by_key(const wb_config_t *conf, const char *
         }
     }
     return best;
+}
+
+size_t wb_entity_id_offset(const wb_entity_t *ent, const char *key, size_t keylen)
+{
+    size_t tag = wb_entry_key_tag(key, keylen, NULL), plen;
+
+    if (!ent || !ent->prefix || !key) return 0;
+    plen = strlen(ent->prefix);
+    if (keylen - tag <= plen || memcmp(key + tag, ent->prefix, plen) != 0) return 0;
+    return tag + plen;
 }

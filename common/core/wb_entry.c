@@ -17,7 +17,7 @@
 static wb_script_t scripts[WB_ENTRY_SCRIPT__COUNT] = {
     [WB_ENTRY_SCRIPT_PUT] = {"put", wb_lua_put, ""},
     [WB_ENTRY_SCRIPT_VERSION] = {"version", wb_lua_version, ""},
-    [WB_ENTRY_SCRIPT_CLEAN] = {"clean", wb_lua_clean, ""},
+    [WB_ENTRY_SCRIPT_CLEAN_MANY] = {"clean_many", wb_lua_clean_many, ""},
     [WB_ENTRY_SCRIPT_FORGET] = {"forget", wb_lua_forget, ""},
     [WB_ENTRY_SCRIPT_FILL] = {"fill", wb_lua_fill, ""},
     [WB_ENTRY_SCRIPT_FILL_ASIDE] = {"fill_aside", wb_lua_fill_aside, ""},
@@ -26,7 +26,6 @@ static wb_script_t scripts[WB_ENTRY_SCRIPT__COUNT] = {
     [WB_ENTRY_SCRIPT_RELEASE] = {"release", wb_lua_release, ""},
     [WB_ENTRY_SCRIPT_RENEW] = {"renew", wb_lua_renew, ""},
     [WB_ENTRY_SCRIPT_SWEEP_CHECK] = {"sweep_check", wb_lua_sweep_check, ""},
-    [WB_ENTRY_SCRIPT_FLOOR] = {"floor", wb_lua_floor, ""},
 };
 static wb_script_set_t set = {scripts, WB_ENTRY_SCRIPT__COUNT};
 static pthread_once_t set_once = PTHREAD_ONCE_INIT;
@@ -63,16 +62,15 @@ const char *wb_entry_script_sha(wb_entry_script_t id)
     return valid_id(id) ? entry_set()->scripts[id].sha : NULL;
 }
 
-wb_err_t wb_entry_load(redisContext *ctx, char *errstr, size_t errstr_size)
+wb_err_t wb_entry_load(wb_rc_t *rc, char *errstr, size_t errstr_size)
 {
-    return wb_scripts_load(entry_set(), ctx, errstr, errstr_size);
+    return wb_scripts_load(entry_set(), rc, errstr, errstr_size);
 }
 
-static wb_err_t call(redisContext *ctx, wb_entry_script_t id, int nkeys, int argc,
-                     const char **argv, const size_t *argvlen, redisReply **reply, char *errstr,
-                     size_t errstr_size)
+static wb_err_t call(wb_rc_t *rc, wb_entry_script_t id, int nkeys, int argc, const char **argv,
+                     const size_t *argvlen, redisReply **reply, char *errstr, size_t errstr_size)
 {
-    return wb_scripts_call(entry_set(), ctx, (int)id, nkeys, argc, argv, argvlen, reply, errstr,
+    return wb_scripts_call(entry_set(), rc, (int)id, nkeys, argc, argv, argvlen, reply, errstr,
                            errstr_size);
 }
 
@@ -88,25 +86,67 @@ static const char *str_or_empty(const char *s)
     return s ? s : "";
 }
 
-int wb_entry_floor_key(const char *dirty_index, char *out, size_t size)
+size_t wb_entry_key_tag(const char *key, size_t keylen, int *shard)
 {
-    int n = snprintf(out, size, "%s" WB_ENTRY_FLOOR_SUFFIX, index_or_default(dirty_index));
+    size_t i;
+    long v = 0;
+
+    if (!key || keylen < 3 || key[0] != '{') return 0;
+    for (i = 1; i < keylen && i < 7 && key[i] >= '0' && key[i] <= '9'; i++)
+        v = v * 10 + (key[i] - '0');
+    if (i == 1 || i >= keylen || key[i] != '}' || (key[1] == '0' && i > 2) ||
+        v >= WB_ENTRY_SHARDS_MAX)
+        return 0;
+    if (shard) *shard = (int)v;
+    return i + 1;
+}
+
+int wb_entry_shard_of(const char *body, size_t len, int nshards)
+{
+    return nshards > 1 ? (int)(wb_rc_crc16(body, len) % (unsigned)nshards) : 0;
+}
+
+int wb_entry_index_key(const char *dirty_index, int shard, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s:{%d}", index_or_default(dirty_index), shard);
     return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-/* The floor key of dirty_index into buf (WB_ENTRY_KEY_MAX); 0, or -1 with
- * errstr when the index name is too long. */
-static int floor_key(const char *dirty_index, char *buf, char *errstr, size_t errstr_size)
+int wb_entry_floor_key(const char *dirty_index, int shard, char *out, size_t size)
 {
-    if (wb_entry_floor_key(dirty_index, buf, WB_ENTRY_KEY_MAX) == 0) return 0;
+    int n =
+        snprintf(out, size, "%s:{%d}" WB_ENTRY_FLOOR_SUFFIX, index_or_default(dirty_index), shard);
+    return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+/* A key's shard names: its dirty-index shard and that shard's floor. */
+typedef struct shard_names_s {
+    int shard;
+    char idx[WB_ENTRY_KEY_MAX];
+    char floor[WB_ENTRY_KEY_MAX];
+} shard_names_t;
+
+/* The shard names of key (from its tag) into *sn; 0, or -1 with errstr for
+ * a key without a shard tag or an index name too long. */
+static int shard_names(const char *dirty_index, const char *key, size_t keylen, shard_names_t *sn,
+                       char *errstr, size_t errstr_size)
+{
+    if (!wb_entry_key_tag(key, keylen, &sn->shard)) {
+        wb_set_err(errstr, errstr_size, "redis: key %.*s has no shard tag \"{N}\" (wb_entry.h)",
+                   (int)(keylen > 200 ? 200 : keylen), key);
+        return -1;
+    }
+    if (wb_entry_index_key(dirty_index, sn->shard, sn->idx, sizeof(sn->idx)) == 0 &&
+        wb_entry_floor_key(dirty_index, sn->shard, sn->floor, sizeof(sn->floor)) == 0)
+        return 0;
     wb_set_err(errstr, errstr_size, "redis: dirty index name too long");
     return -1;
 }
 
-static int bad_key(redisContext *ctx, const char *key, size_t keylen, char *errstr,
-                   size_t errstr_size, const char *what)
+static int bad_key(wb_rc_t *rc, const char *key, size_t keylen, char *errstr, size_t errstr_size,
+                   const char *what)
 {
-    if (ctx && key && keylen > 0) return 0;
+    if (rc && key && keylen > 0) return 0;
     wb_set_err(errstr, errstr_size, "redis %s: missing connection or empty key", what);
     return 1;
 }
@@ -205,9 +245,9 @@ static void many_set(many_t *m, size_t i, wb_entry_script_t id, int nkeys, int a
                                      m->argvlen + i * (size_t)argc};
 }
 
-static wb_err_t many_run(many_t *m, redisContext *ctx, size_t n, char *errstr, size_t errstr_size)
+static wb_err_t many_run(many_t *m, wb_rc_t *rc, size_t n, char *errstr, size_t errstr_size)
 {
-    return wb_scripts_pipeline(entry_set(), ctx, m->calls, n, m->replies, errstr, errstr_size);
+    return wb_scripts_pipeline(entry_set(), rc, m->calls, n, m->replies, errstr, errstr_size);
 }
 
 static size_t num(char *buf, int64_t v)
@@ -217,28 +257,27 @@ static size_t num(char *buf, int64_t v)
 
 /* ------------------------------------------------------- write-behind */
 
-/* argv of `put`: key, index, floor, value, delete flag, entity. */
-static void put_args(const wb_entry_put_req_t *req, const char *floor, const char **argv,
+/* argv of `put`: key, index shard, floor, value, delete flag, entity. */
+static void put_args(const wb_entry_put_req_t *req, const shard_names_t *sn, const char **argv,
                      size_t *argvlen)
 {
-    const char *idx = index_or_default(req->dirty_index), *ent = str_or_empty(req->entity);
+    const char *ent = str_or_empty(req->entity);
 
     argv[0] = req->key, argvlen[0] = req->keylen;
-    argv[1] = idx, argvlen[1] = strlen(idx);
-    argv[2] = floor, argvlen[2] = strlen(floor);
+    argv[1] = sn->idx, argvlen[1] = strlen(sn->idx);
+    argv[2] = sn->floor, argvlen[2] = strlen(sn->floor);
     argv[3] = req->value ? req->value : "", argvlen[3] = req->is_delete ? 0 : req->len;
     argv[4] = req->is_delete ? "1" : "0", argvlen[4] = 1;
     argv[5] = ent, argvlen[5] = strlen(ent);
 }
 
-static int bad_put(redisContext *ctx, const wb_entry_put_req_t *req, char *errstr,
-                   size_t errstr_size)
+static int bad_put(wb_rc_t *rc, const wb_entry_put_req_t *req, char *errstr, size_t errstr_size)
 {
     if (!req) {
         wb_set_err(errstr, errstr_size, "redis put: no request");
         return 1;
     }
-    if (bad_key(ctx, req->key, req->keylen, errstr, errstr_size, "put")) return 1;
+    if (bad_key(rc, req->key, req->keylen, errstr, errstr_size, "put")) return 1;
     if (!req->value && req->len > 0 && !req->is_delete) {
         wb_set_err(errstr, errstr_size, "redis put: no value");
         return 1;
@@ -257,20 +296,21 @@ static int put_reply(const redisReply *r, wb_entry_put_res_t *res)
     return 0;
 }
 
-wb_err_t wb_entry_put(redisContext *ctx, const wb_entry_put_req_t *req, wb_entry_put_res_t *res,
+wb_err_t wb_entry_put(wb_rc_t *rc, const wb_entry_put_req_t *req, wb_entry_put_res_t *res,
                       char *errstr, size_t errstr_size)
 {
     const char *argv[6];
     size_t argvlen[6];
-    char floor[WB_ENTRY_KEY_MAX];
+    shard_names_t sn;
     wb_entry_put_res_t got = {0};
     redisReply *r = NULL;
     wb_err_t err;
 
-    if (bad_put(ctx, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
-    if (floor_key(req->dirty_index, floor, errstr, errstr_size) != 0) return WB_ERR_INVALID_ARG;
-    put_args(req, floor, argv, argvlen);
-    err = call(ctx, WB_ENTRY_SCRIPT_PUT, 3, 6, argv, argvlen, &r, errstr, errstr_size);
+    if (bad_put(rc, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
+    if (shard_names(req->dirty_index, req->key, req->keylen, &sn, errstr, errstr_size) != 0)
+        return WB_ERR_INVALID_ARG;
+    put_args(req, &sn, argv, argvlen);
+    err = call(rc, WB_ENTRY_SCRIPT_PUT, 3, 6, argv, argvlen, &r, errstr, errstr_size);
     if (err != WB_OK) return err;
     if (put_reply(r, &got) != 0) {
         wb_set_err(errstr, errstr_size, "redis script put: unexpected reply");
@@ -281,11 +321,11 @@ wb_err_t wb_entry_put(redisContext *ctx, const wb_entry_put_req_t *req, wb_entry
     return err;
 }
 
-wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, size_t n,
+wb_err_t wb_entry_put_many(wb_rc_t *rc, const wb_entry_put_req_t *req, size_t n,
                            wb_entry_put_res_t *res, char *errstr, size_t errstr_size)
 {
     many_t m;
-    char(*floors)[WB_ENTRY_KEY_MAX] = NULL;
+    shard_names_t *sns = NULL;
     wb_err_t err;
 
     if (n > 0 && (!req || !res)) {
@@ -293,25 +333,26 @@ wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, siz
         return WB_ERR_INVALID_ARG;
     }
     for (size_t i = 0; i < n; i++)
-        if (bad_put(ctx, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
-    if (!(floors = calloc(n ? n : 1, sizeof(*floors)))) {
+        if (bad_put(rc, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
+    if (!(sns = calloc(n ? n : 1, sizeof(*sns)))) {
         wb_set_err(errstr, errstr_size, "redis put: out of memory");
         return WB_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++)
-        if (floor_key(req[i].dirty_index, floors[i], errstr, errstr_size) != 0) {
-            free(floors);
+        if (shard_names(req[i].dirty_index, req[i].key, req[i].keylen, &sns[i], errstr,
+                        errstr_size) != 0) {
+            free(sns);
             return WB_ERR_INVALID_ARG;
         }
     if ((err = many_alloc(&m, n, 6, 0, "put", errstr, errstr_size)) != WB_OK) {
-        free(floors);
+        free(sns);
         return err;
     }
     for (size_t i = 0; i < n; i++) {
         many_set(&m, i, WB_ENTRY_SCRIPT_PUT, 3, 6);
-        put_args(&req[i], floors[i], m.argv + 6 * i, m.argvlen + 6 * i);
+        put_args(&req[i], &sns[i], m.argv + 6 * i, m.argvlen + 6 * i);
     }
-    if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
+    if ((err = many_run(&m, rc, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
             res[i].version = res[i].time_us = 0;
             if (item_status(m.replies[i], &res[i].err, res[i].error) == WB_OK &&
@@ -321,27 +362,11 @@ wb_err_t wb_entry_put_many(redisContext *ctx, const wb_entry_put_req_t *req, siz
         }
     }
     many_free(&m);
-    free(floors);
+    free(sns);
     return err;
 }
 
 /* ---------------------------------------------- flusher: clean, forget */
-
-/* argv of `clean` / `forget`: key, index, version, TTL, refused event
- * version (nums: 3 slots). Returns argc (forget takes no fifth). */
-static int clean_args(const wb_entry_clean_req_t *req, const char **argv, size_t *argvlen,
-                      char (*nums)[24])
-{
-    const char *idx = index_or_default(req->dirty_index);
-
-    argv[0] = req->key, argvlen[0] = req->keylen;
-    argv[1] = idx, argvlen[1] = strlen(idx);
-    argv[2] = nums[0], argvlen[2] = num(nums[0], req->version);
-    argv[3] = nums[1], argvlen[3] = num(nums[1], req->ttl_ms);
-    if (req->forget) return 4;
-    argv[4] = nums[2], argvlen[4] = num(nums[2], req->refused_version);
-    return 5;
-}
 
 /* Sets res from a clean/forget reply r (not an error reply): an integer
  * code, or clean's {5, v, del, e, wt}. Returns 0, or -1 for another shape
@@ -379,33 +404,116 @@ void wb_entry_clean_clear(wb_entry_clean_res_t *res)
     memset(res, 0, sizeof(*res));
 }
 
-static wb_entry_script_t clean_script(const wb_entry_clean_req_t *req)
+/* One script call of wb_entry_clean_many: a `clean_many` of up to
+ * WB_ENTRY_CLEAN_GROUP keys of one shard, or one `forget`. */
+typedef struct clean_call_s {
+    int forget;
+    const shard_names_t *sn;
+    int64_t top; /* the floor candidate: the highest V of its cleans */
+    size_t n;
+    size_t mem[WB_ENTRY_CLEAN_GROUP]; /* request indexes, in request order */
+} clean_call_t;
+
+/* Groups req[0 .. n) into calls (at most n): each clean joins the open
+ * clean_many call of its shard unless that is full or has the key already;
+ * a forget closes its shard's open call and is a call of its own. So the
+ * calls touching one shard run in request order. Returns how many calls;
+ * *grp[i] / *pos[i] say where request i is. */
+static size_t clean_group(const wb_entry_clean_req_t *req, size_t n, const shard_names_t *sns,
+                          clean_call_t *calls, size_t *grp, size_t *pos, int *open)
 {
-    return req->forget ? WB_ENTRY_SCRIPT_FORGET : WB_ENTRY_SCRIPT_CLEAN;
+    size_t ncalls = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int sh = sns[i].shard;
+        clean_call_t *c = open[sh] >= 0 ? &calls[open[sh]] : NULL;
+
+        if (c && (req[i].forget || c->n == WB_ENTRY_CLEAN_GROUP || strcmp(c->sn->idx, sns[i].idx)))
+            c = NULL;
+        for (size_t k = 0; c && k < c->n; k++)
+            if (req[c->mem[k]].keylen == req[i].keylen &&
+                memcmp(req[c->mem[k]].key, req[i].key, req[i].keylen) == 0)
+                c = NULL;
+        if (!c) {
+            c = &calls[ncalls];
+            memset(c, 0, sizeof(*c));
+            c->forget = req[i].forget;
+            c->sn = &sns[i];
+            open[sh] = req[i].forget ? -1 : (int)ncalls;
+            ncalls++;
+        }
+        grp[i] = (size_t)(c - calls);
+        pos[i] = c->n;
+        c->mem[c->n++] = i;
+        if (!req[i].forget && req[i].version > c->top) c->top = req[i].version;
+    }
+    for (size_t i = 0; i < n; i++)
+        open[sns[i].shard] = -1;
+    return ncalls;
 }
 
-wb_err_t wb_entry_clean(redisContext *ctx, const wb_entry_clean_req_t *req,
-                        wb_entry_clean_res_t *res, char *errstr, size_t errstr_size)
+/* argv of call c into argv/argvlen (nums: room for 1 + 3 * c->n numbers).
+ * clean_many: index, floor, keys..., F, then V, TTL, E per key; forget:
+ * key, index, V, TTL. Returns argc. */
+static int clean_call_args(const clean_call_t *c, const wb_entry_clean_req_t *req,
+                           const char **argv, size_t *argvlen, char (*nums)[24])
 {
-    const char *argv[5];
-    size_t argvlen[5];
-    char nums[3][24];
-    redisReply *r = NULL;
+    const wb_entry_clean_req_t *q = &req[c->mem[0]];
+    int a = 0;
+
+    if (c->forget) {
+        argv[0] = q->key, argvlen[0] = q->keylen;
+        argv[1] = c->sn->idx, argvlen[1] = strlen(c->sn->idx);
+        argv[2] = nums[0], argvlen[2] = num(nums[0], q->version);
+        argv[3] = nums[1], argvlen[3] = num(nums[1], q->ttl_ms);
+        return 4;
+    }
+    argv[a] = c->sn->idx, argvlen[a++] = strlen(c->sn->idx);
+    argv[a] = c->sn->floor, argvlen[a++] = strlen(c->sn->floor);
+    for (size_t k = 0; k < c->n; k++)
+        argv[a] = req[c->mem[k]].key, argvlen[a++] = req[c->mem[k]].keylen;
+    argv[a] = nums[0], argvlen[a++] = num(nums[0], c->top);
+    for (size_t k = 0; k < c->n; k++) {
+        q = &req[c->mem[k]];
+        argv[a] = nums[1 + 3 * k], argvlen[a++] = num(nums[1 + 3 * k], q->version);
+        argv[a] = nums[2 + 3 * k], argvlen[a++] = num(nums[2 + 3 * k], q->ttl_ms);
+        argv[a] = nums[3 + 3 * k], argvlen[a++] = num(nums[3 + 3 * k], q->refused_version);
+    }
+    return a;
+}
+
+/* Sets res (zeroed) from the reply of its call: the call's error, the
+ * forget's integer, or element pos of clean_many's array. */
+static void clean_result(const redisReply *r, int forget, size_t pos, wb_entry_clean_res_t *res)
+{
+    memset(res, 0, sizeof(*res));
+    if (item_status(r, &res->err, res->error) != WB_OK) return;
+    if (!forget) {
+        if (r->type != REDIS_REPLY_ARRAY || pos >= r->elements) {
+            item_unexpected(&res->err, res->error);
+            return;
+        }
+        r = r->element[pos];
+    }
+    if (clean_reply(r, res) != 0) res->err = WB_ERR_REDIS;
+}
+
+wb_err_t wb_entry_clean(wb_rc_t *rc, const wb_entry_clean_req_t *req, wb_entry_clean_res_t *res,
+                        char *errstr, size_t errstr_size)
+{
     wb_entry_clean_res_t got = {0};
     wb_err_t err;
-    int argc;
 
-    if (!req || bad_key(ctx, req->key, req->keylen, errstr, errstr_size, "clean"))
+    if (!req) {
+        wb_set_err(errstr, errstr_size, "redis clean: no request");
         return WB_ERR_INVALID_ARG;
-    argc = clean_args(req, argv, argvlen, nums);
-    err = call(ctx, clean_script(req), 2, argc, argv, argvlen, &r, errstr, errstr_size);
-    if (err != WB_OK) return err;
-    if (clean_reply(r, &got) != 0) {
-        wb_set_err(errstr, errstr_size, "redis script %s: %s",
-                   wb_entry_script_name(clean_script(req)), got.error);
-        err = WB_ERR_REDIS;
     }
-    freeReplyObject(r);
+    if ((err = wb_entry_clean_many(rc, req, 1, &got, errstr, errstr_size)) != WB_OK) return err;
+    if (got.err != WB_OK) {
+        wb_set_err(errstr, errstr_size, "redis script %s: %s",
+                   req->forget ? "forget" : "clean_many", got.error);
+        err = got.err;
+    }
     if (err == WB_OK && res)
         *res = got;
     else
@@ -413,35 +521,71 @@ wb_err_t wb_entry_clean(redisContext *ctx, const wb_entry_clean_req_t *req,
     return err;
 }
 
-wb_err_t wb_entry_clean_many(redisContext *ctx, const wb_entry_clean_req_t *req, size_t n,
+wb_err_t wb_entry_clean_many(wb_rc_t *rc, const wb_entry_clean_req_t *req, size_t n,
                              wb_entry_clean_res_t *res, char *errstr, size_t errstr_size)
 {
-    many_t m;
-    wb_err_t err;
+    const size_t k = n ? n : 1;
+    const int width = 3 + 4 * WB_ENTRY_CLEAN_GROUP;
+    shard_names_t *sns = calloc(k, sizeof(*sns));
+    clean_call_t *calls = calloc(k, sizeof(*calls));
+    size_t *grp = calloc(k, sizeof(*grp)), *pos = calloc(k, sizeof(*pos)), ncalls;
+    int *open = malloc(WB_ENTRY_SHARDS_MAX * sizeof(*open));
+    wb_script_call_t *sc = calloc(k, sizeof(*sc));
+    const char **argv = calloc(k * (size_t)width, sizeof(*argv));
+    size_t *argvlen = calloc(k * (size_t)width, sizeof(*argvlen));
+    char(*nums)[24] = calloc(k * (1 + 3 * WB_ENTRY_CLEAN_GROUP), sizeof(*nums));
+    redisReply **replies = calloc(k, sizeof(*replies));
+    wb_err_t err = WB_OK;
 
     if (n > 0 && (!req || !res)) {
         wb_set_err(errstr, errstr_size, "redis clean: invalid arguments");
-        return WB_ERR_INVALID_ARG;
+        err = WB_ERR_INVALID_ARG;
+        goto done;
+    }
+    if (!sns || !calls || !grp || !pos || !open || !sc || !argv || !argvlen || !nums || !replies) {
+        wb_set_err(errstr, errstr_size, "redis clean: out of memory");
+        err = WB_ERR_NOMEM;
+        goto done;
     }
     for (size_t i = 0; i < n; i++)
-        if (bad_key(ctx, req[i].key, req[i].keylen, errstr, errstr_size, "clean"))
-            return WB_ERR_INVALID_ARG;
-    if ((err = many_alloc(&m, n, 5, 3, "clean", errstr, errstr_size)) != WB_OK) return err;
-    for (size_t i = 0; i < n; i++) {
-        int argc = clean_args(&req[i], m.argv + 5 * i, m.argvlen + 5 * i, m.num + 3 * i);
-        many_set(&m, i, clean_script(&req[i]), 2, 5);
-        m.calls[i].argc = argc;
-    }
-    if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
-        for (size_t i = 0; i < n; i++) {
-            const redisReply *r = m.replies[i];
-            memset(&res[i], 0, sizeof(res[i]));
-            if (item_status(r, &res[i].err, res[i].error) == WB_OK && clean_reply(r, &res[i]) != 0)
-                res[i].err = WB_ERR_REDIS;
-            freeReplyObject(m.replies[i]);
+        if (bad_key(rc, req[i].key, req[i].keylen, errstr, errstr_size, "clean") ||
+            shard_names(req[i].dirty_index, req[i].key, req[i].keylen, &sns[i], errstr,
+                        errstr_size) != 0) {
+            err = WB_ERR_INVALID_ARG;
+            goto done;
         }
+    for (int i = 0; i < WB_ENTRY_SHARDS_MAX; i++)
+        open[i] = -1;
+    ncalls = clean_group(req, n, sns, calls, grp, pos, open);
+    for (size_t c = 0; c < ncalls; c++) {
+        const char **av = argv + c * (size_t)width;
+        size_t *al = argvlen + c * (size_t)width;
+        int argc =
+            clean_call_args(&calls[c], req, av, al, nums + c * (1 + 3 * WB_ENTRY_CLEAN_GROUP));
+
+        sc[c] = calls[c].forget ? (wb_script_call_t){WB_ENTRY_SCRIPT_FORGET, 2, argc, av, al}
+                                : (wb_script_call_t){WB_ENTRY_SCRIPT_CLEAN_MANY,
+                                                     2 + (int)calls[c].n, argc, av, al};
     }
-    many_free(&m);
+    if ((err = wb_scripts_pipeline(entry_set(), rc, sc, ncalls, replies, errstr, errstr_size)) !=
+        WB_OK)
+        goto done;
+    for (size_t i = 0; i < n; i++)
+        clean_result(replies[grp[i]], req[i].forget, pos[i], &res[i]);
+    for (size_t c = 0; c < ncalls; c++)
+        freeReplyObject(replies[c]);
+
+done:
+    free(sns);
+    free(calls);
+    free(grp);
+    free(pos);
+    free(open);
+    free(sc);
+    free(argv);
+    free(argvlen);
+    free(nums);
+    free(replies);
     return err;
 }
 
@@ -461,14 +605,13 @@ static void fill_args(const wb_entry_fill_req_t *req, const char **argv, size_t 
     argv[5] = ent, argvlen[5] = strlen(ent);
 }
 
-static int bad_fill(redisContext *ctx, const wb_entry_fill_req_t *req, char *errstr,
-                    size_t errstr_size)
+static int bad_fill(wb_rc_t *rc, const wb_entry_fill_req_t *req, char *errstr, size_t errstr_size)
 {
     if (!req) {
         wb_set_err(errstr, errstr_size, "redis fill: no request");
         return 1;
     }
-    if (bad_key(ctx, req->key, req->keylen, errstr, errstr_size, "fill")) return 1;
+    if (bad_key(rc, req->key, req->keylen, errstr, errstr_size, "fill")) return 1;
     if (!req->value && req->len > 0 && !req->is_deleted) {
         wb_set_err(errstr, errstr_size, "redis fill: no value");
         return 1;
@@ -476,7 +619,7 @@ static int bad_fill(redisContext *ctx, const wb_entry_fill_req_t *req, char *err
     return 0;
 }
 
-wb_err_t wb_entry_fill(redisContext *ctx, const wb_entry_fill_req_t *req, wb_entry_fill_res_t *res,
+wb_err_t wb_entry_fill(wb_rc_t *rc, const wb_entry_fill_req_t *req, wb_entry_fill_res_t *res,
                        char *errstr, size_t errstr_size)
 {
     const char *argv[6];
@@ -486,9 +629,9 @@ wb_err_t wb_entry_fill(redisContext *ctx, const wb_entry_fill_req_t *req, wb_ent
     long long v = 0;
     wb_err_t err;
 
-    if (bad_fill(ctx, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
+    if (bad_fill(rc, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
     fill_args(req, argv, argvlen, nums);
-    err = call(ctx, WB_ENTRY_SCRIPT_FILL, 1, 6, argv, argvlen, &r, errstr, errstr_size);
+    err = call(rc, WB_ENTRY_SCRIPT_FILL, 1, 6, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "fill", &v, errstr, errstr_size);
     if (err == WB_OK && res) {
         res->err = WB_OK;
@@ -498,7 +641,7 @@ wb_err_t wb_entry_fill(redisContext *ctx, const wb_entry_fill_req_t *req, wb_ent
     return err;
 }
 
-wb_err_t wb_entry_fill_many(redisContext *ctx, const wb_entry_fill_req_t *req, size_t n,
+wb_err_t wb_entry_fill_many(wb_rc_t *rc, const wb_entry_fill_req_t *req, size_t n,
                             wb_entry_fill_res_t *res, char *errstr, size_t errstr_size)
 {
     many_t m;
@@ -509,13 +652,13 @@ wb_err_t wb_entry_fill_many(redisContext *ctx, const wb_entry_fill_req_t *req, s
         return WB_ERR_INVALID_ARG;
     }
     for (size_t i = 0; i < n; i++)
-        if (bad_fill(ctx, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
+        if (bad_fill(rc, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
     if ((err = many_alloc(&m, n, 6, 2, "fill", errstr, errstr_size)) != WB_OK) return err;
     for (size_t i = 0; i < n; i++) {
         many_set(&m, i, WB_ENTRY_SCRIPT_FILL, 1, 6);
         fill_args(&req[i], m.argv + 6 * i, m.argvlen + 6 * i, m.num + 2 * i);
     }
-    if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
+    if ((err = many_run(&m, rc, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
             const redisReply *r = m.replies[i];
             res[i].code = 0;
@@ -533,7 +676,7 @@ wb_err_t wb_entry_fill_many(redisContext *ctx, const wb_entry_fill_req_t *req, s
     return err;
 }
 
-wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req, int *created,
+wb_err_t wb_entry_fill_aside(wb_rc_t *rc, const wb_entry_aside_req_t *req, int *created,
                              char *errstr, size_t errstr_size)
 {
     char ttlbuf[24];
@@ -543,7 +686,7 @@ wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req,
     long long v = 0;
     wb_err_t err;
 
-    if (!req || bad_key(ctx, req->key, req->keylen, errstr, errstr_size, "fill_aside") ||
+    if (!req || bad_key(rc, req->key, req->keylen, errstr, errstr_size, "fill_aside") ||
         (!req->value && req->len > 0 && !req->is_negative))
         return WB_ERR_INVALID_ARG;
     argv[0] = req->key, argvlen[0] = req->keylen;
@@ -551,7 +694,7 @@ wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req,
     argv[2] = ttlbuf, argvlen[2] = num(ttlbuf, req->ttl_ms);
     argv[3] = req->is_negative ? "1" : "0", argvlen[3] = 1;
     argv[4] = str_or_empty(req->entity), argvlen[4] = strlen(argv[4]);
-    err = call(ctx, WB_ENTRY_SCRIPT_FILL_ASIDE, 1, 5, argv, argvlen, &r, errstr, errstr_size);
+    err = call(rc, WB_ENTRY_SCRIPT_FILL_ASIDE, 1, 5, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "fill_aside", &v, errstr, errstr_size);
     if (err == WB_OK && created) *created = v == 1;
     return err;
@@ -559,69 +702,59 @@ wb_err_t wb_entry_fill_aside(redisContext *ctx, const wb_entry_aside_req_t *req,
 
 /* ------------------------------------------------------- write-through */
 
-wb_err_t wb_entry_version(redisContext *ctx, const char *key, size_t keylen,
-                          const char *dirty_index, int64_t reserve_ttl_ms, int64_t *version,
-                          char *errstr, size_t errstr_size)
+wb_err_t wb_entry_version(wb_rc_t *rc, const char *key, size_t keylen, const char *dirty_index,
+                          int64_t reserve_ttl_ms, int64_t *version, char *errstr,
+                          size_t errstr_size)
 {
-    char ttlbuf[24], floor[WB_ENTRY_KEY_MAX];
-    const char *argv[3] = {key, floor, ttlbuf};
+    char ttlbuf[24];
+    shard_names_t sn;
+    const char *argv[3] = {key, sn.floor, ttlbuf};
     size_t argvlen[3];
     redisReply *r = NULL;
     long long v = 0;
     wb_err_t err;
 
-    if (bad_key(ctx, key, keylen, errstr, errstr_size, "version")) return WB_ERR_INVALID_ARG;
-    if (floor_key(dirty_index, floor, errstr, errstr_size) != 0) return WB_ERR_INVALID_ARG;
+    if (bad_key(rc, key, keylen, errstr, errstr_size, "version")) return WB_ERR_INVALID_ARG;
+    if (shard_names(dirty_index, key, keylen, &sn, errstr, errstr_size) != 0)
+        return WB_ERR_INVALID_ARG;
     argvlen[0] = keylen;
-    argvlen[1] = strlen(floor);
+    argvlen[1] = strlen(sn.floor);
     argvlen[2] = num(ttlbuf, reserve_ttl_ms);
-    err = call(ctx, WB_ENTRY_SCRIPT_VERSION, 2, 3, argv, argvlen, &r, errstr, errstr_size);
+    err = call(rc, WB_ENTRY_SCRIPT_VERSION, 2, 3, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "version", &v, errstr, errstr_size);
     if (err == WB_OK && version) *version = v;
     return err;
 }
 
-wb_err_t wb_entry_through(redisContext *ctx, const wb_entry_through_req_t *req, int *applied,
+wb_err_t wb_entry_through(wb_rc_t *rc, const wb_entry_through_req_t *req, int *applied,
                           char *errstr, size_t errstr_size)
 {
     char vbuf[24];
-    const char *argv[6], *idx;
+    const char *argv[6];
+    shard_names_t sn;
     size_t argvlen[6];
     redisReply *r = NULL;
     long long v = 0;
     wb_err_t err;
 
-    if (!req || bad_key(ctx, req->key, req->keylen, errstr, errstr_size, "through") ||
+    if (!req || bad_key(rc, req->key, req->keylen, errstr, errstr_size, "through") ||
         (!req->value && req->len > 0 && !req->is_delete))
         return WB_ERR_INVALID_ARG;
-    idx = index_or_default(req->dirty_index);
+    if (shard_names(req->dirty_index, req->key, req->keylen, &sn, errstr, errstr_size) != 0)
+        return WB_ERR_INVALID_ARG;
     argv[0] = req->key, argvlen[0] = req->keylen;
-    argv[1] = idx, argvlen[1] = strlen(idx);
+    argv[1] = sn.idx, argvlen[1] = strlen(sn.idx);
     argv[2] = req->value ? req->value : "", argvlen[2] = req->is_delete ? 0 : req->len;
     argv[3] = vbuf, argvlen[3] = num(vbuf, req->version);
     argv[4] = req->is_delete ? "1" : "0", argvlen[4] = 1;
     argv[5] = str_or_empty(req->entity), argvlen[5] = strlen(argv[5]);
-    err = call(ctx, WB_ENTRY_SCRIPT_THROUGH, 2, 6, argv, argvlen, &r, errstr, errstr_size);
+    err = call(rc, WB_ENTRY_SCRIPT_THROUGH, 2, 6, argv, argvlen, &r, errstr, errstr_size);
     if (err == WB_OK) err = int_reply(r, "through", &v, errstr, errstr_size);
     if (err == WB_OK && applied) *applied = v == 1;
     return err;
 }
 
 /* --------------------------------------------------------------- reads */
-
-/* Appends HMGET v ver d wt del + PTTL of key, without I/O. */
-static int read_append(redisContext *ctx, const char *key, size_t keylen)
-{
-    const char *hmget[7] = {"HMGET", key, "v", "ver", "d", "wt", "del"};
-    size_t hmgetlen[7] = {5, keylen, 1, 3, 1, 2, 3};
-    const char *pttl[2] = {"PTTL", key};
-    size_t pttllen[2] = {4, keylen};
-
-    return redisAppendCommandArgv(ctx, 7, hmget, hmgetlen) == REDIS_OK &&
-                   redisAppendCommandArgv(ctx, 2, pttl, pttllen) == REDIS_OK
-               ? 0
-               : -1;
-}
 
 /* Fills entry (zeroed, pttl_ms -1) from the HMGET reply h and the PTTL
  * reply t. */
@@ -656,18 +789,24 @@ static wb_err_t read_parse(const redisReply *h, const redisReply *t, wb_entry_t 
     return WB_OK;
 }
 
-wb_err_t wb_entry_read(redisContext *ctx, const char *key, size_t keylen, wb_entry_t *entry,
-                       char *errstr, size_t errstr_size)
+wb_err_t wb_entry_read(wb_rc_t *rc, const char *key, size_t keylen, wb_entry_t *entry, char *errstr,
+                       size_t errstr_size)
 {
     wb_entry_key_t k = {key, keylen};
 
-    return wb_entry_read_many(ctx, &k, 1, entry, errstr, errstr_size);
+    return wb_entry_read_many(rc, &k, 1, entry, errstr, errstr_size);
 }
 
-wb_err_t wb_entry_read_many(redisContext *ctx, const wb_entry_key_t *keys, size_t n,
-                            wb_entry_t *entries, char *errstr, size_t errstr_size)
+wb_err_t wb_entry_read_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n, wb_entry_t *entries,
+                            char *errstr, size_t errstr_size)
 {
-    size_t i, sent = 0;
+    static const char *fields[5] = {"v", "ver", "d", "wt", "del"};
+    static const size_t fieldlen[5] = {1, 3, 1, 2, 3};
+    size_t i;
+    wb_rc_cmd_t *cmds = NULL;
+    const char **argv = NULL;
+    size_t *argvlen = NULL;
+    redisReply **r = NULL;
     wb_err_t err = WB_OK;
 
     if (n > 0 && (!keys || !entries)) {
@@ -679,34 +818,48 @@ wb_err_t wb_entry_read_many(redisContext *ctx, const wb_entry_key_t *keys, size_
         entries[i].pttl_ms = -1;
     }
     for (i = 0; i < n; i++)
-        if (bad_key(ctx, keys[i].key, keys[i].keylen, errstr, errstr_size, "get"))
+        if (bad_key(rc, keys[i].key, keys[i].keylen, errstr, errstr_size, "get"))
             return WB_ERR_INVALID_ARG;
-    for (sent = 0; sent < n; sent++)
-        if (read_append(ctx, keys[sent].key, keys[sent].keylen) != 0) break;
-    if (sent < n) {
-        err = wb_redis_ctx_error(ctx, "redis get", errstr, errstr_size);
-        if (err == WB_ERR_REDIS && !ctx->err) {
-            wb_set_err(errstr, errstr_size, "redis get: out of memory");
-            err = WB_ERR_NOMEM;
-        }
+    if (n == 0) return WB_OK;
+    /* per key: HMGET key v ver d wt del (7 args), PTTL key (2) */
+    cmds = calloc(2 * n, sizeof(*cmds));
+    argv = calloc(9 * n, sizeof(*argv));
+    argvlen = calloc(9 * n, sizeof(*argvlen));
+    r = calloc(2 * n, sizeof(*r));
+    if (!cmds || !argv || !argvlen || !r) {
+        wb_set_err(errstr, errstr_size, "redis get: out of memory");
+        err = WB_ERR_NOMEM;
+        goto done;
     }
-    /* Every reply sent is read, also after a failure, so ctx stays usable
-     * unless its connection broke. */
-    for (i = 0; i < sent; i++) {
-        redisReply *h = NULL, *t = NULL;
-        if (redisGetReply(ctx, (void **)&h) != REDIS_OK ||
-            redisGetReply(ctx, (void **)&t) != REDIS_OK) {
-            if (h) freeReplyObject(h);
-            err = wb_redis_ctx_error(ctx, "redis get", errstr, errstr_size);
-            break;
-        }
-        if (err == WB_OK) err = read_parse(h, t, &entries[i], errstr, errstr_size);
-        freeReplyObject(h);
-        freeReplyObject(t);
+    for (i = 0; i < n; i++) {
+        const char **a = argv + 9 * i;
+        size_t *l = argvlen + 9 * i;
+        int slot = wb_rc_slot(keys[i].key, keys[i].keylen);
+
+        a[0] = "HMGET", l[0] = 5;
+        a[1] = keys[i].key, l[1] = keys[i].keylen;
+        for (int f = 0; f < 5; f++)
+            a[2 + f] = fields[f], l[2 + f] = fieldlen[f];
+        a[7] = "PTTL", l[7] = 4;
+        a[8] = keys[i].key, l[8] = keys[i].keylen;
+        cmds[2 * i] = (wb_rc_cmd_t){slot, 7, a, l};
+        cmds[2 * i + 1] = (wb_rc_cmd_t){slot, 2, a + 7, l + 7};
     }
+    if ((err = wb_rc_pipeline(rc, cmds, 2 * n, r, errstr, errstr_size)) != WB_OK) goto done;
+    for (i = 0; i < n; i++)
+        if (err == WB_OK)
+            err = read_parse(r[2 * i], r[2 * i + 1], &entries[i], errstr, errstr_size);
+    for (i = 0; i < 2 * n; i++)
+        freeReplyObject(r[i]);
     if (err != WB_OK)
         for (i = 0; i < n; i++)
             wb_entry_clear(&entries[i]);
+
+done:
+    free(cmds);
+    free(argv);
+    free(argvlen);
+    free(r);
     return err;
 }
 
@@ -778,17 +931,16 @@ static void get_args(const wb_entry_get_req_t *req, const char **argv, size_t *a
     argv[7] = nums[3], argvlen[7] = num(nums[3], req->lock_ttl_ms > 0 ? req->lock_ttl_ms : 1000);
 }
 
-static int bad_get(redisContext *ctx, const wb_entry_get_req_t *req, char *errstr,
-                   size_t errstr_size)
+static int bad_get(wb_rc_t *rc, const wb_entry_get_req_t *req, char *errstr, size_t errstr_size)
 {
     if (!req || !req->rr_key || !req->lock_key) {
         wb_set_err(errstr, errstr_size, "redis get: invalid arguments");
         return 1;
     }
-    return bad_key(ctx, req->key, req->keylen, errstr, errstr_size, "get");
+    return bad_key(rc, req->key, req->keylen, errstr, errstr_size, "get");
 }
 
-wb_err_t wb_entry_get(redisContext *ctx, const wb_entry_get_req_t *req, wb_entry_get_res_t *res,
+wb_err_t wb_entry_get(wb_rc_t *rc, const wb_entry_get_req_t *req, wb_entry_get_res_t *res,
                       char *errstr, size_t errstr_size)
 {
     const char *argv[8];
@@ -798,17 +950,17 @@ wb_err_t wb_entry_get(redisContext *ctx, const wb_entry_get_req_t *req, wb_entry
     wb_err_t err;
 
     if (res) memset(res, 0, sizeof(*res));
-    if (!res || bad_get(ctx, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
+    if (!res || bad_get(rc, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
     res->pttl = -1;
     get_args(req, argv, argvlen, nums);
-    err = call(ctx, WB_ENTRY_SCRIPT_GET, 3, 8, argv, argvlen, &r, errstr, errstr_size);
+    err = call(rc, WB_ENTRY_SCRIPT_GET, 3, 8, argv, argvlen, &r, errstr, errstr_size);
     if (err != WB_OK) return err;
     err = wb_entry_get_parse(r, res, errstr, errstr_size);
     freeReplyObject(r);
     return err;
 }
 
-wb_err_t wb_entry_get_many(redisContext *ctx, const wb_entry_get_req_t *req, size_t n,
+wb_err_t wb_entry_get_many(wb_rc_t *rc, const wb_entry_get_req_t *req, size_t n,
                            wb_entry_get_res_t *res, char *errstr, size_t errstr_size)
 {
     many_t m;
@@ -823,13 +975,13 @@ wb_err_t wb_entry_get_many(redisContext *ctx, const wb_entry_get_req_t *req, siz
         res[i].pttl = -1;
     }
     for (size_t i = 0; i < n; i++)
-        if (bad_get(ctx, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
+        if (bad_get(rc, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
     if ((err = many_alloc(&m, n, 8, 4, "get", errstr, errstr_size)) != WB_OK) return err;
     for (size_t i = 0; i < n; i++) {
         many_set(&m, i, WB_ENTRY_SCRIPT_GET, 3, 8);
         get_args(&req[i], m.argv + 8 * i, m.argvlen + 8 * i, m.num + 4 * i);
     }
-    if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
+    if ((err = many_run(&m, rc, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
             if (item_status(m.replies[i], &res[i].err, res[i].error) == WB_OK &&
                 wb_entry_get_parse(m.replies[i], &res[i], NULL, 0) != WB_OK)
@@ -844,9 +996,8 @@ wb_err_t wb_entry_get_many(redisContext *ctx, const wb_entry_get_req_t *req, siz
 /* -------------------------------------------------------- token keys */
 
 /* A token script (release, renew) answering 1 or 0 into *yes. */
-static wb_err_t token_call(redisContext *ctx, wb_entry_script_t id, const char *key,
-                           const char *token, const char *ms, int *yes, char *errstr,
-                           size_t errstr_size)
+static wb_err_t token_call(wb_rc_t *rc, wb_entry_script_t id, const char *key, const char *token,
+                           const char *ms, int *yes, char *errstr, size_t errstr_size)
 {
     const char *argv[3] = {key, token, ms};
     size_t argvlen[3];
@@ -855,37 +1006,36 @@ static wb_err_t token_call(redisContext *ctx, wb_entry_script_t id, const char *
 
     if (yes) *yes = 0;
     if (!token ||
-        bad_key(ctx, key, key ? strlen(key) : 0, errstr, errstr_size, wb_entry_script_name(id)))
+        bad_key(rc, key, key ? strlen(key) : 0, errstr, errstr_size, wb_entry_script_name(id)))
         return WB_ERR_INVALID_ARG;
     argvlen[0] = strlen(key);
     argvlen[1] = strlen(token);
     argvlen[2] = ms ? strlen(ms) : 0;
-    err = call(ctx, id, 1, ms ? 3 : 2, argv, argvlen, &r, errstr, errstr_size);
+    err = call(rc, id, 1, ms ? 3 : 2, argv, argvlen, &r, errstr, errstr_size);
     if (err != WB_OK) return err;
     if (yes) *yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
     return WB_OK;
 }
 
-wb_err_t wb_entry_release(redisContext *ctx, const char *key, const char *token, int *released,
+wb_err_t wb_entry_release(wb_rc_t *rc, const char *key, const char *token, int *released,
                           char *errstr, size_t errstr_size)
 {
-    return token_call(ctx, WB_ENTRY_SCRIPT_RELEASE, key, token, NULL, released, errstr,
-                      errstr_size);
+    return token_call(rc, WB_ENTRY_SCRIPT_RELEASE, key, token, NULL, released, errstr, errstr_size);
 }
 
-wb_err_t wb_entry_release_many(redisContext *ctx, const wb_entry_key_t *keys, size_t n,
-                               const char *token, char *errstr, size_t errstr_size)
+wb_err_t wb_entry_release_many(wb_rc_t *rc, const wb_entry_key_t *keys, size_t n, const char *token,
+                               char *errstr, size_t errstr_size)
 {
     many_t m;
     wb_err_t err;
 
-    if (!ctx || !token || (n > 0 && !keys)) {
+    if (!rc || !token || (n > 0 && !keys)) {
         wb_set_err(errstr, errstr_size, "redis release: invalid arguments");
         return WB_ERR_INVALID_ARG;
     }
     for (size_t i = 0; i < n; i++)
-        if (bad_key(ctx, keys[i].key, keys[i].keylen, errstr, errstr_size, "release"))
+        if (bad_key(rc, keys[i].key, keys[i].keylen, errstr, errstr_size, "release"))
             return WB_ERR_INVALID_ARG;
     if ((err = many_alloc(&m, n, 2, 0, "release", errstr, errstr_size)) != WB_OK) return err;
     for (size_t i = 0; i < n; i++) {
@@ -893,37 +1043,39 @@ wb_err_t wb_entry_release_many(redisContext *ctx, const wb_entry_key_t *keys, si
         m.argv[2 * i] = keys[i].key, m.argvlen[2 * i] = keys[i].keylen;
         m.argv[2 * i + 1] = token, m.argvlen[2 * i + 1] = strlen(token);
     }
-    if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK)
+    if ((err = many_run(&m, rc, n, errstr, errstr_size)) == WB_OK)
         for (size_t i = 0; i < n; i++)
             freeReplyObject(m.replies[i]);
     many_free(&m);
     return err;
 }
 
-wb_err_t wb_entry_lease_renew(redisContext *ctx, const char *key, const char *token, int64_t ms,
+wb_err_t wb_entry_lease_renew(wb_rc_t *rc, const char *key, const char *token, int64_t ms,
                               int *renewed, char *errstr, size_t errstr_size)
 {
     char msbuf[24];
 
     num(msbuf, ms);
-    return token_call(ctx, WB_ENTRY_SCRIPT_RENEW, key, token, msbuf, renewed, errstr, errstr_size);
+    return token_call(rc, WB_ENTRY_SCRIPT_RENEW, key, token, msbuf, renewed, errstr, errstr_size);
 }
 
-wb_err_t wb_entry_lease_take(redisContext *ctx, const char *key, const char *token, int64_t ms,
+wb_err_t wb_entry_lease_take(wb_rc_t *rc, const char *key, const char *token, int64_t ms,
                              int *taken, char *errstr, size_t errstr_size)
 {
     char msbuf[24];
     const char *argv[6] = {"SET", key, token, "NX", "PX", msbuf};
     size_t argvlen[6];
     redisReply *r;
+    wb_err_t err;
 
     if (taken) *taken = 0;
-    if (!token || bad_key(ctx, key, key ? strlen(key) : 0, errstr, errstr_size, "SET lease"))
+    if (!token || bad_key(rc, key, key ? strlen(key) : 0, errstr, errstr_size, "SET lease"))
         return WB_ERR_INVALID_ARG;
     argvlen[0] = 3, argvlen[1] = strlen(key), argvlen[2] = strlen(token);
     argvlen[3] = 2, argvlen[4] = 2, argvlen[5] = num(msbuf, ms);
-    r = redisCommandArgv(ctx, 6, argv, argvlen);
-    if (!r) return wb_redis_ctx_error(ctx, "redis SET lease", errstr, errstr_size);
+    if ((err = wb_rc_command(rc, wb_rc_slot(key, argvlen[1]), 6, argv, argvlen, &r, errstr,
+                             errstr_size)) != WB_OK)
+        return err;
     if (r->type == REDIS_REPLY_ERROR) {
         wb_set_err(errstr, errstr_size, "redis SET lease: %s", r->str);
         freeReplyObject(r);
@@ -945,157 +1097,267 @@ void wb_entry_keys_clear(wb_entry_keys_t *keys)
     memset(keys, 0, sizeof(*keys));
 }
 
-wb_err_t wb_entry_dirty_range(redisContext *ctx, const char *dirty_index, int64_t max_score_us,
-                              int limit, wb_entry_keys_t *out, char *errstr, size_t errstr_size)
+/* A member of a shard with its score, while merging shards. */
+typedef struct scored_s {
+    double score;
+    const redisReply *m;
+} scored_t;
+
+static int scored_cmp(const void *a, const void *b)
 {
-    const char *idx = index_or_default(dirty_index);
-    char maxbuf[24], limbuf[24];
-    const char *argv[7] = {"ZRANGEBYSCORE", idx, "-inf", maxbuf, "LIMIT", "0", limbuf};
-    size_t argvlen[7];
-    redisReply *r;
-    wb_err_t err = WB_OK;
-
-    if (out) memset(out, 0, sizeof(*out));
-    if (!ctx || !out) {
-        wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: invalid arguments");
-        return WB_ERR_INVALID_ARG;
-    }
-    argvlen[0] = 13, argvlen[1] = strlen(idx), argvlen[2] = 4;
-    argvlen[3] = num(maxbuf, max_score_us);
-    argvlen[4] = 5, argvlen[5] = 1;
-    argvlen[6] = (size_t)snprintf(limbuf, sizeof(limbuf), "%d", limit);
-    r = redisCommandArgv(ctx, 7, argv, argvlen);
-    if (!r) return wb_redis_ctx_error(ctx, "redis ZRANGEBYSCORE", errstr, errstr_size);
-    if (r->type != REDIS_REPLY_ARRAY) {
-        wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE %s: %s", idx,
-                   r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return WB_ERR_REDIS;
-    }
-    for (size_t i = 0; i < r->elements; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING) {
-            wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: unexpected member type");
-            freeReplyObject(r);
-            return WB_ERR_REDIS;
-        }
-    if (r->elements > 0 && !(out->v = calloc(r->elements, sizeof(*out->v)))) goto nomem;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *m = r->element[i];
-        char *k = malloc(m->len + 1);
-        if (!k) goto nomem;
-        memcpy(k, m->str, m->len);
-        k[m->len] = '\0';
-        out->v[out->n++] = (wb_entry_key_t){k, m->len};
-    }
-    freeReplyObject(r);
-    return err;
-
-nomem:
-    freeReplyObject(r);
-    wb_entry_keys_clear(out);
-    wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: out of memory");
-    return WB_ERR_NOMEM;
+    double x = ((const scored_t *)a)->score, y = ((const scored_t *)b)->score;
+    return x < y ? -1 : x > y;
 }
 
-wb_err_t wb_entry_dirty_stats(redisContext *ctx, const char *dirty_index,
-                              wb_entry_dirty_stats_t *out, char *errstr, size_t errstr_size)
+/* The same command on every shard's index (argv[1] is replaced per shard),
+ * in one pipeline: replies[s] answers shard s; names holds the index names
+ * (nshards * WB_ENTRY_KEY_MAX). */
+static wb_err_t each_shard(wb_rc_t *rc, const char *dirty_index, int nshards, int argc,
+                           const char **argv, const size_t *argvlen, redisReply **replies,
+                           const char *what, char *errstr, size_t errstr_size)
 {
-    const char *idx = index_or_default(dirty_index);
-    const char *card[2] = {"ZCARD", idx};
-    size_t cardlen[2] = {5, strlen(idx)};
-    const char *first[5] = {"ZRANGE", idx, "0", "0", "WITHSCORES"};
-    size_t firstlen[5] = {6, strlen(idx), 1, 1, 10};
-    redisReply *r[3] = {NULL, NULL, NULL};
+    wb_rc_cmd_t *cmds = calloc((size_t)nshards, sizeof(*cmds));
+    const char **av = calloc((size_t)nshards * (size_t)argc, sizeof(*av));
+    size_t *al = calloc((size_t)nshards * (size_t)argc, sizeof(*al));
+    char(*names)[WB_ENTRY_KEY_MAX] = calloc((size_t)nshards, sizeof(*names));
     wb_err_t err = WB_OK;
 
-    if (out) memset(out, 0, sizeof(*out));
-    if (!ctx || !out) {
-        wb_set_err(errstr, errstr_size, "redis dirty index: invalid arguments");
-        return WB_ERR_INVALID_ARG;
-    }
-    if (redisAppendCommand(ctx, "TIME") != REDIS_OK ||
-        redisAppendCommandArgv(ctx, 2, card, cardlen) != REDIS_OK ||
-        redisAppendCommandArgv(ctx, 5, first, firstlen) != REDIS_OK)
-        return wb_redis_ctx_error(ctx, "redis dirty index", errstr, errstr_size);
-    for (int i = 0; i < 3; i++)
-        if (redisGetReply(ctx, (void **)&r[i]) != REDIS_OK) {
-            err = wb_redis_ctx_error(ctx, "redis dirty index", errstr, errstr_size);
-            goto done;
-        }
-    if (r[0]->type != REDIS_REPLY_ARRAY || r[0]->elements != 2 ||
-        r[1]->type != REDIS_REPLY_INTEGER || r[2]->type != REDIS_REPLY_ARRAY) {
-        wb_set_err(errstr, errstr_size, "redis dirty index %s: %s", idx,
-                   r[1]->type == REDIS_REPLY_ERROR   ? r[1]->str
-                   : r[2]->type == REDIS_REPLY_ERROR ? r[2]->str
-                                                     : "unexpected reply");
-        err = WB_ERR_REDIS;
+    if (!cmds || !av || !al || !names) {
+        wb_set_err(errstr, errstr_size, "redis %s: out of memory", what);
+        err = WB_ERR_NOMEM;
         goto done;
     }
-    out->now_us = reply_i64(r[0]->element[0]) * 1000000 + reply_i64(r[0]->element[1]);
-    out->count = r[1]->integer;
-    if (r[2]->elements == 2 && r[2]->element[0]->type == REDIS_REPLY_STRING &&
-        r[2]->element[1]->type == REDIS_REPLY_STRING) {
-        out->has_oldest = 1;
-        out->oldest_us = strtod(r[2]->element[1]->str, NULL);
-        snprintf(out->oldest_key, sizeof(out->oldest_key), "%.*s", (int)r[2]->element[0]->len,
-                 r[2]->element[0]->str);
+    for (int sh = 0; sh < nshards; sh++) {
+        const char **a = av + (size_t)sh * (size_t)argc;
+        size_t *l = al + (size_t)sh * (size_t)argc;
+
+        if (wb_entry_index_key(dirty_index, sh, names[sh], sizeof(names[sh])) != 0) {
+            wb_set_err(errstr, errstr_size, "redis %s: dirty index name too long", what);
+            err = WB_ERR_INVALID_ARG;
+            goto done;
+        }
+        memcpy(a, argv, (size_t)argc * sizeof(*a));
+        memcpy(l, argvlen, (size_t)argc * sizeof(*l));
+        a[1] = names[sh], l[1] = strlen(names[sh]);
+        cmds[sh] = (wb_rc_cmd_t){wb_rc_slot(a[1], l[1]), argc, a, l};
+    }
+    err = wb_rc_pipeline(rc, cmds, (size_t)nshards, replies, errstr, errstr_size);
+
+done:
+    free(cmds);
+    free(av);
+    free(al);
+    free(names);
+    return err;
+}
+
+static int bad_shards(int nshards, char *errstr, size_t errstr_size, const char *what)
+{
+    if (nshards >= 1 && nshards <= WB_ENTRY_SHARDS_MAX) return 0;
+    wb_set_err(errstr, errstr_size, "redis %s: %d dirty-index shards (1 .. %d)", what, nshards,
+               WB_ENTRY_SHARDS_MAX);
+    return 1;
+}
+
+wb_err_t wb_entry_dirty_range(wb_rc_t *rc, const char *dirty_index, int nshards,
+                              int64_t max_score_us, int limit, wb_entry_keys_t *out, char *errstr,
+                              size_t errstr_size)
+{
+    char maxbuf[24], limbuf[24];
+    const char *argv[8] = {"ZRANGEBYSCORE", "", "-inf", maxbuf, "WITHSCORES", "LIMIT", "0", limbuf};
+    size_t argvlen[8] = {13, 0, 4, 0, 10, 5, 1, 0};
+    redisReply **r = NULL;
+    scored_t *all = NULL;
+    size_t nall = 0, total = 0;
+    wb_err_t err;
+
+    if (out) memset(out, 0, sizeof(*out));
+    if (!rc || !out || bad_shards(nshards, errstr, errstr_size, "ZRANGEBYSCORE")) {
+        if (!rc || !out) wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: invalid arguments");
+        return WB_ERR_INVALID_ARG;
+    }
+    argvlen[3] = num(maxbuf, max_score_us);
+    argvlen[7] = (size_t)snprintf(limbuf, sizeof(limbuf), "%d", limit);
+    if (!(r = calloc((size_t)nshards, sizeof(*r)))) goto nomem;
+    err = each_shard(rc, dirty_index, nshards, 8, argv, argvlen, r, "ZRANGEBYSCORE", errstr,
+                     errstr_size);
+    if (err != WB_OK) {
+        free(r);
+        return err;
+    }
+    for (int sh = 0; sh < nshards; sh++) {
+        if (r[sh]->type != REDIS_REPLY_ARRAY || r[sh]->elements % 2) {
+            wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: %s",
+                       r[sh]->type == REDIS_REPLY_ERROR ? r[sh]->str : "unexpected reply");
+            err = WB_ERR_REDIS;
+            goto done;
+        }
+        for (size_t i = 0; i < r[sh]->elements; i++)
+            if (r[sh]->element[i]->type != REDIS_REPLY_STRING) {
+                wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: unexpected member type");
+                err = WB_ERR_REDIS;
+                goto done;
+            }
+        total += r[sh]->elements / 2;
+    }
+    /* The lowest scores of all shards, at most limit of them. */
+    if (total > 0 && !(all = calloc(total, sizeof(*all)))) goto nomem;
+    for (int sh = 0; sh < nshards; sh++)
+        for (size_t i = 0; i + 1 < r[sh]->elements; i += 2)
+            all[nall++] = (scored_t){strtod(r[sh]->element[i + 1]->str, NULL), r[sh]->element[i]};
+    if (nall > 1) qsort(all, nall, sizeof(*all), scored_cmp); /* all is NULL when empty */
+    if (limit >= 0 && nall > (size_t)limit) nall = (size_t)limit;
+    if (nall > 0 && !(out->v = calloc(nall, sizeof(*out->v)))) goto nomem;
+    for (size_t i = 0; i < nall; i++) {
+        char *k = malloc(all[i].m->len + 1);
+        if (!k) goto nomem;
+        memcpy(k, all[i].m->str, all[i].m->len);
+        k[all[i].m->len] = '\0';
+        out->v[out->n++] = (wb_entry_key_t){k, all[i].m->len};
     }
 
 done:
-    for (int i = 0; i < 3; i++)
-        if (r[i]) freeReplyObject(r[i]);
+    for (int sh = 0; r && sh < nshards; sh++)
+        if (r[sh]) freeReplyObject(r[sh]);
+    free(r);
+    free(all);
+    if (err != WB_OK) wb_entry_keys_clear(out);
     return err;
+
+nomem:
+    wb_set_err(errstr, errstr_size, "redis ZRANGEBYSCORE: out of memory");
+    err = WB_ERR_NOMEM;
+    goto done;
 }
 
-wb_err_t wb_entry_floor_raise(redisContext *ctx, const char *dirty_index, int64_t version,
-                              int64_t *floor_out, char *errstr, size_t errstr_size)
+wb_err_t wb_entry_dirty_stats(wb_rc_t *rc, const char *dirty_index, int nshards,
+                              wb_entry_dirty_stats_t *out, char *errstr, size_t errstr_size)
 {
-    char floor[WB_ENTRY_KEY_MAX], vbuf[24];
-    const char *argv[2] = {floor, vbuf};
-    size_t argvlen[2];
-    redisReply *r = NULL;
-    long long v = 0;
+    const char *card[2] = {"ZCARD", ""};
+    size_t cardlen[2] = {5, 0};
+    const char *first[5] = {"ZRANGE", "", "0", "0", "WITHSCORES"};
+    size_t firstlen[5] = {6, 0, 1, 1, 10};
+    const char *time[1] = {"TIME"};
+    size_t timelen[1] = {4};
+    redisReply **c = NULL, **f = NULL, *t = NULL;
     wb_err_t err;
 
-    if (!ctx || version <= 0) {
-        wb_set_err(errstr, errstr_size, "redis floor: invalid arguments");
+    if (out) memset(out, 0, sizeof(*out));
+    if (!rc || !out || bad_shards(nshards, errstr, errstr_size, "dirty index")) {
+        if (!rc || !out) wb_set_err(errstr, errstr_size, "redis dirty index: invalid arguments");
         return WB_ERR_INVALID_ARG;
     }
-    if (floor_key(dirty_index, floor, errstr, errstr_size) != 0) return WB_ERR_INVALID_ARG;
-    argvlen[0] = strlen(floor);
-    argvlen[1] = num(vbuf, version);
-    err = call(ctx, WB_ENTRY_SCRIPT_FLOOR, 1, 2, argv, argvlen, &r, errstr, errstr_size);
-    if (err == WB_OK) err = int_reply(r, "floor", &v, errstr, errstr_size);
-    if (err == WB_OK && floor_out) *floor_out = v;
+    c = calloc((size_t)nshards, sizeof(*c));
+    f = calloc((size_t)nshards, sizeof(*f));
+    if (!c || !f) {
+        free(c);
+        free(f);
+        wb_set_err(errstr, errstr_size, "redis dirty index: out of memory");
+        return WB_ERR_NOMEM;
+    }
+    /* TIME of any node: the clocks of a cluster's nodes agree to NTP. */
+    if ((err = wb_rc_command(rc, -1, 1, time, timelen, &t, errstr, errstr_size)) != WB_OK ||
+        (err = each_shard(rc, dirty_index, nshards, 2, card, cardlen, c, "ZCARD", errstr,
+                          errstr_size)) != WB_OK ||
+        (err = each_shard(rc, dirty_index, nshards, 5, first, firstlen, f, "ZRANGE", errstr,
+                          errstr_size)) != WB_OK)
+        goto done;
+    if (t->type != REDIS_REPLY_ARRAY || t->elements != 2) {
+        wb_set_err(errstr, errstr_size, "redis TIME: unexpected reply");
+        err = WB_ERR_REDIS;
+        goto done;
+    }
+    out->now_us = reply_i64(t->element[0]) * 1000000 + reply_i64(t->element[1]);
+    for (int sh = 0; sh < nshards; sh++) {
+        const redisReply *m = f[sh];
+        double score;
+
+        if (c[sh]->type != REDIS_REPLY_INTEGER || m->type != REDIS_REPLY_ARRAY) {
+            wb_set_err(errstr, errstr_size, "redis dirty index shard %d: %s", sh,
+                       c[sh]->type == REDIS_REPLY_ERROR ? c[sh]->str
+                       : m->type == REDIS_REPLY_ERROR   ? m->str
+                                                        : "unexpected reply");
+            err = WB_ERR_REDIS;
+            goto done;
+        }
+        out->count += c[sh]->integer;
+        if (m->elements != 2 || m->element[0]->type != REDIS_REPLY_STRING ||
+            m->element[1]->type != REDIS_REPLY_STRING)
+            continue;
+        score = strtod(m->element[1]->str, NULL);
+        if (out->has_oldest && score >= out->oldest_us) continue;
+        out->has_oldest = 1;
+        out->oldest_us = score;
+        snprintf(out->oldest_key, sizeof(out->oldest_key), "%.*s", (int)m->element[0]->len,
+                 m->element[0]->str);
+    }
+
+done:
+    for (int sh = 0; sh < nshards; sh++) {
+        if (c[sh]) freeReplyObject(c[sh]);
+        if (f[sh]) freeReplyObject(f[sh]);
+    }
+    if (t) freeReplyObject(t);
+    free(c);
+    free(f);
+    if (err != WB_OK) memset(out, 0, sizeof(*out));
     return err;
 }
 
-wb_err_t wb_entry_dirty_bump(redisContext *ctx, const char *dirty_index, int64_t score_us,
+wb_err_t wb_entry_dirty_bump(wb_rc_t *rc, const char *dirty_index, int64_t score_us,
                              const wb_entry_key_t *keys, size_t n, char *errstr, size_t errstr_size)
 {
-    const char *idx = index_or_default(dirty_index);
     char score[24];
-    size_t scorelen = num(score, score_us), pending = 0;
+    size_t scorelen = num(score, score_us);
+    shard_names_t *sns = NULL;
+    wb_rc_cmd_t *cmds = NULL;
+    const char **argv = NULL;
+    size_t *argvlen = NULL;
+    redisReply **r = NULL;
+    wb_err_t err = WB_OK;
 
-    if (!ctx || (n > 0 && !keys)) {
+    if (!rc || (n > 0 && !keys)) {
         wb_set_err(errstr, errstr_size, "redis ZADD: invalid arguments");
         return WB_ERR_INVALID_ARG;
     }
+    if (n == 0) return WB_OK;
+    sns = calloc(n, sizeof(*sns));
+    cmds = calloc(n, sizeof(*cmds));
+    argv = calloc(6 * n, sizeof(*argv));
+    argvlen = calloc(6 * n, sizeof(*argvlen));
+    r = calloc(n, sizeof(*r));
+    if (!sns || !cmds || !argv || !argvlen || !r) {
+        wb_set_err(errstr, errstr_size, "redis ZADD: out of memory");
+        err = WB_ERR_NOMEM;
+        goto done;
+    }
     for (size_t i = 0; i < n; i++) {
-        const char *cmd[6] = {"ZADD", idx, "XX", "GT", score, keys[i].key};
-        size_t cmdlen[6] = {4, strlen(idx), 2, 2, scorelen, keys[i].keylen};
-        if (redisAppendCommandArgv(ctx, 6, cmd, cmdlen) != REDIS_OK) goto io_error;
-        pending++;
-    }
-    for (; pending > 0; pending--) {
-        void *r = NULL;
-        if (redisGetReply(ctx, &r) != REDIS_OK) goto io_error;
-        freeReplyObject(r);
-    }
-    return WB_OK;
+        const char **a = argv + 6 * i;
+        size_t *l = argvlen + 6 * i;
 
-io_error:
-    return wb_redis_ctx_error(ctx, "redis ZADD", errstr, errstr_size);
+        if (shard_names(dirty_index, keys[i].key, keys[i].keylen, &sns[i], errstr, errstr_size)) {
+            err = WB_ERR_INVALID_ARG;
+            goto done;
+        }
+        a[0] = "ZADD", l[0] = 4;
+        a[1] = sns[i].idx, l[1] = strlen(sns[i].idx);
+        a[2] = "XX", l[2] = 2;
+        a[3] = "GT", l[3] = 2;
+        a[4] = score, l[4] = scorelen;
+        a[5] = keys[i].key, l[5] = keys[i].keylen;
+        cmds[i] = (wb_rc_cmd_t){wb_rc_slot(a[1], l[1]), 6, a, l};
+    }
+    if ((err = wb_rc_pipeline(rc, cmds, n, r, errstr, errstr_size)) == WB_OK)
+        for (size_t i = 0; i < n; i++)
+            freeReplyObject(r[i]);
+
+done:
+    free(sns);
+    free(cmds);
+    free(argv);
+    free(argvlen);
+    free(r);
+    return err;
 }
 
 void wb_entry_check_clear(wb_entry_check_res_t *res)
@@ -1105,11 +1367,11 @@ void wb_entry_check_clear(wb_entry_check_res_t *res)
     memset(res, 0, sizeof(*res));
 }
 
-wb_err_t wb_entry_sweep_check_many(redisContext *ctx, const char *dirty_index,
-                                   const wb_entry_key_t *keys, size_t n, wb_entry_check_res_t *res,
-                                   char *errstr, size_t errstr_size)
+wb_err_t wb_entry_sweep_check_many(wb_rc_t *rc, const char *dirty_index, const wb_entry_key_t *keys,
+                                   size_t n, wb_entry_check_res_t *res, char *errstr,
+                                   size_t errstr_size)
 {
-    const char *idx = index_or_default(dirty_index);
+    shard_names_t *sns;
     many_t m;
     wb_err_t err;
 
@@ -1117,16 +1379,26 @@ wb_err_t wb_entry_sweep_check_many(redisContext *ctx, const char *dirty_index,
         wb_set_err(errstr, errstr_size, "redis sweep_check: invalid arguments");
         return WB_ERR_INVALID_ARG;
     }
+    if (!(sns = calloc(n ? n : 1, sizeof(*sns)))) {
+        wb_set_err(errstr, errstr_size, "redis sweep_check: out of memory");
+        return WB_ERR_NOMEM;
+    }
     for (size_t i = 0; i < n; i++)
-        if (bad_key(ctx, keys[i].key, keys[i].keylen, errstr, errstr_size, "sweep_check"))
+        if (bad_key(rc, keys[i].key, keys[i].keylen, errstr, errstr_size, "sweep_check") ||
+            shard_names(dirty_index, keys[i].key, keys[i].keylen, &sns[i], errstr, errstr_size)) {
+            free(sns);
             return WB_ERR_INVALID_ARG;
-    if ((err = many_alloc(&m, n, 2, 0, "sweep_check", errstr, errstr_size)) != WB_OK) return err;
+        }
+    if ((err = many_alloc(&m, n, 2, 0, "sweep_check", errstr, errstr_size)) != WB_OK) {
+        free(sns);
+        return err;
+    }
     for (size_t i = 0; i < n; i++) {
         many_set(&m, i, WB_ENTRY_SCRIPT_SWEEP_CHECK, 2, 2);
         m.argv[2 * i] = keys[i].key, m.argvlen[2 * i] = keys[i].keylen;
-        m.argv[2 * i + 1] = idx, m.argvlen[2 * i + 1] = strlen(idx);
+        m.argv[2 * i + 1] = sns[i].idx, m.argvlen[2 * i + 1] = strlen(sns[i].idx);
     }
-    if ((err = many_run(&m, ctx, n, errstr, errstr_size)) == WB_OK) {
+    if ((err = many_run(&m, rc, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
             const redisReply *r = m.replies[i];
             wb_entry_check_res_t *c = &res[i];
@@ -1162,5 +1434,77 @@ wb_err_t wb_entry_sweep_check_many(redisContext *ctx, const char *dirty_index,
         }
     }
     many_free(&m);
+    free(sns);
+    return err;
+}
+
+/* -------------------------------------------------------------- layout */
+
+wb_err_t wb_entry_layout_check(wb_rc_t *rc, const char *dirty_index, int nshards, char *errstr,
+                               size_t errstr_size)
+{
+    const char *idx = index_or_default(dirty_index);
+    char oldfloor[WB_ENTRY_KEY_MAX], layout[WB_ENTRY_KEY_MAX], want[32];
+    const char *ex1[2] = {"EXISTS", idx}, *ex2[2] = {"EXISTS", oldfloor};
+    const char *setnx[5] = {"SET", layout, want, "NX", "GET"};
+    size_t l1[2], l2[2], l3[5];
+    wb_rc_cmd_t cmds[3];
+    redisReply *r[3] = {NULL, NULL, NULL};
+    wb_err_t err;
+
+    if (!rc || nshards < 1 || nshards > WB_ENTRY_SHARDS_MAX ||
+        snprintf(oldfloor, sizeof(oldfloor), "%s" WB_ENTRY_FLOOR_SUFFIX, idx) >=
+            (int)sizeof(oldfloor) ||
+        snprintf(layout, sizeof(layout), "%s" WB_ENTRY_LAYOUT_SUFFIX, idx) >= (int)sizeof(layout)) {
+        wb_set_err(errstr, errstr_size, "redis layout check: invalid arguments");
+        return WB_ERR_INVALID_ARG;
+    }
+    snprintf(want, sizeof(want), "shards=%d", nshards);
+    l1[0] = l2[0] = 6, l1[1] = strlen(idx), l2[1] = strlen(oldfloor);
+    l3[0] = 3, l3[1] = strlen(layout), l3[2] = strlen(want), l3[3] = 2, l3[4] = 3;
+    cmds[0] = (wb_rc_cmd_t){wb_rc_slot(idx, l1[1]), 2, ex1, l1};
+    cmds[1] = (wb_rc_cmd_t){wb_rc_slot(oldfloor, l2[1]), 2, ex2, l2};
+    cmds[2] = (wb_rc_cmd_t){wb_rc_slot(layout, l3[1]), 5, setnx, l3};
+    if ((err = wb_rc_pipeline(rc, cmds, 3, r, errstr, errstr_size)) != WB_OK) return err;
+    if (r[0]->type != REDIS_REPLY_INTEGER || r[1]->type != REDIS_REPLY_INTEGER ||
+        (r[2]->type != REDIS_REPLY_NIL && r[2]->type != REDIS_REPLY_STRING)) {
+        wb_set_err(errstr, errstr_size, "redis layout check: %s",
+                   r[2]->type == REDIS_REPLY_ERROR ? r[2]->str : "unexpected reply");
+        err = WB_ERR_REDIS;
+    } else if (r[0]->integer > 0 || r[1]->integer > 0) {
+        wb_set_err(errstr, errstr_size,
+                   "redis holds a cache of the old layout (%s \"%s\" exists: one dirty index for "
+                   "all keys, keys without a shard tag), which this version cannot read: drain it "
+                   "with the old version (keep the flusher running until its dirty index is "
+                   "empty: wbctl status shows 0 dirty entries), then flush it (FLUSHALL, on every "
+                   "master of a cluster) and start again",
+                   r[0]->integer > 0 ? "the dirty index" : "the version floor",
+                   r[0]->integer > 0 ? idx : oldfloor);
+        err = WB_ERR_REDIS;
+    } else if (r[2]->type == REDIS_REPLY_STRING &&
+               (r[2]->len != strlen(want) || memcmp(r[2]->str, want, r[2]->len) != 0)) {
+        wb_set_err(errstr, errstr_size,
+                   "redis.dirty_shards is %d, but this cache was written with %.*s (key %s): set "
+                   "redis.dirty_shards back, or drain the cache (wbctl status shows 0 dirty "
+                   "entries), flush it (FLUSHALL) and start again",
+                   nshards, (int)r[2]->len, r[2]->str, layout);
+        err = WB_ERR_REDIS;
+    }
+    for (int i = 0; i < 3; i++)
+        freeReplyObject(r[i]);
+    return err;
+}
+
+wb_err_t wb_entry_open(const wb_config_t *conf, wb_rc_t **out, char *errstr, size_t errstr_size)
+{
+    wb_err_t err = wb_rc_connect(conf, out, errstr, errstr_size);
+
+    if (err == WB_OK &&
+        ((err = wb_entry_layout_check(*out, conf->redis.dirty_index, conf->redis.dirty_shards,
+                                      errstr, errstr_size)) != WB_OK ||
+         (err = wb_entry_load(*out, errstr, errstr_size)) != WB_OK)) {
+        wb_rc_free(*out);
+        *out = NULL;
+    }
     return err;
 }

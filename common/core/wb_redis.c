@@ -88,6 +88,13 @@ wb_err_t wb_redis_check_eviction(redisContext *ctx, const char *where, char *err
 wb_err_t wb_redis_connect(const wb_config_t *conf, redisContext **out, char *errstr,
                           size_t errstr_size)
 {
+    return wb_redis_connect_node(conf, conf ? conf->redis.host : NULL, conf ? conf->redis.port : 0,
+                                 out, errstr, errstr_size);
+}
+
+wb_err_t wb_redis_connect_node(const wb_config_t *conf, const char *host, int port,
+                               redisContext **out, char *errstr, size_t errstr_size)
+{
     redisContext *ctx = NULL;
     struct timeval tv;
     char where[300];
@@ -96,16 +103,16 @@ wb_err_t wb_redis_connect(const wb_config_t *conf, redisContext **out, char *err
     wb_err_t err;
 
     if (out) *out = NULL;
-    if (!conf || !out || !conf->redis.host || !conf->redis.host[0] || conf->redis.port <= 0) {
+    if (!conf || !out || !host || !host[0] || port <= 0) {
         wb_set_err(errstr, errstr_size, "redis connect: host and port must be set");
         return WB_ERR_INVALID_ARG;
     }
-    snprintf(where, sizeof(where), "%s:%d", conf->redis.host, conf->redis.port);
+    snprintf(where, sizeof(where), "%s:%d", host, port);
     timeout_ms = conf->redis.timeout_ms > 0 ? conf->redis.timeout_ms : DEFAULT_TIMEOUT_MS;
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
 
-    ctx = redisConnectWithTimeout(conf->redis.host, conf->redis.port, tv);
+    ctx = redisConnectWithTimeout(host, port, tv);
     if (!ctx) {
         wb_set_err(errstr, errstr_size, "redis %s: out of memory", where);
         return WB_ERR_NOMEM;

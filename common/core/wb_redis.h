@@ -26,6 +26,11 @@
 wb_err_t wb_redis_connect(const wb_config_t *conf, redisContext **out, char *errstr,
                           size_t errstr_size);
 
+/* As wb_redis_connect, to host:port instead of conf->redis.host:port (a
+ * node of a Redis Cluster, wb_rcluster.h). */
+wb_err_t wb_redis_connect_node(const wb_config_t *conf, const char *host, int port,
+                               redisContext **out, char *errstr, size_t errstr_size);
+
 /* Refuses an `allkeys-*` maxmemory-policy (invariant 2: dirty entries are
  * pinned by having no TTL, which only `volatile-*` policies and
  * `noeviction` respect): WB_ERR_REDIS with a message naming the policy and

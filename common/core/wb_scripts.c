@@ -25,40 +25,42 @@ void wb_scripts_init(wb_script_set_t *set)
         wb_sha1_hex(set->scripts[i].body, strlen(set->scripts[i].body), set->scripts[i].sha);
 }
 
-wb_err_t wb_scripts_load(const wb_script_set_t *set, redisContext *ctx, char *errstr,
-                         size_t errstr_size)
+/* The SCRIPT LOAD reply of script arg: its SHA must be ours. */
+static wb_err_t check_load(const redisReply *r, void *arg, char *errstr, size_t errstr_size)
 {
-    size_t i;
+    const wb_script_t *sc = arg;
 
-    if (!ctx || !set) {
+    if (r->type == REDIS_REPLY_ERROR) {
+        wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: %s", sc->name, r->str);
+        return WB_ERR_REDIS;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len != 40 || memcmp(r->str, sc->sha, 40) != 0) {
+        wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: unexpected SHA from server",
+                   sc->name);
+        return WB_ERR_REDIS;
+    }
+    return WB_OK;
+}
+
+wb_err_t wb_scripts_load(const wb_script_set_t *set, wb_rc_t *rc, char *errstr, size_t errstr_size)
+{
+    if (!rc || !set) {
         wb_set_err(errstr, errstr_size, "redis script load: no connection");
         return WB_ERR_INVALID_ARG;
     }
-    for (i = 0; i < set->n; i++) {
-        const wb_script_t *sc = &set->scripts[i];
+    for (size_t i = 0; i < set->n; i++) {
+        wb_script_t *sc = &set->scripts[i];
         const char *argv[3] = {"SCRIPT", "LOAD", sc->body};
         size_t argvlen[3] = {6, 4, strlen(sc->body)};
-        redisReply *r = redisCommandArgv(ctx, 3, argv, argvlen);
-        wb_err_t err = WB_OK;
+        wb_err_t err = wb_rc_each_master(rc, 3, argv, argvlen, check_load, sc, errstr, errstr_size);
 
-        if (!r) return wb_redis_ctx_error(ctx, "redis SCRIPT LOAD", errstr, errstr_size);
-        if (r->type == REDIS_REPLY_ERROR) {
-            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: %s", sc->name, r->str);
-            err = WB_ERR_REDIS;
-        } else if (r->type != REDIS_REPLY_STRING || r->len != 40 ||
-                   memcmp(r->str, sc->sha, 40) != 0) {
-            wb_set_err(errstr, errstr_size, "redis SCRIPT LOAD %s: unexpected SHA from server",
-                       sc->name);
-            err = WB_ERR_REDIS;
-        }
-        freeReplyObject(r);
         if (err != WB_OK) return err;
     }
     return WB_OK;
 }
 
 /* Builds "EVALSHA sha nkeys argv..." (or EVAL body ...) into cmd/cmdlen,
- * which must hold WB_SCRIPTS_MAX_ARGS + 3 entries; nkbuf backs the nkeys
+ * which must hold argc + 3 entries; nkbuf backs the nkeys
  * string. Returns the element count, or -1 for bad arguments. */
 static int build_cmd(const wb_script_set_t *set, int id, int use_eval, int nkeys, int argc,
                      const char **argv, const size_t *argvlen, const char **cmd, size_t *cmdlen,
@@ -91,33 +93,29 @@ int wb_scripts_is_noscript(const redisReply *reply)
            strncmp(reply->str, "NOSCRIPT", 8) == 0;
 }
 
-wb_err_t wb_scripts_call(const wb_script_set_t *set, redisContext *ctx, int id, int nkeys, int argc,
+/* The route of a call: the slot of its first key (< 0: any node). */
+static int call_slot(const wb_script_call_t *c)
+{
+    return c->nkeys > 0 ? wb_rc_slot(c->argv[0], c->argvlen[0]) : -1;
+}
+
+wb_err_t wb_scripts_call(const wb_script_set_t *set, wb_rc_t *rc, int id, int nkeys, int argc,
                          const char **argv, const size_t *argvlen, redisReply **reply, char *errstr,
                          size_t errstr_size)
 {
-    const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
-    size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
-    char nkbuf[16];
-    redisReply *r;
-    int n;
+    wb_script_call_t c = {id, nkeys, argc, argv, argvlen};
+    redisReply *r = NULL;
+    wb_err_t err;
 
     if (reply) *reply = NULL;
-    n = build_cmd(set, id, 0, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
-    if (!ctx || !reply || n < 0) {
+    if (!reply) {
         wb_set_err(errstr, errstr_size, "redis script %s: invalid arguments", set_name(set, id));
         return WB_ERR_INVALID_ARG;
     }
-    r = redisCommandArgv(ctx, n, cmd, cmdlen);
-    if (r && wb_scripts_is_noscript(r)) {
-        freeReplyObject(r);
-        build_cmd(set, id, 1, nkeys, argc, argv, argvlen, cmd, cmdlen, nkbuf, sizeof(nkbuf));
-        r = redisCommandArgv(ctx, n, cmd, cmdlen);
-    }
-    if (!r) {
-        char what[64];
-
-        snprintf(what, sizeof(what), "redis script %s", set_name(set, id));
-        return wb_redis_ctx_error(ctx, what, errstr, errstr_size);
+    err = wb_scripts_pipeline(set, rc, &c, 1, &r, errstr, errstr_size);
+    if (err != WB_OK) {
+        /* the pipeline's message, as one call's */
+        return err;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         wb_set_err(errstr, errstr_size, "redis script %s: %s", set_name(set, id), r->str);
@@ -126,18 +124,6 @@ wb_err_t wb_scripts_call(const wb_script_set_t *set, redisContext *ctx, int id, 
     }
     *reply = r;
     return WB_OK;
-}
-
-/* Reads and drops n pending replies so ctx is usable again after a
- * partial append; an I/O error leaves ctx broken, which the caller reports. */
-static void drain(redisContext *ctx, size_t n)
-{
-    void *r;
-
-    while (n-- > 0) {
-        if (redisGetReply(ctx, &r) != REDIS_OK) return;
-        freeReplyObject(r);
-    }
 }
 
 static void free_replies(redisReply **replies, size_t n)
@@ -150,35 +136,61 @@ static void free_replies(redisReply **replies, size_t n)
     }
 }
 
-/* Appends call c of set, as EVALSHA or EVAL, without I/O. Returns WB_OK,
- * WB_ERR_INVALID_ARG or WB_ERR_NOMEM. */
-static wb_err_t append_call(const wb_script_set_t *set, redisContext *ctx,
-                            const wb_script_call_t *c, int use_eval)
+/* Calls[from .. n) as EVALSHA (use_eval 0) or EVAL, in one wb_rc pipeline:
+ * replies[from ..] answer them. */
+static wb_err_t send_calls(const wb_script_set_t *set, wb_rc_t *rc, const wb_script_call_t *calls,
+                           size_t from, size_t n, int use_eval, redisReply **replies, char *errstr,
+                           size_t errstr_size)
 {
-    const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
-    size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
-    char nkbuf[16];
-    int n;
+    size_t k = n - from, total = 0, at = 0;
+    wb_rc_cmd_t *cmds;
+    const char **cmd;
+    size_t *cmdlen;
+    char(*nk)[16];
+    wb_err_t err = WB_OK;
 
-    n = build_cmd(set, c->id, use_eval, c->nkeys, c->argc, c->argv, c->argvlen, cmd, cmdlen, nkbuf,
-                  sizeof(nkbuf));
-    if (!ctx || n < 0) return WB_ERR_INVALID_ARG;
-    if (redisAppendCommandArgv(ctx, n, cmd, cmdlen) != REDIS_OK) return WB_ERR_NOMEM;
-    return WB_OK;
+    for (size_t i = 0; i < k; i++)
+        total += (size_t)calls[from + i].argc + 3;
+    cmds = calloc(k ? k : 1, sizeof(*cmds));
+    cmd = calloc(total ? total : 1, sizeof(*cmd));
+    cmdlen = calloc(total ? total : 1, sizeof(*cmdlen));
+    nk = calloc(k ? k : 1, sizeof(*nk));
+    if (!cmds || !cmd || !cmdlen || !nk) {
+        wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
+        err = WB_ERR_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const wb_script_call_t *c = &calls[from + i];
+        cmds[i].argc = build_cmd(set, c->id, use_eval, c->nkeys, c->argc, c->argv, c->argvlen,
+                                 cmd + at, cmdlen + at, nk[i], sizeof(nk[i]));
+        cmds[i].argv = cmd + at;
+        cmds[i].argvlen = cmdlen + at;
+        cmds[i].slot = call_slot(c);
+        at += (size_t)c->argc + 3;
+    }
+    err = wb_rc_pipeline(rc, cmds, k, replies + from, errstr, errstr_size);
+
+done:
+    free(cmds);
+    free(cmd);
+    free(cmdlen);
+    free(nk);
+    return err;
 }
 
-wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, redisContext *ctx,
-                             const wb_script_call_t *calls, size_t n, redisReply **replies,
-                             char *errstr, size_t errstr_size)
+wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, wb_rc_t *rc, const wb_script_call_t *calls,
+                             size_t n, redisReply **replies, char *errstr, size_t errstr_size)
 {
     const char *cmd[WB_SCRIPTS_MAX_ARGS + 3];
     size_t cmdlen[WB_SCRIPTS_MAX_ARGS + 3];
     char nkbuf[16];
     const wb_script_call_t *c;
-    size_t i, first, start, nsent = 0;
+    size_t i, first, start;
+    redisReply **again = NULL;
     wb_err_t err;
 
-    if (!ctx || !set || (n > 0 && (!calls || !replies))) {
+    if (!rc || !set || (n > 0 && (!calls || !replies))) {
         wb_set_err(errstr, errstr_size, "redis script pipeline: invalid arguments");
         return WB_ERR_INVALID_ARG;
     }
@@ -192,18 +204,8 @@ wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, redisContext *ctx,
             return WB_ERR_INVALID_ARG;
         }
     }
-    for (i = 0; i < n; i++) {
-        c = &calls[i];
-        err = append_call(set, ctx, c, 0);
-        if (err != WB_OK) {
-            drain(ctx, nsent);
-            wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
-            return err;
-        }
-        nsent++;
-    }
-    for (i = 0; i < n; i++)
-        if (redisGetReply(ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) goto io_error;
+    if ((err = send_calls(set, rc, calls, 0, n, 0, replies, errstr, errstr_size)) != WB_OK)
+        return err;
     for (first = 0; first < n && !wb_scripts_is_noscript(replies[first]); first++)
         ;
     if (first == n) return WB_OK;
@@ -217,32 +219,31 @@ wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, redisContext *ctx,
      * re-sent, in order; the NOSCRIPT calls before it stay failed (their
      * reply is the NOSCRIPT error: they did not run). The set's scripts are
      * loaded again for the next pipelines; the re-sent calls use EVAL,
-     * which is right even if the cache is flushed once more. */
+     * which is right even if the cache is flushed once more. (Across the
+     * nodes of a cluster this is stricter than needed: calls on different
+     * nodes touch different keys.) */
     start = first;
     for (i = first + 1; i < n; i++)
         if (!wb_scripts_is_noscript(replies[i])) start = i + 1;
-    err = wb_scripts_load(set, ctx, errstr, errstr_size);
-    if (err != WB_OK && ctx->err) goto io_error;
-    nsent = 0;
-    for (i = start; i < n; i++) {
-        c = &calls[i];
-        if (append_call(set, ctx, c, 1) != WB_OK) {
-            drain(ctx, nsent);
-            free_replies(replies, n);
-            wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
-            return WB_ERR_NOMEM;
-        }
-        nsent++;
+    err = wb_scripts_load(set, rc, errstr, errstr_size);
+    if (err != WB_OK && wb_rc_failed(rc)) goto fail;
+    if (start == n) return WB_OK;
+    if (!(again = calloc(n, sizeof(*again)))) {
+        wb_set_err(errstr, errstr_size, "redis script pipeline: out of memory");
+        err = WB_ERR_NOMEM;
+        goto fail;
     }
+    if ((err = send_calls(set, rc, calls, start, n, 1, again, errstr, errstr_size)) != WB_OK)
+        goto fail;
     for (i = start; i < n; i++) {
         freeReplyObject(replies[i]);
-        replies[i] = NULL;
-        if (redisGetReply(ctx, (void **)&replies[i]) != REDIS_OK || !replies[i]) goto io_error;
+        replies[i] = again[i];
     }
+    free(again);
     return WB_OK;
 
-io_error:
-    err = wb_redis_ctx_error(ctx, "redis script pipeline", errstr, errstr_size);
+fail:
+    free(again);
     free_replies(replies, n);
     return err;
 }

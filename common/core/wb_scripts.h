@@ -8,11 +8,12 @@
 
 #include <hiredis/hiredis.h>
 
+#include "wb_rcluster.h"
 #include "wb_sha1.h"
 #include "wbcache.h"
 
-/* Most KEYS + ARGV any call takes. */
-#define WB_SCRIPTS_MAX_ARGS 8
+/* Most KEYS + ARGV any call takes (clean_many: 3 + 4 per key, 64 keys). */
+#define WB_SCRIPTS_MAX_ARGS 260
 
 /* One script: name (for error messages), Lua source (borrowed, normally
  * static), and its SHA-1, filled in by wb_scripts_init. */
@@ -46,21 +47,21 @@ typedef struct wb_script_call_s {
 void wb_scripts_init(wb_script_set_t *set);
 
 /* SCRIPT LOADs every script of set (so the first EVALSHA hits) and checks
- * the server's SHA equals ours. Blocking; ctx must have no pending
- * replies. Returns WB_OK, or WB_ERR_REDIS / WB_ERR_TIMEOUT /
+ * the server's SHA equals ours. Blocking, on every master.
+ * Returns WB_OK, or WB_ERR_REDIS / WB_ERR_TIMEOUT /
  * WB_ERR_INVALID_ARG with errstr set. Optional: calls fall back to EVAL. */
-wb_err_t wb_scripts_load(const wb_script_set_t *set, redisContext *ctx, char *errstr,
-                         size_t errstr_size);
+wb_err_t wb_scripts_load(const wb_script_set_t *set, wb_rc_t *rc, char *errstr, size_t errstr_size);
 
 /* Blocking call of script id with EVALSHA; on a NOSCRIPT reply (the server
  * restarted or ran SCRIPT FLUSH) sends EVAL with the body, which also
- * re-caches it. Binary-safe: argvlen gives each length. ctx must have no
- * pending pipelined replies. On WB_OK *reply is the script's reply (caller
+ * re-caches it. Binary-safe: argvlen gives each length. A
+ * call is routed by its first key (wb_rc_pipeline: every KEYS of a call
+ * must share that key's slot). On WB_OK *reply is the script's reply (caller
  * frees with freeReplyObject; never an error reply). WB_ERR_INVALID_ARG
  * for an unknown id or bad arguments; a script error reply gives
  * WB_ERR_REDIS with the server's message; a connection failure gives
- * WB_ERR_REDIS or WB_ERR_TIMEOUT, and ctx must then be reconnected. */
-wb_err_t wb_scripts_call(const wb_script_set_t *set, redisContext *ctx, int id, int nkeys, int argc,
+ * WB_ERR_REDIS or WB_ERR_TIMEOUT, and rc must then be reset (wb_rc_reset) or dropped. */
+wb_err_t wb_scripts_call(const wb_script_set_t *set, wb_rc_t *rc, int id, int nkeys, int argc,
                          const char **argv, const size_t *argvlen, redisReply **reply, char *errstr,
                          size_t errstr_size);
 
@@ -77,10 +78,9 @@ int wb_scripts_is_noscript(const redisReply *reply);
  * call; the caller frees every replies[i] with freeReplyObject. Returns
  * WB_OK if every reply arrived; otherwise WB_ERR_REDIS / WB_ERR_TIMEOUT /
  * WB_ERR_INVALID_ARG (checked before anything is sent) / WB_ERR_NOMEM,
- * all replies[] set to NULL and freed, and ctx must be reconnected after
+ * all replies[] set to NULL and freed, and rc must be reset or dropped after
  * an I/O error. */
-wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, redisContext *ctx,
-                             const wb_script_call_t *calls, size_t n, redisReply **replies,
-                             char *errstr, size_t errstr_size);
+wb_err_t wb_scripts_pipeline(const wb_script_set_t *set, wb_rc_t *rc, const wb_script_call_t *calls,
+                             size_t n, redisReply **replies, char *errstr, size_t errstr_size);
 
 #endif /* WB_SCRIPTS_H */

@@ -29,7 +29,7 @@ wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_op
 {
     wb_client_t *client = NULL;
     wb_log_scope_t *prev_log;
-    redisContext *ctx = NULL;
+    wb_rc_t *rc = NULL;
     wb_sigpipe_t sigpipe;
     wb_err_t err;
     int level;
@@ -59,8 +59,8 @@ wb_err_t wb_client_open_config(wb_config_t *conf, wb_log_fn log_cb, void *log_op
     /* Fail early on a wrong address or password rather than on the first
      * put; like every new pooled connection, it loads the scripts. */
     wb_sigpipe_block(&sigpipe);
-    err = wb_rpool_get(client->rpool, &ctx, NULL, errstr, errstr_size);
-    if (err == WB_OK) wb_rpool_put(client->rpool, ctx);
+    err = wb_rpool_get(client->rpool, &rc, NULL, errstr, errstr_size);
+    if (err == WB_OK) wb_rpool_put(client->rpool, rc);
     wb_sigpipe_restore(&sigpipe);
     if (err != WB_OK) goto fail;
     err = wb_producer_new(conf, &client->log, &client->producer, errstr, errstr_size);
@@ -166,7 +166,7 @@ wb_err_t wb_client_key(wb_client_t *client, const char *entity, const char *id,
         WB_DEBUG("unknown entity \"%s\"", entity ? entity : "(null)");
         return WB_ERR_UNKNOWN_ENTITY;
     }
-    err = wb_key_build(ent, id, buf, lenp, why, sizeof(why));
+    err = wb_key_build(ent, client->conf->redis.dirty_shards, id, buf, lenp, why, sizeof(why));
     if (err != WB_OK) {
         WB_DEBUG("entity %s: invalid id: %s", ent->name, why);
         return err;
@@ -217,7 +217,7 @@ wb_err_t wb_client_redis(wb_client_t *client, wb_redis_op_fn op, void *arg, char
                          size_t errstr_size)
 {
     for (int attempt = 0;; attempt++) {
-        redisContext *ctx = NULL;
+        wb_rc_t *rc = NULL;
         wb_sigpipe_t sigpipe;
         int reused = 0, retry;
         wb_err_t err;
@@ -225,11 +225,11 @@ wb_err_t wb_client_redis(wb_client_t *client, wb_redis_op_fn op, void *arg, char
         /* hiredis writes with write(2): a connection the server closed
          * must fail the write (EPIPE), not kill the application. */
         wb_sigpipe_block(&sigpipe);
-        err = wb_rpool_get(client->rpool, &ctx, &reused, errstr, errstr_size);
+        err = wb_rpool_get(client->rpool, &rc, &reused, errstr, errstr_size);
         if (err == WB_OK) {
-            err = op(ctx, arg, errstr, errstr_size);
-            retry = err != WB_OK && reused && attempt == 0 && wb_rpool_is_stale(ctx);
-            wb_rpool_put(client->rpool, ctx);
+            err = op(rc, arg, errstr, errstr_size);
+            retry = err != WB_OK && reused && attempt == 0 && wb_rpool_is_stale(rc);
+            wb_rpool_put(client->rpool, rc);
         } else {
             retry = 0;
         }

@@ -3,7 +3,7 @@
  * DESIGN (read this first)
  *
  * One wb_client_t is shared by all threads of an application:
- *   rpool     a mutex-protected pool of blocking redisContexts (wb_rpool.c).
+ *   rpool     a mutex-protected pool of Redis deployment handles (wb_rpool.c).
  *             A call borrows one for its Redis round trips and gives it back;
  *             the pool grows on demand (one per concurrent caller) and frees
  *             broken contexts, so a Redis restart costs one reconnect per
@@ -100,7 +100,7 @@ void wb_write_event(wb_event_t *ev, const wb_entity_t *ent, const char *key, siz
                     const void *value, size_t len, int is_delete, int64_t version, int64_t time_us);
 
 /* One Redis step of a call: runs on a borrowed context. */
-typedef wb_err_t (*wb_redis_op_fn)(redisContext *ctx, void *arg, char *errstr, size_t errstr_size);
+typedef wb_err_t (*wb_redis_op_fn)(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size);
 
 /* Borrows a context, runs op, gives the context back (freed if broken).
  * If op failed because a pooled connection had gone stale (the server

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wb_entry.h"
 #include "wb_event.h"
 #include "wb_utf8.h"
 #include "wb_util.h"
@@ -36,29 +37,41 @@ wb_err_t wb_key_check_id(const char *id, char *errstr, size_t errstr_size)
     return WB_OK;
 }
 
-wb_err_t wb_key_build(const wb_entity_t *ent, const char *id, char *buf, size_t *lenp, char *errstr,
-                      size_t errstr_size)
+wb_err_t wb_key_build(const wb_entity_t *ent, int nshards, const char *id, char *buf, size_t *lenp,
+                      char *errstr, size_t errstr_size)
 {
-    size_t plen, ilen;
+    char tag[16];
+    size_t plen, ilen, tlen;
     wb_err_t err;
 
     if ((err = wb_key_check_id(id, errstr, errstr_size)) != WB_OK) return err;
     plen = strlen(ent->prefix);
     ilen = strlen(id);
-    if (plen + ilen > WB_EVENT_KEY_MAX) {
-        wb_set_err(errstr, errstr_size, "key is %zu bytes, at most %d allowed", plen + ilen,
+    if (plen + ilen <= WB_EVENT_KEY_MAX) {
+        /* The shard of prefix + id, hashed in place in buf. */
+        memcpy(buf, ent->prefix, plen);
+        memcpy(buf + plen, id, ilen);
+        tlen = (size_t)snprintf(tag, sizeof(tag), "{%d}",
+                                wb_entry_shard_of(buf, plen + ilen, nshards));
+    } else {
+        tlen = 0;
+    }
+    if (plen + ilen + tlen > WB_EVENT_KEY_MAX) {
+        wb_set_err(errstr, errstr_size, "key is %zu bytes, at most %d allowed", plen + ilen + tlen,
                    WB_EVENT_KEY_MAX);
         return WB_ERR_INVALID_ARG;
     }
-    memcpy(buf, ent->prefix, plen);
-    memcpy(buf + plen, id, ilen + 1);
-    if (lenp) *lenp = plen + ilen;
+    memmove(buf + tlen, buf, plen + ilen);
+    memcpy(buf, tag, tlen);
+    buf[tlen + plen + ilen] = '\0';
+    if (lenp) *lenp = tlen + plen + ilen;
     return WB_OK;
 }
 
 size_t wb_key_side(const char *kind, const char *key, char *buf)
 {
-    int n = snprintf(buf, WB_KEY_SIDE_MAX, "wb:%s:{%s}", kind, key);
+    size_t tag = wb_entry_key_tag(key, strlen(key), NULL);
+    int n = snprintf(buf, WB_KEY_SIDE_MAX, "%.*swb:%s:%s", (int)tag, key, kind, key + tag);
 
     return n < 0 ? 0 : (size_t)n < WB_KEY_SIDE_MAX ? (size_t)n : WB_KEY_SIDE_MAX - 1;
 }

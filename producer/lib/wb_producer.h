@@ -1,5 +1,5 @@
-/* wb_producer.h — the client's Kafka side: one idempotent producer, its bounded queue, delivery
- * waiters. */
+/* wb_producer.h — the client's Kafka side: idempotent producers (a batching one, and one without
+ * linger for waited sends), their bounded queue, delivery waiters. */
 #ifndef WB_PRODUCER_H
 #define WB_PRODUCER_H
 
@@ -24,6 +24,13 @@ typedef struct wb_waiter_s wb_waiter_t;
  * producer.kafka_timeout_ms (so librdkafka gives up when ack: log does),
  * queue.buffering.max.messages = producer.queue_max plus room for refresh
  * requests; and starts the poll thread that serves delivery reports.
+ * When linger.ms is above 0 a second librdkafka instance with linger.ms 0
+ * (its own connections and poll thread) carries the sends a caller waits
+ * for one at a time (wb_producer_send with a waiter of one slot), so an
+ * ack: log put does not wait for the batching delay — unless an earlier
+ * event of the same key (hash) is still queued in the batching instance:
+ * then it follows that one, so sequential writes of a key stay in order in
+ * the log (see wb_producer.c; versions make the order harmless anyway).
  * A fatal error of the idempotent producer (it would refuse every message
  * from then on) is logged at ERROR and the poll thread replaces the
  * librdkafka instance within about a second; messages the old one still
@@ -65,8 +72,8 @@ uint64_t wb_producer_errors(wb_producer_t *p);
 /* Sends change event ev to kafka.topics.changes, consuming one reserved
  * slot (released when its delivery report arrives, or now on failure).
  * w == NULL: fire-and-forget (ack: cache). Otherwise the report lands in
- * slot `slot` of w. Returns WB_OK if librdkafka queued it, else the
- * translated librdkafka error (errstr set). Thread-safe. */
+ * slot `slot` of w; a waiter of one slot sends without linger. Returns WB_OK if librdkafka queued
+ * it, else the translated librdkafka error (errstr set). Thread-safe. */
 wb_err_t wb_producer_send(wb_producer_t *p, const wb_event_t *ev, wb_waiter_t *w, size_t slot,
                           char *errstr, size_t errstr_size);
 
@@ -79,7 +86,7 @@ wb_err_t wb_producer_send_refresh(wb_producer_t *p, const wb_event_t *ev);
  * WB_ERR_TIMEOUT. Thread-safe. */
 wb_err_t wb_producer_flush(wb_producer_t *p, int timeout_ms);
 
-/* Tests only: makes librdkafka raise a fabricated fatal error
+/* Tests only: makes every librdkafka instance raise a fabricated fatal error
  * (rd_kafka_test_fatal_error), as the idempotent producer does when it
  * loses its guarantees. WB_OK, or WB_ERR_KAFKA if one is already raised. */
 wb_err_t wb_producer_test_fatal(wb_producer_t *p, const char *reason);

@@ -73,22 +73,22 @@ typedef struct read_s {
     int last_try; /* serve what was loaded even if the fill lost to a newer write */
 } read_t;
 
-static wb_err_t get_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t get_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
 
     wb_entry_get_clear(&r->got);
-    return wb_entry_get(ctx, &r->args, &r->got, errstr, errstr_size);
+    return wb_entry_get(rc, &r->args, &r->got, errstr, errstr_size);
 }
 
-static wb_err_t unlock_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t unlock_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
 
-    return wb_entry_release(ctx, r->lock_key, r->token, NULL, errstr, errstr_size);
+    return wb_entry_release(rc, r->lock_key, r->token, NULL, errstr, errstr_size);
 }
 
-static wb_err_t fill_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t fill_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
     wb_entry_fill_req_t req = {.key = r->key,
@@ -100,13 +100,13 @@ static wb_err_t fill_op(redisContext *ctx, void *arg, char *errstr, size_t errst
                                .is_deleted = r->negative,
                                .entity = r->ent->name};
     wb_entry_fill_res_t res;
-    wb_err_t err = wb_entry_fill(ctx, &req, &res, errstr, errstr_size);
+    wb_err_t err = wb_entry_fill(rc, &req, &res, errstr, errstr_size);
 
     if (err == WB_OK) r->fill_result = res.code;
     return err;
 }
 
-static wb_err_t fill_aside_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t fill_aside_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     read_t *r = arg;
     wb_entry_aside_req_t req = {.key = r->key,
@@ -117,7 +117,7 @@ static wb_err_t fill_aside_op(redisContext *ctx, void *arg, char *errstr, size_t
                                 .is_negative = r->negative,
                                 .entity = r->ent->name};
 
-    return wb_entry_fill_aside(ctx, &req, &r->created, errstr, errstr_size);
+    return wb_entry_fill_aside(rc, &req, &r->created, errstr, errstr_size);
 }
 
 /* TTL of a fill: the negative TTL for "not found", else the entity's
@@ -475,23 +475,23 @@ static void mkey_done(mkey_t *k, wb_err_t err)
     k->err = err;
 }
 
-static wb_err_t bulk_get_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t bulk_get_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     bulk_t *b = arg;
 
     for (size_t j = 0; j < b->nbatch; j++)
         wb_entry_get_clear(&b->res[j]);
-    return wb_entry_get_many(ctx, b->req, b->nbatch, b->res, errstr, errstr_size);
+    return wb_entry_get_many(rc, b->req, b->nbatch, b->res, errstr, errstr_size);
 }
 
-static wb_err_t bulk_fill_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t bulk_fill_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     bulk_t *b = arg;
 
-    return wb_entry_fill_many(ctx, b->freq, b->nfill, b->fres, errstr, errstr_size);
+    return wb_entry_fill_many(rc, b->freq, b->nfill, b->fres, errstr, errstr_size);
 }
 
-static wb_err_t bulk_release_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t bulk_release_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     bulk_t *b = arg;
 
@@ -499,7 +499,7 @@ static wb_err_t bulk_release_op(redisContext *ctx, void *arg, char *errstr, size
         b->locks[j].key = b->batch[j]->lock_key;
         b->locks[j].keylen = strlen(b->batch[j]->lock_key);
     }
-    return wb_entry_release_many(ctx, b->locks, b->nbatch, b->token, errstr, errstr_size);
+    return wb_entry_release_many(rc, b->locks, b->nbatch, b->token, errstr, errstr_size);
 }
 
 static int id_cmp(const char *a, size_t alen, const char *b, size_t blen)
@@ -742,7 +742,7 @@ static wb_err_t bulk_keys(bulk_t *b, const char *entity, const char *const *ids,
 {
     char key[WB_KEY_MAX], rr[WB_KEY_SIDE_MAX], lock[WB_KEY_SIDE_MAX];
     mslot_t *sorted = calloc(n, sizeof(*sorted));
-    size_t nsorted = 0, plen = strlen(b->ent->prefix);
+    size_t nsorted = 0;
 
     if (!sorted) return WB_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
@@ -751,7 +751,10 @@ static wb_err_t bulk_keys(bulk_t *b, const char *entity, const char *const *ids,
 
         slot[i] = SIZE_MAX;
         errs[i] = wb_client_key(b->client, entity, ids[i], &ent, key, &keylen);
-        if (errs[i] == WB_OK) sorted[nsorted++] = (mslot_t){ids[i], keylen - plen, i};
+        /* The id's length: the key is the shard tag, the prefix, then the id. */
+        if (errs[i] == WB_OK)
+            sorted[nsorted++] =
+                (mslot_t){ids[i], keylen - wb_entity_id_offset(ent, key, keylen), i};
     }
     qsort(sorted, nsorted, sizeof(*sorted), mslot_cmp);
     for (size_t s = 0; s < nsorted; s++) {

@@ -1,4 +1,4 @@
-/* wb_rpool.c — a thread-safe pool of blocking Redis connections for one client handle. */
+/* wb_rpool.c — a thread-safe pool of Redis deployment handles for one client handle. */
 #include "wb_rpool.h"
 
 #include <pthread.h>
@@ -6,12 +6,11 @@
 #include <string.h>
 
 #include "wb_entry.h"
-#include "wb_redis.h"
 
 struct wb_rpool_s {
     const wb_config_t *conf;
     pthread_mutex_t mu; /* guards idle/nidle only; never held during I/O */
-    redisContext **idle;
+    wb_rc_t **idle;
     int nidle;
     int max_idle;
 };
@@ -36,58 +35,48 @@ void wb_rpool_destroy(wb_rpool_t *pool)
 {
     if (!pool) return;
     for (int i = 0; i < pool->nidle; i++)
-        redisFree(pool->idle[i]);
+        wb_rc_free(pool->idle[i]);
     pthread_mutex_destroy(&pool->mu);
     free(pool->idle);
     free(pool);
 }
 
-/* A new connection with the entry's scripts loaded, so its first EVALSHA
- * hits. */
-static wb_err_t connect_one(wb_rpool_t *pool, redisContext **ctx, char *errstr, size_t errstr_size)
+wb_err_t wb_rpool_get(wb_rpool_t *pool, wb_rc_t **rc, int *reused, char *errstr, size_t errstr_size)
 {
-    wb_err_t err = wb_redis_connect(pool->conf, ctx, errstr, errstr_size);
-
-    if (err == WB_OK && (err = wb_entry_load(*ctx, errstr, errstr_size)) != WB_OK) {
-        redisFree(*ctx);
-        *ctx = NULL;
-    }
-    return err;
-}
-
-wb_err_t wb_rpool_get(wb_rpool_t *pool, redisContext **ctx, int *reused, char *errstr,
-                      size_t errstr_size)
-{
-    redisContext *c = NULL;
+    wb_rc_t *c = NULL;
 
     pthread_mutex_lock(&pool->mu);
     if (pool->nidle > 0) c = pool->idle[--pool->nidle];
     pthread_mutex_unlock(&pool->mu);
     if (reused) *reused = c != NULL;
     if (c) {
-        *ctx = c;
+        *rc = c;
         return WB_OK;
     }
-    return connect_one(pool, ctx, errstr, errstr_size);
+    /* A new handle: connected, layout checked, scripts loaded (so its
+     * first EVALSHA hits); the other nodes of a cluster connect on use. */
+    return wb_entry_open(pool->conf, rc, errstr, errstr_size);
 }
 
-void wb_rpool_put(wb_rpool_t *pool, redisContext *ctx)
+void wb_rpool_put(wb_rpool_t *pool, wb_rc_t *rc)
 {
-    if (!ctx) return;
-    if (!ctx->err) {
+    if (!rc) return;
+    if (!wb_rc_failed(rc)) {
         pthread_mutex_lock(&pool->mu);
         if (pool->nidle < pool->max_idle) {
-            pool->idle[pool->nidle++] = ctx;
-            ctx = NULL;
+            pool->idle[pool->nidle++] = rc;
+            rc = NULL;
         }
         pthread_mutex_unlock(&pool->mu);
     }
-    if (ctx) redisFree(ctx);
+    wb_rc_free(rc);
 }
 
-int wb_rpool_is_stale(const redisContext *ctx)
+int wb_rpool_is_stale(const wb_rc_t *rc)
 {
-    if (!ctx || !ctx->err) return 0;
+    const redisContext *ctx = wb_rc_failed(rc);
+
+    if (!ctx) return 0;
     if (ctx->err == REDIS_ERR_EOF) return 1;
     return ctx->err == REDIS_ERR_IO &&
            (strstr(ctx->errstr, "reset") || strstr(ctx->errstr, "Broken pipe"));
@@ -95,7 +84,7 @@ int wb_rpool_is_stale(const redisContext *ctx)
 
 void wb_rpool_drop_idle(wb_rpool_t *pool)
 {
-    redisContext **old;
+    wb_rc_t **old;
     int n;
 
     pthread_mutex_lock(&pool->mu);
@@ -107,8 +96,8 @@ void wb_rpool_drop_idle(wb_rpool_t *pool)
         n = 0;
     pool->nidle -= n;
     pthread_mutex_unlock(&pool->mu);
-    /* Freed outside the lock: redisFree closes a socket. */
+    /* Freed outside the lock: closing a socket is I/O. */
     for (int i = 0; i < n; i++)
-        redisFree(old[i]);
+        wb_rc_free(old[i]);
     free(old);
 }

@@ -48,15 +48,15 @@ typedef struct through_op_s {
     int applied;
 } through_op_t;
 
-static wb_err_t version_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t version_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     through_op_t *op = arg;
 
-    return wb_entry_version(ctx, op->key, op->keylen, op->conf->redis.dirty_index, op->reserve_ms,
+    return wb_entry_version(rc, op->key, op->keylen, op->conf->redis.dirty_index, op->reserve_ms,
                             &op->version, errstr, errstr_size);
 }
 
-static wb_err_t set_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t set_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     through_op_t *op = arg;
     wb_entry_through_req_t req = {.key = op->key,
@@ -67,7 +67,7 @@ static wb_err_t set_op(redisContext *ctx, void *arg, char *errstr, size_t errstr
                                   .version = op->version,
                                   .entity = op->entity};
 
-    return wb_entry_through(ctx, &req, &op->applied, errstr, errstr_size);
+    return wb_entry_through(rc, &req, &op->applied, errstr, errstr_size);
 }
 
 typedef struct upsert_s {

@@ -86,7 +86,7 @@ typedef struct put_op_s {
     int64_t version, time_us;
 } put_op_t;
 
-static wb_err_t put_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t put_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     put_op_t *op = arg;
     wb_entry_put_req_t req = {.key = op->key,
@@ -97,7 +97,7 @@ static wb_err_t put_op(redisContext *ctx, void *arg, char *errstr, size_t errstr
                               .dirty_index = op->conf->redis.dirty_index,
                               .entity = op->entity};
     wb_entry_put_res_t res;
-    wb_err_t err = wb_entry_put(ctx, &req, &res, errstr, errstr_size);
+    wb_err_t err = wb_entry_put(rc, &req, &res, errstr, errstr_size);
 
     if (err == WB_OK) op->version = res.version, op->time_us = res.time_us;
     return err;
@@ -208,11 +208,11 @@ typedef struct batch_op_s {
     size_t n;
 } batch_op_t;
 
-static wb_err_t batch_op(redisContext *ctx, void *arg, char *errstr, size_t errstr_size)
+static wb_err_t batch_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     batch_op_t *op = arg;
 
-    return wb_entry_put_many(ctx, op->req, op->n, op->res, errstr, errstr_size);
+    return wb_entry_put_many(rc, op->req, op->n, op->res, errstr, errstr_size);
 }
 
 wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack)

@@ -46,20 +46,23 @@ static int usage(void)
     return 2;
 }
 
-/* Dirty index: its size and the lowest score (the oldest write time, us). */
+/* Dirty index, all shards: its size and the lowest score (the oldest
+ * write time, us). A cache of another layout is reported, not misread. */
 static int redis_status(const wb_config_t *conf, status_t *st)
 {
     char errstr[512];
-    redisContext *ctx = NULL;
+    wb_rc_t *rc = NULL;
 
-    if (wb_redis_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_rc_connect(conf, &rc, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "wbctl: status: %s\n", errstr);
         return 1;
     }
-    if (wb_entry_dirty_stats(ctx, conf->redis.dirty_index, &st->dirty, errstr, sizeof(errstr)) !=
-        WB_OK) {
+    if (wb_entry_layout_check(rc, conf->redis.dirty_index, conf->redis.dirty_shards, errstr,
+                              sizeof(errstr)) != WB_OK ||
+        wb_entry_dirty_stats(rc, conf->redis.dirty_index, conf->redis.dirty_shards, &st->dirty,
+                             errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "wbctl: status: %s\n", errstr);
-        redisFree(ctx);
+        wb_rc_free(rc);
         return 1;
     }
     if (st->dirty.has_oldest) {
@@ -67,7 +70,7 @@ static int redis_status(const wb_config_t *conf, status_t *st)
         if (st->oldest_age_s < 0) st->oldest_age_s = 0;
     }
     st->dirty_ok = 1;
-    redisFree(ctx);
+    wb_rc_free(rc);
     return 0;
 }
 
@@ -144,8 +147,8 @@ done:
 static void print_text(const wb_config_t *conf, const status_t *st)
 {
     if (st->dirty_ok) {
-        printf("dirty entries:     %lld (index %s)\n", (long long)st->dirty.count,
-               conf->redis.dirty_index);
+        printf("dirty entries:     %lld (index %s, %d shards)\n", (long long)st->dirty.count,
+               conf->redis.dirty_index, conf->redis.dirty_shards);
         if (st->dirty.has_oldest) {
             /* A cache key is any bytes an application chose: on a terminal,
              * shown without its controls. */
@@ -191,7 +194,8 @@ static void print_json(const wb_config_t *conf, const status_t *st)
     if (st->dirty_ok) {
         printf("{\"index\":");
         json_str(conf->redis.dirty_index);
-        printf(",\"entries\":%lld,\"oldest_age_seconds\":", (long long)st->dirty.count);
+        printf(",\"shards\":%d,\"entries\":%lld,\"oldest_age_seconds\":", conf->redis.dirty_shards,
+               (long long)st->dirty.count);
         if (st->dirty.has_oldest) {
             printf("%.3f,\"oldest_key\":", st->oldest_age_s);
             json_str(st->dirty.oldest_key);

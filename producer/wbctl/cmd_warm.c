@@ -17,7 +17,6 @@
 #include "wb_entry.h"
 #include "wb_pg.h"
 #include "wb_rand.h"
-#include "wb_redis.h"
 #include "wb_table.h"
 #include "wb_ttl.h"
 #include "wb_util.h"
@@ -25,12 +24,13 @@
 
 #define WARM_BATCH_DEFAULT 500
 #define WARM_BATCH_MAX     10000
+#define WARM_TAG_ROOM      8 /* "{16383}" and its NUL: the longest shard tag */
 
 typedef struct warm_s {
     const wb_config_t *conf;
     const wb_entity_t *ent;
     PGconn *pg;
-    redisContext *redis;
+    wb_rc_t *redis;
     int64_t total; /* rows to warm (count, capped by --limit) */
     int64_t done;
     int64_t count[6]; /* [0] errors, [code] per wb_entry_fill_t */
@@ -86,15 +86,22 @@ static int warm_page(warm_t *w, PGresult *res, int n)
             fprintf(stderr, "wbctl: warm: %s\n", errstr);
             goto done;
         }
-        if (!(keys[r] = malloc(plen + row.keylen + 1))) {
+        /* The cache key: its shard's tag "{N}", the prefix, the id
+         * (wb_entry.h's layout). */
+        if (!(keys[r] = malloc(WARM_TAG_ROOM + plen + row.keylen + 1))) {
             fprintf(stderr, "wbctl: warm: out of memory\n");
             goto done;
         }
-        memcpy(keys[r], w->ent->prefix, plen);
-        memcpy(keys[r] + plen, row.key, row.keylen);
+        memcpy(keys[r] + WARM_TAG_ROOM, w->ent->prefix, plen);
+        memcpy(keys[r] + WARM_TAG_ROOM + plen, row.key, row.keylen);
+        int tag = snprintf(keys[r], WARM_TAG_ROOM, "{%d}",
+                           wb_entry_shard_of(keys[r] + WARM_TAG_ROOM, plen + row.keylen,
+                                             w->conf->redis.dirty_shards));
+        memmove(keys[r] + tag, keys[r] + WARM_TAG_ROOM, plen + row.keylen);
+        keys[r][tag + plen + row.keylen] = '\0';
         /* A live row with a NULL value (written by hand) reads as empty. */
         req[r] = (wb_entry_fill_req_t){.key = keys[r],
-                                       .keylen = plen + row.keylen,
+                                       .keylen = (size_t)tag + plen + row.keylen,
                                        .value = row.deleted ? NULL
                                                 : row.value ? row.value
                                                             : "",
@@ -225,7 +232,7 @@ int wbctl_cmd_warm(const wbctl_opts_t *opts, int argc, char **argv)
     if (wb_pg_connect(conf, &w.pg, errstr, sizeof(errstr)) != WB_OK ||
         wb_pg_exec_ok(w.pg, "SET default_transaction_read_only = on", errstr, sizeof(errstr)) !=
             WB_OK ||
-        wb_redis_connect(conf, &w.redis, errstr, sizeof(errstr)) != WB_OK) {
+        wb_entry_open(conf, &w.redis, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "wbctl: warm: %s\n", errstr);
         goto done;
     }
@@ -243,7 +250,7 @@ int wbctl_cmd_warm(const wbctl_opts_t *opts, int argc, char **argv)
 
 done:
     if (w.pg) PQfinish(w.pg);
-    if (w.redis) redisFree(w.redis);
+    wb_rc_free(w.redis);
     wb_config_destroy(conf);
     return rc;
 }

@@ -7,9 +7,10 @@
 
 #include "check.h"
 #include "wb_entry.h"
+#include "wb_key.h"
 #include "wb_pg.h"
-#include "wb_table.h"
 #include "wb_redis.h"
+#include "wb_table.h"
 #include "wb_util.h"
 
 #define SHOW_MAX 10
@@ -219,7 +220,7 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
     const char *entity = NULL, *prefix = NULL, *truth = NULL;
     char errstr[512], id[256], key[512], value[512];
     const wb_entity_t *ent;
-    redisContext *ctx = NULL;
+    wb_rc_t *ctx = NULL;
     FILE *f = NULL;
     int64_t count = -1;
     int c, rc = 1;
@@ -245,7 +246,7 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
         fprintf(stderr, "check: strand: unknown entity \"%s\"\n", entity);
         return 2;
     }
-    if (wb_redis_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_entry_open(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "check: %s\n", errstr);
         goto done;
     }
@@ -255,15 +256,18 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
     }
     for (int64_t i = 0; i < count; i++) {
         wb_entry_put_res_t res;
-        size_t vlen;
-        int klen;
+        size_t vlen, klen;
 
         snprintf(id, sizeof(id), "%s%" PRId64, prefix, i);
-        klen = snprintf(key, sizeof(key), "%s%s", ent->prefix, id);
+        if (wb_key_build(ent, conf->redis.dirty_shards, id, key, &klen, errstr, sizeof(errstr)) !=
+            WB_OK) {
+            fprintf(stderr, "check: strand: %s\n", errstr);
+            goto done;
+        }
         vlen = strand_value(value, sizeof(value), ent, id, (uint64_t)i);
         /* Exactly what wb_put does first; the process "dies" before Kafka. */
         wb_entry_put_req_t req = {.key = key,
-                                  .keylen = (size_t)klen,
+                                  .keylen = klen,
                                   .value = value,
                                   .len = vlen,
                                   .dirty_index = conf->redis.dirty_index};
@@ -284,6 +288,6 @@ int ck_cmd_strand(const wb_config_t *conf, int argc, char **argv)
 
 done:
     if (f) fclose(f);
-    redisFree(ctx);
+    wb_rc_free(ctx);
     return rc;
 }

@@ -24,6 +24,7 @@
 
 #include "check.h"
 #include "wb_entry.h"
+#include "wb_key.h"
 #include "wb_pg.h"
 #include "wb_redis.h"
 #include "wb_table.h"
@@ -151,9 +152,9 @@ done:
 }
 
 /* Reads the entries of up to REDIS_CHUNK keys in one pipelined round trip. */
-static int redis_chunk(redisContext *ctx, const wb_entity_t *ent, ck_key_t **keys, size_t n)
+static int redis_chunk(wb_rc_t *ctx, const wb_config_t *conf, const wb_entity_t *ent,
+                       ck_key_t **keys, size_t n)
 {
-    size_t plen = strlen(ent->prefix);
     wb_entry_key_t ck[REDIS_CHUNK];
     wb_entry_t e[REDIS_CHUNK];
     char errstr[512];
@@ -161,13 +162,17 @@ static int redis_chunk(redisContext *ctx, const wb_entity_t *ent, ck_key_t **key
 
     memset(ck, 0, sizeof(ck));
     for (size_t i = 0; i < n; i++) {
-        size_t idlen = strlen(keys[i]->id);
-        char *k = malloc(plen + idlen + 1);
+        char *k = malloc(WB_KEY_MAX);
+        size_t klen = 0;
 
         if (!k) goto done;
-        memcpy(k, ent->prefix, plen);
-        memcpy(k + plen, keys[i]->id, idlen + 1);
-        ck[i] = (wb_entry_key_t){k, plen + idlen};
+        ck[i] = (wb_entry_key_t){k, 0};
+        if (wb_key_build(ent, conf->redis.dirty_shards, keys[i]->id, k, &klen, errstr,
+                         sizeof(errstr)) != WB_OK) {
+            fprintf(stderr, "check: %s\n", errstr);
+            goto done;
+        }
+        ck[i].keylen = klen;
     }
     if (wb_entry_read_many(ctx, ck, n, e, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "check: %s\n", errstr);
@@ -199,12 +204,12 @@ done:
 static int redis_fetch(const wb_config_t *conf, const wb_entity_t *ent, ck_key_t *table)
 {
     char errstr[512];
-    redisContext *ctx = NULL;
+    wb_rc_t *ctx = NULL;
     ck_key_t *chunk[REDIS_CHUNK], *k, *tmp;
     size_t n = 0;
     int rc = -1;
 
-    if (wb_redis_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_rc_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "check: %s\n", errstr);
         return -1;
     }
@@ -212,15 +217,15 @@ static int redis_fetch(const wb_config_t *conf, const wb_entity_t *ent, ck_key_t
     {
         chunk[n++] = k;
         if (n == REDIS_CHUNK) {
-            if (redis_chunk(ctx, ent, chunk, n) != 0) goto done;
+            if (redis_chunk(ctx, conf, ent, chunk, n) != 0) goto done;
             n = 0;
         }
     }
-    if (n > 0 && redis_chunk(ctx, ent, chunk, n) != 0) goto done;
+    if (n > 0 && redis_chunk(ctx, conf, ent, chunk, n) != 0) goto done;
     rc = 0;
 
 done:
-    redisFree(ctx);
+    wb_rc_free(ctx);
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "rf_request.h"
+#include "wb_entry.h"
 #include "wb_utf8.h"
 
 #define MAX_HDRS 8
@@ -109,8 +110,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check(req.ent != NULL, "no entity");
     check(req.key == (const char *)key && req.keylen == keylen, "key not the message's");
-    size_t plen = strlen(req.ent->prefix);
-    check(keylen > plen && memcmp(key, req.ent->prefix, plen) == 0, "key outside the prefix");
+    /* The key may carry its shard's hash tag ({N}) before the prefix. */
+    size_t tag = wb_entry_key_tag((const char *)key, keylen, NULL);
+    size_t plen = tag + strlen(req.ent->prefix);
+    check(keylen > plen && memcmp(key + tag, req.ent->prefix, plen - tag) == 0,
+          "key outside the prefix");
     check(keylen <= WB_EVENT_KEY_MAX, "key too long");
     check(!memchr(key + plen, '\0', keylen - plen), "NUL in the id");
     check(wb_utf8_valid(key + plen, keylen - plen, NULL), "id not UTF-8");

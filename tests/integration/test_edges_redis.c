@@ -39,7 +39,7 @@ static wb_client_t *client_of(rh_t *rh)
 
 static int64_t redis_now_us(rh_t *rh)
 {
-    redisReply *r = redisCommand(rh->redis, "TIME");
+    redisReply *r = wb_test_redis(rh->redis, "TIME");
     assert_non_null(r);
     int64_t t =
         strtoll(r->element[0]->str, NULL, 10) * 1000000 + strtoll(r->element[1]->str, NULL, 10);
@@ -49,7 +49,7 @@ static int64_t redis_now_us(rh_t *rh)
 
 static int64_t hget_i64(rh_t *rh, const char *key, const char *field)
 {
-    redisReply *r = redisCommand(rh->redis, "HGET %s %s", key, field);
+    redisReply *r = wb_test_redis(rh->redis, "HGET %s %s", key, field);
     int64_t v = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
     freeReplyObject(r);
     return v;
@@ -57,7 +57,7 @@ static int64_t hget_i64(rh_t *rh, const char *key, const char *field)
 
 static int64_t get_i64(rh_t *rh, const char *key)
 {
-    redisReply *r = redisCommand(rh->redis, "GET %s", key);
+    redisReply *r = wb_test_redis(rh->redis, "GET %s", key);
     int64_t v = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
     freeReplyObject(r);
     return v;
@@ -148,7 +148,8 @@ static void stranded_writes_land_in_their_own_tables(void **state)
     start_ready(rh, 0);
 
     rh_key(rh, "a:5", k_item, sizeof(k_item));
-    snprintf(k_adm, sizeof(k_adm), "%s5", rh->conf->entities[1].prefix);
+    snprintf(sql, sizeof(sql), "%s5", rh->conf->entities[1].prefix);
+    wb_test_key(k_adm, sizeof(k_adm), rh->conf->redis.dirty_shards, sql);
     assert_string_not_equal(k_item, k_adm);
     lua_put(rh, k_item, "item-a5", 7, "item");
     lua_put(rh, k_adm, "adm-5", 5, "adm");
@@ -191,15 +192,18 @@ static void clock_behind_postgres_never_loses_a_put_silently(void **state)
     rh_t *rh = *state;
     char key[256], floor[256];
     int64_t ahead, v = 0, ver = 0;
+    int shard = -1;
 
     rh_setup(rh, "edges2", SWEEP_FAST);
     start_ready(rh, RH_FLUSHER_SLOT);
     wb_client_t *c = client_of(rh);
-    assert_int_equal(wb_entry_floor_key(rh->dirty, floor, sizeof(floor)), 0);
 
     /* (a) */
     ahead = redis_now_us(rh) + INT64_C(600) * 1000000;
     rh_key(rh, "c1", key, sizeof(key));
+    /* the floor of the key's shard */
+    assert_true(wb_entry_key_tag(key, strlen(key), &shard) > 0);
+    assert_int_equal(wb_entry_floor_key(rh->dirty, shard, floor, sizeof(floor)), 0);
     produce_event(rh, "item", key, "from-the-future", ahead);
     assert_true(wait_row(rh, "c1", "from-the-future", 15000, &ver));
     assert_int_equal(ver, ahead);
@@ -207,7 +211,7 @@ static void clock_behind_postgres_never_loses_a_put_silently(void **state)
     while (get_i64(rh, floor) < ahead && wb_time_mono_ms() < end)
         usleep(50000);
     assert_int_equal(get_i64(rh, floor), ahead);
-    freeReplyObject(redisCommand(rh->redis, "DEL %s", key)); /* the entry is lost */
+    freeReplyObject(wb_test_redis(rh->redis, "DEL %s", key)); /* the entry is lost */
     assert_int_equal(wb_put(c, "item", "c1", "now", 3, WB_ACK_LOG, &v), WB_OK);
     assert_true(v > ahead);
     assert_true(wait_row(rh, "c1", "now", 15000, &ver));
@@ -322,7 +326,7 @@ static void oversize_stranded_values_do_not_block_the_sweeper(void **state)
     assert_int_equal(wb_put(c, "item", "fits", "fits", 4, WB_ACK_LOG, NULL), WB_OK);
     wb_client_close(c);
     rh_key(rh, "big0", k1, sizeof(k1));
-    redisReply *r0 = redisCommand(rh->redis, "EXISTS %s", k1);
+    redisReply *r0 = wb_test_redis(rh->redis, "EXISTS %s", k1);
     assert_int_equal(r0->integer, 0);
     freeReplyObject(r0);
     rh_key(rh, "big1", k1, sizeof(k1));
@@ -342,7 +346,11 @@ static void oversize_stranded_values_do_not_block_the_sweeper(void **state)
     }
     assert_true(rh_metric(rh, 0, "wb_refresher_sweep_poison_total") >= 2);
     /* The poison stays dirty (pinned, readable), parked an hour ahead. */
-    redisReply *r = redisCommand(rh->redis, "ZSCORE %s %s", rh->dirty, k1);
+    char idx[WB_ENTRY_KEY_MAX];
+    int shard = -1;
+    assert_true(wb_entry_key_tag(k1, strlen(k1), &shard) > 0);
+    wb_entry_index_key(rh->dirty, shard, idx, sizeof(idx));
+    redisReply *r = wb_test_redis(rh->redis, "ZSCORE %s %s", idx, k1);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_true(strtoll(r->str, NULL, 10) > redis_now_us(rh) + INT64_C(3000) * 1000000);
     freeReplyObject(r);
@@ -482,23 +490,24 @@ static void slow_loader_cannot_pin_an_old_value(void **state)
 static void allkeys_eviction_policy_is_refused(void **state)
 {
     rh_t *rh = *state;
-    char errstr[512], old[64] = "noeviction";
+    char errstr[512], old[64] = "noeviction", restore[128];
     wb_client_t *c = NULL;
     redisReply *r;
 
     rh_setup(rh, "edges8", NULL);
-    r = redisCommand(rh->redis, "CONFIG GET maxmemory-policy");
+    r = wb_test_redis(rh->redis, "CONFIG GET maxmemory-policy");
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     snprintf(old, sizeof(old), "%s", r->element[1]->str);
     freeReplyObject(r);
 
-    freeReplyObject(redisCommand(rh->redis, "CONFIG SET maxmemory-policy allkeys-lru"));
+    wb_test_redis_each(rh->redis, "CONFIG SET maxmemory-policy allkeys-lru");
     wb_err_t err = wb_client_open(rh->cfg[0], NULL, NULL, &c, errstr, sizeof(errstr));
     redisContext *ctx = NULL;
     wb_err_t err2 = wb_redis_connect(rh->conf, &ctx, errstr, sizeof(errstr));
-    freeReplyObject(redisCommand(rh->redis, "CONFIG SET maxmemory-policy volatile-lru"));
+    wb_test_redis_each(rh->redis, "CONFIG SET maxmemory-policy volatile-lru");
     wb_err_t err3 = wb_client_open(rh->cfg[0], NULL, NULL, &c, errstr + 256, 256);
-    freeReplyObject(redisCommand(rh->redis, "CONFIG SET maxmemory-policy %s", old));
+    snprintf(restore, sizeof(restore), "CONFIG SET maxmemory-policy %s", old);
+    wb_test_redis_each(rh->redis, restore);
 
     assert_int_equal(err, WB_ERR_REDIS);
     assert_int_equal(err2, WB_ERR_REDIS);

@@ -20,7 +20,7 @@ static void random_puts_and_deletes_reach_truth(void **state)
     (void)state;
     fh_t fh;
     fh_row_t *truth = calloc(NKEYS, sizeof(*truth));
-    char key[64], val[64], errstr[256], dirty[160];
+    char key[64], body[64], val[64], errstr[256], dirty[160];
     unsigned seed = 7;
 
     fh_setup(&fh, "random", "text", "  batch:\n    max_events: 300\n    max_wait_ms: 50\n");
@@ -28,7 +28,8 @@ static void random_puts_and_deletes_reach_truth(void **state)
     fh_start(&fh);
     for (int i = 0; i < 5000; i++) {
         int k = rand_r(&seed) % NKEYS, del = rand_r(&seed) % 5 == 0;
-        snprintf(key, sizeof(key), "item:%d", k);
+        snprintf(body, sizeof(body), "item:%d", k);
+        wb_test_key(key, sizeof(key), fh.conf->redis.dirty_shards, body);
         snprintf(val, sizeof(val), "value %d of %d", i, k);
         wb_entry_put_req_t req = {.key = key,
                                   .keylen = strlen(key),
@@ -54,7 +55,8 @@ static void random_puts_and_deletes_reach_truth(void **state)
     long long dirty_left = -1;
     while (wb_time_mono_ms() - t0 < 20000) {
         wb_entry_dirty_stats_t st;
-        dirty_left = wb_entry_dirty_stats(fh.redis, dirty, &st, errstr, sizeof(errstr)) == WB_OK
+        dirty_left = wb_entry_dirty_stats(fh.redis, dirty, fh.conf->redis.dirty_shards, &st, errstr,
+                                          sizeof(errstr)) == WB_OK
                          ? st.count
                          : -1;
         if (dirty_left == 0) break;
@@ -64,14 +66,15 @@ static void random_puts_and_deletes_reach_truth(void **state)
     for (int k = 0; k < NKEYS; k++) {
         wb_entry_t e;
         if (!truth[k].present) continue;
-        snprintf(key, sizeof(key), "item:%d", k);
+        snprintf(body, sizeof(body), "item:%d", k);
+        wb_test_key(key, sizeof(key), fh.conf->redis.dirty_shards, body);
         assert_int_equal(wb_entry_read(fh.redis, key, strlen(key), &e, errstr, sizeof(errstr)),
                          WB_OK);
         assert_int_equal(e.dirty, 0);
         assert_int_equal(e.version, truth[k].version);
         assert_true(e.pttl_ms > 0);
         wb_entry_clear(&e);
-        redisReply *r = redisCommand(fh.redis, "DEL %s", key);
+        redisReply *r = wb_test_redis(fh.redis, "DEL %s", key);
         freeReplyObject(r);
     }
     int64_t took = 0;
@@ -208,10 +211,14 @@ static void cache_state(fh_t *fh, const char *key, const char *dirty, wb_entry_t
 {
     char errstr[256];
     assert_int_equal(wb_entry_read(fh->redis, key, strlen(key), e, errstr, sizeof(errstr)), WB_OK);
-    redisReply *r = redisCommand(fh->redis, "ZSCORE %s %s", dirty, key);
+    char idx[WB_ENTRY_KEY_MAX];
+    int shard = -1;
+    assert_true(wb_entry_key_tag(key, strlen(key), &shard) > 0);
+    wb_entry_index_key(dirty, shard, idx, sizeof(idx));
+    redisReply *r = wb_test_redis(fh->redis, "ZSCORE %s %s", idx, key);
     *score = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
     freeReplyObject(r);
-    r = redisCommand(fh->redis, "HGET %s rv", key);
+    r = wb_test_redis(fh->redis, "HGET %s rv", key);
     *rv = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
     freeReplyObject(r);
 }
@@ -249,7 +256,9 @@ static void poison_entry_is_forgotten(void **state)
     /* Keys of their own: the Redis server is shared with other test runs. */
     for (int i = 0; i < 3; i++) {
         snprintf(id[i], sizeof(id[i]), "%s-%d", fh.tag, i);
-        snprintf(key[i], sizeof(key[i]), "item:%s", id[i]);
+        char body[160];
+        snprintf(body, sizeof(body), "item:%s", id[i]);
+        wb_test_key(key[i], sizeof(key[i]), fh.conf->redis.dirty_shards, body);
     }
 #define PUT(k, val, ver)                                                                           \
     do {                                                                                           \
@@ -291,11 +300,16 @@ static void poison_entry_is_forgotten(void **state)
         usleep(300000);
     assert_int_equal(n, 3);
 
-    /* Forgetting follows the dead-letter acknowledgement. */
+    /* Forgetting follows the dead-letter acknowledgement; keys of different
+     * dirty-index shards are forgotten by separate calls, so wait for both. */
     t0 = wb_time_mono_ms();
     for (;;) {
+        int64_t rv2 = -1;
         cache_state(&fh, key[0], dirty, &e, &score, &rv);
         int done = !e.found;
+        wb_entry_clear(&e);
+        cache_state(&fh, key[2], dirty, &e, &score, &rv2);
+        done = done && !e.found && rv2 == v5;
         wb_entry_clear(&e);
         if (done || wb_time_mono_ms() - t0 > 20000) break;
         usleep(100000);
@@ -327,8 +341,9 @@ static void poison_entry_is_forgotten(void **state)
 #undef PUT
     assert_true(v6 > v2);
     assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
-    redisReply *r = redisCommand(fh.redis, "DEL %s %s %s %s", key[0], key[1], key[2], dirty);
-    freeReplyObject(r);
+    char match[200];
+    snprintf(match, sizeof(match), "*%s*", fh.tag); /* the keys and the index shards */
+    wb_test_redis_del_matching(fh.redis, match);
     fh_teardown(&fh);
 }
 

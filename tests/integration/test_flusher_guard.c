@@ -32,7 +32,7 @@ static int cleanup(void **state)
 /* Field f of hash k, or "" if absent. */
 static void hget(fh_t *fh, const char *k, const char *f, char *out, size_t size)
 {
-    redisReply *r = redisCommand(fh->redis, "HGET %s %s", k, f);
+    redisReply *r = wb_test_redis(fh->redis, "HGET %s %s", k, f);
     if (!r) fh_die("redis");
     snprintf(out, size, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
@@ -94,8 +94,11 @@ static void refused_event_drops_the_obsolete_value(void **state)
 
     fh_setup(&G, "guard", "text", "  batch:\n    max_wait_ms: 20\n");
     /* Keys of their own: other tests share this Redis. */
-    snprintf(k1, sizeof(k1), "item:%s_1", G.tag);
-    snprintf(k2, sizeof(k2), "item:%s_2", G.tag);
+    char body[160];
+    snprintf(body, sizeof(body), "item:%s_1", G.tag);
+    wb_test_key(k1, sizeof(k1), G.conf->redis.dirty_shards, body);
+    snprintf(body, sizeof(body), "item:%s_2", G.tag);
+    wb_test_key(k2, sizeof(k2), G.conf->redis.dirty_shards, body);
     fh_start(&G);
     assert_int_equal(wait_table(&G, 30000), 0);
 
@@ -103,7 +106,7 @@ static void refused_event_drops_the_obsolete_value(void **state)
     snprintf(sql, sizeof(sql),
              "INSERT INTO \"%s\" (key, value, version, deleted, updated_at) "
              "VALUES ('%s', 'new', %" PRId64 ", false, now())",
-             G.table, k1 + 5, v + 1000);
+             G.table, strchr(k1, '}') + 6, v + 1000);
     PQclear(fh_sql(&G, sql));
     /* A key the guard lets through, for comparison. */
     put_dirty(&G, k2, "fine", &v2);
@@ -122,7 +125,8 @@ static void refused_event_drops_the_obsolete_value(void **state)
     wb_entry_clear(&e);
     hget(&G, k1, "ver", buf, sizeof(buf));
     assert_int_equal(strtoll(buf, NULL, 10), v + 1000);
-    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'", k1 + 5);
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'new'",
+             strchr(k1, '}') + 6); /* the id, after tag and "item:" */
     assert_int_equal(fh_count(&G, where), 1);
     /* k2: written and cleaned as usual. */
     assert_int_equal(wb_entry_read(G.redis, k2, strlen(k2), &e, buf, sizeof(buf)), WB_OK);
@@ -130,9 +134,11 @@ static void refused_event_drops_the_obsolete_value(void **state)
     assert_false(e.dirty);
     assert_string_equal(e.value, "fine");
     wb_entry_clear(&e);
-    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'fine'", k2 + 5);
+    snprintf(where, sizeof(where), "WHERE key = '%s' AND value = 'fine'", strchr(k2, '}') + 6);
     assert_int_equal(fh_count(&G, where), 1);
-    redisReply *r = redisCommand(G.redis, "DEL %s %s", k1, k2);
+    redisReply *r = wb_test_redis(G.redis, "DEL %s", k1);
+    freeReplyObject(r);
+    r = wb_test_redis(G.redis, "DEL %s", k2);
     freeReplyObject(r);
     fh_teardown(&G);
 }
@@ -152,8 +158,11 @@ static void refused_event_leaves_a_pinned_write_through(void **state)
     int applied = 0;
 
     fh_setup(&G, "settle", "text", "  batch:\n    max_wait_ms: 20\n");
-    snprintf(k1, sizeof(k1), "item:%s_1", G.tag);
-    snprintf(k2, sizeof(k2), "item:%s_2", G.tag);
+    char body[160];
+    snprintf(body, sizeof(body), "item:%s_1", G.tag);
+    wb_test_key(k1, sizeof(k1), G.conf->redis.dirty_shards, body);
+    snprintf(body, sizeof(body), "item:%s_2", G.tag);
+    wb_test_key(k2, sizeof(k2), G.conf->redis.dirty_shards, body);
     fh_start(&G);
     assert_int_equal(wait_table(&G, 30000), 0);
 
@@ -162,7 +171,7 @@ static void refused_event_leaves_a_pinned_write_through(void **state)
     snprintf(sql, sizeof(sql),
              "INSERT INTO \"%s\" (key, value, version, deleted, updated_at) "
              "VALUES ('%s', 'new', %" PRId64 ", false, now())",
-             G.table, k1 + 5, vt);
+             G.table, strchr(k1, '}') + 6, vt); /* the id, after tag and "item:" */
     PQclear(fh_sql(&G, sql));
     wb_entry_through_req_t tr = {.key = k1,
                                  .keylen = strlen(k1),
@@ -190,7 +199,11 @@ static void refused_event_leaves_a_pinned_write_through(void **state)
     assert_string_equal(e.value, "new");
     assert_int_equal(e.pttl_ms, -1);
     wb_entry_clear(&e);
-    redisReply *r = redisCommand(G.redis, "ZSCORE %s %s", G.conf->redis.dirty_index, k1);
+    int shard = 0;
+    char idx[256];
+    wb_entry_key_tag(k1, strlen(k1), &shard);
+    wb_entry_index_key(G.conf->redis.dirty_index, shard, idx, sizeof(idx));
+    redisReply *r = wb_test_redis(G.redis, "ZSCORE %s %s", idx, k1);
     assert_true(r && r->type == REDIS_REPLY_STRING);
     freeReplyObject(r);
 
@@ -207,7 +220,9 @@ static void refused_event_leaves_a_pinned_write_through(void **state)
     assert_string_equal(e.value, "new");
     assert_true(e.pttl_ms > 0);
     wb_entry_clear(&e);
-    r = redisCommand(G.redis, "DEL %s %s", k1, k2);
+    r = wb_test_redis(G.redis, "DEL %s", k1);
+    freeReplyObject(r);
+    r = wb_test_redis(G.redis, "DEL %s", k2);
     freeReplyObject(r);
 }
 

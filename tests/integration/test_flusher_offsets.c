@@ -290,7 +290,9 @@ static void restore_brings_back_write_through(void **state)
     /* Every write-through entry is cleaned once its event was consumed. */
     int64_t t0 = wb_time_mono_ms();
     for (int k = K / 2; k < K; k += 3) {
-        snprintf(key, sizeof(key), "item:%d", k);
+        char body[32];
+        snprintf(body, sizeof(body), "item:%d", k);
+        wb_test_key(key, sizeof(key), fh.conf->redis.dirty_shards, body);
         for (;;) {
             memset(&e, 0, sizeof(e));
             assert_int_equal(wb_entry_read(fh.redis, key, strlen(key), &e, errstr, sizeof(errstr)),

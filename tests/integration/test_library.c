@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "lib_harness.h"
+#include "wb_key.h"
 
 static lh_t H;
 static wb_client_t *C;
@@ -40,7 +41,7 @@ static void put_event_in_kafka_and_entry_dirty(void **state)
 
     (void)state;
     lh_id(&H, "wb1", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put(C, "item", id, "hello", 5, WB_ACK_LOG, &v1), WB_OK);
     assert_int_equal(wb_put(C, "item", id, "world", 5, WB_ACK_CACHE, &v2), WB_OK);
     assert_true(v2 > v1);
@@ -107,7 +108,7 @@ static void put_batch_writes_all(void **state)
         assert_true(w[i].version > 0);
         if (i >= 25) assert_true(w[i].version > w[i - 25].version);
     }
-    snprintf(key, sizeof(key), "li:%s", ids[7]);
+    lh_key(&H, key, sizeof(key), "li:", ids[7]);
     char *s = lh_hget(&H, key, "v");
     assert_string_equal(s, "value-32"); /* the later write of the same key wins */
     free(s);
@@ -130,6 +131,59 @@ static void put_batch_writes_all(void **state)
     free((void *)w[2].value);
 }
 
+/* ack: log one at a time does not wait for the producer's batching delay
+ * (linger.ms, here 1000 ms): the event goes through the producer without
+ * linger. A key's sequential writes stay in order in the log even when an
+ * ack: cache write of it still waits in the lingering producer: the ack: log
+ * write that follows goes after it. */
+static void put_ack_log_skips_linger_keeps_order(void **state)
+{
+    static const char props[] = "  properties:\n    linger.ms: 1000\n";
+    char yaml[4096 + sizeof(props)], errstr[1024], id[128], key[160];
+    const char *vals[] = {"a", "b", "c"};
+    int64_t v[3] = {0}, took[3];
+    wb_config_t *conf = NULL;
+    wb_client_t *client = NULL;
+    lh_msg_t m[4];
+
+    (void)state;
+    size_t n = lh_config_yaml(&H, NULL, yaml, sizeof(yaml) - sizeof(props));
+    char *at = strstr(yaml, "  partitions: 3\n");
+    assert_non_null(at);
+    at += strlen("  partitions: 3\n");
+    memmove(at + strlen(props), at, n - (size_t)(at - yaml) + 1);
+    memcpy(at, props, strlen(props));
+    assert_int_equal(
+        wb_config_load_string("<test>", yaml, strlen(yaml), &conf, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_client_open_config(conf, lh_log, NULL, &client, errstr, sizeof(errstr)),
+                     WB_OK);
+
+    lh_id(&H, "nolinger", id, sizeof(id));
+    assert_int_equal(wb_put(client, "item", id, "warm", 4, WB_ACK_LOG, NULL), WB_OK);
+    for (int i = 0; i < 3; i++) {
+        int64_t t0 = wb_time_mono_ms();
+        lh_id(&H, vals[i], id, sizeof(id));
+        assert_int_equal(wb_put(client, "item", id, vals[i], 1, WB_ACK_LOG, NULL), WB_OK);
+        took[i] = wb_time_mono_ms() - t0;
+    }
+    /* Each one well below linger.ms (a lingering send takes >= 1000 ms). */
+    for (int i = 0; i < 3; i++)
+        assert_true(took[i] < 500);
+
+    lh_id(&H, "order", id, sizeof(id));
+    lh_key(&H, key, sizeof(key), "li:", id);
+    assert_int_equal(wb_put(client, "item", id, "a", 1, WB_ACK_CACHE, &v[0]), WB_OK);
+    assert_int_equal(wb_put(client, "item", id, "b", 1, WB_ACK_LOG, &v[1]), WB_OK);
+    assert_int_equal(wb_put(client, "item", id, "c", 1, WB_ACK_LOG, &v[2]), WB_OK);
+    assert_int_equal(lh_consume(&H, H.changes, key, 0, m, 4, 3, 20000), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(m[i].value, vals[i]);
+        assert_int_equal(m[i].version, v[i]);
+    }
+    lh_msgs_free(m, 3);
+    wb_client_close(client);
+}
+
 /* Write-through: the row is committed with the version the cache holds;
  * its change event is in the log with that version and value, and the
  * entry is pinned like a write-behind write until the flusher consumed
@@ -143,7 +197,7 @@ static void put_through_row_matches_cache(void **state)
 
     (void)state;
     lh_id(&H, "wt1", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put_through(C, "item", id, "through", 7, &v), WB_OK);
     res = lh_sql(&H, "SELECT value, version, deleted FROM wb_libtest_items WHERE key = $1", 1, id,
                  NULL, NULL);
@@ -183,7 +237,7 @@ static void put_through_replaces_older_dirty_entry(void **state)
 
     (void)state;
     lh_id(&H, "wt2", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put(C, "item", id, "behind", 6, WB_ACK_CACHE, &vb), WB_OK);
     assert_true(lh_dirty_score(&H, key) > 0);
     assert_int_equal(wb_put_through(C, "item", id, "through", 7, &vt), WB_OK);
@@ -211,7 +265,7 @@ static void put_through_pg_failure_leaves_cache(void **state)
 
     (void)state;
     lh_id(&H, "wt3", id, sizeof(id));
-    snprintf(key, sizeof(key), "lg:%s", id);
+    lh_key(&H, key, sizeof(key), "lg:", id);
     assert_int_equal(wb_put_through(C, "ghost", id, "x", 1, &vt), WB_ERR_PG);
     assert_int_equal(lh_int(&H, "HEXISTS %s %s", key, "v"), 0);
 
@@ -239,7 +293,7 @@ static void get_miss_loads_then_hits(void **state)
 
     (void)state;
     lh_id(&H, "rt1", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     PQclear(lh_sql(&H,
                    "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'from-db', 42)",
                    1, id, NULL, NULL));
@@ -272,17 +326,17 @@ static void get_miss_loads_then_hits(void **state)
  * loads, fills and releases its stampede lock, and a hit still hits. */
 static void get_survives_script_cache_loss(void **state)
 {
-    char id[128], key[160], lock[200];
+    char id[128], key[160], lock[WB_KEY_SIDE_MAX];
     wb_value_t out = {0};
 
     (void)state;
     lh_id(&H, "rt-noscript", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
-    snprintf(lock, sizeof(lock), "wb:lock:{%s}", key);
+    lh_key(&H, key, sizeof(key), "li:", id);
+    wb_key_side("lock", key, lock);
     PQclear(lh_sql(&H,
                    "INSERT INTO wb_libtest_items (key, value, version) VALUES ($1, 'reloaded', 9)",
                    1, id, NULL, NULL));
-    freeReplyObject(redisCommand(H.redis, "SCRIPT FLUSH"));
+    wb_test_redis_each(H.redis, "SCRIPT FLUSH");
     assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
     assert_int_equal(out.hit, 0);
     assert_int_equal(out.version, 9);
@@ -293,7 +347,7 @@ static void get_survives_script_cache_loss(void **state)
     assert_string_equal(d, "0");
     free(d);
 
-    freeReplyObject(redisCommand(H.redis, "SCRIPT FLUSH"));
+    wb_test_redis_each(H.redis, "SCRIPT FLUSH");
     assert_int_equal(wb_get(C, "item", id, &out), WB_OK);
     assert_int_equal(out.hit, 1);
     assert_int_equal(out.version, 9);
@@ -311,7 +365,7 @@ static void get_not_found_cached_negatively(void **state)
 
     (void)state;
     lh_id(&H, "rt-none", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     wb_client_stats(C, &s0, sizeof(s0));
     assert_int_equal(wb_get(C, "item", id, &out), WB_ERR_NOT_FOUND);
     assert_null(out.data);
@@ -328,7 +382,7 @@ static void get_not_found_cached_negatively(void **state)
                    "VALUES ($1, NULL, 7, true)",
                    1, id2, NULL, NULL));
     assert_int_equal(wb_get(C, "item", id2, &out), WB_ERR_NOT_FOUND);
-    snprintf(key, sizeof(key), "li:%s", id2);
+    lh_key(&H, key, sizeof(key), "li:", id2);
     char *ver = lh_hget(&H, key, "ver");
     assert_string_equal(ver, "7"); /* the tombstone keeps the row's version */
     free(ver);
@@ -373,7 +427,7 @@ static void refresh_requests_below_threshold_once_per_window(void **state)
 
     (void)state;
     lh_id(&H, "hot1", id, sizeof(id));
-    snprintf(key, sizeof(key), "lh:%s", id);
+    lh_key(&H, key, sizeof(key), "lh:", id);
     PQclear(lh_sql(&H, "INSERT INTO wb_libtest_hot (key, value, version) VALUES ($1, 'warm', 3)", 1,
                    id, NULL, NULL));
     wb_client_stats(C, &s0, sizeof(s0));
@@ -443,7 +497,7 @@ static void bad_arguments_are_refused(void **state)
 
     (void)state;
     lh_id(&H, "big", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put(C, "item", id, value, big, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
     assert_int_equal(wb_put_through(C, "item", id, value, big, &v), WB_ERR_TOO_LARGE);
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
@@ -462,7 +516,7 @@ static void bad_arguments_are_refused(void **state)
 
         memset(v1m, 'x', n);
         lh_id(&H, "big1m", id, sizeof(id));
-        snprintf(key, sizeof(key), "li:%s", id);
+        lh_key(&H, key, sizeof(key), "li:", id);
         assert_int_equal(wb_put(raised, "item", id, v1m, n, WB_ACK_CACHE, &v), WB_ERR_TOO_LARGE);
         assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
         free(v1m);
@@ -536,7 +590,7 @@ static void invalid_values_are_refused(void **state)
                                            sizeof(errstr)),
                      WB_OK);
     lh_id(&H, "badjson", id, sizeof(id));
-    snprintf(key, sizeof(key), "ld:%s", id);
+    lh_key(&H, key, sizeof(key), "ld:", id);
 
     /* jsonb: invalid JSON, what jsonb cannot store, and an empty value. */
     nseen_log = 0;
@@ -557,10 +611,10 @@ static void invalid_values_are_refused(void **state)
     /* Nothing was written anywhere: no entry, no reservation, no dirty
      * index member, no event, no row. */
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
     assert_int_equal(lh_dirty_score(&H, key), -1);
-    snprintf(key, sizeof(key), "ld:%s", id);
+    lh_key(&H, key, sizeof(key), "ld:", id);
     assert_int_equal(lh_consume(&H, H.changes, key, 0, m, 2, 1, 2000), 0);
     assert_int_equal(row_version("wb_libtest_docs", id), -1);
     assert_int_equal(row_version("wb_libtest_items", id), -1);
@@ -646,7 +700,7 @@ static void wbctl_put_takes_options_after_operands(void **state)
     version = strtoll(out, &end, 10);
     assert_true(version > 0 && end && *end == '\n'); /* prints the version */
     /* ack: log returned after Kafka had the event: it is in the topic. */
-    snprintf(key, sizeof(key), "ld:%s", id);
+    lh_key(&H, key, sizeof(key), "ld:", id);
     assert_int_equal(lh_count_prefix(&H, H.conf->kafka.topic_changes, key, 1, 10000), 1);
 }
 
@@ -668,7 +722,7 @@ static void wbctl_put_stdin_is_bounded(void **state)
     assert_int_equal(status, 1);
     assert_non_null(strstr(out, "wbctl: the value on stdin is larger than "
                                 "producer.max_value_bytes (1000 bytes); nothing was written"));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0);
 
     status = run_wbctl(limit, "head -c 1000 /dev/zero | tr '\\0' x", args, out, sizeof(out));
@@ -743,6 +797,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_event_in_kafka_and_entry_dirty),
         cmocka_unit_test(put_batch_writes_all),
+        cmocka_unit_test(put_ack_log_skips_linger_keeps_order),
         cmocka_unit_test(put_through_row_matches_cache),
         cmocka_unit_test(put_through_replaces_older_dirty_entry),
         cmocka_unit_test(put_through_pg_failure_leaves_cache),

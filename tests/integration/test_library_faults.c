@@ -193,13 +193,13 @@ static void kafka_down_queue_fills_then_drains(void **state)
     assert_int_equal(st.queue_depth, 20);
 
     lh_id(&H, "kq-full", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(wb_put(client, "item", id, "refused", 7, WB_ACK_CACHE, &v), WB_ERR_QUEUE_FULL);
     assert_int_equal(wb_del(client, "item", id, WB_ACK_CACHE, &v), WB_ERR_QUEUE_FULL);
     assert_int_equal(lh_int(&H, "EXISTS %s", key, NULL), 0); /* nothing written */
 
     lh_id(&H, "kq-log", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     t0 = wb_time_mono_ms();
     err = wb_put(logc, "item", id, "unacked", 7, WB_ACK_LOG, &v);
     ms = wb_time_mono_ms() - t0;

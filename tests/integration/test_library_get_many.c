@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "lib_harness.h"
+#include "wb_key.h"
 
 #define NROWS    50
 #define NTHREADS 8
@@ -156,7 +157,7 @@ static void mixed_ids_each_get_their_own_result(void **state)
     assert_int_equal(s1.misses - s0.misses, 3);
     many_free(&m, 9);
     /* The dirty entry is still the dirty write. */
-    snprintf(key, sizeof(key), "li:%s", dirty);
+    lh_key(&H, key, sizeof(key), "li:", dirty);
     d = lh_hget(&H, key, "d");
     assert_string_equal(d, "1");
     free(d);
@@ -333,7 +334,7 @@ static void fill_never_overwrites_a_dirty_write(void **state)
     assert_int_equal(b.m.values[0].hit, 1); /* read again from the cache */
     assert_int_equal(b.m.errs[1], WB_ERR_NOT_FOUND);
     many_free(&b.m, 2);
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     s = lh_hget(&H, key, "v");
     assert_string_equal(s, "new");
     free(s);
@@ -357,9 +358,9 @@ static void fill_never_overwrites_a_newer_version(void **state)
 
     (void)state;
     lh_id(&H, "race-newer", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     insert_row("wb_libtest_items", id, "older", "5", 0);
-    r = redisCommand(H.redis, "HSET %s ver 900000000000000", key);
+    r = wb_test_redis(H.redis, "HSET %s ver 900000000000000", key);
     assert_non_null(r);
     freeReplyObject(r);
     ids[0] = id;
@@ -387,9 +388,9 @@ static void *other_loader(void *arg)
     other_loader_t *o = arg;
 
     lh_sleep_ms(300);
-    freeReplyObject(redisCommand(H.redis, "HSET %s v filled ver 9 d 0 del 0 wt 1 e item", o->key));
-    freeReplyObject(redisCommand(H.redis, "PEXPIRE %s 60000", o->key));
-    freeReplyObject(redisCommand(H.redis, "DEL %s", o->lock));
+    freeReplyObject(wb_test_redis(H.redis, "HSET %s v filled ver 9 d 0 del 0 wt 1 e item", o->key));
+    freeReplyObject(wb_test_redis(H.redis, "PEXPIRE %s 60000", o->key));
+    freeReplyObject(wb_test_redis(H.redis, "DEL %s", o->lock));
     return NULL;
 }
 
@@ -399,7 +400,8 @@ static void *other_loader(void *arg)
  * id only; a free key in the same call is loaded at once. */
 static void locked_keys_are_waited_for(void **state)
 {
-    char filled[128], stuck[128], free_id[128], key[200], lock[200], stuck_lock[200];
+    char filled[128], stuck[128], free_id[128], key[200], stuck_key[200];
+    char lock[WB_KEY_SIDE_MAX], stuck_lock[WB_KEY_SIDE_MAX];
     const char *ids[3];
     wb_client_t *c = lh_client(&H, NULL);
     other_loader_t o = {key, lock};
@@ -414,11 +416,12 @@ static void locked_keys_are_waited_for(void **state)
     insert_row("wb_libtest_items", filled, "from-table", "3", 0);
     insert_row("wb_libtest_items", stuck, "from-table", "3", 0);
     insert_row("wb_libtest_items", free_id, "free-value", "4", 0);
-    snprintf(key, sizeof(key), "li:%s", filled);
-    snprintf(lock, sizeof(lock), "wb:lock:{li:%s}", filled);
-    snprintf(stuck_lock, sizeof(stuck_lock), "wb:lock:{li:%s}", stuck);
-    freeReplyObject(redisCommand(H.redis, "SET %s other PX 8000", lock));
-    freeReplyObject(redisCommand(H.redis, "SET %s other PX 8000", stuck_lock));
+    lh_key(&H, key, sizeof(key), "li:", filled);
+    wb_key_side("lock", key, lock);
+    lh_key(&H, stuck_key, sizeof(stuck_key), "li:", stuck);
+    wb_key_side("lock", stuck_key, stuck_lock);
+    freeReplyObject(wb_test_redis(H.redis, "SET %s other PX 8000", lock));
+    freeReplyObject(wb_test_redis(H.redis, "SET %s other PX 8000", stuck_lock));
     ids[0] = filled, ids[1] = stuck, ids[2] = free_id;
     pthread_create(&t, NULL, other_loader, &o);
     t0 = wb_time_mono_ms();
@@ -435,7 +438,7 @@ static void locked_keys_are_waited_for(void **state)
     assert_int_equal(m.values[2].hit, 0);
     assert_int_equal(m.out.loaded, 1); /* only the free key */
     many_free(&m, 3);
-    freeReplyObject(redisCommand(H.redis, "DEL %s", stuck_lock));
+    freeReplyObject(wb_test_redis(H.redis, "DEL %s", stuck_lock));
     wb_client_close(c);
 }
 

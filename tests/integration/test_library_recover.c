@@ -69,7 +69,7 @@ static void through_own_commit_is_not_stale(void **state)
                      WB_OK);
 
     lh_id(&H, "own", id, sizeof(id));
-    snprintf(key, sizeof(key), "lw:%s", id);
+    lh_key(&H, key, sizeof(key), "lw:", id);
     assert_int_equal(wb_put_through(client, "tw", id, "mine", 4, &v), WB_OK);
     snprintf(sql, sizeof(sql), "SELECT version, value FROM %s WHERE key = $1", table);
     res = lh_sql(&H, sql, 1, id, NULL, NULL);
@@ -148,7 +148,7 @@ static void producer_replaced_after_fatal_error(void **state)
     wb_log_set_sink(capture, NULL);
     assert_int_equal(wb_producer_new(conf, NULL, &p, errstr, sizeof(errstr)), WB_OK);
     lh_id(&H, "fatal", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     assert_int_equal(send_one(p, key, "before"), WB_OK);
 
     assert_int_equal(wb_producer_test_fatal(p, "test: fabricated fatal error"), WB_OK);

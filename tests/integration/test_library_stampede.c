@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "lib_harness.h"
+#include "wb_key.h"
 
 #define NTHREADS 16
 #define LOAD_MS  300
@@ -184,7 +185,7 @@ static void stampede_read_through_one_load(void **state)
  * then a waiting reader takes over and loads. */
 static void dead_lock_holder_blocks_until_expiry(void **state)
 {
-    char id[128], lock[200];
+    char id[128], key[200], lock[WB_KEY_SIDE_MAX];
     wb_client_t *client = lh_client(&H, NULL);
     wb_value_t out = {0};
     redisReply *r;
@@ -193,8 +194,9 @@ static void dead_lock_holder_blocks_until_expiry(void **state)
     (void)state;
     reset_shared();
     lh_id(&H, "deadlock", id, sizeof(id));
-    snprintf(lock, sizeof(lock), "wb:lock:{li:%s}", id);
-    r = redisCommand(H.redis, "SET %s dead-holder PX 800", lock);
+    lh_key(&H, key, sizeof(key), "li:", id);
+    wb_key_side("lock", key, lock);
+    r = wb_test_redis(H.redis, "SET %s dead-holder PX 800", lock);
     assert_non_null(r);
     freeReplyObject(r);
     t0 = wb_time_mono_ms();
@@ -219,7 +221,7 @@ static void versions_increase_across_processes(void **state)
 
     (void)state;
     lh_id(&H, "versions", id, sizeof(id));
-    snprintf(key, sizeof(key), "li:%s", id);
+    lh_key(&H, key, sizeof(key), "li:", id);
     for (int p = 0; p < 2; p++) {
         pid[p] = fork();
         assert_true(pid[p] >= 0);

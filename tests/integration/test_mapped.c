@@ -17,6 +17,15 @@
     "    columns: \"email, balance, active, created_at=created\"\n"
 
 /* The accounts table as an application has it: no version column. */
+/* The cache key of item id ("{N}item:" + id, wb_entry.h's layout) into buf. */
+static const char *item_key(const fh_t *fh, char *buf, size_t size, const char *id)
+{
+    char body[160];
+
+    snprintf(body, sizeof(body), "item:%s", id);
+    return wb_test_key(buf, size, fh->conf->redis.dirty_shards, body);
+}
+
 static void create_accounts(fh_t *fh, const char *table)
 {
     char sql[512];
@@ -132,11 +141,11 @@ static void mapped_entity_end_to_end(void **state)
     /* A late, older event after the delete: the row stays gone. Then a
      * marker event behind it, so the late one has surely been applied. */
     char key[160];
-    snprintf(key, sizeof(key), "item:%s", id[1]);
+    item_key(&fh, key, sizeof(key), id[1]);
     fh_produce_raw(&fh, key, a, strlen(a), v[1] - 1, "item");
     /* And a key that is no bigint (not from wb_put, which refuses it): poison, not an outage. */
     fh_produce_raw(&fh, "item:abc", d, strlen(d), v[1], "item");
-    snprintf(key, sizeof(key), "item:%s", id[4]);
+    item_key(&fh, key, sizeof(key), id[4]);
     fh_produce_raw(&fh, key, d, strlen(d), v[1] + 1, "item");
     fh_flush(&fh);
     snprintf(sql, sizeof(sql), "SELECT email FROM %s WHERE id = %s", table, id[4]);
@@ -167,8 +176,8 @@ static void mapped_entity_end_to_end(void **state)
 
     /* Read-through from the columns: the cache entries dropped first. */
     for (int i = 0; i < 6; i++) {
-        snprintf(key, sizeof(key), "item:%s", id[i]);
-        freeReplyObject(redisCommand(fh.redis, "DEL %s", key));
+        item_key(&fh, key, sizeof(key), id[i]);
+        freeReplyObject(wb_test_redis(fh.redis, "DEL %s", key));
     }
     memset(&out, 0, sizeof(out));
     assert_int_equal(wb_get(c, "item", id[0], &out), WB_OK);
@@ -190,8 +199,8 @@ static void mapped_entity_end_to_end(void **state)
     assert_int_equal(wb_del(c, "item", id[3], WB_ACK_LOG, NULL), WB_OK);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE id = %s", table, id[3]);
     assert_true(wait_value(&fh, sql, "0"));
-    snprintf(key, sizeof(key), "item:%s", id[3]);
-    freeReplyObject(redisCommand(fh.redis, "DEL %s", key));
+    item_key(&fh, key, sizeof(key), id[3]);
+    freeReplyObject(wb_test_redis(fh.redis, "DEL %s", key));
     assert_int_equal(wb_get(c, "item", id[3], &out), WB_ERR_NOT_FOUND);
 
     /* The many-ids read the refresher streams (wb_table_select_send): a
@@ -287,7 +296,7 @@ static void mapped_soft_delete(void **state)
 {
     (void)state;
     fh_t fh;
-    char table[64], sql[512], got[256], errstr[512], key[96], idv[40];
+    char table[64], sql[512], got[256], errstr[512], key[160], idv[40];
     wb_client_t *c = NULL;
     int64_t vput = 0, vdel = 0;
     wb_value_t out;
@@ -335,7 +344,7 @@ static void mapped_soft_delete(void **state)
     snprintf(got, sizeof(got), "s@example.com|true|%lld", (long long)vdel);
     assert_true(wait_value(&fh, sql, got)); /* flagged, the columns kept */
     /* A late older put, then a marker: still deleted. */
-    snprintf(key, sizeof(key), "item:%s", idv);
+    item_key(&fh, key, sizeof(key), idv);
     fh_produce_raw(&fh, key, a, strlen(a), vdel - 1, "item");
     fh_produce_raw(&fh, "item:00000000-0000-4000-8000-000000000001", NULL, 0, 7, "item");
     fh_flush(&fh);
@@ -348,14 +357,14 @@ static void mapped_soft_delete(void **state)
     snprintf(got, sizeof(got), "true|%lld", (long long)vdel);
     char row[256];
     assert_string_equal(sql_value(&fh, sql, row, sizeof(row)), got);
-    freeReplyObject(redisCommand(fh.redis, "DEL %s", key));
+    freeReplyObject(wb_test_redis(fh.redis, "DEL %s", key));
     memset(&out, 0, sizeof(out));
     assert_int_equal(wb_get(c, "item", idv, &out), WB_ERR_NOT_FOUND);
     /* A newer put revives it. */
     assert_int_equal(wb_put(c, "item", idv, a, strlen(a), WB_ACK_LOG, &vput), WB_OK);
     snprintf(got, sizeof(got), "false|%lld", (long long)vput);
     assert_true(wait_value(&fh, sql, got));
-    freeReplyObject(redisCommand(fh.redis, "DEL %s", key));
+    freeReplyObject(wb_test_redis(fh.redis, "DEL %s", key));
     assert_int_equal(wb_get(c, "item", idv, &out), WB_OK);
     assert_int_equal(out.version, vput);
     assert_non_null(strstr(out.data, "\"email\": \"s@example.com\""));

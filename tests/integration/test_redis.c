@@ -18,15 +18,18 @@
 #include "wb_config.h"
 #include "wb_entry.h"
 #include "wb_redis.h"
+#include "test_services.h"
 #include "wb_scripts.h"
 
 #define TTL_MS 60000
 
 static wb_config_t *conf;
-static redisContext *ctx;
-static char prefix[64];     /* every key of this run starts with it */
-static char dirty[96];      /* this run's own dirty index */
-static char floor_key[112]; /* its version floor */
+static wb_rc_t *ctx;
+static char prefix[64];     /* every key of this run has it after the shard tag */
+static char tag[16];        /* "{N}": every key of this run is in shard N */
+static char dirty[96];      /* this run's own dirty index (its base name) */
+static char shard_idx[112]; /* shard N of it */
+static char floor_key[120]; /* shard N's version floor */
 static char errstr[1024];
 
 static const char *config_path(void)
@@ -51,7 +54,7 @@ static const char *key(const char *name)
     static int i;
 
     i = (i + 1) % 4;
-    snprintf(buf[i], sizeof(buf[i]), "%s%s", prefix, name);
+    snprintf(buf[i], sizeof(buf[i]), "%s%s%s", tag, prefix, name);
     return buf[i];
 }
 
@@ -61,7 +64,23 @@ static redisReply *cmd(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    r = redisvCommand(ctx, fmt, ap);
+    r = wb_test_redisv(ctx, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    return r;
+}
+
+/* A command on the master of this run's shard (SCRIPT FLUSH, LOAD, EXISTS:
+ * the node the run's keys live on). */
+static redisReply *node_cmd(const char *fmt, ...)
+{
+    redisContext *node = wb_rc_node(ctx, wb_rc_slot(tag, strlen(tag)), errstr, sizeof(errstr));
+    redisReply *r;
+    va_list ap;
+
+    assert_non_null(node);
+    va_start(ap, fmt);
+    r = redisvCommand(node, fmt, ap);
     va_end(ap);
     assert_non_null(r);
     return r;
@@ -74,7 +93,7 @@ static long long cmd_int(const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    r = redisvCommand(ctx, fmt, ap);
+    r = wb_test_redisv(ctx, fmt, ap);
     va_end(ap);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
@@ -96,7 +115,18 @@ static int64_t hget_i64(const char *k, const char *field)
 
 static int64_t zscore(const char *k)
 {
-    redisReply *r = cmd("ZSCORE %s %s", dirty, k);
+    redisReply *r = cmd("ZSCORE %s %s", shard_idx, k);
+    int64_t v = -1;
+
+    if (r->type == REDIS_REPLY_STRING) v = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+/* The run's shard floor; -1 if it is not set. */
+static int64_t hget_floor(void)
+{
+    redisReply *r = cmd("GET %s", floor_key);
     int64_t v = -1;
 
     if (r->type == REDIS_REPLY_STRING) v = strtoll(r->str, NULL, 10);
@@ -228,14 +258,20 @@ static int setup(void **state)
         fprintf(stderr, "config %s: %s\n", config_path(), errstr);
         return -1;
     }
-    if (wb_redis_connect(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_entry_open(conf, &ctx, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "%s\n", errstr);
         return -1;
     }
     snprintf(prefix, sizeof(prefix), "wbtest:redis:%ld:%lld:", (long)getpid(),
              (long long)time(NULL));
     snprintf(dirty, sizeof(dirty), "%sdirty", prefix);
-    snprintf(floor_key, sizeof(floor_key), "%sdirty" WB_ENTRY_FLOOR_SUFFIX, prefix);
+    {
+        int shard = wb_entry_shard_of(prefix, strlen(prefix), conf->redis.dirty_shards);
+
+        snprintf(tag, sizeof(tag), "{%d}", shard);
+        wb_entry_index_key(dirty, shard, shard_idx, sizeof(shard_idx));
+        wb_entry_floor_key(dirty, shard, floor_key, sizeof(floor_key));
+    }
     return 0;
 }
 
@@ -243,23 +279,11 @@ static int teardown(void **state)
 {
     /* Drop this run's keys; other users of the shared server are untouched. */
     if (ctx) {
-        long long cursor = 0;
+        char match[96];
 
-        do {
-            redisReply *r = redisCommand(ctx, "SCAN %lld MATCH %s* COUNT 1000", cursor, prefix);
-            size_t i;
-
-            if (!r || r->type != REDIS_REPLY_ARRAY) {
-                if (r) freeReplyObject(r);
-                break;
-            }
-            cursor = strtoll(r->element[0]->str, NULL, 10);
-            for (i = 0; i < r->element[1]->elements; i++)
-                freeReplyObject(redisCommand(ctx, "DEL %b", r->element[1]->element[i]->str,
-                                             r->element[1]->element[i]->len));
-            freeReplyObject(r);
-        } while (cursor != 0);
-        redisFree(ctx);
+        snprintf(match, sizeof(match), "*%s*", prefix);
+        wb_test_redis_del_matching(ctx, match);
+        wb_rc_free(ctx);
     }
     wb_config_destroy(conf);
     return 0;
@@ -609,8 +633,10 @@ static void test_get_many_and_release_many(void **state)
 
         snprintf(name, sizeof(name), "gm%d", i);
         snprintf(k[i], sizeof(k[i]), "%s", key(name));
-        snprintf(rr[i], sizeof(rr[i]), "wb:rr:{%s}", k[i]);
-        snprintf(lock[i], sizeof(lock[i]), "wb:lock:{%s}", k[i]);
+        /* Side keys "{N}wb:<kind>:<prefix + id>": in the key's slot. */
+        size_t tl = wb_entry_key_tag(k[i], strlen(k[i]), NULL);
+        snprintf(rr[i], sizeof(rr[i]), "%.*swb:rr:%s", (int)tl, k[i], k[i] + tl);
+        snprintf(lock[i], sizeof(lock[i]), "%.*swb:lock:%s", (int)tl, k[i], k[i] + tl);
         req[i] = (wb_entry_get_req_t){.key = k[i],
                                       .keylen = strlen(k[i]),
                                       .rr_key = rr[i],
@@ -749,22 +775,31 @@ static void test_entry_stores_its_entity(void **state)
  * newest dirty write (5, with its value) from an older one (4). */
 static void test_version_floor_and_refused_writes(void **state)
 {
-    const char *k = key("floor"), *k2 = key("refused");
+    const char *k = key("floor"), *k2 = key("refused"), *k3 = key("floor-src");
     int64_t ahead = redis_time_us() + INT64_C(600) * 1000000, fl = 0, v = 0, v2 = 0;
     wb_entry_clean_req_t creq;
     wb_entry_clean_res_t cres;
 
     (void)state;
-    assert_int_equal(wb_entry_floor_raise(ctx, dirty, ahead, &fl, errstr, sizeof(errstr)), WB_OK);
+    /* The flusher's clean of a committed version raises its shard's floor
+     * (clean_many), never lowers it. */
+    creq = (wb_entry_clean_req_t){
+        .key = k3, .keylen = strlen(k3), .dirty_index = dirty, .version = ahead, .ttl_ms = TTL_MS};
+    assert_int_equal(wb_entry_clean(ctx, &creq, &cres, errstr, sizeof(errstr)), WB_OK);
+    wb_entry_clean_clear(&cres);
+    fl = hget_floor();
     assert_int_equal(fl, ahead);
-    assert_int_equal(wb_entry_floor_raise(ctx, dirty, ahead - 5, &fl, errstr, sizeof(errstr)),
-                     WB_OK);
+    creq.version = ahead - 5;
+    assert_int_equal(wb_entry_clean(ctx, &creq, &cres, errstr, sizeof(errstr)), WB_OK);
+    wb_entry_clean_clear(&cres);
+    fl = hget_floor();
     assert_int_equal(fl, ahead); /* never lowered */
     assert_int_equal(put(k, "after the step", 0), ahead + 1);
     assert_int_equal(wb_entry_version(ctx, k2, strlen(k2), dirty, 1000, &v, errstr, sizeof(errstr)),
                      WB_OK);
     assert_true(v > ahead);
-    freeReplyObject(cmd("DEL %s %s", k2, floor_key));
+    freeReplyObject(cmd("DEL %s", k2));
+    freeReplyObject(cmd("DEL %s", floor_key));
 
     /* Without a floor (lost with Redis data): the put gets a version below
      * what PostgreSQL holds; the flusher's clean with the stored version
@@ -917,14 +952,14 @@ static void test_noscript_fallback(void **state)
     int64_t v[3];
     int i;
 
-    freeReplyObject(cmd("SCRIPT FLUSH"));
-    r = cmd("SCRIPT EXISTS %s", wb_entry_script_sha(WB_ENTRY_SCRIPT_PUT));
+    freeReplyObject(node_cmd("SCRIPT FLUSH"));
+    r = node_cmd("SCRIPT EXISTS %s", wb_entry_script_sha(WB_ENTRY_SCRIPT_PUT));
     assert_int_equal(r->element[0]->integer, 0);
     freeReplyObject(r);
     v[0] = put(k, "after-flush", 0);
     assert_true(v[0] > 0);
     /* The fallback EVAL cached the script again. */
-    r = cmd("SCRIPT EXISTS %s", wb_entry_script_sha(WB_ENTRY_SCRIPT_PUT));
+    r = node_cmd("SCRIPT EXISTS %s", wb_entry_script_sha(WB_ENTRY_SCRIPT_PUT));
     assert_int_equal(r->element[0]->integer, 1);
     freeReplyObject(r);
 
@@ -933,7 +968,7 @@ static void test_noscript_fallback(void **state)
         pk[i] = strdup(key(i == 0 ? "pipe0" : i == 1 ? "pipe1" : "pipe2"));
         v[i] = put(pk[i], "x", 0);
     }
-    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(node_cmd("SCRIPT FLUSH"));
     for (i = 0; i < 3; i++)
         req[i] = (wb_entry_clean_req_t){.key = pk[i],
                                         .keylen = strlen(pk[i]),
@@ -951,7 +986,7 @@ static void test_noscript_fallback(void **state)
     /* The server now knows the scripts again under our locally computed SHAs. */
     assert_int_equal(wb_entry_load(ctx, errstr, sizeof(errstr)), WB_OK);
     for (i = 0; i < WB_ENTRY_SCRIPT__COUNT; i++) {
-        r = cmd("SCRIPT EXISTS %s", wb_entry_script_sha((wb_entry_script_t)i));
+        r = node_cmd("SCRIPT EXISTS %s", wb_entry_script_sha((wb_entry_script_t)i));
         assert_int_equal(r->type, REDIS_REPLY_ARRAY);
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
@@ -982,7 +1017,7 @@ static void put_call(wb_script_call_t *c, const char **argv, size_t *argvlen, co
                      const char *v)
 {
     argv[0] = k, argvlen[0] = strlen(k);
-    argv[1] = dirty, argvlen[1] = strlen(dirty);
+    argv[1] = shard_idx, argvlen[1] = strlen(shard_idx);
     argv[2] = floor_key, argvlen[2] = strlen(floor_key);
     argv[3] = v, argvlen[3] = strlen(v);
     argv[4] = "0", argvlen[4] = 1;
@@ -1014,8 +1049,8 @@ static void test_noscript_pipeline_keeps_order(void **state)
     wb_entry_t e;
 
     /* [put k (not cached), version k (cached)] */
-    freeReplyObject(cmd("SCRIPT FLUSH"));
-    freeReplyObject(cmd("SCRIPT LOAD %s", wb_entry_script_body(WB_ENTRY_SCRIPT_VERSION)));
+    freeReplyObject(node_cmd("SCRIPT FLUSH"));
+    freeReplyObject(node_cmd("SCRIPT LOAD %s", wb_entry_script_body(WB_ENTRY_SCRIPT_VERSION)));
     put_call(&calls[0], argv[0], argvlen[0], k, "first");
     version_call(&calls[1], argv[1], argvlen[1], k);
     assert_int_equal(
@@ -1035,8 +1070,8 @@ static void test_noscript_pipeline_keeps_order(void **state)
 
     /* [version k2 (cached), put k2, put k2 (not cached)]: nothing ran after
      * the NOSCRIPTs, so both puts run, in order, after the version. */
-    freeReplyObject(cmd("SCRIPT FLUSH"));
-    freeReplyObject(cmd("SCRIPT LOAD %s", wb_entry_script_body(WB_ENTRY_SCRIPT_VERSION)));
+    freeReplyObject(node_cmd("SCRIPT FLUSH"));
+    freeReplyObject(node_cmd("SCRIPT LOAD %s", wb_entry_script_body(WB_ENTRY_SCRIPT_VERSION)));
     version_call(&calls[0], argv[0], argvlen[0], k2);
     put_call(&calls[1], argv[1], argvlen[1], k2, "a");
     put_call(&calls[2], argv[2], argvlen[2], k2, "b");
@@ -1058,7 +1093,7 @@ static void test_noscript_pipeline_keeps_order(void **state)
         freeReplyObject(replies[i]);
     /* The pipeline loaded every script again for the next callers. */
     for (int i = 0; i < WB_ENTRY_SCRIPT__COUNT; i++) {
-        redisReply *r = cmd("SCRIPT EXISTS %s", wb_entry_script_sha((wb_entry_script_t)i));
+        redisReply *r = node_cmd("SCRIPT EXISTS %s", wb_entry_script_sha((wb_entry_script_t)i));
         assert_int_equal(r->element[0]->integer, 1);
         freeReplyObject(r);
     }
@@ -1066,7 +1101,7 @@ static void test_noscript_pipeline_keeps_order(void **state)
 
 static int script_cached(const char *sha)
 {
-    redisReply *r = cmd("SCRIPT EXISTS %s", sha);
+    redisReply *r = node_cmd("SCRIPT EXISTS %s", sha);
     int cached;
 
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -1103,13 +1138,13 @@ static void test_script_set(void **state)
     assert_null(r);
 
     /* Loading checks the server's SHA against ours. */
-    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(node_cmd("SCRIPT FLUSH"));
     assert_int_equal(wb_scripts_load(&set, ctx, errstr, sizeof(errstr)), WB_OK);
     assert_true(script_cached(two[0].sha));
     assert_true(script_cached(two[1].sha));
 
     /* One call after the cache was lost: EVAL, which caches it again. */
-    freeReplyObject(cmd("SCRIPT FLUSH"));
+    freeReplyObject(node_cmd("SCRIPT FLUSH"));
     assert_int_equal(
         wb_scripts_call(&set, ctx, 1, 2, 3, argv[0], argvlen[0], &r, errstr, sizeof(errstr)),
         WB_OK);
@@ -1123,8 +1158,8 @@ static void test_script_set(void **state)
     assert_null(r);
 
     /* [a (not cached), b (cached)]: b ran, so a must not run after it. */
-    freeReplyObject(cmd("SCRIPT FLUSH"));
-    freeReplyObject(cmd("SCRIPT LOAD %s", two[1].body));
+    freeReplyObject(node_cmd("SCRIPT FLUSH"));
+    freeReplyObject(node_cmd("SCRIPT LOAD %s", two[1].body));
     put_call(&calls[0], argv[0], argvlen[0], k2, "a");
     calls[0].id = 0;
     version_call(&calls[1], argv[1], argvlen[1], k2);
@@ -1146,8 +1181,8 @@ static void test_script_set(void **state)
 
     /* [b (cached), a, a (not cached)]: nothing ran after the NOSCRIPTs, so
      * both run, in order, after b. */
-    freeReplyObject(cmd("SCRIPT FLUSH"));
-    freeReplyObject(cmd("SCRIPT LOAD %s", two[1].body));
+    freeReplyObject(node_cmd("SCRIPT FLUSH"));
+    freeReplyObject(node_cmd("SCRIPT LOAD %s", two[1].body));
     version_call(&calls[0], argv[0], argvlen[0], k3);
     calls[0].id = 1;
     put_call(&calls[1], argv[1], argvlen[1], k3, "1");
@@ -1203,7 +1238,7 @@ static void test_binary_values(void **state)
         bin[i] = (char)(i * 37);
     bin[0] = bin[10] = bin[63] = '\0';
     /* The key itself carries a NUL too. */
-    bkeylen = (size_t)snprintf(bkey, sizeof(bkey), "%sb", prefix);
+    bkeylen = (size_t)snprintf(bkey, sizeof(bkey), "%s%sb", tag, prefix);
     if (bkeylen >= sizeof(bkey)) bkeylen = sizeof(bkey) - 1;
     bkey[bkeylen - 1] = '\0';
     assert_int_equal(put_raw(bkey, bkeylen, bin, sizeof(bin), 0, dirty, &ver, NULL), WB_OK);
@@ -1221,9 +1256,14 @@ static void test_binary_values(void **state)
 static void test_put_wrong_index_type(void **state)
 {
     const char *k = key("wrongtype"), *idx = key("not-a-zset");
+    char shard[WB_ENTRY_KEY_MAX];
+    int n = -1;
     int64_t ver = 0;
 
-    freeReplyObject(cmd("SET %s x", idx));
+    /* the index shard the put of k uses */
+    assert_true(wb_entry_key_tag(k, strlen(k), &n) > 0);
+    wb_entry_index_key(idx, n, shard, sizeof(shard));
+    freeReplyObject(cmd("SET %s x", shard));
     assert_int_equal(put_raw(k, strlen(k), "v", 1, 0, idx, &ver, NULL), WB_ERR_REDIS);
     assert_non_null(strstr(errstr, "dirty index"));
     assert_int_equal(cmd_int("EXISTS %s", k), 0);
@@ -1281,15 +1321,104 @@ static void test_silent_server_times_out(void **state)
     assert_true(took >= 250 && took < 2000);
 }
 
+/* wb_redis_reconnect replaces a node connection with a new one. */
 static void test_reconnect(void **state)
 {
-    redisContext *old = ctx;
-    int64_t v;
+    redisContext *c = NULL, *old;
+    redisReply *r;
 
-    assert_int_equal(wb_redis_reconnect(conf, &ctx, errstr, sizeof(errstr)), WB_OK);
-    assert_ptr_not_equal(ctx, old);
-    v = put(key("reconnected"), "x", 0);
-    assert_true(v > 0);
+    assert_int_equal(wb_redis_connect(conf, &c, errstr, sizeof(errstr)), WB_OK);
+    old = c;
+    assert_int_equal(wb_redis_reconnect(conf, &c, errstr, sizeof(errstr)), WB_OK);
+    assert_ptr_not_equal(c, old);
+    r = redisCommand(c, "PING");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+    assert_true(put(key("reconnected"), "x", 0) > 0);
+}
+
+/* Issue 15 item 1: a cache of the old layout (one dirty index "<index>",
+ * its floor "<index>:floor", keys without a shard tag) is refused with
+ * what to do, not misread; so is another shard count than the one the
+ * cache was written with. The first program to connect writes the marker. */
+static void test_layout_check_refuses_old_and_resharded(void **state)
+{
+    char old[128], oldfloor[140], fresh[128];
+
+    (void)state;
+    snprintf(old, sizeof(old), "%sold", prefix);
+    snprintf(oldfloor, sizeof(oldfloor), "%sold:floor", prefix);
+    snprintf(fresh, sizeof(fresh), "%sfresh", prefix);
+
+    /* 0.1's index, still holding a dirty key */
+    freeReplyObject(cmd("ZADD %s 1 user:42", old));
+    assert_int_equal(wb_entry_layout_check(ctx, old, 64, errstr, sizeof(errstr)), WB_ERR_REDIS);
+    assert_non_null(strstr(errstr, "old layout"));
+    assert_non_null(strstr(errstr, "drain it"));
+    assert_non_null(strstr(errstr, "then flush it"));
+    /* drained (the index is gone) but not flushed: its floor is still there */
+    freeReplyObject(cmd("DEL %s", old));
+    freeReplyObject(cmd("SET %s 5", oldfloor));
+    assert_int_equal(wb_entry_layout_check(ctx, old, 64, errstr, sizeof(errstr)), WB_ERR_REDIS);
+    assert_non_null(strstr(errstr, oldfloor));
+    /* flushed: accepted, and the marker is written */
+    freeReplyObject(cmd("DEL %s", oldfloor));
+    assert_int_equal(wb_entry_layout_check(ctx, old, 64, errstr, sizeof(errstr)), WB_OK);
+
+    /* a fresh cache takes the first shard count; another one is refused */
+    assert_int_equal(wb_entry_layout_check(ctx, fresh, 64, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_layout_check(ctx, fresh, 64, errstr, sizeof(errstr)), WB_OK);
+    assert_int_equal(wb_entry_layout_check(ctx, fresh, 32, errstr, sizeof(errstr)), WB_ERR_REDIS);
+    assert_non_null(strstr(errstr, "redis.dirty_shards is 32"));
+    assert_non_null(strstr(errstr, "shards=64"));
+}
+
+/* The same refusal stops a program at start: wb_client_open (through the
+ * pool's wb_entry_open) says what to do. */
+static void test_client_refuses_an_old_cache(void **state)
+{
+    char *saved = conf->redis.dirty_index, old[128], oldfloor[140];
+    wb_rc_t *rc = NULL;
+
+    (void)state;
+    snprintf(old, sizeof(old), "%sold2", prefix);
+    snprintf(oldfloor, sizeof(oldfloor), "%sold2:floor", prefix);
+    freeReplyObject(cmd("SET %s 5", oldfloor));
+    conf->redis.dirty_index = old;
+    wb_err_t err = wb_entry_open(conf, &rc, errstr, sizeof(errstr));
+    conf->redis.dirty_index = saved;
+    assert_int_equal(err, WB_ERR_REDIS);
+    assert_null(rc);
+    assert_non_null(strstr(errstr, "old layout"));
+}
+
+/* redis.seed_nodes: with redis.host:port down, the first seed that answers
+ * is used (a cluster keeps working when the configured node failed); a
+ * malformed seed is named. */
+static void test_seed_nodes_when_the_first_node_is_down(void **state)
+{
+    int saved_port = conf->redis.port;
+    char *saved_seeds = conf->redis.seed_nodes, seeds[64];
+    wb_rc_t *rc = NULL, *rc2 = NULL;
+    wb_err_t err, err2;
+
+    (void)state;
+    snprintf(seeds, sizeof(seeds), "127.0.0.1:1, %s:%d", conf->redis.host, saved_port);
+    conf->redis.port = 1; /* nothing listens on tcpmux */
+    conf->redis.seed_nodes = seeds;
+    err = wb_entry_open(conf, &rc, errstr, sizeof(errstr));
+    conf->redis.seed_nodes = "127.0.0.1";
+    err2 = wb_rc_connect(conf, &rc2, errstr + 512, 512);
+    conf->redis.port = saved_port;
+    conf->redis.seed_nodes = saved_seeds;
+    assert_int_equal(err, WB_OK);
+    assert_int_equal(err2, WB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr + 512, "redis.seed_nodes: \"127.0.0.1\" is not host:port"));
+    assert_non_null(rc);
+    assert_null(rc2);
+    wb_rc_free(rc);
 }
 
 int main(void)
@@ -1317,6 +1446,9 @@ int main(void)
         cmocka_unit_test(test_fill_aside_does_not_take_a_remembered_version),
         cmocka_unit_test(test_entry_stores_its_entity),
         cmocka_unit_test(test_version_floor_and_refused_writes),
+        cmocka_unit_test(test_layout_check_refuses_old_and_resharded),
+        cmocka_unit_test(test_client_refuses_an_old_cache),
+        cmocka_unit_test(test_seed_nodes_when_the_first_node_is_down),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -95,8 +95,10 @@ static int wait_row(rh_t *rh, const char *id, const char *want, int ms)
 static int wait_clean(rh_t *rh, const char *key, int ms)
 {
     int64_t end = wb_time_mono_ms() + ms;
+    char idx[256];
+    rh_dirty_shard(rh, key, idx, sizeof(idx));
     do {
-        redisReply *r = redisCommand(rh->redis, "ZSCORE %s %s", rh->dirty, key);
+        redisReply *r = wb_test_redis(rh->redis, "ZSCORE %s %s", idx, key);
         int clean = r && r->type == REDIS_REPLY_NIL;
         freeReplyObject(r);
         if (clean) return 1;

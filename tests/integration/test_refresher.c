@@ -179,8 +179,10 @@ static void dirty_or_newer_entry_survives_refresh(void **state)
     assert_string_equal(e.value, "new");
     assert_int_equal(e.pttl_ms, -1); /* still pinned */
     wb_entry_clear(&e);
+    char idx[300];
+    rh_key(rhp, "d", key, sizeof(key));
     redisReply *r =
-        redisCommand(rhp->redis, "ZSCORE %s %s", rhp->dirty, rh_key(rhp, "d", key, sizeof(key)));
+        wb_test_redis(rhp->redis, "ZSCORE %s %s", rh_dirty_shard(rhp, key, idx, sizeof(idx)), key);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_STRING); /* still in the dirty index */
     freeReplyObject(r);

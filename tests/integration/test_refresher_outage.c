@@ -285,9 +285,9 @@ static void redis_outage_recovers_refresh_and_sweeper(void **state)
     int live = rh_http(rh, 0, "/healthz", body + 512, 512);
 
     redis = redis_start(rport);
-    redisFree(rh->redis);
+    wb_rc_free(rh->redis);
     rh->redis = NULL;
-    if (wb_redis_connect(rh->conf, &rh->redis, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_rc_connect(rh->conf, &rh->redis, errstr, sizeof(errstr)) != WB_OK) {
         redis_kill(redis);
         fail_msg("redis: %s", errstr);
     }
@@ -309,7 +309,7 @@ static void redis_outage_recovers_refresh_and_sweeper(void **state)
     int rc = rh_stop(rh, 0, 15000, NULL);
     redis_kill(redis);
     /* Teardown's cleanup talks to the private Redis, which is gone now. */
-    redisFree(rh->redis);
+    wb_rc_free(rh->redis);
     rh->redis = NULL;
 
     assert_int_equal(ready0, 200);
@@ -349,7 +349,7 @@ static void dead_broker(rh_t *rh, int i)
 static void kafka_unreachable_keeps_entry_for_the_next_pass(void **state)
 {
     rh_t *rh = *state;
-    char key[256], errstr[256], body[1024];
+    char key[256], idx[300], errstr[256], body[1024];
     int64_t ver = 0, elapsed = 0;
     double before = 0, after = 0;
     const rh_event_t *ev = NULL;
@@ -362,7 +362,8 @@ static void kafka_unreachable_keeps_entry_for_the_next_pass(void **state)
     wb_entry_put_res_t res;
     assert_int_equal(wb_entry_put(rh->redis, &req, &res, errstr, sizeof(errstr)), WB_OK);
     ver = res.version;
-    redisReply *r = redisCommand(rh->redis, "ZSCORE %s %s", rh->dirty, key);
+    redisReply *r =
+        wb_test_redis(rh->redis, "ZSCORE %s %s", rh_dirty_shard(rh, key, idx, sizeof(idx)), key);
     before = r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : -1;
     freeReplyObject(r);
 
@@ -379,7 +380,7 @@ static void kafka_unreachable_keeps_entry_for_the_next_pass(void **state)
     assert_non_null(strstr(body, "kafka"));
     assert_true(rh_wait_metric(rh, 1, "wb_refresher_sweep_failed_total", 1, 15000) >= 1);
     assert_int_equal(rh_metric(rh, 1, "wb_refresher_swept_total"), 0);
-    r = redisCommand(rh->redis, "ZSCORE %s %s", rh->dirty, key);
+    r = wb_test_redis(rh->redis, "ZSCORE %s %s", rh_dirty_shard(rh, key, idx, sizeof(idx)), key);
     after = r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : -1;
     freeReplyObject(r);
     assert_true(after == before); /* not acknowledged: not moved */

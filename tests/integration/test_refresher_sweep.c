@@ -45,9 +45,10 @@ static int64_t lua_put(rh_t *rh, const char *id, const char *value, int64_t *wt)
 
 static int indexed(rh_t *rh, const char *id, double *score)
 {
-    char key[256];
+    char key[256], idx[300];
+    rh_key(rh, id, key, sizeof(key));
     redisReply *r =
-        redisCommand(rh->redis, "ZSCORE %s %s", rh->dirty, rh_key(rh, id, key, sizeof(key)));
+        wb_test_redis(rh->redis, "ZSCORE %s %s", rh_dirty_shard(rh, key, idx, sizeof(idx)), key);
     int in = r && r->type == REDIS_REPLY_STRING;
     if (in && score) *score = strtod(r->str, NULL);
     freeReplyObject(r);
@@ -56,10 +57,11 @@ static int indexed(rh_t *rh, const char *id, double *score)
 
 static void index_old(rh_t *rh, const char *id)
 {
-    char key[256];
-    freeReplyObject(redisCommand(rh->redis, "ZADD %s %lld %s", rh->dirty,
-                                 (long long)(wb_time_real_us() - 60000000),
-                                 rh_key(rh, id, key, sizeof(key))));
+    char key[256], idx[300];
+    rh_key(rh, id, key, sizeof(key));
+    freeReplyObject(wb_test_redis(rh->redis, "ZADD %s %lld %s",
+                                  rh_dirty_shard(rh, key, idx, sizeof(idx)),
+                                  (long long)(wb_time_real_us() - 60000000), key));
 }
 
 /* A put whose event never reached Kafka: after sweep_after_ms the sweeper
@@ -221,7 +223,7 @@ static void gone_and_clean_members_are_unindexed_not_published(void **state)
     assert_int_equal(wb_entry_fill(rh->redis, &req, NULL, errstr, sizeof(errstr)), WB_OK);
     index_old(rh, "clean");
     freeReplyObject(
-        redisCommand(rh->redis, "HSET %s rv 123", rh_key(rh, "reserved", key, sizeof(key))));
+        wb_test_redis(rh->redis, "HSET %s rv 123", rh_key(rh, "reserved", key, sizeof(key))));
     index_old(rh, "reserved");
     int64_t ver = lua_put(rh, "dirty", "d", &wt);
     index_old(rh, "dirty");
@@ -305,8 +307,10 @@ static void many_stranded_writes_recover_in_bounded_passes(void **state)
     long left = -1;
     while (wb_time_mono_ms() - t1 < 10000) {
         wb_entry_dirty_stats_t st;
-        left =
-            wb_entry_dirty_stats(rh->redis, rh->dirty, &st, NULL, 0) == WB_OK ? (long)st.count : -1;
+        left = wb_entry_dirty_stats(rh->redis, rh->dirty, rh->conf->redis.dirty_shards, &st, NULL,
+                                    0) == WB_OK
+                   ? (long)st.count
+                   : -1;
         if (left == 0) break;
         usleep(100000);
     }
@@ -327,7 +331,7 @@ static void sweeper_survives_script_cache_loss(void **state)
     rh_setup(rh, "noscript", SWEEP_FAST);
     start_ready(rh, 0);
     assert_true(rh_wait_metric(rh, 0, "wb_refresher_sweep_leader", 1, 5000) == 1);
-    freeReplyObject(redisCommand(rh->redis, "SCRIPT FLUSH"));
+    wb_test_redis_each(rh->redis, "SCRIPT FLUSH");
     int64_t ver = lua_put(rh, "n1", "after flush", &wt);
 
     rh_key(rh, "n1", key, sizeof(key));

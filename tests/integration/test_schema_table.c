@@ -44,7 +44,7 @@ static void entity_in_a_schema(void **state)
     (void)state;
     fh_t fh;
     char schema[64], table[96], sql[512], qt[WB_PG_QUOTED_MAX], errstr[1024], value[256];
-    char id[4][128], key[4][160];
+    char id[4][128];
     wb_client_t *client = NULL;
     wb_value_t out = {0};
     int64_t v = 0, vd = 0;
@@ -63,10 +63,8 @@ static void entity_in_a_schema(void **state)
     PQclear(res);
 
     fh_setup_ex(&fh, "schema", "jsonb", "  batch:\n    max_wait_ms: 20\n", table, 3);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 4; i++)
         snprintf(id[i], sizeof(id[i]), "%s-%d", fh.tag, i);
-        snprintf(key[i], sizeof(key[i]), "item:%s", id[i]);
-    }
     fh_start(&fh); /* schema: create makes "WbSchema_…"."Items" and verifies it */
     assert_int_equal(fh_wait_http(&fh, "/readyz", 200, 30000), 200);
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", fh_qtable(&fh, qt, sizeof(qt)));
@@ -122,9 +120,8 @@ static void entity_in_a_schema(void **state)
 
     wb_client_close(client);
     assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
-    for (int i = 0; i < 4; i++)
-        freeReplyObject(redisCommand(fh.redis, "DEL %s", key[i]));
-    freeReplyObject(redisCommand(fh.redis, "DEL %s:dirty", fh.tag));
+    snprintf(sql, sizeof(sql), "*%s*", fh.tag); /* the keys, the index shards and floors */
+    wb_test_redis_del_matching(fh.redis, sql);
     fh_teardown(&fh);
     snprintf(sql, sizeof(sql), "DROP SCHEMA \"%s\" CASCADE", schema);
     PQclear(PQexec(pg, sql));

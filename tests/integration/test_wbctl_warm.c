@@ -26,6 +26,15 @@ static int cleanup(void **state)
     return 0;
 }
 
+/* The cache key of item k: "{N}item:<k>" (wb_entry.h's layout), in buf. */
+static const char *item_key(char *buf, size_t size, int k)
+{
+    char body[32];
+
+    snprintf(body, sizeof(body), "item:%d", k);
+    return wb_test_key(buf, size, G.conf->redis.dirty_shards, body);
+}
+
 /* Config with entity item, its table created with rows 0..n-1 (version
  * 100, value "pg<k>", every 50th a tombstone, the first ten version 7), and
  * no cache entry item:0..item:n-1. */
@@ -44,11 +53,10 @@ static void setup_rows(const char *name, int n)
     PGresult *res = fh_sql(&G, sql);
     assert_non_null(res);
     PQclear(res);
-    for (int k = 0; k < n; k++)
-        redisAppendCommand(G.redis, "DEL item:%d", k);
     for (int k = 0; k < n; k++) {
-        redisReply *r = NULL;
-        assert_int_equal(redisGetReply(G.redis, (void **)&r), REDIS_OK);
+        char key[64];
+        redisReply *r = wb_test_redis(G.redis, "DEL %s", item_key(key, sizeof(key), k));
+        assert_non_null(r);
         freeReplyObject(r);
     }
 }
@@ -102,10 +110,13 @@ static void warm_while_writing_keeps_dirty_and_newer(void **state)
     memset(written, 0, sizeof(written));
     setup_rows("warm", NROWS);
     /* A clean entry newer than the table (e.g. filled after a write-through). */
-    wb_entry_fill_req_t fill = {"item:1", 6, "newer", 5, 1000, 60000, 0, NULL};
+    char k1[64], k2[64];
+    item_key(k1, sizeof(k1), 1);
+    item_key(k2, sizeof(k2), 2);
+    wb_entry_fill_req_t fill = {k1, strlen(k1), "newer", 5, 1000, 60000, 0, NULL};
     wb_entry_fill_res_t fres;
     assert_int_equal(wb_entry_fill(G.redis, &fill, &fres, errstr, sizeof(errstr)), WB_OK);
-    put("item:2", "dirty-before", &pr);
+    put(k2, "dirty-before", &pr);
     written[2] = pr.version;
 
     snprintf(log, sizeof(log), "%s.warm", G.log);
@@ -114,7 +125,7 @@ static void warm_while_writing_keeps_dirty_and_newer(void **state)
     int status = -1;
     for (;;) { /* the writer */
         int k = 3 + (int)(wb_rand_next(&rng) % (NROWS - 3));
-        snprintf(key, sizeof(key), "item:%d", k);
+        item_key(key, sizeof(key), k);
         snprintf(want, sizeof(want), "w%" PRId64, writes);
         put(key, want, &pr);
         written[k] = pr.version;
@@ -139,7 +150,7 @@ static void warm_while_writing_keeps_dirty_and_newer(void **state)
     int dirty_kept = 0, filled = 0;
     for (int k = 0; k < NROWS; k++) {
         wb_entry_t e;
-        snprintf(key, sizeof(key), "item:%d", k);
+        item_key(key, sizeof(key), k);
         assert_int_equal(wb_entry_read(G.redis, key, strlen(key), &e, errstr, sizeof(errstr)),
                          WB_OK);
         assert_true(e.found);
@@ -186,7 +197,7 @@ static void warm_where_and_limit(void **state)
     assert_non_null(strstr(out, "created 4"));
     for (int k = 0; k < 100; k++) {
         wb_entry_t e;
-        snprintf(key, sizeof(key), "item:%d", k);
+        item_key(key, sizeof(key), k);
         assert_int_equal(wb_entry_read(G.redis, key, strlen(key), &e, errstr, sizeof(errstr)),
                          WB_OK);
         assert_int_equal(e.found, k < 4); /* ids "0" < "1" < "2" < "3" < "4" ... */

@@ -84,7 +84,7 @@ void fh_setup_ex(fh_t *fh, const char *name, const char *value_type, const char 
     }
     fh_pg_connect(fh);
     if (PQstatus(fh->pg) != CONNECTION_OK) fh_die("postgres");
-    if (wb_redis_connect(fh->conf, &fh->redis, errstr, sizeof(errstr)) != WB_OK) {
+    if (wb_rc_connect(fh->conf, &fh->redis, errstr, sizeof(errstr)) != WB_OK) {
         fprintf(stderr, "%s\n", errstr);
         fh_die("redis");
     }
@@ -316,7 +316,7 @@ void fh_teardown(fh_t *fh)
         wb_kafka_delete_topic(fh->producer, fh->dlq, 10000, errstr, sizeof(errstr));
         rd_kafka_destroy(fh->producer);
     }
-    if (fh->redis) redisFree(fh->redis);
+    if (fh->redis) wb_rc_free(fh->redis);
     PQfinish(fh->pg);
     wb_config_destroy(fh->conf);
     unlink(fh->cfg);

@@ -43,7 +43,7 @@ typedef struct fh_s {
     rd_kafka_t *producer;
     PGconn *pg;
     wb_config_t *conf;
-    redisContext *redis;
+    wb_rc_t *redis; /* routed by key: wb_test_redis */
 } fh_t;
 
 /* A key's row as the test sees it. */

@@ -1,6 +1,8 @@
 /* lib_harness.c — the libwbcache integration tests' harness: config, services, reading back. */
 #include "lib_harness.h"
 
+#include "wb_entry.h"
+
 const char *lh_env(const char *name, const char *def)
 {
     return wb_test_env(name, def);
@@ -90,8 +92,7 @@ void lh_setup(lh_t *h)
     if (wb_kafka_create_topic(h->admin, h->changes, 3, 30000, errstr, sizeof(errstr)) != WB_OK ||
         wb_kafka_create_topic(h->admin, h->refresh, 1, 30000, errstr, sizeof(errstr)) != WB_OK)
         lh_die("create topics", errstr);
-    if (wb_redis_connect(h->conf, &h->redis, errstr, sizeof(errstr)) != WB_OK)
-        lh_die("redis", errstr);
+    if (wb_rc_connect(h->conf, &h->redis, errstr, sizeof(errstr)) != WB_OK) lh_die("redis", errstr);
     h->pg = PQconnectdb(lh_env("WB_PG_DSN", WB_TEST_PG_DSN));
     if (PQstatus(h->pg) != CONNECTION_OK) lh_die("postgres", PQerrorMessage(h->pg));
     PQsetNoticeProcessor(h->pg, lh_quiet_notice, NULL);
@@ -116,7 +117,7 @@ void lh_teardown(lh_t *h)
         char match[96];
         snprintf(match, sizeof(match), "*%s*", h->tag);
         wb_test_redis_del_matching(h->redis, match);
-        redisFree(h->redis);
+        wb_rc_free(h->redis);
     }
     if (h->pg) PQfinish(h->pg);
     wb_config_destroy(h->conf);
@@ -127,8 +128,12 @@ void lh_redis_reconnect(lh_t *h)
 {
     char errstr[512];
 
-    if (wb_redis_reconnect(h->conf, &h->redis, errstr, sizeof(errstr)) != WB_OK)
+    wb_rc_t *fresh = NULL;
+
+    if (wb_rc_connect(h->conf, &fresh, errstr, sizeof(errstr)) != WB_OK)
         lh_die("redis reconnect", errstr);
+    wb_rc_free(h->redis);
+    h->redis = fresh;
 }
 
 const char *lh_id(const lh_t *h, const char *name, char *buf, size_t size)
@@ -137,9 +142,17 @@ const char *lh_id(const lh_t *h, const char *name, char *buf, size_t size)
     return buf;
 }
 
+const char *lh_key(const lh_t *h, char *buf, size_t size, const char *prefix, const char *id)
+{
+    char body[1100];
+
+    snprintf(body, sizeof(body), "%s%s", prefix, id);
+    return wb_test_key(buf, size, h->conf->redis.dirty_shards, body);
+}
+
 char *lh_hget(lh_t *h, const char *key, const char *field)
 {
-    redisReply *r = redisCommand(h->redis, "HGET %s %s", key, field);
+    redisReply *r = wb_test_redis(h->redis, "HGET %s %s", key, field);
     char *s = strdup(r && r->type == REDIS_REPLY_STRING ? r->str : "");
 
     if (r) freeReplyObject(r);
@@ -148,7 +161,7 @@ char *lh_hget(lh_t *h, const char *key, const char *field)
 
 long long lh_int(lh_t *h, const char *fmt, const char *a, const char *b)
 {
-    redisReply *r = b ? redisCommand(h->redis, fmt, a, b) : redisCommand(h->redis, fmt, a);
+    redisReply *r = b ? wb_test_redis(h->redis, fmt, a, b) : wb_test_redis(h->redis, fmt, a);
     long long v = -999;
 
     if (r && r->type == REDIS_REPLY_INTEGER)
@@ -168,7 +181,12 @@ long long lh_pttl(lh_t *h, const char *key)
 
 long long lh_dirty_score(lh_t *h, const char *key)
 {
-    return lh_int(h, "ZSCORE %s %s", h->dirty, key);
+    char idx[WB_ENTRY_KEY_MAX];
+    int shard = 0;
+
+    if (!wb_entry_key_tag(key, strlen(key), &shard)) return -1;
+    wb_entry_index_key(h->dirty, shard, idx, sizeof(idx));
+    return lh_int(h, "ZSCORE %s %s", idx, key);
 }
 
 PGresult *lh_sql(lh_t *h, const char *sql, int n, const char *p1, const char *p2, const char *p3)
@@ -238,14 +256,20 @@ int lh_count_prefix(lh_t *h, const char *topic, const char *prefix, int want, in
 {
     int64_t deadline = wb_time_mono_ms() + timeout_ms;
     rd_kafka_t *rk = lh_reader(h, "libtest-counter", "counter", topic);
-    size_t plen = strlen(prefix);
+    size_t plen = strlen(prefix), ptag = wb_entry_key_tag(prefix, plen, NULL);
     int n = 0;
 
+    /* Both compared after their shard tags: a prefix of ids may have none. */
+    prefix += ptag;
+    plen -= ptag;
     while (n < want && wb_time_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
 
         if (!m) continue;
-        if (!m->err && m->key_len >= plen && memcmp(m->key, prefix, plen) == 0) n++;
+        if (!m->err) {
+            size_t tag = wb_entry_key_tag(m->key, m->key_len, NULL);
+            if (m->key_len - tag >= plen && memcmp((char *)m->key + tag, prefix, plen) == 0) n++;
+        }
         rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(rk);

@@ -38,7 +38,7 @@ typedef struct lh_s {
     char tag[64];
     char changes[128], refresh[128], dirty[128];
     wb_config_t *conf; /* the harness's own copy (for topics, Redis, PostgreSQL) */
-    redisContext *redis;
+    wb_rc_t *redis;    /* routed by key: wb_test_redis */
     PGconn *pg;
     rd_kafka_t *admin;
 } lh_t;
@@ -90,6 +90,10 @@ void lh_redis_reconnect(lh_t *h);
 /* A unique id: "<tag>-<name>" in buf; returns buf. */
 const char *lh_id(const lh_t *h, const char *name, char *buf, size_t size);
 
+/* The cache key of prefix + id as the library builds it ("{N}" + prefix +
+ * id, wb_entry.h) in buf; returns buf. */
+const char *lh_key(const lh_t *h, char *buf, size_t size, const char *prefix, const char *id);
+
 /* HGET field of key as a new string ("" when absent); caller frees. */
 char *lh_hget(lh_t *h, const char *key, const char *field);
 
@@ -99,7 +103,7 @@ long long lh_int(lh_t *h, const char *fmt, const char *a, const char *b);
 
 long long lh_pttl(lh_t *h, const char *key);
 
-/* Score of key in the dirty index, -1 when absent. */
+/* Score of key in its dirty-index shard, -1 when absent. */
 long long lh_dirty_score(lh_t *h, const char *key);
 
 /* Runs sql with up to 3 text parameters; returns the result (caller
@@ -114,7 +118,7 @@ int lh_consume(lh_t *h, const char *topic, const char *key, int refresh, lh_msg_
                int want, int timeout_ms);
 
 /* Counts the messages of topic (from the beginning) whose key starts with
- * prefix, reading until want were seen or timeout_ms passed. */
+ * prefix after its shard tag, reading until want were seen or timeout_ms passed. */
 int lh_count_prefix(lh_t *h, const char *topic, const char *prefix, int want, int timeout_ms);
 
 void lh_msgs_free(lh_msg_t *m, int n);

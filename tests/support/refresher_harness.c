@@ -2,6 +2,8 @@
  */
 #include "refresher_harness.h"
 
+#include "wb_entry.h"
+
 pid_t rh_all_children[64];
 int rh_nall_children;
 
@@ -107,7 +109,7 @@ void rh_setup_ex(rh_t *rh, const char *name, const char *refresher_extra,
     if (PQstatus(rh->pg) != CONNECTION_OK) rh_die("postgres", PQerrorMessage(rh->pg));
     if (wb_table_create(rh->pg, &rh->conf->entities[0], errstr, sizeof(errstr)) != WB_OK)
         rh_die("create table", errstr);
-    if (wb_redis_connect(rh->conf, &rh->redis, errstr, sizeof(errstr)) != WB_OK)
+    if (wb_rc_connect(rh->conf, &rh->redis, errstr, sizeof(errstr)) != WB_OK)
         rh_die("redis", errstr);
 
     rd_kafka_conf_t *kc = NULL;
@@ -216,7 +218,18 @@ double rh_wait_metric(const rh_t *rh, int i, const char *name, double want, int 
 
 const char *rh_key(const rh_t *rh, const char *id, char *buf, size_t size)
 {
-    snprintf(buf, size, "%s%s", rh->prefix, id);
+    char body[512];
+
+    snprintf(body, sizeof(body), "%s%s", rh->prefix, id);
+    return wb_test_key(buf, size, rh->conf->redis.dirty_shards, body);
+}
+
+const char *rh_dirty_shard(const rh_t *rh, const char *key, char *buf, size_t size)
+{
+    int shard = 0;
+
+    wb_entry_key_tag(key, strlen(key), &shard);
+    wb_entry_index_key(rh->dirty, shard, buf, size);
     return buf;
 }
 
@@ -336,9 +349,9 @@ void rh_teardown(rh_t *rh)
     }
     if (rh->redis) {
         /* Keys of this test: entries, markers, the index and the lease. */
-        snprintf(match, sizeof(match), "%s*", rh->tag);
+        snprintf(match, sizeof(match), "*%s*", rh->tag);
         wb_test_redis_del_matching(rh->redis, match);
-        redisFree(rh->redis);
+        wb_rc_free(rh->redis);
     }
     if (rh->producer) {
         wb_kafka_delete_topic(rh->producer, rh->changes, 10000, errstr, sizeof(errstr));

@@ -70,7 +70,7 @@ typedef struct rh_s {
     rh_event_t *events;
     int nevents;
     PGconn *pg;
-    redisContext *redis;
+    wb_rc_t *redis; /* routed by key: wb_test_redis */
 } rh_t;
 
 /* Every child the test process started and has not reaped; rh_kill_all
@@ -134,8 +134,11 @@ double rh_metric(const rh_t *rh, int i, const char *name);
 /* Waits until metric >= want; returns its last value. */
 double rh_wait_metric(const rh_t *rh, int i, const char *name, double want, int timeout_ms);
 
-/* The cache key of id, in buf. */
+/* The cache key of id ("{N}" + prefix + id, wb_entry.h), in buf. */
 const char *rh_key(const rh_t *rh, const char *id, char *buf, size_t size);
+
+/* The dirty-index shard of key (from its tag), in buf. */
+const char *rh_dirty_shard(const rh_t *rh, const char *key, char *buf, size_t size);
 
 /* Upserts a row (value NULL = soft-deleted) exactly as given. */
 void rh_row(rh_t *rh, const char *id, const char *value, int64_t version);

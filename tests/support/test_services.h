@@ -5,11 +5,14 @@
 #ifndef WB_TEST_SERVICES_H
 #define WB_TEST_SERVICES_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
+
+#include "wb_rcluster.h"
 
 /* The DSN of the local deploy's PostgreSQL when WB_PG_DSN is not set. */
 #define WB_TEST_PG_DSN "host=127.0.0.1 port=26371 dbname=wbcache user=wbcache password=wbcache"
@@ -21,9 +24,25 @@ const char *wb_test_env(const char *name, const char *def);
  * error to stderr. */
 PGresult *wb_test_pg_query(PGconn *pg, const char *sql);
 
-/* Deletes every key matching the SCAN pattern (the keys of one test run:
- * dirty entries have no TTL and would stay forever). */
-void wb_test_redis_del_matching(redisContext *redis, const char *pattern);
+/* Deletes every key matching the SCAN pattern on every master (the keys of
+ * one test run: dirty entries have no TTL and would stay forever). Cache
+ * keys start with their shard tag: match them with "*<run prefix>*". */
+void wb_test_redis_del_matching(wb_rc_t *rc, const char *pattern);
+
+/* A redisCommand-style command through rc (wb_rcluster.h), routed by its
+ * first key (argv[1]; keyless commands such as TIME, PING, SCRIPT, INFO,
+ * CONFIG to any master), so a test runs the same on a standalone Redis and
+ * on a Redis Cluster. The reply (caller frees), or NULL after printing the
+ * error to stderr. */
+redisReply *wb_test_redis(wb_rc_t *rc, const char *fmt, ...);
+redisReply *wb_test_redisv(wb_rc_t *rc, const char *fmt, va_list ap);
+
+/* Runs command (no arguments, e.g. "SCRIPT FLUSH") on every master. */
+void wb_test_redis_each(wb_rc_t *rc, const char *command);
+
+/* The cache key "{N}" + body, N its shard among nshards (the layout of
+ * wb_entry.h, as wb_key_build makes it), into buf; returns buf. */
+const char *wb_test_key(char *buf, size_t size, int nshards, const char *body);
 
 /* The last header name of message m into out (NUL-terminated; "" when
  * absent). */

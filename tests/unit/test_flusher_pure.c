@@ -35,14 +35,34 @@ static void batch_due_by_age(void **state)
     memset(&b, 0, sizeof(b));
 
     b.opened_ms = 1000;
-    assert_int_equal(fl_batch_due(&b, &conf, 5000), 0); /* empty: never due */
+    assert_int_equal(fl_batch_due(&b, &conf, 5000, 0), 0); /* empty: never due */
     b.n = 1;
     b.bytes = 10;
     assert_int_equal(fl_batch_full(&b, &conf), 0);
-    assert_int_equal(fl_batch_due(&b, &conf, 1000), 0);
-    assert_int_equal(fl_batch_due(&b, &conf, 1049), 0);
-    assert_int_equal(fl_batch_due(&b, &conf, 1050), 1); /* batch_max_wait_ms old */
-    assert_int_equal(fl_batch_due(&b, &conf, 9999), 1);
+    assert_int_equal(fl_batch_due(&b, &conf, 1000, 0), 0);
+    assert_int_equal(fl_batch_due(&b, &conf, 1049, 0), 0);
+    assert_int_equal(fl_batch_due(&b, &conf, 1050, 0), 1); /* batch_max_wait_ms old */
+    assert_int_equal(fl_batch_due(&b, &conf, 9999, 0), 1);
+}
+
+/* Idle flush: a batch the consumer has caught up with leaves at once,
+ * however young and small; caught_up never makes an empty batch due, and
+ * without it the age and size rules stand. */
+static void batch_due_when_caught_up(void **state)
+{
+    (void)state;
+    wb_config_t conf = limits();
+    fl_batch_t b;
+    memset(&b, 0, sizeof(b));
+
+    b.opened_ms = 1000;
+    assert_int_equal(fl_batch_due(&b, &conf, 1000, 1), 0); /* empty: never due */
+    b.n = 1;
+    b.bytes = 10;
+    assert_int_equal(fl_batch_due(&b, &conf, 1000, 1), 1); /* one event, 0 ms old */
+    assert_int_equal(fl_batch_due(&b, &conf, 1000, 0), 0); /* more to fetch: keeps filling */
+    assert_int_equal(fl_batch_due(&b, &conf, 1049, 0), 0);
+    assert_int_equal(fl_batch_due(&b, &conf, 1050, 0), 1); /* max_wait_ms stays the bound */
 }
 
 static void batch_full_by_count_or_bytes(void **state)
@@ -58,11 +78,11 @@ static void batch_full_by_count_or_bytes(void **state)
     assert_int_equal(fl_batch_full(&b, &conf), 0);
     b.n = 3; /* batch_max_events */
     assert_int_equal(fl_batch_full(&b, &conf), 1);
-    assert_int_equal(fl_batch_due(&b, &conf, 1000), 1); /* full: due at once */
+    assert_int_equal(fl_batch_due(&b, &conf, 1000, 0), 1); /* full: due at once */
     b.n = 1;
     b.bytes = 100; /* batch_max_bytes */
     assert_int_equal(fl_batch_full(&b, &conf), 1);
-    assert_int_equal(fl_batch_due(&b, &conf, 1000), 1);
+    assert_int_equal(fl_batch_due(&b, &conf, 1000, 0), 1);
 }
 
 /* A version more than flusher.max_version_ahead_ms ahead of the clock is
@@ -384,6 +404,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(batch_due_by_age),
+        cmocka_unit_test(batch_due_when_caught_up),
         cmocka_unit_test(batch_full_by_count_or_bytes),
         cmocka_unit_test(version_ahead_bound),
         cmocka_unit_test(dedup_keeps_newest_per_key),

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -16,16 +17,65 @@
 
 static wb_entity_t ent = {.name = "user", .prefix = "user:", .table = "users", .ttl_ms = 60000};
 
-static void key_is_prefix_plus_id(void **state)
+/* "{N}" + prefix + id, N = CRC16("user:42") % 64 = 15880 % 64 (CLUSTER
+ * KEYSLOT user:42 is 15880); the entity is found behind the tag. */
+static void key_is_shard_tag_prefix_id(void **state)
 {
     char key[WB_KEY_MAX];
     size_t len = 0;
+    int shard = -1;
 
     (void)state;
-    assert_int_equal(wb_key_build(&ent, "42", key, &len, NULL, 0), WB_OK);
-    assert_string_equal(key, "user:42");
-    assert_int_equal(len, 7);
-    assert_int_equal(wb_key_build(&ent, "caf\xc3\xa9 \xf0\x9f\x98\x80", key, &len, NULL, 0), WB_OK);
+    assert_int_equal(wb_key_build(&ent, 64, "42", key, &len, NULL, 0), WB_OK);
+    assert_string_equal(key, "{8}user:42");
+    assert_int_equal(len, 10);
+    assert_int_equal(wb_entry_key_tag(key, len, &shard), 3);
+    assert_int_equal(shard, 8);
+    assert_int_equal(wb_entity_id_offset(&ent, key, len), 8);
+    assert_int_equal(wb_key_build(&ent, 1, "42", key, &len, NULL, 0), WB_OK);
+    assert_string_equal(key, "{0}user:42");
+    assert_int_equal(wb_key_build(&ent, 64, "caf\xc3\xa9 \xf0\x9f\x98\x80", key, &len, NULL, 0),
+                     WB_OK);
+    /* a key without a tag, or with something else in braces, has no shard */
+    assert_int_equal(wb_entry_key_tag("user:42", 7, NULL), 0);
+    assert_int_equal(wb_entry_key_tag("{}user:42", 9, NULL), 0);
+    assert_int_equal(wb_entry_key_tag("{08}user:42", 11, NULL), 0);
+    assert_int_equal(wb_entry_key_tag("{16384}u:1", 10, NULL), 0);
+    assert_int_equal(wb_entry_key_tag("{x}user:42", 10, NULL), 0);
+    assert_int_equal(wb_entity_id_offset(&ent, "user:42", 7), 5);
+    assert_int_equal(wb_entity_id_offset(&ent, "{8}user:", 8), 0);
+}
+
+/* The entry, its dirty-index shard, the shard's floor and the side keys
+ * share one hash slot (invariant 12). */
+static void layout_keys_share_the_slot(void **state)
+{
+    char key[WB_KEY_MAX], idx[WB_ENTRY_KEY_MAX], floor[WB_ENTRY_KEY_MAX], side[WB_KEY_SIDE_MAX];
+    size_t len = 0;
+    int shard = -1, slot;
+
+    (void)state;
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+
+        snprintf(id, sizeof(id), "%d", i);
+        assert_int_equal(wb_key_build(&ent, 64, id, key, &len, NULL, 0), WB_OK);
+        assert_true(wb_entry_key_tag(key, len, &shard) > 0);
+        assert_in_range(shard, 0, 63);
+        slot = wb_rc_slot(key, len);
+        assert_int_equal(wb_entry_index_key("wb:dirty", shard, idx, sizeof(idx)), 0);
+        assert_int_equal(wb_entry_floor_key(NULL, shard, floor, sizeof(floor)), 0);
+        assert_int_equal(wb_rc_slot(idx, strlen(idx)), slot);
+        assert_int_equal(wb_rc_slot(floor, strlen(floor)), slot);
+        wb_key_side("lock", key, side);
+        assert_int_equal(wb_rc_slot(side, strlen(side)), slot);
+        wb_key_side("rr", key, side);
+        assert_int_equal(wb_rc_slot(side, strlen(side)), slot);
+    }
+    assert_int_equal(wb_entry_index_key("wb:dirty", 7, idx, sizeof(idx)), 0);
+    assert_string_equal(idx, "wb:dirty:{7}");
+    assert_int_equal(wb_entry_floor_key("", 7, floor, sizeof(floor)), 0);
+    assert_string_equal(floor, "wb:dirty:{7}:floor");
 }
 
 static void bad_ids_are_refused(void **state)
@@ -51,12 +101,13 @@ static void bad_ids_are_refused(void **state)
     assert_int_equal(wb_key_check_id("\xf4\x90\x80\x80", why, sizeof(why)), WB_ERR_INVALID_ARG);
     assert_string_equal(why, "id is not valid UTF-8 at offset 0");
 
-    memset(longid, 'a', 1019);
-    longid[1019] = '\0'; /* "user:" + 1019 = 1024 bytes: the limit */
-    assert_int_equal(wb_key_build(&ent, longid, key, NULL, NULL, 0), WB_OK);
-    longid[1019] = 'a';
-    longid[1020] = '\0';
-    assert_int_equal(wb_key_build(&ent, longid, key, NULL, why, sizeof(why)), WB_ERR_INVALID_ARG);
+    memset(longid, 'a', 1016);
+    longid[1016] = '\0'; /* "{0}" + "user:" + 1016 = 1024 bytes: the limit */
+    assert_int_equal(wb_key_build(&ent, 1, longid, key, NULL, NULL, 0), WB_OK);
+    longid[1016] = 'a';
+    longid[1017] = '\0';
+    assert_int_equal(wb_key_build(&ent, 1, longid, key, NULL, why, sizeof(why)),
+                     WB_ERR_INVALID_ARG);
     assert_string_equal(why, "key is 1025 bytes, at most 1024 allowed");
     free(longid);
 }
@@ -66,10 +117,10 @@ static void side_keys_share_the_hash_slot(void **state)
     char side[WB_KEY_SIDE_MAX];
 
     (void)state;
-    assert_int_equal(wb_key_side("lock", "user:42", side), strlen("wb:lock:{user:42}"));
-    assert_string_equal(side, "wb:lock:{user:42}");
-    wb_key_side("rr", "user:42", side);
-    assert_string_equal(side, "wb:rr:{user:42}");
+    assert_int_equal(wb_key_side("lock", "{8}user:42", side), strlen("{8}wb:lock:user:42"));
+    assert_string_equal(side, "{8}wb:lock:user:42");
+    wb_key_side("rr", "{8}user:42", side);
+    assert_string_equal(side, "{8}wb:rr:user:42");
 }
 
 /* Builders for hiredis replies as the server would send them. */
@@ -170,7 +221,8 @@ static void waiter_times_out_without_reports(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(key_is_prefix_plus_id),
+        cmocka_unit_test(key_is_shard_tag_prefix_id),
+        cmocka_unit_test(layout_keys_share_the_slot),
         cmocka_unit_test(bad_ids_are_refused),
         cmocka_unit_test(side_keys_share_the_hash_slot),
         cmocka_unit_test(get_reply_hit_and_miss),

@@ -14,6 +14,7 @@
 #include "rf_collapse.h"
 #include "rf_request.h"
 #include "rf_util.h"
+#include "wb_entry.h"
 
 #define K(s) (s), strlen(s)
 
@@ -135,6 +136,21 @@ static void request_decode_checks_ids(void **state)
     assert_string_equal(req.ent->name, "user");
     assert_int_equal(req.keylen, 4);
     assert_memory_equal(req.key, "u:42", 4);
+    /* The key as the library sends it: its shard tag first, then the prefix. */
+    char tagged[32], body[] = "u:42";
+    int n = snprintf(tagged, sizeof(tagged), "{%d}%s",
+                     wb_entry_shard_of(body, strlen(body), conf->redis.dirty_shards), body);
+    assert_int_equal(decode(conf, "user", tagged, (size_t)n, &req, errstr, sizeof(errstr)), WB_OK);
+    assert_string_equal(req.ent->name, "user");
+    assert_int_equal(req.keylen, (size_t)n);
+    /* Another shard's tag: refused (it would fill a key no reader looks up). */
+    n = snprintf(tagged, sizeof(tagged), "{%d}%s",
+                 (wb_entry_shard_of(body, strlen(body), conf->redis.dirty_shards) + 1) %
+                     conf->redis.dirty_shards,
+                 body);
+    assert_int_equal(decode(conf, "user", tagged, (size_t)n, &req, errstr, sizeof(errstr)),
+                     WB_ERR_INVALID_ARG);
+    assert_non_null(strstr(errstr, "shard tag"));
     /* UTF-8 ids are fine, and the named entity decides, not the longest prefix. */
     assert_int_equal(
         decode(conf, "user", K("u:vip:\xc3\xa9t\xc3\xa9"), &req, errstr, sizeof(errstr)), WB_OK);

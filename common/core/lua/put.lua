@@ -1,6 +1,7 @@
 -- put — write-behind put or delete (invariants 1, 2 and 12).
--- KEYS[1] cache key, KEYS[2] dirty index, KEYS[3] version floor
---   ("<dirty index>:floor", see wb_entry.h).
+-- KEYS[1] cache key "{N}...", KEYS[2] its dirty-index shard "<index>:{N}",
+--   KEYS[3] that shard's version floor "<index>:{N}:floor" (one hash slot,
+--   see wb_entry.h).
 -- ARGV[1] value, ARGV[2] "1" for a delete (the value is then stored as ""
 --   with del=1: a tombstone must stay in the cache, dirty, until
 --   PostgreSQL holds the soft delete), ARGV[3] entity name ("" = none).

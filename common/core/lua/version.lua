@@ -1,7 +1,7 @@
 -- version — the version of a write-through, reserved without touching the
 -- value (invariant 1).
--- KEYS[1] cache key, KEYS[2] version floor ("<dirty index>:floor", see
---   put.lua).
+-- KEYS[1] cache key "{N}...", KEYS[2] the version floor of its shard
+--   "<index>:{N}:floor" (see put.lua).
 -- ARGV[1] reservation TTL ms (<= 0: 1000), for a hash without value.
 -- Returns V, the reserved version: max(max(ver, rv) + 1, TIME, floor + 1).
 -- Write-through commits PostgreSQL with version V first and only then sets

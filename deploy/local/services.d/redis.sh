@@ -56,3 +56,86 @@ redis_answers() {
     redis_cli_args
     out=$("${REDIS_CLI[@]}" ping 2>/dev/null) && [[ $out == PONG ]]
 }
+
+# ------------------------------------------------------------ Redis Cluster
+# With WB_REDIS_CLUSTER=1, `up` also runs a Redis Cluster of three masters
+# and three replicas: services rcluster0 .. rcluster5, one redis-server each
+# on $RC_PORT + i (cluster bus: that port + 10000), data, nodes.conf and log
+# in $DATA/rcluster<i>, stopped by pid like the others. The first `up`
+# builds the cluster (redis-cli --cluster create, one replica per master);
+# later ones find it formed (nodes.conf keeps it).
+readonly RC_NODES=6
+
+launch_rcluster() {
+    local i=$1 port=$((RC_PORT + $1)) dir=$DATA/rcluster$1
+    ((port + 10000 <= 65535)) || die "WB_REDIS_CLUSTER_PORT: bus port $((port + 10000)) is above 65535"
+    mkdir -p "$dir/data"
+    cat >"$dir/redis.conf" <<CONF
+# written by deploy/local/services on every start; edits are lost
+bind $HOST
+port $port
+protected-mode yes
+daemonize no
+logfile ""
+dir $dir/data
+appendonly no
+save ""
+maxmemory ${WB_REDIS_MAXMEMORY:-256mb}
+maxmemory-policy volatile-lru
+cluster-enabled yes
+cluster-config-file $dir/data/nodes.conf
+cluster-node-timeout 5000
+CONF
+    port_open "$port" && fail "rcluster$i" "$dir/rcluster$i.log" \
+        "port $port is in use by a process this script did not start (pick another WB_REDIS_CLUSTER_PORT)"
+    log_mark "$dir/rcluster$i.log" "redis-server (cluster node $i) on $HOST:$port"
+    (cd "$dir/data" && exec setsid redis-server "$dir/redis.conf") >>"$dir/rcluster$i.log" 2>&1 </dev/null 9>&- &
+    printf '%s\n' "$!" >"$dir/rcluster$i.pid"
+}
+
+wait_rcluster() {
+    local deadline=$1 pid=$2 i=$3 out
+    while :; do
+        pid_alive "$pid" || fail "rcluster$i" "$DATA/rcluster$i/rcluster$i.log" "redis-server (pid $pid) exited"
+        out=$(redis-cli -h "$HOST" -p "$((RC_PORT + i))" ping 2>/dev/null) || true
+        [[ $out == PONG ]] && return 0
+        now_ms
+        ((REPLY < deadline)) || fail "rcluster$i" "$DATA/rcluster$i/rcluster$i.log" "no PONG within ${REDIS_TIMEOUT} s"
+        sleep 0.05
+    done
+}
+
+rcluster_answers() {
+    local out
+    out=$(redis-cli -h "$HOST" -p "$((RC_PORT + $1))" ping 2>/dev/null) && [[ $out == PONG ]]
+}
+
+# cluster_state of node i ("ok", "fail"), into REPLY.
+rcluster_state() {
+    REPLY=$(redis-cli -h "$HOST" -p "$((RC_PORT + $1))" cluster info 2>/dev/null | tr -d '\r' |
+        sed -n 's/^cluster_state://p')
+}
+
+# Builds the cluster if node 0 knows no other node, then waits until every
+# node says cluster_state:ok.
+rcluster_form() {
+    local t0 known i addrs=() deadline log=$DATA/rcluster0/rcluster0.log
+    now_ms && t0=$REPLY
+    known=$(redis-cli -h "$HOST" -p "$RC_PORT" cluster info 2>/dev/null | tr -d '\r' |
+        sed -n 's/^cluster_known_nodes://p')
+    if [[ $known == 1 ]]; then
+        for ((i = 0; i < RC_NODES; i++)); do addrs+=("$HOST:$((RC_PORT + i))"); done
+        redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >>"$log" 2>&1 ||
+            fail rcluster "$log" "redis-cli --cluster create failed"
+    fi
+    now_ms
+    deadline=$((REPLY + REDIS_TIMEOUT * 1000))
+    for ((i = 0; i < RC_NODES; i++)); do
+        while rcluster_state "$i" && [[ $REPLY != ok ]]; do
+            now_ms
+            ((REPLY < deadline)) || fail rcluster "$log" "node $i: cluster_state is not ok within ${REDIS_TIMEOUT} s"
+            sleep 0.1
+        done
+    done
+    say "rcluster: 3 masters + 3 replicas on $HOST:$RC_PORT..$((RC_PORT + RC_NODES - 1)), cluster_state ok ($(since "$t0"))"
+}
