@@ -304,12 +304,11 @@ static void poison_entry_is_forgotten(void **state)
      * dirty-index shards are forgotten by separate calls, so wait for both. */
     t0 = wb_time_mono_ms();
     for (;;) {
-        int64_t rv2 = -1;
         cache_state(&fh, key[0], dirty, &e, &score, &rv);
         int done = !e.found;
         wb_entry_clear(&e);
-        cache_state(&fh, key[2], dirty, &e, &score, &rv2);
-        done = done && !e.found && rv2 == v5;
+        cache_state(&fh, key[2], dirty, &e, &score, &rv);
+        done = done && !e.found;
         wb_entry_clear(&e);
         if (done || wb_time_mono_ms() - t0 > 20000) break;
         usleep(100000);
@@ -329,17 +328,23 @@ static void poison_entry_is_forgotten(void **state)
     assert_true(score > 0);
     assert_int_equal(row_version(&fh, id[1]), -1);
 
+    /* key 2's event names no entity, so its version memory lives only about
+     * a second (forget.lua: until Redis TIME passes V; from then on the time
+     * floor keeps later versions above V). The test may look later than
+     * that: the memory is V or gone, and a later write is above V either way. */
     cache_state(&fh, key[2], dirty, &e, &score, &rv);
     assert_false(e.found);
     wb_entry_clear(&e);
     assert_int_equal(score, -1);
-    assert_int_equal(rv, v5);
+    assert_true(rv == v5 || rv == -1);
 
     /* A later write is above the forgotten version. */
-    int64_t v6 = 0;
+    int64_t v6 = 0, v7 = 0;
     PUT(key[0], "{}", &v6);
+    PUT(key[2], "{}", &v7);
 #undef PUT
     assert_true(v6 > v2);
+    assert_true(v7 > v5);
     assert_int_equal(fh_stop(&fh, 30000, NULL), 0);
     char match[200];
     snprintf(match, sizeof(match), "*%s*", fh.tag); /* the keys and the index shards */
