@@ -131,6 +131,27 @@ static long long count_in_slot(redisContext *c, int slot)
  * (B MIGRATING, A IMPORTING) with its keys already on A: a put is answered
  * ASK and runs on A after ASKING. Once the migration ends, a read that the
  * map still sends to B is MOVED to A. Every script touched one slot. */
+/* The first shard number in [from, to) whose slot holds no key on any master
+ * (other tests leave clean entries with a TTL behind): an empty slot can be
+ * reassigned at once. Shard numbers above the configured count are still
+ * valid tags. Returns the shard and its slot in *slot, or -1. */
+static int empty_shard(int from, int to, int *slot)
+{
+    redisContext *m;
+
+    for (int s = from; s < to; s++) {
+        char tag[16];
+        long long keys = 0;
+
+        snprintf(tag, sizeof(tag), "{%d}", s);
+        *slot = wb_rc_slot(tag, strlen(tag));
+        for (size_t i = 0; (m = wb_rc_master(ctl, i, errstr, sizeof(errstr))) != NULL; i++)
+            keys += count_in_slot(m, *slot);
+        if (keys == 0) return s;
+    }
+    return -1;
+}
+
 static void moved_and_ask_are_followed(void **state)
 {
     char key[160], key2[160], idx[WB_ENTRY_KEY_MAX], floor[WB_ENTRY_KEY_MAX], a_id[64], b_id[64];
@@ -142,19 +163,7 @@ static void moved_and_ask_are_followed(void **state)
 
     (void)state;
     if (!wb_rc_is_cluster(rc)) skip();
-    /* A shard whose slot holds no key (other tests leave clean entries
-     * with a TTL behind): an empty slot can be reassigned at once. Shard
-     * numbers above the configured count are still valid tags. */
-    for (int s = 1000; s < 2000 && shard < 0; s++) {
-        char tag[16];
-        long long keys = 0;
-
-        snprintf(tag, sizeof(tag), "{%d}", s);
-        slot = wb_rc_slot(tag, strlen(tag));
-        for (size_t i = 0; (m = wb_rc_master(ctl, i, errstr, sizeof(errstr))) != NULL; i++)
-            keys += count_in_slot(m, slot);
-        if (keys == 0) shard = s;
-    }
+    shard = empty_shard(1000, 2000, &slot);
     a = wb_rc_node(ctl, slot, errstr, sizeof(errstr));
     assert_non_null(a);
     assert_true(shard >= 0);
@@ -281,16 +290,7 @@ static void slot_without_master_is_a_clear_error(void **state)
 
     (void)state;
     if (!wb_rc_is_cluster(rc)) skip();
-    for (int s = 2000; s < 3000 && shard < 0; s++) {
-        char tag[16];
-        long long keys = 0;
-
-        snprintf(tag, sizeof(tag), "{%d}", s);
-        slot = wb_rc_slot(tag, strlen(tag));
-        for (size_t i = 0; (m = wb_rc_master(ctl, i, errstr, sizeof(errstr))) != NULL; i++)
-            keys += count_in_slot(m, slot);
-        if (keys == 0) shard = s;
-    }
+    shard = empty_shard(2000, 3000, &slot);
     assert_true(shard >= 0);
     a = wb_rc_node(ctl, slot, errstr, sizeof(errstr));
     assert_non_null(a);
