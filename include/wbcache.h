@@ -81,10 +81,19 @@ WB_EXPORT const char *wb_err2str(wb_err_t err);
 typedef struct wb_client_s wb_client_t;
 typedef struct wb_config_s wb_config_t; /* a loaded config (internal) */
 
-/* Acknowledgement mode of write-behind writes. */
+/* Acknowledgement mode of write-behind writes.
+ * Redis replicates asynchronously: with WB_ACK_CACHE a write acknowledged by
+ * a master that fails before its replica got the write, and before its
+ * change event reached Kafka (say the producer died with it, or Kafka was
+ * down), is lost — the promoted replica never saw it and nothing else holds
+ * it. WB_ACK_LOG (the event is in Kafka) and WB_ACK_REPLICA (a replica holds
+ * the write, and the sweeper publishes it from there) close that window. */
 typedef enum wb_ack_e {
     WB_ACK_CACHE = 0,    /* return after Redis; Kafka send in the background */
     WB_ACK_LOG = 1,      /* return after Kafka acknowledged (acks=all) */
+    WB_ACK_REPLICA = 2,  /* return after Redis and `WAIT 1 producer.replica_timeout_ms` on
+                          * the key's master confirmed a replica has the write; Kafka
+                          * send in the background as with WB_ACK_CACHE */
     WB_ACK_DEFAULT = -1, /* producer.ack from the config */
 } wb_ack_t;
 
@@ -359,6 +368,9 @@ typedef struct wb_stats_s {
     uint64_t refresh_requests; /* refresh-ahead requests published */
     uint64_t kafka_errors;     /* events Kafka failed to take (entries stay dirty) */
     uint64_t queue_depth;      /* events waiting for Kafka right now */
+    uint64_t redis_moved;      /* Redis Cluster MOVED replies followed (a slot moved) */
+    uint64_t redis_ask;        /* ASK replies followed (a key of a slot being migrated) */
+    uint64_t redis_retries;    /* pauses for TRYAGAIN, CLUSTERDOWN or a master unreachable */
 } wb_stats_t;
 
 /* Copies the handle's counters into stats, which has room for stats_size
