@@ -200,7 +200,14 @@ WB_EXPORT void wb_value_free(wb_value_t *value);
  * deliver it, but the caller must treat the write as not acknowledged.
  * With ack: cache a produce failure after the Redis write still returns
  * WB_OK (the write is acknowledged by the cache; the failure is logged and
- * counted in wb_stats_t.kafka_errors; the sweeper delivers the entry). */
+ * counted in wb_stats_t.kafka_errors; the sweeper delivers the entry).
+ * With ack: replica the call also sends `WAIT 1 producer.replica_timeout_ms`
+ * on the connection that ran the script (the calling thread blocks up to
+ * that long, holding one pooled connection); WB_ERR_TIMEOUT when no replica
+ * confirmed in time (a standalone server never can), WB_ERR_REDIS when the
+ * connection failed during WAIT: the cache holds the write, dirty, and its
+ * event was queued as with ack: cache, but the caller must treat the write
+ * as not acknowledged. */
 WB_EXPORT wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id,
                           const void *value, size_t len, wb_ack_t ack, int64_t *versionp);
 
@@ -244,6 +251,10 @@ typedef struct wb_write_s {
  * of them. Each write gets its own err/version. Writes are applied in
  * array order; if Redis lost its script cache mid-pipeline, a write that
  * could not run in order comes back WB_ERR_REDIS with nothing written.
+ * With ack: replica, one WAIT goes to each master that ran part of the
+ * batch, after the pipeline; if one of them confirms no replica, every
+ * write of the batch gets WB_ERR_TIMEOUT (WAIT does not say which writes a
+ * replica lacks; all of them are in the cache and their events queued).
  * Returns WB_OK when every write succeeded, else the first error (look at
  * writes[i].err). */
 WB_EXPORT wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack);
