@@ -81,10 +81,19 @@ WB_EXPORT const char *wb_err2str(wb_err_t err);
 typedef struct wb_client_s wb_client_t;
 typedef struct wb_config_s wb_config_t; /* a loaded config (internal) */
 
-/* Acknowledgement mode of write-behind writes. */
+/* Acknowledgement mode of write-behind writes.
+ * Redis replicates asynchronously: with WB_ACK_CACHE a write acknowledged by
+ * a master that fails before its replica got the write, and before its
+ * change event reached Kafka (say the producer died with it, or Kafka was
+ * down), is lost — the promoted replica never saw it and nothing else holds
+ * it. WB_ACK_LOG (the event is in Kafka) and WB_ACK_REPLICA (a replica holds
+ * the write, and the sweeper publishes it from there) close that window. */
 typedef enum wb_ack_e {
     WB_ACK_CACHE = 0,    /* return after Redis; Kafka send in the background */
     WB_ACK_LOG = 1,      /* return after Kafka acknowledged (acks=all) */
+    WB_ACK_REPLICA = 2,  /* return after Redis and `WAIT 1 producer.replica_timeout_ms` on
+                          * the key's master confirmed a replica has the write; Kafka
+                          * send in the background as with WB_ACK_CACHE */
     WB_ACK_DEFAULT = -1, /* producer.ack from the config */
 } wb_ack_t;
 
@@ -191,7 +200,14 @@ WB_EXPORT void wb_value_free(wb_value_t *value);
  * deliver it, but the caller must treat the write as not acknowledged.
  * With ack: cache a produce failure after the Redis write still returns
  * WB_OK (the write is acknowledged by the cache; the failure is logged and
- * counted in wb_stats_t.kafka_errors; the sweeper delivers the entry). */
+ * counted in wb_stats_t.kafka_errors; the sweeper delivers the entry).
+ * With ack: replica the call also sends `WAIT 1 producer.replica_timeout_ms`
+ * on the connection that ran the script (the calling thread blocks up to
+ * that long, holding one pooled connection); WB_ERR_TIMEOUT when no replica
+ * confirmed in time (a standalone server never can), WB_ERR_REDIS when the
+ * connection failed during WAIT: the cache holds the write, dirty, and its
+ * event was queued as with ack: cache, but the caller must treat the write
+ * as not acknowledged. */
 WB_EXPORT wb_err_t wb_put(wb_client_t *client, const char *entity, const char *id,
                           const void *value, size_t len, wb_ack_t ack, int64_t *versionp);
 
@@ -235,6 +251,10 @@ typedef struct wb_write_s {
  * of them. Each write gets its own err/version. Writes are applied in
  * array order; if Redis lost its script cache mid-pipeline, a write that
  * could not run in order comes back WB_ERR_REDIS with nothing written.
+ * With ack: replica, one WAIT goes to each master that ran part of the
+ * batch, after the pipeline; if one of them confirms no replica, every
+ * write of the batch gets WB_ERR_TIMEOUT (WAIT does not say which writes a
+ * replica lacks; all of them are in the cache and their events queued).
  * Returns WB_OK when every write succeeded, else the first error (look at
  * writes[i].err). */
 WB_EXPORT wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack);
@@ -359,6 +379,9 @@ typedef struct wb_stats_s {
     uint64_t refresh_requests; /* refresh-ahead requests published */
     uint64_t kafka_errors;     /* events Kafka failed to take (entries stay dirty) */
     uint64_t queue_depth;      /* events waiting for Kafka right now */
+    uint64_t redis_moved;      /* Redis Cluster MOVED replies followed (a slot moved) */
+    uint64_t redis_ask;        /* ASK replies followed (a key of a slot being migrated) */
+    uint64_t redis_retries;    /* pauses for TRYAGAIN, CLUSTERDOWN or a master unreachable */
 } wb_stats_t;
 
 /* Copies the handle's counters into stats, which has room for stats_size

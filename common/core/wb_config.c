@@ -37,7 +37,7 @@ static const char *check_ident_or_empty(const char *s);
 static const char *check_topic(const char *s);
 static const char *check_hostport(const char *s);
 
-static const char *const ack_names[] = {"cache", "log", NULL};
+static const char *const ack_names[] = {"cache", "log", "replica", NULL};
 static const char *const schema_names[] = {"create", "verify", "migrate", NULL};
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
@@ -112,7 +112,8 @@ const cfg_field_t wb_config_fields[] = {
          "mapped entities need (version column, tombstone table), never drop or alter"),
 
     ENUM("producer.ack", C_OFF(producer.ack), "cache", ack_names,
-         "put returns after Redis (cache) or after Kafka acked (log)"),
+         "put returns after Redis (cache), after Kafka acked (log), or after Redis and "
+         "a replica of the key's master confirmed the write (replica: Redis WAIT)"),
     INT("producer.queue_max", C_OFF(producer.queue_max), "100000", 1, 10000000,
         "events waiting for Kafka before put fails"),
     /* Below librdkafka's default message.max.bytes (1000000), which must also
@@ -123,6 +124,8 @@ const cfg_field_t wb_config_fields[] = {
         "largest value put accepts"),
     INT("producer.kafka_timeout_ms", C_OFF(producer.kafka_timeout_ms), "5000", 100, 300000,
         "ack: log waits at most this long"),
+    INT("producer.replica_timeout_ms", C_OFF(producer.replica_timeout_ms), "1000", 1, 600000,
+        "ack: replica waits at most this long for a replica (Redis WAIT 1 <this>)"),
     INT("producer.negative_ttl_ms", C_OFF(producer.negative_ttl_ms), "5000", 0, 86400000,
         "not-found results cached this long; 0 = not cached"),
     INT("producer.lock_ttl_ms", C_OFF(producer.lock_ttl_ms), "5000", 100, 300000,

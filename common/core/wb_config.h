@@ -90,10 +90,11 @@ typedef struct wb_config_s {
         wb_ack_t ack;
         int queue_max; /* events waiting for Kafka (ack: cache) */
         int max_value_bytes;
-        int kafka_timeout_ms; /* ack: log waits at most this long */
-        int negative_ttl_ms;  /* not-found cached this long */
-        int lock_ttl_ms;      /* stampede lock lifetime */
-        int lock_wait_ms;     /* how long losers wait for the winner */
+        int kafka_timeout_ms;   /* ack: log waits at most this long */
+        int replica_timeout_ms; /* ack: replica: WAIT's timeout */
+        int negative_ttl_ms;    /* not-found cached this long */
+        int lock_ttl_ms;        /* stampede lock lifetime */
+        int lock_wait_ms;       /* how long losers wait for the winner */
         int refresh_dedupe_ms;
         int ttl_jitter_pct; /* 0..50: +-% random jitter on fill TTLs */
     } producer;

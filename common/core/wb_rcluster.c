@@ -19,12 +19,14 @@ typedef struct node_s {
     int port;
     redisContext *ctx; /* NULL until first use, or after wb_rc_reset */
     int touched;       /* commands were sent to it in the current round */
+    int answered;      /* it answered a command since wb_rc_wait_begin */
 } node_t;
 
 struct wb_rc_s {
     const wb_config_t *conf;
     int cluster;
     int map_stale; /* re-read CLUSTER SLOTS before the next send */
+    wb_rc_counts_t counts;
     node_t *nodes;
     size_t nnodes, cap;
     uint16_t map[WB_RC_SLOTS]; /* slot -> index into nodes, NO_NODE: no master known */
@@ -471,6 +473,10 @@ static wb_err_t round_trip(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, cmdst
             if ((is_err(r, "MOVED ") || is_err(r, "ASK ")) &&
                 parse_redirect(r->str, &slot, host, sizeof(host), &port) == 0) {
                 int to = node_index(rc, host, port);
+                if (r->str[0] == 'M')
+                    rc->counts.moved++;
+                else
+                    rc->counts.ask++;
                 if (to != NO_NODE) {
                     if (r->str[0] == 'M') {
                         rc->map[slot] = (uint16_t)to;
@@ -485,6 +491,7 @@ static wb_err_t round_trip(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, cmdst
                 rc->map_stale = rc->cluster;
             } else {
                 st[i].done = 1;
+                rc->nodes[k].answered = 1;
             }
             /* The last answer is kept in case no later try gets one; a
              * redirect does not replace an error it led to (TRYAGAIN). */
@@ -574,7 +581,10 @@ wb_err_t wb_rc_pipeline(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, redisRep
         }
         if (retry || rc->map_stale) {
             int64_t left = deadline - now_ms(), wait = 20 * tries;
-            if (retry) pause_ms(wait < left ? wait : left);
+            if (retry) {
+                rc->counts.retries++;
+                pause_ms(wait < left ? wait : left);
+            }
             map_refresh(rc, errstr, errstr_size);
             for (size_t i = 0; i < n; i++)
                 if (!st[i].done && !st[i].ask) st[i].node = slot_node(rc, cmds[i].slot);
@@ -595,6 +605,74 @@ wb_err_t wb_rc_command(wb_rc_t *rc, int slot, int argc, const char **argv, const
     wb_rc_cmd_t c = {slot, argc, argv, argvlen};
 
     return wb_rc_pipeline(rc, &c, 1, reply, errstr, errstr_size);
+}
+
+void wb_rc_take_counts(wb_rc_t *rc, wb_rc_counts_t *out)
+{
+    *out = rc->counts;
+    memset(&rc->counts, 0, sizeof(rc->counts));
+}
+
+/* The command timeout of c: redis.timeout_ms plus extra_ms. */
+static void set_timeout(const wb_rc_t *rc, redisContext *c, int extra_ms)
+{
+    int ms = rc->conf->redis.timeout_ms > 0 ? rc->conf->redis.timeout_ms : DEFAULT_TIMEOUT_MS;
+    struct timeval tv;
+
+    ms += extra_ms;
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    redisSetTimeout(c, tv);
+}
+
+void wb_rc_wait_begin(wb_rc_t *rc)
+{
+    for (size_t k = 0; k < rc->nnodes; k++)
+        rc->nodes[k].answered = 0;
+}
+
+wb_err_t wb_rc_wait(wb_rc_t *rc, int numreplicas, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    char nr[16], tm[16], what[320];
+    const char *argv[3] = {"WAIT", nr, tm};
+    size_t argvlen[3] = {4, 0, 0};
+
+    argvlen[1] = (size_t)snprintf(nr, sizeof(nr), "%d", numreplicas);
+    argvlen[2] = (size_t)snprintf(tm, sizeof(tm), "%d", timeout_ms);
+    for (size_t k = 0; k < rc->nnodes; k++) {
+        node_t *nd = &rc->nodes[k];
+        redisReply *r;
+        long long got;
+
+        if (!nd->answered) continue;
+        nd->answered = 0;
+        snprintf(what, sizeof(what), "redis WAIT on %s:%d", nd->host, nd->port);
+        /* The node's connection ran the writes; a new one could not wait for them. */
+        if (!nd->ctx) {
+            wb_set_err(errstr, errstr_size, "%s: the connection that wrote is gone", what);
+            return WB_ERR_REDIS;
+        }
+        /* WAIT blocks up to timeout_ms: the reply may take that long on top
+         * of the usual redis.timeout_ms. */
+        set_timeout(rc, nd->ctx, timeout_ms);
+        r = redisCommandArgv(nd->ctx, 3, argv, argvlen);
+        set_timeout(rc, nd->ctx, 0);
+        if (!r) return wb_redis_ctx_error(nd->ctx, what, errstr, errstr_size);
+        if (r->type != REDIS_REPLY_INTEGER) {
+            wb_set_err(errstr, errstr_size, "%s: %s", what,
+                       r->type == REDIS_REPLY_ERROR && r->str ? r->str : "unexpected reply");
+            freeReplyObject(r);
+            return WB_ERR_REDIS;
+        }
+        got = r->integer;
+        freeReplyObject(r);
+        if (got < numreplicas) {
+            wb_set_err(errstr, errstr_size, "%s: %lld of %d replicas confirmed within %d ms", what,
+                       got, numreplicas, timeout_ms);
+            return WB_ERR_TIMEOUT;
+        }
+    }
+    return WB_OK;
 }
 
 wb_err_t wb_rc_each_master(wb_rc_t *rc, int argc, const char **argv, const size_t *argvlen,

@@ -43,6 +43,14 @@ typedef struct wb_rc_range_s {
     int port;
 } wb_rc_range_t;
 
+/* What one handle met since the last wb_rc_take_counts: redirects and
+ * retries of wb_rc_pipeline (every try, also those of a call that failed). */
+typedef struct wb_rc_counts_s {
+    uint64_t moved;   /* MOVED replies: the slot has a new master */
+    uint64_t ask;     /* ASK replies: the key is in a slot being migrated */
+    uint64_t retries; /* pauses for TRYAGAIN, CLUSTERDOWN, a master unreachable or unknown */
+} wb_rc_counts_t;
+
 /* CRC16-CCITT (XMODEM: polynomial 0x1021, initial 0), the cluster spec's
  * key hash: "123456789" -> 0x31C3. */
 uint16_t wb_rc_crc16(const void *buf, size_t len);
@@ -102,6 +110,24 @@ void wb_rc_reset(wb_rc_t *rc);
  * after an I/O error: it may have run. */
 wb_err_t wb_rc_pipeline(wb_rc_t *rc, const wb_rc_cmd_t *cmds, size_t n, redisReply **replies,
                         char *errstr, size_t errstr_size);
+
+/* Copies rc's counts into *out and zeroes them. */
+void wb_rc_take_counts(wb_rc_t *rc, wb_rc_counts_t *out);
+
+/* Forgets which nodes answered commands (see wb_rc_wait): call it before
+ * the writes that a wb_rc_wait is to cover. */
+void wb_rc_wait_begin(wb_rc_t *rc);
+
+/* Redis WAIT on every node that answered a command (a reply that was not a
+ * redirect) since wb_rc_wait_begin, on the connection that ran it, right
+ * after it: one WAIT per node, however many commands it ran. WB_OK when each
+ * of them reports at least numreplicas replicas that have all its writes so
+ * far; WB_ERR_TIMEOUT when one reports fewer within timeout_ms (the writes
+ * stay on the master: only their copy on a replica is unconfirmed);
+ * WB_ERR_REDIS / WB_ERR_TIMEOUT on an I/O error or an error reply, naming the
+ * node. A standalone server without replicas can never confirm (WB_ERR_TIMEOUT
+ * after timeout_ms). */
+wb_err_t wb_rc_wait(wb_rc_t *rc, int numreplicas, int timeout_ms, char *errstr, size_t errstr_size);
 
 /* One command (a pipeline of one); *reply owned by the caller. */
 wb_err_t wb_rc_command(wb_rc_t *rc, int slot, int argc, const char **argv, const size_t *argvlen,

@@ -141,6 +141,9 @@ size_t wb_client_stats(wb_client_t *client, wb_stats_t *stats, size_t stats_size
     all.refresh_requests = atomic_load(&s->refresh_requests);
     all.kafka_errors = wb_producer_errors(client->producer);
     all.queue_depth = wb_producer_depth(client->producer);
+    all.redis_moved = atomic_load(&s->redis_moved);
+    all.redis_ask = atomic_load(&s->redis_ask);
+    all.redis_retries = atomic_load(&s->redis_retries);
     /* Whole counters only, and not one byte past what the caller has. */
     n = stats_size < sizeof(all) ? stats_size : sizeof(all);
     n -= n % sizeof(uint64_t);
@@ -227,7 +230,13 @@ wb_err_t wb_client_redis(wb_client_t *client, wb_redis_op_fn op, void *arg, char
         wb_sigpipe_block(&sigpipe);
         err = wb_rpool_get(client->rpool, &rc, &reused, errstr, errstr_size);
         if (err == WB_OK) {
+            wb_rc_counts_t n;
+
             err = op(rc, arg, errstr, errstr_size);
+            wb_rc_take_counts(rc, &n);
+            if (n.moved) atomic_fetch_add(&client->stats.redis_moved, n.moved);
+            if (n.ask) atomic_fetch_add(&client->stats.redis_ask, n.ask);
+            if (n.retries) atomic_fetch_add(&client->stats.redis_retries, n.retries);
             retry = err != WB_OK && reused && attempt == 0 && wb_rpool_is_stale(rc);
             wb_rpool_put(client->rpool, rc);
         } else {

@@ -67,6 +67,9 @@ typedef struct wb_client_counters_s {
     atomic_uint_fast64_t loads;
     atomic_uint_fast64_t refresh_requests;
     atomic_uint_fast64_t kafka_errors;
+    atomic_uint_fast64_t redis_moved;
+    atomic_uint_fast64_t redis_ask;
+    atomic_uint_fast64_t redis_retries;
 } wb_client_counters_t;
 
 struct wb_client_s {

@@ -9,6 +9,12 @@
  *   3. the change event (invariant 3). ack: cache returns now (a produce
  *      failure is counted and logged; the entry stays dirty); ack: log
  *      waits for the broker's acknowledgement (acks=all).
+ * ack: replica adds `WAIT 1 producer.replica_timeout_ms` to step 2, on the
+ * connection that ran the script (in a batch: one WAIT per master that ran
+ * any of it): Redis replicates asynchronously, so without it a master that
+ * fails right after the script can take an acknowledged write with it
+ * before its event was sent. The event is sent whatever WAIT said (the
+ * write is in the cache); a WAIT that confirmed no replica fails the call.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +27,9 @@
 
 static wb_ack_t resolve_ack(const wb_client_t *client, wb_ack_t ack)
 {
-    if (ack == WB_ACK_CACHE || ack == WB_ACK_LOG) return ack;
-    return client->conf->producer.ack == WB_ACK_LOG ? WB_ACK_LOG : WB_ACK_CACHE;
+    if (ack == WB_ACK_CACHE || ack == WB_ACK_LOG || ack == WB_ACK_REPLICA) return ack;
+    ack = client->conf->producer.ack;
+    return ack == WB_ACK_LOG || ack == WB_ACK_REPLICA ? ack : WB_ACK_CACHE;
 }
 
 static int kafka_wait_ms(const wb_client_t *client)
@@ -83,6 +90,9 @@ typedef struct put_op_s {
     const void *value;
     size_t len;
     int is_delete;
+    int wait;          /* ack: replica: WAIT after the script */
+    wb_err_t wait_err; /* what WAIT said (the script itself succeeded) */
+    char wait_errstr[WB_ERRSTR_MAX];
     int64_t version, time_us;
 } put_op_t;
 
@@ -97,9 +107,14 @@ static wb_err_t put_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
                               .dirty_index = op->conf->redis.dirty_index,
                               .entity = op->entity};
     wb_entry_put_res_t res;
-    wb_err_t err = wb_entry_put(rc, &req, &res, errstr, errstr_size);
+    wb_err_t err;
 
+    if (op->wait) wb_rc_wait_begin(rc);
+    err = wb_entry_put(rc, &req, &res, errstr, errstr_size);
     if (err == WB_OK) op->version = res.version, op->time_us = res.time_us;
+    if (err == WB_OK && op->wait)
+        op->wait_err = wb_rc_wait(rc, 1, op->conf->producer.replica_timeout_ms, op->wait_errstr,
+                                  sizeof(op->wait_errstr));
     return err;
 }
 
@@ -141,6 +156,7 @@ static wb_err_t write_one(wb_client_t *client, const char *entity, const char *i
     op.value = value;
     op.len = len;
     op.is_delete = is_delete;
+    op.wait = ack == WB_ACK_REPLICA;
     err = wb_client_redis(client, put_op, &op, errstr, sizeof(errstr));
     if (err != WB_OK) {
         wb_producer_unreserve(client->producer, 1);
@@ -166,6 +182,12 @@ static wb_err_t write_one(wb_client_t *client, const char *entity, const char *i
                     (long long)op.version, wb_err2str(err));
             goto fail;
         }
+    }
+    if (ack == WB_ACK_REPLICA && op.wait_err != WB_OK) {
+        err = op.wait_err;
+        WB_WARN("%s version %lld is in the cache but no replica confirmed it: %s", key,
+                (long long)op.version, op.wait_errstr);
+        goto fail;
     }
     wb_waiter_release(w);
     atomic_fetch_add(&client->stats.puts, 1);
@@ -203,16 +225,26 @@ typedef struct bw_s {
 } bw_t;
 
 typedef struct batch_op_s {
+    const wb_config_t *conf;
     const wb_entry_put_req_t *req;
     wb_entry_put_res_t *res;
     size_t n;
+    int wait;          /* ack: replica: one WAIT per master after the pipeline */
+    wb_err_t wait_err; /* what WAIT said */
+    char wait_errstr[WB_ERRSTR_MAX];
 } batch_op_t;
 
 static wb_err_t batch_op(wb_rc_t *rc, void *arg, char *errstr, size_t errstr_size)
 {
     batch_op_t *op = arg;
+    wb_err_t err;
 
-    return wb_entry_put_many(rc, op->req, op->n, op->res, errstr, errstr_size);
+    if (op->wait) wb_rc_wait_begin(rc);
+    err = wb_entry_put_many(rc, op->req, op->n, op->res, errstr, errstr_size);
+    if (err == WB_OK && op->wait)
+        op->wait_err = wb_rc_wait(rc, 1, op->conf->producer.replica_timeout_ms, op->wait_errstr,
+                                  sizeof(op->wait_errstr));
+    return err;
 }
 
 wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_t ack)
@@ -291,6 +323,9 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
     if (nadmit == 0) goto done;
 
     /* One pipelined round trip for all admitted writes. */
+    memset(&op, 0, sizeof(op));
+    op.conf = client->conf;
+    op.wait = ack == WB_ACK_REPLICA;
     op.req = req;
     op.res = res;
     op.n = nadmit;
@@ -324,7 +359,13 @@ wb_err_t wb_put_batch(wb_client_t *client, wb_write_t *writes, size_t n, wb_ack_
                     bw[k].key, (long long)wr->version, errstr);
             if (ack == WB_ACK_LOG) wr->err = err;
         }
+        /* ack: replica: a master that did not confirm fails every write of
+         * the batch (WAIT does not say which master's writes are missing). */
+        if (ack == WB_ACK_REPLICA && op.wait_err != WB_OK) wr->err = op.wait_err;
     }
+    if (ack == WB_ACK_REPLICA && op.wait_err != WB_OK)
+        WB_WARN("batch of %zu is in the cache but no replica confirmed it: %s", nadmit,
+                op.wait_errstr);
     if (ack == WB_ACK_LOG) {
         /* One wait for the whole batch; a slot without a report by then is
          * WB_ERR_TIMEOUT. */

@@ -31,7 +31,9 @@ typedef enum wb_err_e {
     WB_ERR_TOO_LARGE, WB_ERR_UNKNOWN_ENTITY, WB_ERR_DECODE, WB_ERR_STALE, WB_ERR_LOADER,
     WB_ERR_CLOSED, WB_ERR__COUNT
 } wb_err_t;
-typedef enum wb_ack_e { WB_ACK_CACHE = 0, WB_ACK_LOG = 1, WB_ACK_DEFAULT = -1 } wb_ack_t;
+typedef enum wb_ack_e {
+    WB_ACK_CACHE = 0, WB_ACK_LOG = 1, WB_ACK_REPLICA = 2, WB_ACK_DEFAULT = -1
+} wb_ack_t;
 typedef enum wb_log_level_e {
     WB_LOG_DEBUG = 0, WB_LOG_INFO = 1, WB_LOG_WARN = 2, WB_LOG_ERROR = 3
 } wb_log_level_t;
@@ -76,6 +78,9 @@ typedef struct wb_stats_s {
     uint64_t refresh_requests;
     uint64_t kafka_errors;
     uint64_t queue_depth;
+    uint64_t redis_moved;
+    uint64_t redis_ask;
+    uint64_t redis_retries;
     ...;
 } wb_stats_t;
 

@@ -1,4 +1,4 @@
-/* cmd_del.c — `wbctl del ENTITY ID [--ack cache|log]`: one write-behind delete. */
+/* cmd_del.c — `wbctl del ENTITY ID [--ack cache|log|replica]`: one write-behind delete. */
 #include <getopt.h>
 #include <stdio.h>
 
@@ -6,7 +6,7 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: wbctl [-c FILE] del ENTITY ID [--ack cache|log]\n"
+    fprintf(stderr, "usage: wbctl [-c FILE] del ENTITY ID [--ack cache|log|replica]\n"
                     "  Prints the version of the delete.\n");
     return 2;
 }

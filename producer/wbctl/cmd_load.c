@@ -88,7 +88,8 @@ static int usage(FILE *out)
                  "  --dist D            uniform | zipf:S (default uniform)\n"
                  "  --value-size B      bytes per value (default 200)\n"
                  "  --concurrency C     threads sharing one client (default 4)\n"
-                 "  --ack cache|log     acknowledgement mode (default: producer.ack)\n"
+                 "  --ack A             cache | log | replica: acknowledgement mode (default:\n"
+                 "                      producer.ack)\n"
                  "  --mix M             e.g. put=80,get=15,del=5 (default put=100); through=N\n"
                  "                      adds write-through puts (wb_put_through)\n"
                  "  --batch N           writes per pipelined wb_put_batch call (default 1)\n"
@@ -516,10 +517,12 @@ int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv)
             ", ack %s, batch %" PRIu64 "\n",
             L->o.entity, L->o.ops, L->o.keys, L->o.dist_str, L->o.mix_str, L->o.value_size,
             L->o.concurrency,
-            L->o.ack == WB_ACK_LOG                ? "log"
-            : L->o.ack == WB_ACK_CACHE            ? "cache"
-            : L->conf->producer.ack == WB_ACK_LOG ? "log (config)"
-                                                  : "cache (config)",
+            L->o.ack == WB_ACK_LOG                    ? "log"
+            : L->o.ack == WB_ACK_CACHE                ? "cache"
+            : L->o.ack == WB_ACK_REPLICA              ? "replica"
+            : L->conf->producer.ack == WB_ACK_LOG     ? "log (config)"
+            : L->conf->producer.ack == WB_ACK_REPLICA ? "replica (config)"
+                                                      : "cache (config)",
             L->o.batch);
     t0 = now_ns();
     atomic_store(&L->running, (int)L->o.concurrency);
@@ -572,6 +575,15 @@ int wbctl_cmd_load(const wbctl_opts_t *opts, int argc, char **argv)
     if (nget)
         printf("gets:        hit %" PRIu64 ", loaded %" PRIu64 ", not found %" PRIu64 "\n", hits,
                loaded, notfound);
+    {
+        wb_stats_t st;
+
+        memset(&st, 0, sizeof(st));
+        wb_client_stats(L->client, &st, sizeof(st));
+        /* Redis Cluster redirects met by the run's calls (0 on a standalone server). */
+        printf("redis:       moved %" PRIu64 ", ask %" PRIu64 ", retries %" PRIu64 "\n",
+               st.redis_moved, st.redis_ask, st.redis_retries);
+    }
     print_latency(L->o.batch > 1 ? "write (batch)" : "write (op)", wl);
     print_latency("get (op)", rl);
     {

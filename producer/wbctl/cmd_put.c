@@ -1,4 +1,4 @@
-/* cmd_put.c — `wbctl put ENTITY ID [VALUE|-] [--ack cache|log]`: one write-behind put. */
+/* cmd_put.c — `wbctl put ENTITY ID [VALUE|-] [--ack cache|log|replica]`: one write-behind put. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: wbctl [-c FILE] put ENTITY ID [VALUE|-] [--ack cache|log]\n"
+    fprintf(stderr, "usage: wbctl [-c FILE] put ENTITY ID [VALUE|-] [--ack cache|log|replica]\n"
                     "  VALUE omitted or \"-\": read from stdin. Prints the version.\n");
     return 2;
 }

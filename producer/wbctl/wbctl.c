@@ -21,10 +21,11 @@ static const wbctl_cmd_t wbctl_cmds[] = {
      "config check|show|get KEY...|reference   validate the config, print it, print the\n"
      "                      values of dotted keys, or print the key tables as markdown",
      "check show get reference"},
-    {"put", wbctl_cmd_put, "put ENTITY ID [VALUE|-] [--ack cache|log]   write-behind put",
+    {"put", wbctl_cmd_put, "put ENTITY ID [VALUE|-] [--ack cache|log|replica]   write-behind put",
      "--ack --help"},
     {"get", wbctl_cmd_get, "get ENTITY ID...    read-through get (exit 3: not found)", ""},
-    {"del", wbctl_cmd_del, "del ENTITY ID [--ack cache|log]   write-behind delete", "--ack --help"},
+    {"del", wbctl_cmd_del, "del ENTITY ID [--ack cache|log|replica]   write-behind delete",
+     "--ack --help"},
     {"put-through", wbctl_cmd_put_through, "put-through ENTITY ID [VALUE|-]   write-through put",
      ""},
     {"status", wbctl_cmd_status,

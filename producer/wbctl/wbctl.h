@@ -59,7 +59,7 @@ int wbctl_parse_ack(const char *s, wb_ack_t *ack);
 /* Prints "wbctl: what: <error>" to stderr and returns the exit status. */
 int wbctl_fail(const char *what, wb_err_t err);
 
-/* Parses the options of put and del (--ack cache|log, --help), leaving
+/* Parses the options of put and del (--ack cache|log|replica, --help), leaving
  * optind at the first operand. Returns 0, or -1 on --help or a bad option
  * (the caller prints its usage). */
 int wbctl_parse_ack_opts(int argc, char **argv, wb_ack_t *ack);

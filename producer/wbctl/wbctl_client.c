@@ -137,6 +137,8 @@ int wbctl_parse_ack(const char *s, wb_ack_t *ack)
         *ack = WB_ACK_CACHE;
     else if (s && strcmp(s, "log") == 0)
         *ack = WB_ACK_LOG;
+    else if (s && strcmp(s, "replica") == 0)
+        *ack = WB_ACK_REPLICA;
     else
         return -1;
     return 0;

@@ -351,6 +351,38 @@ static void test_lenient_forms(void **state)
     wb_config_destroy(NULL); /* documented as fine */
 }
 
+/* ack: replica (wb_put waits for Redis WAIT) and its timeout; the default
+ * timeout is 1000 ms; 0 is out of range. */
+static void test_ack_replica(void **state)
+{
+    const char *yaml = "producer:\n"
+                       "  ack: replica\n"
+                       "  replica_timeout_ms: 250\n"
+                       "entities:\n"
+                       "  - {name: user, prefix: \"user:\", table: users}\n";
+    const char *zero = "producer:\n"
+                       "  replica_timeout_ms: 0\n"
+                       "entities:\n"
+                       "  - {name: user, prefix: \"user:\", table: users}\n";
+    wb_config_t *conf = NULL;
+
+    (void)state;
+    assert_int_equal(
+        wb_config_load_string("inline", yaml, strlen(yaml), &conf, errbuf, sizeof(errbuf)), WB_OK);
+    assert_int_equal(conf->producer.ack, WB_ACK_REPLICA);
+    assert_int_equal(conf->producer.replica_timeout_ms, 250);
+    wb_config_destroy(conf);
+    conf = load_ok("config/wbcache.yaml");
+    assert_int_equal(conf->producer.replica_timeout_ms, 1000);
+    wb_config_destroy(conf);
+    conf = NULL;
+    assert_int_equal(
+        wb_config_load_string("zero", zero, strlen(zero), &conf, errbuf, sizeof(errbuf)),
+        WB_ERR_CONFIG);
+    assert_null(conf);
+    assert_non_null(strstr(errbuf, "zero:2:3: producer.replica_timeout_ms:"));
+}
+
 static void test_env_expansion(void **state)
 {
     wb_config_t *conf;
@@ -761,7 +793,7 @@ static void test_bad_enum(void **state)
 {
     (void)state;
     expect_errors(FIX "bad_enum.yaml", FIX
-                  "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, got "
+                  "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, replica, got "
                   "\"disk\"\n" FIX
                   "bad_enum.yaml:4:3: postgres.schema: must be one of create, verify, migrate, got "
                   "\"Create\"\n" FIX
@@ -956,8 +988,9 @@ static void test_error_cap(void **state)
  * terminated. */
 static void test_errstr_truncation(void **state)
 {
-    const char *first = FIX "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, got "
-                            "\"disk\"";
+    const char *first =
+        FIX "bad_enum.yaml:2:3: producer.ack: must be one of cache, log, replica, got "
+            "\"disk\"";
     wb_config_t *conf = NULL;
     char small[120], tiny[10];
 
@@ -1001,6 +1034,7 @@ int main(void)
         cmocka_unit_test_setup(test_example_config, clear_env),
         cmocka_unit_test_setup(test_full_values, clear_env),
         cmocka_unit_test_setup(test_defaults, clear_env),
+        cmocka_unit_test_setup(test_ack_replica, clear_env),
         cmocka_unit_test_setup(test_lenient_forms, clear_env),
         cmocka_unit_test_setup(test_env_expansion, clear_env),
         cmocka_unit_test_setup(test_secret_env_override, clear_env),

@@ -156,7 +156,7 @@ static void test_describe(void **state)
     assert_string_equal(k.range, "at most 4096 chars");
 
     assert_true(describe("postgres.dsn").secret_part);
-    assert_string_equal(describe("producer.ack").range, "cache, log");
+    assert_string_equal(describe("producer.ack").range, "cache, log, replica");
     assert_string_equal(describe("log.level").range, "debug, info, warn, error");
     assert_string_equal(describe("flusher.batch.max_bytes").type, "int64");
     assert_string_equal(describe("kafka.topics.changes").range,

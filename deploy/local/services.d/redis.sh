@@ -86,6 +86,12 @@ cluster-enabled yes
 cluster-config-file $dir/data/nodes.conf
 cluster-node-timeout 5000
 CONF
+    # No persistence (save ""), but a replica's full sync leaves the
+    # master's snapshot on disk as dump.rdb, which a restart would load: a
+    # cache from minutes ago, its dirty entries older than what PostgreSQL
+    # holds. A node starts empty, as the standalone one does (a restarted
+    # replica gets its data from its master).
+    rm -f "$dir/data/dump.rdb"
     port_open "$port" && fail "rcluster$i" "$dir/rcluster$i.log" \
         "port $port is in use by a process this script did not start (pick another WB_REDIS_CLUSTER_PORT)"
     log_mark "$dir/rcluster$i.log" "redis-server (cluster node $i) on $HOST:$port"

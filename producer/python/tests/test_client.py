@@ -48,6 +48,21 @@ def test_put_ack_log_is_in_postgres_after_the_flusher(env: Env, client: wbcache.
     assert row["version"] == str(v)
 
 
+def test_put_ack_replica_without_a_replica_times_out(env: Env) -> None:
+    # The standalone Redis of the tests has no replica: ack REPLICA cannot be confirmed.
+    # The write is in the cache all the same and reaches PostgreSQL through the log.
+    cfg = env.write_config("replica", producer_extra="  replica_timeout_ms: 200\n")
+    i = env.id("ackreplica")
+    with wbcache.Client(cfg) as c:
+        t0 = time.monotonic()
+        with pytest.raises(wbcache.Timeout):
+            c.put("item", i, "unconfirmed", ack="replica")
+        assert time.monotonic() - t0 >= 0.19
+        assert c.stats().put_errors == 1
+        assert c.stats().redis_moved == 0
+    env.wait_row(f"{env.tag}_items", i, "unconfirmed")
+
+
 def test_bytes_values_roundtrip(env: Env, client: wbcache.Client) -> None:
     i = env.id("blob")
     data = bytes(range(256)) + b"\0tail"

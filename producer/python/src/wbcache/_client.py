@@ -39,6 +39,7 @@ class Ack(enum.IntEnum):
     """Acknowledgement mode of write-behind writes (``wb_ack_t``)."""
     CACHE = 0  #: return after Redis; the Kafka send happens in the background
     LOG = 1  #: return after Kafka acknowledged the change event (acks=all)
+    REPLICA = 2  #: return after Redis and a replica of the key's master confirmed it (WAIT)
     DEFAULT = -1  #: producer.ack of the config
 
 
@@ -83,6 +84,9 @@ class Stats:
     refresh_requests: int  #: refresh-ahead requests published
     kafka_errors: int  #: events Kafka failed to take (the entries stay dirty)
     queue_depth: int  #: events waiting for Kafka right now
+    redis_moved: int  #: Redis Cluster MOVED replies followed (a slot moved)
+    redis_ask: int  #: ASK replies followed (a key of a slot being migrated)
+    redis_retries: int  #: pauses for TRYAGAIN, CLUSTERDOWN or a master unreachable
 
 
 def _bytes_arg(what: str, s: str) -> bytes:
@@ -282,7 +286,8 @@ class Client:
         event to Kafka (``ack``: when to return; default producer.ack). Returns the version.
         Raises InvalidArg / TooLarge / QueueFull / UnknownEntity (nothing written),
         RedisError / Timeout (nothing acknowledged), with ack LOG KafkaError / Timeout (in
-        the cache, dirty, delivered by the sweeper, but not acknowledged)."""
+        the cache, dirty, delivered by the sweeper, but not acknowledged), with ack REPLICA
+        Timeout when no replica confirmed within producer.replica_timeout_ms (likewise)."""
         v = _data(value)
         versionp = ffi.new("int64_t *")
         self._call(lib.wb_put, _bytes_arg("entity", entity), _bytes_arg("id", id),
