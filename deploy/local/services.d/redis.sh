@@ -143,5 +143,20 @@ rcluster_form() {
             sleep 0.1
         done
     done
-    say "rcluster: 3 masters + 3 replicas on $HOST:$RC_PORT..$((RC_PORT + RC_NODES - 1)), cluster_state ok ($(since "$t0"))"
+    # cluster_state ok says every slot has a master; a replica may still be
+    # in its first sync, and until its link is up a WAIT (ack: replica)
+    # counts no replica. Up means every replica's link is up.
+    local linked
+    while :; do
+        linked=0
+        for ((i = 0; i < RC_NODES; i++)); do
+            redis-cli -h "$HOST" -p "$((RC_PORT + i))" info replication 2>/dev/null | tr -d '\r' |
+                grep -qx 'master_link_status:up' && linked=$((linked + 1))
+        done
+        ((linked >= RC_NODES / 2)) && break
+        now_ms
+        ((REPLY < deadline)) || fail rcluster "$log" "$linked of $((RC_NODES / 2)) replicas have their master link up within ${REDIS_TIMEOUT} s"
+        sleep 0.1
+    done
+    say "rcluster: 3 masters + 3 replicas on $HOST:$RC_PORT..$((RC_PORT + RC_NODES - 1)), cluster_state ok, replicas linked ($(since "$t0"))"
 }
