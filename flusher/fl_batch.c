@@ -224,10 +224,13 @@ int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filt
     if (b->pg_done || b->dlq_done) b->redecode = 1;
     b->pg_done = b->dlq_done = 0;
     b->msgs[b->n] = msg;
+    /* Counted before the decode: both read the headers librdkafka parses
+     * once and keeps with the message, and the decode then frees them.
+     * Counted after, they would be parsed a second time and stay. */
+    b->bytes += fl_batch_msg_bytes(msg);
     decode_one(conf, entity_filter, msg, &b->items[b->n]);
     if (b->dedup_ok && b->items[b->n].state == FL_ITEM_GOOD) fl_batch_dedup_add(b, b->n);
     b->n++;
-    b->bytes += fl_batch_msg_bytes(msg);
     return 0;
 }
 

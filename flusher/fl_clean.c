@@ -203,8 +203,6 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
 {
     size_t done = 0, forgotten = 0;
     char errstr[256];
-    wb_entry_clean_req_t *req = NULL;
-    wb_entry_clean_res_t *res = NULL;
 
     if (!cl->redis) {
         if (wb_entry_open(cl->conf, &cl->redis, errstr, sizeof(errstr)) != WB_OK) {
@@ -213,8 +211,10 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
         }
         wb_backoff_reset(&cl->backoff);
     }
-    req = calloc(FL_CLEAN_CHUNK, sizeof(*req));
-    res = calloc(FL_CLEAN_CHUNK, sizeof(*res));
+    if (!cl->req) cl->req = calloc(FL_CLEAN_CHUNK, sizeof(*cl->req));
+    if (!cl->res) cl->res = calloc(FL_CLEAN_CHUNK, sizeof(*cl->res));
+    wb_entry_clean_req_t *req = cl->req;
+    wb_entry_clean_res_t *res = cl->res;
     if (!req || !res) {
         WB_WARN("out of memory: %zu entries stay dirty for now", n);
         n = 0;
@@ -261,8 +261,6 @@ static size_t send_all(fl_cleaner_t *cl, const fl_clean_t *work, size_t n)
         done += m;
     }
     wb_counter_add(cl->m.forgotten, forgotten);
-    free(req);
-    free(res);
     return done;
 }
 
@@ -388,6 +386,8 @@ void fl_cleaner_stop(fl_cleaner_t *cl)
     free_entries(cl->q, cl->n);
     free(cl->q);
     wb_rc_free(cl->redis);
+    free(cl->req);
+    free(cl->res);
     fl_dlq_close(&cl->dlq);
     pthread_cond_destroy(&cl->idle_cv);
     pthread_cond_destroy(&cl->cv);

@@ -10,6 +10,7 @@
 #include "fl_dlq.h"
 #include "wb_backoff.h"
 #include "wb_config.h"
+#include "wb_entry.h"
 #include "wb_metrics.h"
 #include "wb_rcluster.h"
 
@@ -54,6 +55,10 @@ typedef struct fl_cleaner_s {
     wb_rc_t *redis; /* the thread's own */
     wb_backoff_t backoff;
     fl_dlq_t dlq; /* the thread's own dead-letter producer, opened at the first refused write */
+    /* The thread's requests and results of one pipeline (FL_CLEAN_CHUNK
+     * each), allocated once: per send they cost a calloc of about 1.5 MiB. */
+    wb_entry_clean_req_t *req;
+    wb_entry_clean_res_t *res;
 } fl_cleaner_t;
 
 /* Starts the cleaner of conf (borrowed) with the metric handles in m

@@ -143,6 +143,100 @@ static int shard_names(const char *dirty_index, const char *key, size_t keylen, 
     return -1;
 }
 
+/* The shard names of the keys of one pipeline (`_many`): each distinct
+ * (dirty index, shard) is formatted once, into one buffer, as
+ * "<index>:{N}:floor" (the shard's floor), whose first idxlen bytes are the
+ * shard's index name. A per-key shard_names_t (2 KiB, two snprintf) cost
+ * more than the rest of building a pipeline of cleans. */
+typedef struct names_s {
+    struct name_s {
+        int shard;
+        const char *base; /* the dirty index name (borrowed from a request) */
+        size_t off, idxlen, len;
+    } * v;
+    size_t n, cap;
+    char *buf;
+    size_t used, size;
+    int32_t *slots; /* open addressing over shard: index in v, -1 empty */
+    size_t mask;
+} names_t;
+
+static void names_free(names_t *nm)
+{
+    free(nm->v);
+    free(nm->buf);
+    free(nm->slots);
+    memset(nm, 0, sizeof(*nm));
+}
+
+/* Room for up to nkeys distinct names. 0, or -1 out of memory. */
+static int names_init(names_t *nm, size_t nkeys)
+{
+    size_t want = 16;
+
+    memset(nm, 0, sizeof(*nm));
+    while (want < 2 * nkeys)
+        want *= 2;
+    nm->slots = malloc(want * sizeof(*nm->slots));
+    if (!nm->slots) return -1;
+    memset(nm->slots, 0xff, want * sizeof(*nm->slots));
+    nm->mask = want - 1;
+    return 0;
+}
+
+/* The index in nm->v of key's shard names; -1 with errstr for a key
+ * without a shard tag, an index name too long, or no memory. */
+static long names_of(names_t *nm, const char *dirty_index, const char *key, size_t keylen,
+                     char *errstr, size_t errstr_size)
+{
+    const char *base = index_or_default(dirty_index);
+    int shard, len;
+    size_t s;
+
+    if (!wb_entry_key_tag(key, keylen, &shard)) {
+        wb_set_err(errstr, errstr_size, "redis: key %.*s has no shard tag \"{N}\" (wb_entry.h)",
+                   (int)(keylen > 200 ? 200 : keylen), key);
+        return -1;
+    }
+    for (s = ((uint32_t)shard * 2654435761u) & nm->mask; nm->slots[s] >= 0;
+         s = (s + 1) & nm->mask) {
+        const struct name_s *o = &nm->v[nm->slots[s]];
+        if (o->shard == shard && (o->base == base || strcmp(o->base, base) == 0))
+            return nm->slots[s];
+    }
+    if (nm->n == nm->cap) {
+        size_t cap = nm->cap ? nm->cap * 2 : 64;
+        struct name_s *v = realloc(nm->v, cap * sizeof(*v));
+        if (!v) goto nomem;
+        nm->v = v;
+        nm->cap = cap;
+    }
+    size_t need = strlen(base) + 16 + sizeof(WB_ENTRY_FLOOR_SUFFIX);
+    if (nm->size - nm->used < need) {
+        size_t size = nm->size ? nm->size * 2 : 4096;
+        while (size - nm->used < need)
+            size *= 2;
+        char *buf = realloc(nm->buf, size);
+        if (!buf) goto nomem;
+        nm->buf = buf;
+        nm->size = size;
+    }
+    len = snprintf(nm->buf + nm->used, nm->size - nm->used, "%s:{%d}" WB_ENTRY_FLOOR_SUFFIX, base,
+                   shard);
+    if (len < 0 || (size_t)len >= WB_ENTRY_KEY_MAX) {
+        wb_set_err(errstr, errstr_size, "redis: dirty index name too long");
+        return -1;
+    }
+    nm->v[nm->n] = (struct name_s){shard, base, nm->used,
+                                   (size_t)len - (sizeof(WB_ENTRY_FLOOR_SUFFIX) - 1), (size_t)len};
+    nm->used += (size_t)len + 1;
+    nm->slots[s] = (int32_t)nm->n;
+    return (long)nm->n++;
+nomem:
+    wb_set_err(errstr, errstr_size, "redis: out of memory");
+    return -1;
+}
+
 static int bad_key(wb_rc_t *rc, const char *key, size_t keylen, char *errstr, size_t errstr_size,
                    const char *what)
 {
@@ -250,22 +344,37 @@ static wb_err_t many_run(many_t *m, wb_rc_t *rc, size_t n, char *errstr, size_t 
     return wb_scripts_pipeline(entry_set(), rc, m->calls, n, m->replies, errstr, errstr_size);
 }
 
+/* v in decimal into buf (room for 24), NUL-terminated; returns the length.
+ * Three per clean-mark: snprintf was a visible share of the cleaner. */
 static size_t num(char *buf, int64_t v)
 {
-    return (size_t)snprintf(buf, 24, "%" PRId64, v);
+    char tmp[24];
+    size_t n = 0, len = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) buf[len++] = '-';
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
 }
 
 /* ------------------------------------------------------- write-behind */
 
-/* argv of `put`: key, index shard, floor, value, delete flag, entity. */
-static void put_args(const wb_entry_put_req_t *req, const shard_names_t *sn, const char **argv,
-                     size_t *argvlen)
+/* argv of `put`: key, index shard (idx[0 .. idxlen)), floor, value, delete
+ * flag, entity. */
+static void put_args(const wb_entry_put_req_t *req, const char *idx, size_t idxlen,
+                     const char *floor, size_t floorlen, const char **argv, size_t *argvlen)
 {
     const char *ent = str_or_empty(req->entity);
 
     argv[0] = req->key, argvlen[0] = req->keylen;
-    argv[1] = sn->idx, argvlen[1] = strlen(sn->idx);
-    argv[2] = sn->floor, argvlen[2] = strlen(sn->floor);
+    argv[1] = idx, argvlen[1] = idxlen;
+    argv[2] = floor, argvlen[2] = floorlen;
     argv[3] = req->value ? req->value : "", argvlen[3] = req->is_delete ? 0 : req->len;
     argv[4] = req->is_delete ? "1" : "0", argvlen[4] = 1;
     argv[5] = ent, argvlen[5] = strlen(ent);
@@ -309,7 +418,7 @@ wb_err_t wb_entry_put(wb_rc_t *rc, const wb_entry_put_req_t *req, wb_entry_put_r
     if (bad_put(rc, req, errstr, errstr_size)) return WB_ERR_INVALID_ARG;
     if (shard_names(req->dirty_index, req->key, req->keylen, &sn, errstr, errstr_size) != 0)
         return WB_ERR_INVALID_ARG;
-    put_args(req, &sn, argv, argvlen);
+    put_args(req, sn.idx, strlen(sn.idx), sn.floor, strlen(sn.floor), argv, argvlen);
     err = call(rc, WB_ENTRY_SCRIPT_PUT, 3, 6, argv, argvlen, &r, errstr, errstr_size);
     if (err != WB_OK) return err;
     if (put_reply(r, &got) != 0) {
@@ -325,7 +434,8 @@ wb_err_t wb_entry_put_many(wb_rc_t *rc, const wb_entry_put_req_t *req, size_t n,
                            wb_entry_put_res_t *res, char *errstr, size_t errstr_size)
 {
     many_t m;
-    shard_names_t *sns = NULL;
+    names_t nm;
+    long *name = NULL;
     wb_err_t err;
 
     if (n > 0 && (!req || !res)) {
@@ -334,23 +444,28 @@ wb_err_t wb_entry_put_many(wb_rc_t *rc, const wb_entry_put_req_t *req, size_t n,
     }
     for (size_t i = 0; i < n; i++)
         if (bad_put(rc, &req[i], errstr, errstr_size)) return WB_ERR_INVALID_ARG;
-    if (!(sns = calloc(n ? n : 1, sizeof(*sns)))) {
+    if (names_init(&nm, n) != 0 || !(name = malloc((n ? n : 1) * sizeof(*name)))) {
+        names_free(&nm);
         wb_set_err(errstr, errstr_size, "redis put: out of memory");
         return WB_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++)
-        if (shard_names(req[i].dirty_index, req[i].key, req[i].keylen, &sns[i], errstr,
-                        errstr_size) != 0) {
-            free(sns);
+        if ((name[i] = names_of(&nm, req[i].dirty_index, req[i].key, req[i].keylen, errstr,
+                                errstr_size)) < 0) {
+            names_free(&nm);
+            free(name);
             return WB_ERR_INVALID_ARG;
         }
     if ((err = many_alloc(&m, n, 6, 0, "put", errstr, errstr_size)) != WB_OK) {
-        free(sns);
+        names_free(&nm);
+        free(name);
         return err;
     }
     for (size_t i = 0; i < n; i++) {
+        const struct name_s *v = &nm.v[name[i]];
         many_set(&m, i, WB_ENTRY_SCRIPT_PUT, 3, 6);
-        put_args(&req[i], &sns[i], m.argv + 6 * i, m.argvlen + 6 * i);
+        put_args(&req[i], nm.buf + v->off, v->idxlen, nm.buf + v->off, v->len, m.argv + 6 * i,
+                 m.argvlen + 6 * i);
     }
     if ((err = many_run(&m, rc, n, errstr, errstr_size)) == WB_OK) {
         for (size_t i = 0; i < n; i++) {
@@ -362,7 +477,8 @@ wb_err_t wb_entry_put_many(wb_rc_t *rc, const wb_entry_put_req_t *req, size_t n,
         }
     }
     many_free(&m);
-    free(sns);
+    names_free(&nm);
+    free(name);
     return err;
 }
 
@@ -404,80 +520,101 @@ void wb_entry_clean_clear(wb_entry_clean_res_t *res)
     memset(res, 0, sizeof(*res));
 }
 
+#define NO_REQ SIZE_MAX
+
 /* One script call of wb_entry_clean_many: a `clean_many` of up to
- * WB_ENTRY_CLEAN_GROUP keys of one shard, or one `forget`. */
+ * WB_ENTRY_CLEAN_GROUP keys of one shard, or one `forget`. Its requests
+ * are a list in request order: first, then next[] of each. */
 typedef struct clean_call_s {
     int forget;
-    const shard_names_t *sn;
+    long name;   /* its shard's names (names_t index) */
     int64_t top; /* the floor candidate: the highest V of its cleans */
-    size_t n;
-    size_t mem[WB_ENTRY_CLEAN_GROUP]; /* request indexes, in request order */
+    size_t n, first, last;
 } clean_call_t;
 
 /* Groups req[0 .. n) into calls (at most n): each clean joins the open
  * clean_many call of its shard unless that is full or has the key already;
  * a forget closes its shard's open call and is a call of its own. So the
  * calls touching one shard run in request order. Returns how many calls;
- * *grp[i] / *pos[i] say where request i is. */
-static size_t clean_group(const wb_entry_clean_req_t *req, size_t n, const shard_names_t *sns,
-                          clean_call_t *calls, size_t *grp, size_t *pos, int *open)
+ * *grp[i] / *pos[i] say where request i is. open: one per name, all -1. */
+static size_t clean_group(const wb_entry_clean_req_t *req, size_t n, const long *name,
+                          const uint32_t *hash, clean_call_t *calls, size_t *grp, size_t *pos,
+                          size_t *next, long *open)
 {
     size_t ncalls = 0;
 
     for (size_t i = 0; i < n; i++) {
-        int sh = sns[i].shard;
-        clean_call_t *c = open[sh] >= 0 ? &calls[open[sh]] : NULL;
+        long nmi = name[i];
+        clean_call_t *c = open[nmi] >= 0 ? &calls[open[nmi]] : NULL;
 
-        if (c && (req[i].forget || c->n == WB_ENTRY_CLEAN_GROUP || strcmp(c->sn->idx, sns[i].idx)))
-            c = NULL;
-        for (size_t k = 0; c && k < c->n; k++)
-            if (req[c->mem[k]].keylen == req[i].keylen &&
-                memcmp(req[c->mem[k]].key, req[i].key, req[i].keylen) == 0)
+        if (c && (req[i].forget || c->n == WB_ENTRY_CLEAN_GROUP)) c = NULL;
+        /* The keys of one shard share their first bytes: the hash first. */
+        for (size_t k = c ? c->first : NO_REQ; c && k != NO_REQ; k = next[k])
+            if (hash[k] == hash[i] && req[k].keylen == req[i].keylen &&
+                memcmp(req[k].key, req[i].key, req[i].keylen) == 0)
                 c = NULL;
         if (!c) {
             c = &calls[ncalls];
-            memset(c, 0, sizeof(*c));
-            c->forget = req[i].forget;
-            c->sn = &sns[i];
-            open[sh] = req[i].forget ? -1 : (int)ncalls;
+            *c = (clean_call_t){
+                .forget = req[i].forget, .name = nmi, .first = NO_REQ, .last = NO_REQ};
+            open[nmi] = req[i].forget ? -1 : (long)ncalls;
             ncalls++;
         }
         grp[i] = (size_t)(c - calls);
         pos[i] = c->n;
-        c->mem[c->n++] = i;
+        next[i] = NO_REQ;
+        if (c->last == NO_REQ)
+            c->first = i;
+        else
+            next[c->last] = i;
+        c->last = i;
+        c->n++;
         if (!req[i].forget && req[i].version > c->top) c->top = req[i].version;
     }
-    for (size_t i = 0; i < n; i++)
-        open[sns[i].shard] = -1;
     return ncalls;
 }
 
-/* argv of call c into argv/argvlen (nums: room for 1 + 3 * c->n numbers).
+/* Arguments (argv slots) and decimal numbers call c needs. */
+static size_t clean_call_argc(const clean_call_t *c)
+{
+    return c->forget ? 4 : 3 + 4 * c->n;
+}
+
+static size_t clean_call_nnum(const clean_call_t *c)
+{
+    return c->forget ? 2 : 1 + 3 * c->n;
+}
+
+/* argv of call c into argv/argvlen (nums: clean_call_nnum of them).
  * clean_many: index, floor, keys..., F, then V, TTL, E per key; forget:
  * key, index, V, TTL. Returns argc. */
 static int clean_call_args(const clean_call_t *c, const wb_entry_clean_req_t *req,
-                           const char **argv, size_t *argvlen, char (*nums)[24])
+                           const size_t *next, const names_t *nm, const char **argv,
+                           size_t *argvlen, char (*nums)[24])
 {
-    const wb_entry_clean_req_t *q = &req[c->mem[0]];
+    const wb_entry_clean_req_t *q = &req[c->first];
+    const struct name_s *v = &nm->v[c->name];
+    const char *names = nm->buf + v->off;
     int a = 0;
 
     if (c->forget) {
         argv[0] = q->key, argvlen[0] = q->keylen;
-        argv[1] = c->sn->idx, argvlen[1] = strlen(c->sn->idx);
+        argv[1] = names, argvlen[1] = v->idxlen;
         argv[2] = nums[0], argvlen[2] = num(nums[0], q->version);
         argv[3] = nums[1], argvlen[3] = num(nums[1], q->ttl_ms);
         return 4;
     }
-    argv[a] = c->sn->idx, argvlen[a++] = strlen(c->sn->idx);
-    argv[a] = c->sn->floor, argvlen[a++] = strlen(c->sn->floor);
-    for (size_t k = 0; k < c->n; k++)
-        argv[a] = req[c->mem[k]].key, argvlen[a++] = req[c->mem[k]].keylen;
+    argv[a] = names, argvlen[a++] = v->idxlen;
+    argv[a] = names, argvlen[a++] = v->len;
+    for (size_t k = c->first; k != NO_REQ; k = next[k])
+        argv[a] = req[k].key, argvlen[a++] = req[k].keylen;
     argv[a] = nums[0], argvlen[a++] = num(nums[0], c->top);
-    for (size_t k = 0; k < c->n; k++) {
-        q = &req[c->mem[k]];
-        argv[a] = nums[1 + 3 * k], argvlen[a++] = num(nums[1 + 3 * k], q->version);
-        argv[a] = nums[2 + 3 * k], argvlen[a++] = num(nums[2 + 3 * k], q->ttl_ms);
-        argv[a] = nums[3 + 3 * k], argvlen[a++] = num(nums[3 + 3 * k], q->refused_version);
+    size_t j = 1;
+    for (size_t k = c->first; k != NO_REQ; k = next[k], j += 3) {
+        q = &req[k];
+        argv[a] = nums[j], argvlen[a++] = num(nums[j], q->version);
+        argv[a] = nums[j + 1], argvlen[a++] = num(nums[j + 1], q->ttl_ms);
+        argv[a] = nums[j + 2], argvlen[a++] = num(nums[j + 2], q->refused_version);
     }
     return a;
 }
@@ -525,44 +662,60 @@ wb_err_t wb_entry_clean_many(wb_rc_t *rc, const wb_entry_clean_req_t *req, size_
                              wb_entry_clean_res_t *res, char *errstr, size_t errstr_size)
 {
     const size_t k = n ? n : 1;
-    const int width = 3 + 4 * WB_ENTRY_CLEAN_GROUP;
-    shard_names_t *sns = calloc(k, sizeof(*sns));
-    clean_call_t *calls = calloc(k, sizeof(*calls));
-    size_t *grp = calloc(k, sizeof(*grp)), *pos = calloc(k, sizeof(*pos)), ncalls;
-    int *open = malloc(WB_ENTRY_SHARDS_MAX * sizeof(*open));
-    wb_script_call_t *sc = calloc(k, sizeof(*sc));
-    const char **argv = calloc(k * (size_t)width, sizeof(*argv));
-    size_t *argvlen = calloc(k * (size_t)width, sizeof(*argvlen));
-    char(*nums)[24] = calloc(k * (1 + 3 * WB_ENTRY_CLEAN_GROUP), sizeof(*nums));
-    redisReply **replies = calloc(k, sizeof(*replies));
+    names_t nm;
+    long *name = malloc(k * sizeof(*name)), *open = NULL;
+    clean_call_t *calls = malloc(k * sizeof(*calls));
+    size_t *grp = malloc(k * sizeof(*grp)), *pos = malloc(k * sizeof(*pos));
+    size_t *next = malloc(k * sizeof(*next)), ncalls = 0, nargv = 0, nnum = 0;
+    uint32_t *hash = malloc(k * sizeof(*hash));
+    wb_script_call_t *sc = NULL;
+    const char **argv = NULL;
+    size_t *argvlen = NULL;
+    char(*nums)[24] = NULL;
+    redisReply **replies = NULL;
     wb_err_t err = WB_OK;
+    int nm_ok = names_init(&nm, n) == 0;
 
     if (n > 0 && (!req || !res)) {
         wb_set_err(errstr, errstr_size, "redis clean: invalid arguments");
         err = WB_ERR_INVALID_ARG;
         goto done;
     }
-    if (!sns || !calls || !grp || !pos || !open || !sc || !argv || !argvlen || !nums || !replies) {
-        wb_set_err(errstr, errstr_size, "redis clean: out of memory");
-        err = WB_ERR_NOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
+    if (!nm_ok || !name || !calls || !grp || !pos || !next || !hash) goto nomem;
+    for (size_t i = 0; i < n; i++) {
         if (bad_key(rc, req[i].key, req[i].keylen, errstr, errstr_size, "clean") ||
-            shard_names(req[i].dirty_index, req[i].key, req[i].keylen, &sns[i], errstr,
-                        errstr_size) != 0) {
+            (name[i] = names_of(&nm, req[i].dirty_index, req[i].key, req[i].keylen, errstr,
+                                errstr_size)) < 0) {
             err = WB_ERR_INVALID_ARG;
             goto done;
         }
-    for (int i = 0; i < WB_ENTRY_SHARDS_MAX; i++)
+        uint32_t h = 2166136261u; /* FNV-1a */
+        for (size_t j = 0; j < req[i].keylen; j++)
+            h = (h ^ (unsigned char)req[i].key[j]) * 16777619u;
+        hash[i] = h;
+    }
+    if (!(open = malloc((nm.n ? nm.n : 1) * sizeof(*open)))) goto nomem;
+    for (size_t i = 0; i < nm.n; i++)
         open[i] = -1;
-    ncalls = clean_group(req, n, sns, calls, grp, pos, open);
+    ncalls = clean_group(req, n, name, hash, calls, grp, pos, next, open);
     for (size_t c = 0; c < ncalls; c++) {
-        const char **av = argv + c * (size_t)width;
-        size_t *al = argvlen + c * (size_t)width;
-        int argc =
-            clean_call_args(&calls[c], req, av, al, nums + c * (1 + 3 * WB_ENTRY_CLEAN_GROUP));
+        nargv += clean_call_argc(&calls[c]);
+        nnum += clean_call_nnum(&calls[c]);
+    }
+    sc = malloc((ncalls ? ncalls : 1) * sizeof(*sc));
+    argv = malloc((nargv ? nargv : 1) * sizeof(*argv));
+    argvlen = malloc((nargv ? nargv : 1) * sizeof(*argvlen));
+    nums = malloc((nnum ? nnum : 1) * sizeof(*nums));
+    replies = calloc(ncalls ? ncalls : 1, sizeof(*replies));
+    if (!sc || !argv || !argvlen || !nums || !replies) goto nomem;
+    nargv = nnum = 0;
+    for (size_t c = 0; c < ncalls; c++) {
+        const char **av = argv + nargv;
+        size_t *al = argvlen + nargv;
+        int argc = clean_call_args(&calls[c], req, next, &nm, av, al, nums + nnum);
 
+        nargv += clean_call_argc(&calls[c]);
+        nnum += clean_call_nnum(&calls[c]);
         sc[c] = calls[c].forget ? (wb_script_call_t){WB_ENTRY_SCRIPT_FORGET, 2, argc, av, al}
                                 : (wb_script_call_t){WB_ENTRY_SCRIPT_CLEAN_MANY,
                                                      2 + (int)calls[c].n, argc, av, al};
@@ -574,13 +727,19 @@ wb_err_t wb_entry_clean_many(wb_rc_t *rc, const wb_entry_clean_req_t *req, size_
         clean_result(replies[grp[i]], req[i].forget, pos[i], &res[i]);
     for (size_t c = 0; c < ncalls; c++)
         freeReplyObject(replies[c]);
-
+    goto done;
+nomem:
+    wb_set_err(errstr, errstr_size, "redis clean: out of memory");
+    err = WB_ERR_NOMEM;
 done:
-    free(sns);
+    names_free(&nm);
+    free(name);
+    free(open);
     free(calls);
     free(grp);
     free(pos);
-    free(open);
+    free(next);
+    free(hash);
     free(sc);
     free(argv);
     free(argvlen);

@@ -36,6 +36,7 @@
 
 #include "fl_coalesce.h"
 #include "wb_config.h"
+#include "wb_entry.h"
 #include "wb_event.h"
 #include "wb_kafka.h"
 #include "wb_pg.h"
@@ -339,6 +340,18 @@ static void produce_one(rd_kafka_t *rk, const char *topic, const void *key, size
     "{\"field\":\"version\",\"type\":\"int64\",\"optional\":false},"                               \
     "{\"field\":\"deleted\",\"type\":\"boolean\",\"optional\":false}]},\"payload\":"
 
+/* The cache key of id as the library writes it: "{N}" + prefix + id, N
+ * the id's dirty-index shard, so the flusher clean-marks every row it
+ * writes (a key without the tag is an old layout's: nothing to mark). */
+static int cache_key(const wb_config_t *conf, const wb_entity_t *ent, int id, char *key,
+                     size_t size)
+{
+    char body[64];
+    int bl = snprintf(body, sizeof(body), "%s%d", ent->prefix, id);
+    int shard = wb_entry_shard_of(body, (size_t)bl, conf->redis.dirty_shards);
+    return snprintf(key, size, "{%d}%s", shard, body);
+}
+
 static int cmd_produce(const wb_config_t *conf, long n, long k, const char *dist, const char *topic,
                        const char *format)
 {
@@ -362,7 +375,7 @@ static int cmd_produce(const wb_config_t *conf, long n, long k, const char *dist
                               val, VBASE + i);
             produce_one(rk, topic, jkey, (size_t)kl, jval, (size_t)jl, NULL, i);
         } else {
-            int kl = snprintf(key, sizeof(key), "%s%d", ent->prefix, keys[i]);
+            int kl = cache_key(conf, ent, keys[i], key, sizeof(key));
             wb_event_t ev = {.key = key,
                              .keylen = (size_t)kl,
                              .value = val,
@@ -400,7 +413,7 @@ static int cmd_refresh(const wb_config_t *conf, long n, long k, const char *dist
 
     create_topic(rk, conf->kafka.topic_refresh, conf->kafka.partitions);
     for (long i = 0; i < n; i++) {
-        int kl = snprintf(key, sizeof(key), "%s%d", ent->prefix, keys[i]);
+        int kl = cache_key(conf, ent, keys[i], key, sizeof(key));
         wb_event_t ev = {.key = key,
                          .keylen = (size_t)kl,
                          .kind = WB_EVENT_REFRESH,

@@ -993,6 +993,50 @@ static void test_noscript_fallback(void **state)
     }
 }
 
+/* One wb_entry_clean_many of more keys of one shard than one `clean_many`
+ * call takes, a repeated key and a forget among them: every request gets
+ * its own answer, and they apply in request order (the repeat finds its
+ * key clean already, the forget finds a clean entry and leaves it). */
+static void test_clean_many_groups(void **state)
+{
+    enum { N = 150 };
+    wb_entry_clean_req_t req[N + 2];
+    wb_entry_clean_res_t res[N + 2];
+    char *pk[N], name[32];
+    int64_t v[N], top = 0;
+
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "grp%d", i);
+        pk[i] = strdup(key(name));
+        v[i] = put(pk[i], "x", 0);
+        if (v[i] > top) top = v[i];
+        req[i] = (wb_entry_clean_req_t){.key = pk[i],
+                                        .keylen = strlen(pk[i]),
+                                        .dirty_index = dirty,
+                                        .version = v[i],
+                                        .ttl_ms = 60000};
+    }
+    req[N] = req[0];
+    req[N + 1] = req[1];
+    req[N + 1].forget = 1;
+    assert_int_equal(wb_entry_clean_many(ctx, req, N + 2, res, errstr, sizeof(errstr)), WB_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(res[i].err, WB_OK);
+        assert_int_equal(res[i].code, WB_ENTRY_CLEAN_CLEANED);
+        assert_int_equal(zscore(pk[i]), -1);
+    }
+    assert_int_equal(res[N].err, WB_OK);
+    assert_int_equal(res[N].code, WB_ENTRY_CLEAN_ALREADY);
+    assert_int_equal(res[N + 1].err, WB_OK);
+    assert_int_equal(res[N + 1].code, 0);
+    assert_true(hget_floor() >= top);
+    for (int i = 0; i < N + 2; i++)
+        wb_entry_clean_clear(&res[i]);
+    for (int i = 0; i < N; i++)
+        free(pk[i]);
+}
+
 /* The entry's scripts as a set of the generic runner (wb_scripts.h): the
  * same bodies, so the same SHAs as wb_entry's own. wb_entry has no call
  * that mixes scripts in one pipeline; the runner's ordering guarantee is
@@ -1436,6 +1480,7 @@ int main(void)
         cmocka_unit_test(test_fill_aside),
         cmocka_unit_test(test_version_and_through),
         cmocka_unit_test(test_noscript_fallback),
+        cmocka_unit_test(test_clean_many_groups),
         cmocka_unit_test(test_noscript_pipeline_keeps_order),
         cmocka_unit_test(test_script_set),
         cmocka_unit_test(test_binary_values),

@@ -47,7 +47,10 @@
 -- PostgreSQL, and its version keeps a lagging fill from resurrecting the key.
 
 if redis.replicate_commands then redis.replicate_commands() end
-local idx, out = KEYS[1], {}
+-- The index members to remove are collected and removed with one ZREM at
+-- the end (one command instead of one per key; nothing here reads the
+-- index, so the outcome is the same).
+local idx, out, zrem = KEYS[1], {}, {}
 local F = tonumber(ARGV[1])
 if not F then return redis.error_reply('ERR wb clean: floor is not a number') end
 
@@ -57,7 +60,7 @@ local function clean(key, V, ttl, E)
   local h = redis.call('HMGET', key, 'v', 'ver', 'd', 'rv', 'del', 'e', 'wt')
   local cur = tonumber(h[2])
   if not h[1] then
-    redis.call('ZREM', idx, key)
+    zrem[#zrem + 1] = key
     if not cur or cur < V then
       redis.call('HSET', key, 'ver', string.format('%d', V))
       if redis.call('PTTL', key) < mem then redis.call('PEXPIRE', key, mem) end
@@ -67,17 +70,17 @@ local function clean(key, V, ttl, E)
   cur = cur or 0
   if cur == V and E > 0 and h[3] == '1' then return 0 end
   if cur == V then
-    redis.call('ZREM', idx, key)
+    zrem[#zrem + 1] = key
     if h[3] ~= '1' then return 2 end
     redis.call('HSET', key, 'd', '0')
     if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
     return 1
   end
   if cur > V then
-    if h[3] ~= '1' then redis.call('ZREM', idx, key) end
+    if h[3] ~= '1' then zrem[#zrem + 1] = key end
     return 0
   end
-  redis.call('ZREM', idx, key)
+  zrem[#zrem + 1] = key
   redis.call('HDEL', key, 'v', 'd', 'wt', 'del', 'e')
   redis.call('HSET', key, 'ver', string.format('%d', V))
   redis.call('PEXPIRE', key, mem)
@@ -93,6 +96,7 @@ for k = 3, #KEYS do
   if not V then return redis.error_reply('ERR wb clean: version is not a number') end
   out[#out + 1] = clean(KEYS[k], V, tonumber(ARGV[a + 1]) or 0, tonumber(ARGV[a + 2]) or 0)
 end
+if #zrem > 0 then redis.call('ZREM', idx, unpack(zrem)) end
 if F > 0 and F > (tonumber(redis.call('GET', KEYS[2])) or 0) then
   redis.call('SET', KEYS[2], string.format('%d', F))
 end
