@@ -12,6 +12,7 @@
 
 #include "lib_harness.h"
 #include "wb_rcluster.h"
+#include "wb_util.h"
 
 #define NPUT   20
 #define NBATCH 48
@@ -31,14 +32,6 @@ static int group_teardown(void **state)
     (void)state;
     lh_teardown(&H);
     return 0;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A connection to a replica of the master that serves key (ROLE on the
@@ -152,10 +145,10 @@ static void test_standalone_times_out(void **state)
     c = lh_client(&H, "  replica_timeout_ms: 300\n");
     lh_id(&H, "alone", id, sizeof(id));
     lh_key(&H, key, sizeof(key), "li:", id);
-    t0 = now_ms();
+    t0 = wb_time_mono_ms();
     assert_int_equal(wb_put(c, "item", id, "unconfirmed", 11, WB_ACK_REPLICA, &ver),
                      WB_ERR_TIMEOUT);
-    took = now_ms() - t0;
+    took = wb_time_mono_ms() - t0;
     assert_true(took >= 290);
     assert_true(took < 3000);
     assert_int_equal(ver, 0); /* not acknowledged: no version handed back */
