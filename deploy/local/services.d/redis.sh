@@ -60,7 +60,10 @@ redis_answers() {
 # ------------------------------------------------------------ Redis Cluster
 # With WB_REDIS_CLUSTER=1, `up` also runs a Redis Cluster of three masters
 # and three replicas: services rcluster0 .. rcluster5, one redis-server each
-# on $RC_PORT + i (cluster bus: that port + 10000), data, nodes.conf and log
+# on $RC_PORT + i (cluster bus: that port + 10, set by cluster-port: Redis's
+# default of port + 10000 falls in Linux's ephemeral range, 32768-60999, where
+# an outgoing connection of anything on the machine may hold it), data,
+# nodes.conf and log
 # in $DATA/rcluster<i>, stopped by pid like the others. The first `up`
 # builds the cluster (redis-cli --cluster create, one replica per master);
 # later ones find it formed (nodes.conf keeps it).
@@ -68,7 +71,7 @@ readonly RC_NODES=6
 
 launch_rcluster() {
     local i=$1 port=$((RC_PORT + $1)) dir=$DATA/rcluster$1
-    ((port + 10000 <= 65535)) || die "WB_REDIS_CLUSTER_PORT: bus port $((port + 10000)) is above 65535"
+    ((port + 10 <= 65535)) || die "WB_REDIS_CLUSTER_PORT: bus port $((port + 10)) is above 65535"
     mkdir -p "$dir/data"
     cat >"$dir/redis.conf" <<CONF
 # written by deploy/local/services on every start; edits are lost
@@ -83,6 +86,7 @@ save ""
 maxmemory ${WB_REDIS_MAXMEMORY:-256mb}
 maxmemory-policy volatile-lru
 cluster-enabled yes
+cluster-port $((port + 10))
 cluster-config-file $dir/data/nodes.conf
 cluster-node-timeout 5000
 CONF
@@ -94,6 +98,8 @@ CONF
     rm -f "$dir/data/dump.rdb"
     port_open "$port" && fail "rcluster$i" "$dir/rcluster$i.log" \
         "port $port is in use by a process this script did not start (pick another WB_REDIS_CLUSTER_PORT)"
+    port_open "$((port + 10))" && fail "rcluster$i" "$dir/rcluster$i.log" \
+        "bus port $((port + 10)) is in use by a process this script did not start (pick another WB_REDIS_CLUSTER_PORT)"
     log_mark "$dir/rcluster$i.log" "redis-server (cluster node $i) on $HOST:$port"
     (cd "$dir/data" && exec setsid redis-server "$dir/redis.conf") >>"$dir/rcluster$i.log" 2>&1 </dev/null 9>&- &
     printf '%s\n' "$!" >"$dir/rcluster$i.pid"
