@@ -768,6 +768,36 @@ typedef struct want_col_s {
     int seen;
 } want_col_t;
 
+/* The columns of table qtable (quoted, maybe schema-qualified), one row
+ * each in attnum order: name, type as format_type prints it, NOT NULL, has a
+ * default, and has a unique single-column index of its own. No row: no such
+ * table. On success *resp is the result (the caller clears it). */
+static wb_err_t read_columns(PGconn *conn, const wb_entity_t *ent, const char *qtable,
+                             PGresult **resp, char *errstr, size_t errstr_size)
+{
+    const char *params[1] = {qtable};
+    PGresult *res;
+
+    res = PQexecParams(conn,
+                       "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+                       "a.atthasdef, "
+                       "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid "
+                       "AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL "
+                       "AND i.indexprs IS NULL AND i.indkey[0] = a.attnum) "
+                       "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) "
+                       "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+        wb_set_err(errstr, errstr_size, "reading the columns of table \"%s\": %.*s", ent->table,
+                   (int)strcspn(msg, "\n"), msg);
+        PQclear(res);
+        return WB_ERR_PG;
+    }
+    *resp = res;
+    return WB_OK;
+}
+
 /* wb_table_verify of a mapped entity: the key column of key_type with a
  * unique index of its own, the version column bigint NOT NULL, every mapped
  * column, no other NOT NULL column without a default, and the tombstone
@@ -787,23 +817,8 @@ static wb_err_t verify_mapped(PGconn *conn, const wb_entity_t *ent, char *errstr
         return WB_ERR_CONFIG;
     }
     if (!(seen = calloc(ent->nmap + 1, 1))) return WB_ERR_NOMEM;
-    params[0] = n.table;
-    res = PQexecParams(conn,
-                       "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-                       "a.atthasdef, "
-                       "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid "
-                       "AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL "
-                       "AND i.indexprs IS NULL AND i.indkey[0] = a.attnum) "
-                       "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) "
-                       "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                       1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-        wb_set_err(errstr, errstr_size, "reading the columns of table \"%s\": %.*s", ent->table,
-                   (int)strcspn(msg, "\n"), msg);
-        err = WB_ERR_PG;
-        goto out;
-    }
+    if ((err = read_columns(conn, ent, n.table, &res, errstr, errstr_size)) != WB_OK) goto out;
+    err = WB_ERR_CONFIG;
     if (PQntuples(res) == 0) {
         wb_set_err(errstr, errstr_size,
                    "table \"%s\" (entity %s, mapped) does not exist; wbcache does not create "
@@ -947,30 +962,14 @@ wb_err_t wb_table_verify(PGconn *conn, const wb_entity_t *ent, char *errstr, siz
     char qtable[WB_PG_QUOTED_MAX];
     PGresult *res = NULL;
     wb_err_t err = WB_ERR_CONFIG;
-    const char *params[1];
 
     if (WB_ENTITY_MAPPED(ent)) return verify_mapped(conn, ent, errstr, errstr_size);
     if (wb_pg_quote_ident(ent->table, qtable, sizeof(qtable)) != WB_OK) {
         wb_set_err(errstr, errstr_size, "table \"%s\": not a valid identifier", ent->table);
         return WB_ERR_CONFIG;
     }
-    params[0] = qtable;
-    res = PQexecParams(conn,
-                       "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-                       "a.atthasdef, "
-                       "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid "
-                       "AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL "
-                       "AND i.indexprs IS NULL AND i.indkey[0] = a.attnum) "
-                       "FROM pg_attribute a WHERE a.attrelid = to_regclass($1) "
-                       "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                       1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-        wb_set_err(errstr, errstr_size, "reading the columns of table \"%s\": %.*s", ent->table,
-                   (int)strcspn(msg, "\n"), msg);
-        err = WB_ERR_PG;
-        goto out;
-    }
+    if ((err = read_columns(conn, ent, qtable, &res, errstr, errstr_size)) != WB_OK) goto out;
+    err = WB_ERR_CONFIG;
     if (PQntuples(res) == 0) {
         wb_set_err(errstr, errstr_size,
                    "table \"%s\" (entity %s) does not exist; create it or set postgres.schema: "
