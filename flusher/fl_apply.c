@@ -17,6 +17,12 @@
  * protocol message are split before sending: a Bind message above it is
  * a protocol violation (08P01) that also ends the connection. */
 #define FL_STMT_MAX_BYTES (((size_t)1 << 30) - ((size_t)1 << 20))
+/* A table's rows of a batch go in statements of about this many parameter
+ * bytes: the arrays and libpq's send buffer (which keeps the size of the
+ * largest message it ever sent) stay a few MiB, not the whole batch's
+ * size, and the statements per batch stay few (50,000 rows of 200 bytes
+ * take 11; a statement's round trip is well under 1% of its time). */
+#define FL_STMT_BYTES ((size_t)1 << 20)
 
 void fl_apply_init(fl_apply_t *ap, const wb_config_t *conf)
 {
@@ -116,12 +122,17 @@ static wb_err_t exec_cmd(PGconn *pg, const char *sql, char *errstr, size_t errst
 }
 
 /* Upper estimate of the parameter bytes of n rows (four arrays). */
+static size_t row_bytes(const wb_row_t *row)
+{
+    return 8 + row->keylen + (row->deleted ? 0 : row->valuelen) + 12 + 5;
+}
+
 static size_t rows_bytes(const wb_row_t *rows, size_t n)
 {
     size_t total = 4 * 20;
 
     for (size_t i = 0; i < n; i++)
-        total += 8 + rows[i].keylen + (rows[i].deleted ? 0 : rows[i].valuelen) + 12 + 5;
+        total += row_bytes(&rows[i]);
     return total;
 }
 
@@ -345,8 +356,8 @@ size_t fl_apply_settle_round(fl_batch_t *b, size_t *win, size_t nwin, size_t *pe
     return nnext;
 }
 
-/* The PostgreSQL step: one transaction, one statement per table (more only
- * when bisecting around poison). */
+/* The PostgreSQL step: one transaction, one statement per table and
+ * FL_STMT_BYTES of rows (more only when bisecting around poison). */
 wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errstr_size)
 {
     const wb_config_t *conf = ap->conf;
@@ -406,7 +417,7 @@ wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errs
         }
         for (size_t j = 0; j < nsrc; j++) {
             const fl_item_t *it = &b->items[src[j]];
-            size_t plen = wb_entity_id_offset(it->ent, it->ev.key, it->ev.keylen);
+            size_t plen = it->idoff;
             ci[j] = (fl_coalesce_item_t){(uint32_t)(it->ent - conf->entities), it->ev.key + plen,
                                          it->ev.keylen - plen, it->ev.version};
         }
@@ -416,14 +427,16 @@ wb_err_t fl_apply_batch(fl_apply_t *ap, fl_batch_t *b, char *errstr, size_t errs
             size_t mi = src[win[j]];
             const fl_item_t *it = &b->items[mi];
             win[j] = mi; /* from now on: message indices */
-            size_t plen = wb_entity_id_offset(it->ent, it->ev.key, it->ev.keylen);
+            size_t plen = it->idoff;
             rows[j] = (wb_row_t){it->ev.key + plen, it->ev.keylen - plen, it->ev.value,
                                  it->ev.valuelen,   it->ev.is_delete,     it->ev.version};
         }
-        /* One statement per entity: winners come grouped by entity. */
+        /* Statements per entity (winners come grouped by entity) of up to
+         * FL_STMT_BYTES each. */
         for (size_t lo = 0; lo < nwin;) {
-            size_t hi = lo + 1;
-            while (hi < nwin && b->items[win[hi]].ent == b->items[win[lo]].ent)
+            size_t hi = lo + 1, bytes = row_bytes(&rows[lo]);
+            while (hi < nwin && b->items[win[hi]].ent == b->items[win[lo]].ent &&
+                   (bytes += row_bytes(&rows[hi])) <= FL_STMT_BYTES)
                 hi++;
             apply_ctx_t a = {ap, b, b->items[win[lo]].ent, win, rows, 0, errstr, errstr_size, 0};
             err = apply_range(&a, lo, hi);

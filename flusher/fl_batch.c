@@ -23,21 +23,225 @@ void fl_item_poison(fl_item_t *it, const char *fmt, ...)
     it->state = FL_ITEM_POISON;
 }
 
+/* ---------------------------------------------------------------- copies */
+
+/* The arena: pieces of FL_CHUNK bytes; a copy above FL_CHUNK_OWN gets a
+ * piece of its own (freed when the batch is cleared, not reused). */
+#define FL_CHUNK     (256 * 1024)
+#define FL_CHUNK_OWN (FL_CHUNK / 4)
+/* A packed header: a byte naming it, 1.. for the names of known_hdrs (most
+ * headers: their names are not stored), 0 for another name, then stored
+ * as a u32 length, the name and a NUL; then a u32 value length
+ * (FL_HDR_NULL: a null header) and the value. */
+#define FL_HDR_NULL UINT32_MAX
+static const char *const known_hdrs[] = {NULL,           WB_HDR_VERSION, WB_HDR_ENTITY,
+                                         WB_HDR_TIME_US, WB_HDR_OP,      WB_HDR_KIND};
+#define FL_NKNOWN (sizeof(known_hdrs) / sizeof(known_hdrs[0]))
+
+static unsigned char known_hdr(const char *name, size_t len)
+{
+    if (len < 5 || memcmp(name, "wb-", 3) != 0) return 0;
+    for (unsigned char k = 1; k < FL_NKNOWN; k++)
+        if (name[3] == known_hdrs[k][3] && strcmp(known_hdrs[k] + 3, name + 3) == 0) return k;
+    return 0;
+}
+
+static unsigned char *arena_alloc(fl_batch_t *b, size_t n)
+{
+    fl_chunk_t *c = b->chunks;
+
+    if (c && c->size - c->used >= n) {
+        c->used += n;
+        return c->data + c->used - n;
+    }
+    if (n <= FL_CHUNK_OWN && b->spare) {
+        c = b->spare;
+        b->spare = c->next;
+    } else {
+        size_t size = n > FL_CHUNK_OWN ? n : FL_CHUNK;
+        if (!(c = malloc(sizeof(*c) + size))) return NULL;
+        c->size = size;
+    }
+    c->used = n;
+    /* One of its own goes behind the current piece, which still has room. */
+    if (n > FL_CHUNK_OWN && b->chunks) {
+        c->next = b->chunks->next;
+        b->chunks->next = c;
+    } else {
+        c->next = b->chunks;
+        b->chunks = c;
+    }
+    return c->data;
+}
+
+/* The pieces the batch used become the spare ones for the next; spare
+ * pieces this batch did not need are freed (the arena follows the size of
+ * the last batch, not the largest ever). */
+static void arena_reset(fl_batch_t *b)
+{
+    fl_chunk_t *c, *next;
+
+    for (c = b->spare; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    b->spare = NULL;
+    for (c = b->chunks; c; c = next) {
+        next = c->next;
+        if (c->size == FL_CHUNK) {
+            c->next = b->spare;
+            b->spare = c;
+        } else {
+            free(c);
+        }
+    }
+    b->chunks = NULL;
+}
+
+static const char *topic_intern(fl_batch_t *b, const char *name)
+{
+    for (size_t i = 0; i < b->ntopics; i++)
+        if (strcmp(b->topics[i], name) == 0) return b->topics[i];
+    char **topics = realloc(b->topics, (b->ntopics + 1) * sizeof(*topics));
+    if (!topics) return NULL;
+    b->topics = topics;
+    if (!(topics[b->ntopics] = strdup(name))) return NULL;
+    return topics[b->ntopics++];
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof(v));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* Copies msg into m and the arena. librdkafka bounds a message below
+ * 2 GiB (receive.message.max.bytes), so every length fits in 32 bits.
+ * Returns 0, or -1 out of memory. */
+static int copy_in(fl_batch_t *b, const rd_kafka_message_t *msg, fl_msg_t *m)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    size_t klen = msg->key ? msg->key_len : 0, vlen = msg->payload ? msg->len : 0, hlen = 0;
+    size_t nh = 0, len, bytes = klen + vlen;
+    const char *name;
+    const void *value;
+
+    rd_kafka_resp_err_t herr = rd_kafka_message_headers(msg, &hdrs);
+    if (herr != RD_KAFKA_RESP_ERR_NO_ERROR) hdrs = NULL;
+    for (; hdrs && !rd_kafka_header_get_all(hdrs, nh, &name, &value, &len); nh++) {
+        size_t nlen = strlen(name);
+        hlen += 1 + (known_hdr(name, nlen) ? 0 : 4 + nlen + 1) + 4 + (value ? len : 0);
+        bytes += nlen + (value ? len : 0);
+    }
+    const char *topic = topic_intern(b, rd_kafka_topic_name(msg->rkt));
+    unsigned char *p = topic ? arena_alloc(b, klen + vlen + hlen) : NULL;
+    if (!p) return -1;
+    *m = (fl_msg_t){.topic = topic,
+                    .key = msg->key ? (const char *)p : NULL,
+                    .value = msg->payload ? p + klen : NULL,
+                    .hdrs = p + klen + vlen,
+                    .offset = msg->offset,
+                    .timestamp_ms = rd_kafka_message_timestamp(msg, NULL),
+                    .partition = msg->partition,
+                    .keylen = (uint32_t)klen,
+                    .len = (uint32_t)vlen,
+                    .hdrlen = (uint32_t)hlen,
+                    .nhdrs = herr && herr != RD_KAFKA_RESP_ERR__NOENT ? FL_HDRS_BAD : (uint32_t)nh,
+                    .bytes = (uint32_t)bytes};
+    if (klen) memcpy(p, msg->key, klen);
+    if (vlen) memcpy(p + klen, msg->payload, vlen);
+    p += klen + vlen;
+    for (size_t i = 0; i < nh && !rd_kafka_header_get_all(hdrs, i, &name, &value, &len); i++) {
+        size_t nlen = strlen(name);
+        unsigned char k = known_hdr(name, nlen);
+        *p++ = k;
+        if (!k) {
+            put_u32(p, (uint32_t)nlen);
+            memcpy(p + 4, name, nlen + 1);
+            p += 4 + nlen + 1;
+        }
+        put_u32(p, value ? (uint32_t)len : FL_HDR_NULL);
+        p += 4;
+        if (value && len) memcpy(p, value, len);
+        p += value ? len : 0;
+    }
+    return 0;
+}
+
+int fl_msg_header_next(const fl_msg_t *m, size_t *pos, wb_header_t *h)
+{
+    const unsigned char *p = m->hdrs + *pos, *end = m->hdrs + m->hdrlen;
+
+    if (p >= end) return -1;
+    unsigned char k = *p++;
+    if (k) {
+        h->name = known_hdrs[k];
+    } else {
+        uint32_t nlen = get_u32(p);
+        h->name = (const char *)p + 4;
+        p += 4 + nlen + 1;
+    }
+    uint32_t vlen = get_u32(p);
+    p += 4;
+    h->value = vlen == FL_HDR_NULL ? NULL : p;
+    h->len = vlen == FL_HDR_NULL ? 0 : vlen;
+    *pos = (size_t)(p + h->len - m->hdrs);
+    return 0;
+}
+
+int fl_msg_header_last(const fl_msg_t *m, const char *name, const void **value, size_t *len)
+{
+    wb_header_t h;
+    size_t pos = 0;
+    int found = -1;
+
+    while (fl_msg_header_next(m, &pos, &h) == 0)
+        if (strcmp(h.name, name) == 0) {
+            *value = h.value;
+            *len = h.len;
+            found = 0;
+        }
+    return found;
+}
+
+int64_t fl_msg_bytes(const fl_msg_t *m)
+{
+    return m->bytes;
+}
+
+/* ---------------------------------------------------------------- decoding */
+
 /* Decodes one message and finds its entity; an undecodable one is poison.
- * Once the entity is known, it->ev.entity is the configuration's name and
- * the headers librdkafka parsed for the decode (a handful of allocations,
- * about 0.3 KiB a message) are freed instead of staying with the batch:
- * whoever reads them again (dead letters, fl_clean) has librdkafka parse
- * them anew from the message. */
-static void decode_one(const wb_config_t *conf, const char *entity_filter, rd_kafka_message_t *msg,
+ * Once the entity is known, it->ev.entity is the configuration's name. */
+static void decode_one(const wb_config_t *conf, const char *entity_filter, const fl_msg_t *m,
                        fl_item_t *it)
 {
-    rd_kafka_headers_t *parsed = NULL;
-
+    wb_header_t stack[16], *hdrs = stack;
     char errstr[256], name[WB_EVENT_ENTITY_MAX + 1];
+    size_t n = 0, pos = 0;
+    wb_err_t err;
 
     memset(it, 0, sizeof(*it));
-    if (wb_event_from_message(msg, &it->ev, errstr, sizeof(errstr)) != WB_OK) {
+    if (m->nhdrs == FL_HDRS_BAD) {
+        fl_item_poison(it, "undecodable: cannot parse message headers");
+        return;
+    }
+    if (m->nhdrs > sizeof(stack) / sizeof(stack[0]) && !(hdrs = calloc(m->nhdrs, sizeof(*hdrs)))) {
+        fl_item_poison(it, "undecodable: out of memory for %" PRIu32 " headers", m->nhdrs);
+        return;
+    }
+    while (n < m->nhdrs && fl_msg_header_next(m, &pos, &hdrs[n]) == 0)
+        n++;
+    err = wb_event_decode(m->key, m->keylen, m->value, m->len, n ? hdrs : NULL, n, &it->ev, errstr,
+                          sizeof(errstr));
+    if (hdrs != stack) free(hdrs);
+    if (err != WB_OK) {
         fl_item_poison(it, "undecodable: %s", errstr);
         return;
     }
@@ -48,9 +252,7 @@ static void decode_one(const wb_config_t *conf, const char *entity_filter, rd_ka
     }
     it->ev.entity = it->ent->name;
     it->ev.entitylen = strlen(it->ent->name);
-    if (rd_kafka_message_detach_headers(msg, &parsed) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        rd_kafka_headers_destroy(parsed);
-    if (!wb_entity_id_offset(it->ent, it->ev.key, it->ev.keylen)) {
+    if (!(it->idoff = (uint32_t)wb_entity_id_offset(it->ent, it->ev.key, it->ev.keylen))) {
         fl_item_poison(it, "key does not start with the prefix \"%s\" of entity %s",
                        it->ent->prefix, it->ent->name);
         return;
@@ -80,21 +282,6 @@ int fl_batch_version_too_far(const wb_config_t *conf, int64_t version, int64_t n
     return ahead_ms > 0 && version > now_us && (version - now_us) / 1000 > ahead_ms;
 }
 
-int64_t fl_batch_msg_bytes(const rd_kafka_message_t *msg)
-{
-    rd_kafka_headers_t *hdrs = NULL;
-    int64_t bytes = (int64_t)(msg->key_len + msg->len);
-    const char *name;
-    const void *value;
-    size_t len;
-
-    /* Parsed once and kept with the message (the decode reads them too). */
-    if (rd_kafka_message_headers(msg, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs)
-        for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &value, &len); i++)
-            bytes += (int64_t)(strlen(name) + len);
-    return bytes;
-}
-
 static void items_free(fl_batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++) {
@@ -110,7 +297,7 @@ void fl_batch_redecode(fl_batch_t *b, const wb_config_t *conf, const char *entit
 {
     items_free(b);
     for (size_t i = 0; i < b->n; i++)
-        decode_one(conf, entity_filter, b->msgs[i], &b->items[i]);
+        decode_one(conf, entity_filter, &b->msgs[i], &b->items[i]);
     b->redecode = 0;
     b->dedup_ok = fl_batch_dedup_reset(b) == 0;
 }
@@ -179,6 +366,28 @@ size_t fl_batch_newest(const fl_batch_t *b, size_t *out)
 
 /* ------------------------------------------------------------------ intake */
 
+/* Drops msg after a failure to batch it (out of memory). Dropping it is
+ * not enough: the next message of its partition would be batched and
+ * committed past it. Rewinds the partition to it, which also discards
+ * what was fetched after it. */
+static int drop_rewound(rd_kafka_message_t *msg, const char *what)
+{
+    rd_kafka_resp_err_t rerr =
+        rd_kafka_seek(msg->rkt, msg->partition, msg->offset, FL_SEEK_TIMEOUT_MS);
+
+    if (rerr) {
+        WB_ERROR("out of memory %s, and cannot rewind %s [%" PRId32 "] to %" PRId64
+                 " (%s): aborting rather than skipping it",
+                 what, rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset,
+                 rd_kafka_err2str(rerr));
+        abort();
+    }
+    WB_ERROR("out of memory %s; %s [%" PRId32 "] rewound to %" PRId64, what,
+             rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset);
+    rd_kafka_message_destroy(msg);
+    return -1;
+}
+
 int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filter,
                  rd_kafka_message_t *msg)
 {
@@ -187,34 +396,19 @@ int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filt
         /* Up to max_events exactly: a doubling past it would be up to half
          * unused, in each of the two batches. */
         if (b->cap < max && cap > max) cap = max;
-        rd_kafka_message_t **msgs = realloc(b->msgs, cap * sizeof(*msgs));
+        fl_msg_t *msgs = realloc(b->msgs, cap * sizeof(*msgs));
         fl_item_t *items = msgs ? realloc(b->items, cap * sizeof(*items)) : NULL;
         size_t *winners = items ? realloc(b->winners, cap * sizeof(*winners)) : NULL;
         if (msgs) b->msgs = msgs;
         if (items) b->items = items;
         if (winners) b->winners = winners;
-        if (!winners) {
-            /* Dropping it is not enough: the next message of its partition
-             * would be batched and committed past it. Rewind the partition
-             * to it, which also discards what was fetched after it. */
-            rd_kafka_resp_err_t rerr =
-                rd_kafka_seek(msg->rkt, msg->partition, msg->offset, FL_SEEK_TIMEOUT_MS);
-
-            if (rerr) {
-                WB_ERROR("out of memory growing the batch, and cannot rewind %s [%" PRId32
-                         "] to %" PRId64 " (%s): aborting rather than skipping it",
-                         rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset,
-                         rd_kafka_err2str(rerr));
-                abort();
-            }
-            WB_ERROR("out of memory growing the batch; %s [%" PRId32 "] rewound to %" PRId64,
-                     rd_kafka_topic_name(msg->rkt), msg->partition, msg->offset);
-            rd_kafka_message_destroy(msg);
-            return -1;
-        }
+        if (!winners) return drop_rewound(msg, "growing the batch");
         b->cap = cap;
         b->dedup_ok = b->dedup_ok && fl_batch_dedup_reset(b) == 0;
     }
+    fl_msg_t *m = &b->msgs[b->n];
+    if (copy_in(b, msg, m) != 0) return drop_rewound(msg, "copying a message into the batch");
+    rd_kafka_message_destroy(msg);
     if (b->n == 0) {
         b->opened_ms = wb_time_mono_ms();
         b->dedup_ok = fl_batch_dedup_reset(b) == 0; /* an empty table for the new batch */
@@ -223,12 +417,8 @@ int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filt
      * outage) joins it; the batch is then applied again from the start. */
     if (b->pg_done || b->dlq_done) b->redecode = 1;
     b->pg_done = b->dlq_done = 0;
-    b->msgs[b->n] = msg;
-    /* Counted before the decode: both read the headers librdkafka parses
-     * once and keeps with the message, and the decode then frees them.
-     * Counted after, they would be parsed a second time and stay. */
-    b->bytes += fl_batch_msg_bytes(msg);
-    decode_one(conf, entity_filter, msg, &b->items[b->n]);
+    b->bytes += fl_msg_bytes(m);
+    decode_one(conf, entity_filter, m, &b->items[b->n]);
     if (b->dedup_ok && b->items[b->n].state == FL_ITEM_GOOD) fl_batch_dedup_add(b, b->n);
     b->n++;
     return 0;
@@ -267,8 +457,7 @@ int fl_batch_due(const fl_batch_t *b, const wb_config_t *conf, int64_t now_ms, i
 void fl_batch_clear(fl_batch_t *b)
 {
     items_free(b);
-    for (size_t i = 0; i < b->n; i++)
-        rd_kafka_message_destroy(b->msgs[i]);
+    arena_reset(b);
     b->n = 0;
     b->bytes = 0;
     b->redecode = 0;
@@ -284,6 +473,10 @@ void fl_batch_clear(fl_batch_t *b)
 void fl_batch_free(fl_batch_t *b)
 {
     fl_batch_clear(b);
+    arena_reset(b); /* the pieces the batch used are spare now: freed by a second reset */
+    for (size_t i = 0; i < b->ntopics; i++)
+        free(b->topics[i]);
+    free(b->topics);
     free(b->msgs);
     free(b->items);
     free(b->winners);
@@ -300,16 +493,15 @@ size_t fl_batch_drop(fl_batch_t *b, const rd_kafka_topic_partition_list_t *parts
     b->pg_done = b->dlq_done = 0;
     b->bytes = 0;
     fl_batch_reset_counts(b);
+    /* A dropped copy stays in the arena until the batch is cleared. */
     for (size_t i = 0; i < b->n; i++) {
-        rd_kafka_message_t *msg = b->msgs[i];
-        if (rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(msg->rkt),
-                                               msg->partition)) {
-            rd_kafka_message_destroy(msg);
+        const fl_msg_t *m = &b->msgs[i];
+        if (rd_kafka_topic_partition_list_find(parts, m->topic, m->partition)) {
             dropped++;
             continue;
         }
-        b->bytes += fl_batch_msg_bytes(msg);
-        b->msgs[j++] = msg;
+        b->bytes += fl_msg_bytes(m);
+        b->msgs[j++] = *m;
     }
     b->n = j;
     b->redecode = 1;

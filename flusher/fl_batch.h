@@ -16,8 +16,9 @@
 typedef struct fl_item_s {
     wb_event_t ev;
     const wb_entity_t *ent;
-    int state;    /* FL_ITEM_* */
-    char *reason; /* poison reason (malloc'ed) when state is FL_ITEM_POISON */
+    int state;      /* FL_ITEM_* */
+    uint32_t idoff; /* GOOD or SKIP: where the id starts in ev.key (after tag and prefix) */
+    char *reason;   /* poison reason (malloc'ed) when state is FL_ITEM_POISON */
     /* > 0: PostgreSQL refused the event for this newer stored version; the
      * cache entry is cleaned against it, not against ev.version. */
     int64_t stored_version;
@@ -25,23 +26,65 @@ typedef struct fl_item_s {
 
 enum { FL_ITEM_GOOD = 0, FL_ITEM_POISON = 1, FL_ITEM_SKIP = 2, FL_ITEM_DONE = 3 };
 
+/* A consumed message, copied out of librdkafka when it joins a batch (the
+ * librdkafka message is destroyed right there: held for a batch, its
+ * per-message overhead and the fetch buffer it pins cost several times
+ * what the event holds). key, value and the packed headers lie in one
+ * piece of the batch's arena, valid until the batch is cleared. */
+typedef struct fl_msg_s {
+    const char *topic;         /* interned in the batch (fl_batch_t.topics) */
+    const char *key;           /* NULL: no key */
+    const void *value;         /* NULL: a Kafka null value (a delete) */
+    const unsigned char *hdrs; /* packed, read with fl_msg_header_next */
+    int64_t offset;
+    int64_t timestamp_ms; /* -1: none */
+    int32_t partition;
+    uint32_t keylen, len, hdrlen;
+    uint32_t nhdrs; /* FL_HDRS_BAD: librdkafka could not parse them (none kept) */
+    uint32_t bytes; /* fl_msg_bytes */
+} fl_msg_t;
+
+#define FL_HDRS_BAD UINT32_MAX
+
+/* Reads header *pos of m into h (name and value point into m; value NULL
+ * for a null header) and advances *pos. Start with *pos = 0. Returns 0,
+ * or -1 past the last one. */
+int fl_msg_header_next(const fl_msg_t *m, size_t *pos, wb_header_t *h);
+/* The value of m's last header called name (NULL: a null header) and its
+ * length. Returns 0, or -1 when m has none. */
+int fl_msg_header_last(const fl_msg_t *m, const char *name, const void **value, size_t *len);
+/* What m counts against flusher.batch.max_bytes: key, value, and every
+ * header's name and value (a message may carry large headers and no
+ * value). */
+int64_t fl_msg_bytes(const fl_msg_t *m);
+
+/* A piece of a batch's arena (fl_msgs' copies). */
+typedef struct fl_chunk_s {
+    struct fl_chunk_s *next;
+    size_t size, used;
+    unsigned char data[];
+} fl_chunk_t;
+
 /* The part of one partition a batch covers: it continues the partition at
  * from (where the consumer stood before the batch: every offset below is
  * applied already) and ends before next. Recorded in PostgreSQL with the
  * batch (fl_pgoffsets). */
 typedef struct fl_range_s {
-    const char *topic; /* borrowed from the batch's messages */
+    const char *topic; /* borrowed from the batch (fl_batch_t.topics) */
     int32_t partition;
     int64_t from, next;
     int64_t recorded; /* set when the database contradicts from: what it records, else -1 */
 } fl_range_t;
 
-/* A batch: consumed messages (owned) and their items, applied as one. */
+/* A batch: consumed messages (copies, owned) and their items, applied as one. */
 typedef struct fl_batch_s {
-    rd_kafka_message_t **msgs;
-    fl_item_t *items; /* parallel to msgs; items[0..n) are decoded */
+    fl_msg_t *msgs;
+    fl_item_t *items;           /* parallel to msgs; items[0..n) are decoded */
+    fl_chunk_t *chunks, *spare; /* the arena msgs[] point into; spare: emptied, reused */
+    char **topics;              /* names msgs[].topic point to, kept until fl_batch_free */
+    size_t ntopics;
     size_t n, cap;
-    int64_t bytes;     /* what the messages hold: keys, values and headers (fl_batch_msg_bytes) */
+    int64_t bytes;     /* what the messages hold: keys, values and headers (fl_msg_bytes) */
     int64_t opened_ms; /* monotonic time of the first message */
     int redecode;      /* a failed apply changed items[]: decode them again first */
     /* Newest event per key, kept as messages arrive (open addressing over
@@ -71,19 +114,16 @@ typedef struct fl_batch_s {
 /* Marks it poison with a reason (printf format; owned by it). */
 void fl_item_poison(fl_item_t *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Takes ownership of msg (a consumed, error-free message), decodes it
- * against conf (an entity other than entity_filter, when not NULL, is
- * skipped) and appends it to b. Returns 0, or -1 when the batch could not
- * grow (out of memory): msg is destroyed and its partition rewound to it,
+/* Takes ownership of msg (a consumed, error-free message), copies it into
+ * b and destroys it, decodes the copy against conf (an entity other than
+ * entity_filter, when not NULL, is skipped) and appends it. Returns 0, or
+ * -1 when the batch could not grow (out of memory): msg is destroyed and
+ * its partition rewound to it,
  * so it is consumed again later and nothing after it can be committed past
  * it; the caller must not count it as taken. If even the rewind fails the
  * process aborts rather than skip a message. */
 int fl_batch_add(fl_batch_t *b, const wb_config_t *conf, const char *entity_filter,
                  rd_kafka_message_t *msg);
-/* The bytes a consumed message holds that a batch counts against
- * flusher.batch.max_bytes: key, value, and every header's name and value
- * (a message may carry large headers and no value). */
-int64_t fl_batch_msg_bytes(const rd_kafka_message_t *msg);
 /* 1 when version (Redis time in microseconds) is more than
  * flusher.max_version_ahead_ms ahead of now_us (0 = never): such an event
  * is poison. Pure. */
@@ -114,11 +154,11 @@ int fl_batch_due(const fl_batch_t *b, const wb_config_t *conf, int64_t now_ms, i
 void fl_batch_redecode(fl_batch_t *b, const wb_config_t *conf, const char *entity_filter);
 /* Clears the figures and winners of an apply attempt. */
 void fl_batch_reset_counts(fl_batch_t *b);
-/* Destroys the messages of b; keeps its arrays for the next batch. */
+/* Empties b; keeps its arrays and arena for the next batch. */
 void fl_batch_clear(fl_batch_t *b);
-/* Destroys the messages and frees the arrays; b is left empty. */
+/* Empties b and frees its arrays and arena; b is left empty. */
 void fl_batch_free(fl_batch_t *b);
-/* Destroys the messages of the partitions in parts and keeps the rest in
+/* Drops the messages of the partitions in parts and keeps the rest in
  * order; the batch is decoded again before its next apply. Returns how
  * many were dropped. */
 size_t fl_batch_drop(fl_batch_t *b, const rd_kafka_topic_partition_list_t *parts);

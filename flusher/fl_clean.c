@@ -50,10 +50,9 @@ static int q_push(fl_cleaner_t *cl, const fl_clean_t *c)
  * event, or — when it could not be decoded as a whole — straight from the
  * Kafka key and a well-formed wb-version header. Returns 0 if both are
  * known. */
-static int poison_key_version(const rd_kafka_message_t *msg, const fl_item_t *it, const char **key,
+static int poison_key_version(const fl_msg_t *msg, const fl_item_t *it, const char **key,
                               size_t *keylen, int64_t *version)
 {
-    rd_kafka_headers_t *hdrs = NULL;
     const void *v = NULL;
     size_t vlen = 0;
 
@@ -63,13 +62,12 @@ static int poison_key_version(const rd_kafka_message_t *msg, const fl_item_t *it
         *version = it->ev.version;
         return 0;
     }
-    if (!msg->key || msg->key_len == 0 || msg->key_len > WB_EVENT_KEY_MAX) return -1;
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs ||
-        rd_kafka_header_get_last(hdrs, WB_HDR_VERSION, &v, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-        !v || wb_parse_i64(v, vlen, version) != 0 || *version <= 0)
+    if (!msg->key || msg->keylen == 0 || msg->keylen > WB_EVENT_KEY_MAX) return -1;
+    if (fl_msg_header_last(msg, WB_HDR_VERSION, &v, &vlen) != 0 || !v ||
+        wb_parse_i64(v, vlen, version) != 0 || *version <= 0)
         return -1;
     *key = msg->key;
-    *keylen = msg->key_len;
+    *keylen = msg->keylen;
     return 0;
 }
 
@@ -94,8 +92,8 @@ void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b)
             c.version = it->stored_version;
             c.refused_version = it->ev.version;
             c.entity = it->ent->name;
-            c.partition = b->msgs[i]->partition;
-            c.offset = b->msgs[i]->offset;
+            c.partition = b->msgs[i].partition;
+            c.offset = b->msgs[i].offset;
         }
         if (q_push(cl, &c) != 0) {
             dropped += b->nwinners - j;
@@ -114,7 +112,7 @@ void fl_clean_push(fl_cleaner_t *cl, const fl_batch_t *b)
         int64_t version = 0;
 
         if (it->state != FL_ITEM_POISON) continue;
-        if (poison_key_version(b->msgs[i], it, &key, &keylen, &version) != 0) continue;
+        if (poison_key_version(&b->msgs[i], it, &key, &keylen, &version) != 0) continue;
         fl_clean_t c = {.key = (char *)key,
                         .keylen = keylen,
                         .version = version,

@@ -18,18 +18,18 @@
  * cache entry (owned key copy). */
 typedef struct fl_clean_s {
     char *key;
-    size_t keylen;
     int64_t version;
     int64_t ttl_ms;
-    int forget; /* 1: the `forget` script (poison), 0: `clean` (committed) */
     /* clean only, when PostgreSQL refused the event for the newer stored
      * `version`: the event's own version, entity (borrowed from the config)
      * and Kafka position, to dead-letter the write if it was the entry's
      * newest (WB_ENTRY_CLEAN_REFUSED). 0 / NULL otherwise. */
     int64_t refused_version;
     const char *entity;
-    int32_t partition;
     int64_t offset;
+    int32_t partition;
+    uint32_t keylen; /* at most WB_EVENT_KEY_MAX */
+    int forget;      /* 1: the `forget` script (poison), 0: `clean` (committed) */
 } fl_clean_t;
 
 /* Borrowed metric handles; each may be NULL. */

@@ -47,40 +47,44 @@ wb_err_t fl_dlq_send(fl_dlq_t *d, fl_batch_t *b, char *errstr, size_t errstr_siz
 
     for (size_t i = 0; i < b->n; i++) {
         const fl_item_t *it = &b->items[i];
-        const rd_kafka_message_t *msg = b->msgs[i];
-        rd_kafka_headers_t *orig = NULL, *hdrs;
-        wb_header_t dh[WB_EVENT_NHDRS];
+        const fl_msg_t *msg = &b->msgs[i];
+        rd_kafka_headers_t *hdrs;
+        wb_header_t dh[WB_EVENT_NHDRS], h;
         char scratch[WB_EVENT_SCRATCH];
-        size_t ndh = 0;
-        rd_kafka_resp_err_t rerr;
+        size_t ndh = 0, pos = 0;
+        rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
 
         if (it->state != FL_ITEM_POISON) continue;
         if (wb_log_enabled(WB_LOG_WARN)) {
             char part[16], off[24];
             snprintf(part, sizeof(part), "%" PRId32, msg->partition);
             snprintf(off, sizeof(off), "%" PRId64, msg->offset);
-            wb_log_field_t fields[] = {{"topic", rd_kafka_topic_name(msg->rkt)},
+            wb_log_field_t fields[] = {{"topic", msg->topic},
                                        {"partition", part},
                                        {"offset", off},
                                        {"reason", it->reason ? it->reason : "poison"}};
             wb_log_write_fields(WB_LOG_WARN, fields, 4, "dead-lettering an event");
         }
-        if (rd_kafka_message_headers(msg, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
-            hdrs = rd_kafka_headers_copy(orig);
-        else
-            hdrs = rd_kafka_headers_new(WB_EVENT_NHDRS);
-        if (wb_event_encode_dlq_headers(
-                it->reason ? it->reason : "poison", rd_kafka_topic_name(msg->rkt), msg->partition,
-                msg->offset, dh, WB_EVENT_NHDRS, &ndh, scratch, sizeof(scratch)) != WB_OK ||
+        /* Its own headers as they came, then the dead-letter ones. */
+        hdrs = rd_kafka_headers_new((msg->nhdrs == FL_HDRS_BAD ? 0 : msg->nhdrs) + WB_EVENT_NHDRS);
+        while (!rerr && fl_msg_header_next(msg, &pos, &h) == 0)
+            rerr = rd_kafka_header_add(hdrs, h.name, -1, h.value, h.value ? (ssize_t)h.len : 0);
+        if (rerr ||
+            wb_event_encode_dlq_headers(it->reason ? it->reason : "poison", msg->topic,
+                                        msg->partition, msg->offset, dh, WB_EVENT_NHDRS, &ndh,
+                                        scratch, sizeof(scratch)) != WB_OK ||
             wb_event_add_rd_headers(hdrs, dh, ndh) != WB_OK) {
             rd_kafka_headers_destroy(hdrs);
             wb_set_err(errstr, errstr_size, "cannot build dead-letter headers");
             return WB_ERR_KAFKA;
         }
+        /* value NULL: a Kafka null value (a delete) stays one. */
+        void *key = (void *)msg->key, *value = (void *)msg->value;
+        size_t keylen = msg->keylen, len = msg->len;
         for (;;) {
             rerr = rd_kafka_producev(
                 d->producer, RD_KAFKA_V_TOPIC(d->conf->kafka.topic_dead_letter),
-                RD_KAFKA_V_KEY(msg->key, msg->key_len), RD_KAFKA_V_VALUE(msg->payload, msg->len),
+                RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE(value, len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
             if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
             rd_kafka_poll(d->producer, 100);

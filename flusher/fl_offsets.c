@@ -71,16 +71,16 @@ void fl_offsets_set_assigned(fl_offsets_t *o, const rd_kafka_topic_partition_lis
 
 void fl_offsets_ranges(fl_offsets_t *o, fl_batch_t *b)
 {
-    const rd_kafka_topic_t *last_rkt = NULL;
+    const char *last_topic = NULL; /* interned: compared by address */
     int32_t last_part = -1;
     fl_range_t *r = NULL;
 
     b->nranges = 0;
     b->ranges_ok = 0;
     for (size_t i = 0; i < b->n; i++) {
-        const rd_kafka_message_t *msg = b->msgs[i];
-        if (msg->rkt != last_rkt || msg->partition != last_part) {
-            const char *topic = rd_kafka_topic_name(msg->rkt);
+        const fl_msg_t *msg = &b->msgs[i];
+        if (msg->topic != last_topic || msg->partition != last_part) {
+            const char *topic = msg->topic;
             r = NULL;
             for (size_t j = 0; j < b->nranges && !r; j++)
                 if (b->ranges[j].partition == msg->partition && !strcmp(b->ranges[j].topic, topic))
@@ -99,7 +99,7 @@ void fl_offsets_ranges(fl_offsets_t *o, fl_batch_t *b)
                                   p && p->committed >= 0 ? p->committed : msg->offset,
                                   msg->offset + 1, -1};
             }
-            last_rkt = msg->rkt;
+            last_topic = msg->topic;
             last_part = msg->partition;
         }
         if (msg->offset < r->from) r->from = msg->offset;
@@ -118,21 +118,20 @@ void fl_offsets_ranges(fl_offsets_t *o, fl_batch_t *b)
 void fl_offsets_commit_batch(fl_offsets_t *o, rd_kafka_t *consumer, const fl_batch_t *b)
 {
     rd_kafka_topic_partition_t *tp = NULL;
-    const rd_kafka_topic_t *last_rkt = NULL;
+    const char *last_topic = NULL;
     int32_t last_part = -1;
 
     if (!o->commit || b->n == 0) return;
     if (!o->pending) o->pending = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < b->n; i++) {
-        const rd_kafka_message_t *msg = b->msgs[i];
-        if (msg->rkt != last_rkt || msg->partition != last_part) {
-            const char *topic = rd_kafka_topic_name(msg->rkt);
-            tp = rd_kafka_topic_partition_list_find(o->pending, topic, msg->partition);
+        const fl_msg_t *msg = &b->msgs[i];
+        if (msg->topic != last_topic || msg->partition != last_part) {
+            tp = rd_kafka_topic_partition_list_find(o->pending, msg->topic, msg->partition);
             if (!tp) {
-                tp = rd_kafka_topic_partition_list_add(o->pending, topic, msg->partition);
+                tp = rd_kafka_topic_partition_list_add(o->pending, msg->topic, msg->partition);
                 tp->offset = -1;
             }
-            last_rkt = msg->rkt;
+            last_topic = msg->topic;
             last_part = msg->partition;
         }
         if (msg->offset + 1 > tp->offset) tp->offset = msg->offset + 1;
@@ -159,22 +158,21 @@ void fl_offsets_commit_pending(fl_offsets_t *o, rd_kafka_t *consumer)
 
 void fl_offsets_settle(fl_offsets_t *o, const fl_batch_t *b)
 {
-    const rd_kafka_topic_t *last_rkt = NULL;
+    const char *last_topic = NULL;
     int32_t last_part = -1;
     fl_part_t *p = NULL;
 
     for (size_t i = 0; i < b->n; i++) {
-        const rd_kafka_message_t *msg = b->msgs[i];
-        if (msg->rkt != last_rkt || msg->partition != last_part) {
-            p = fl_offsets_part(o, rd_kafka_topic_name(msg->rkt), msg->partition);
-            last_rkt = msg->rkt;
+        const fl_msg_t *msg = &b->msgs[i];
+        if (msg->topic != last_topic || msg->partition != last_part) {
+            p = fl_offsets_part(o, msg->topic, msg->partition);
+            last_topic = msg->topic;
             last_part = msg->partition;
         }
         if (p && msg->offset + 1 > p->committed) {
             p->committed = msg->offset + 1;
-            p->committed_time = b->items[i].ev.time_us > 0
-                                    ? b->items[i].ev.time_us
-                                    : rd_kafka_message_timestamp(msg, NULL) * 1000;
+            p->committed_time =
+                b->items[i].ev.time_us > 0 ? b->items[i].ev.time_us : msg->timestamp_ms * 1000;
         }
     }
 }

@@ -169,10 +169,15 @@ static void poison_goes_to_dead_letter_rest_lands(void **state)
     fh_produce(&fh, key, "{\"older\": true}", 20);
     fh_produce(&fh, key, "\x01 not json", 21);
     fh_produce_raw(&fh, "item:x1", "{}", 2, 5, "nosuch"); /* unknown entity */
+    fh_produce_raw(&fh, "item:x2", NULL, 0, 6, "nosuch"); /* a delete of an unknown entity */
     fh_produce_raw(&fh, "other:1", "{}", 2, 5, "item");   /* key outside the prefix */
-    /* No headers at all: undecodable. */
+    /* None of the event's headers, only others (one null): undecodable. */
+    rd_kafka_headers_t *own = rd_kafka_headers_new(2);
+    rd_kafka_header_add(own, "x-trace", -1, "t-42", 4);
+    rd_kafka_header_add(own, "x-none", -1, NULL, 0);
     assert_int_equal(rd_kafka_producev(fh.producer, RD_KAFKA_V_TOPIC(fh.topic),
                                        RD_KAFKA_V_KEY("item:raw", 8), RD_KAFKA_V_VALUE("{}", 2),
+                                       RD_KAFKA_V_HEADERS(own),
                                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                      0);
     fh_flush(&fh);
@@ -183,7 +188,7 @@ static void poison_goes_to_dead_letter_rest_lands(void **state)
 
     int n = 0;
     int64_t t0 = wb_time_mono_ms();
-    while ((n = fh_read_dlq(&fh, dead, 32)) < 7 && wb_time_mono_ms() - t0 < 20000)
+    while ((n = fh_read_dlq(&fh, dead, 32)) < 8 && wb_time_mono_ms() - t0 < 20000)
         usleep(500000);
     int json = 0, entity = 0, prefix = 0, decode = 0;
     for (int i = 0; i < n; i++) {
@@ -194,11 +199,30 @@ static void poison_goes_to_dead_letter_rest_lands(void **state)
         entity += strstr(dead[i].reason, "unknown entity") != NULL;
         prefix += strstr(dead[i].reason, "prefix") != NULL;
         decode += strstr(dead[i].reason, "undecodable") != NULL;
+        /* The message as it was consumed: key, value (null stays null),
+         * its own headers in order, then the dead-letter ones. */
+        if (!strcmp(dead[i].key, "item:raw")) {
+            assert_string_equal(dead[i].value, "{}");
+            assert_int_equal(dead[i].value_null, 0);
+            assert_ptr_equal(strstr(dead[i].headers, "x-trace=t-42;x-none=(null);wb-dlq-reason="),
+                             dead[i].headers);
+        }
+        if (!strcmp(dead[i].key, "item:x2")) {
+            assert_int_equal(dead[i].value_null, 1);
+            assert_non_null(strstr(dead[i].headers, "wb-version=6;"));
+            assert_non_null(strstr(dead[i].headers, "wb-entity=nosuch;"));
+            assert_non_null(strstr(dead[i].headers, "wb-op=del;"));
+        }
+        if (!strcmp(dead[i].key, "item:x1")) {
+            assert_string_equal(dead[i].value, "{}");
+            assert_int_equal(dead[i].value_null, 0);
+            assert_non_null(strstr(dead[i].headers, "wb-op=put;"));
+        }
     }
-    if (n != 7) fh_dump_log(&fh);
-    assert_int_equal(n, 7); /* 3 + 1 invalid JSON, unknown entity, prefix, undecodable */
+    if (n != 8) fh_dump_log(&fh);
+    assert_int_equal(n, 8); /* 3 + 1 invalid JSON, 2 unknown entity, prefix, undecodable */
     assert_int_equal(json, 4);
-    assert_int_equal(entity, 1);
+    assert_int_equal(entity, 2);
     assert_int_equal(prefix, 1);
     assert_int_equal(decode, 1);
     assert_int_equal(fh_stop(&fh, 30000, NULL), 0);

@@ -290,6 +290,22 @@ int fh_read_dlq(fh_t *fh, fh_dead_t *out, int max)
         if (!m->err && n < max) {
             fh_dead_t *d = &out[n++];
             snprintf(d->key, sizeof(d->key), "%.*s", (int)m->key_len, (const char *)m->key);
+            d->value_null = m->payload == NULL;
+            snprintf(d->value, sizeof(d->value), "%.*s", m->payload ? (int)m->len : 0,
+                     m->payload ? (const char *)m->payload : "");
+            rd_kafka_headers_t *hdrs = NULL;
+            const char *name;
+            const void *hv;
+            size_t hlen, used = 0;
+            d->headers[0] = '\0';
+            if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &hv, &hlen); i++) {
+                    int w = snprintf(d->headers + used, sizeof(d->headers) - used, "%s%s=%.*s",
+                                     i ? ";" : "", name, hv ? (int)hlen : 6,
+                                     hv ? (const char *)hv : "(null)");
+                    if (w < 0 || (size_t)w >= sizeof(d->headers) - used) break;
+                    used += (size_t)w;
+                }
             wb_test_kafka_header(m, "wb-dlq-reason", d->reason, sizeof(d->reason));
             wb_test_kafka_header(m, "wb-dlq-topic", d->topic, sizeof(d->topic));
             wb_test_kafka_header(m, "wb-dlq-partition", buf, sizeof(buf));

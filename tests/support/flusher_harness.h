@@ -57,9 +57,14 @@ typedef struct fh_row_s {
 /* One dead-lettered message. */
 typedef struct fh_dead_s {
     char key[128];
+    char value[128];
+    int value_null; /* a Kafka null value (a delete) */
     char reason[256];
     char topic[128];
     int64_t partition, offset;
+    /* Every header as "name=value" (value "(null)" for a null header),
+     * joined by ";", in the message's order. */
+    char headers[1024];
 } fh_dead_t;
 
 /* wb_test_env under this harness's prefix. */

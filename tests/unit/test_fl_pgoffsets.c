@@ -112,16 +112,11 @@ static void tombstones_stay_behind_retention_plus_segment(void **state)
 static void ranges_start_at_the_consumers_position(void **state)
 {
     (void)state;
-    char errstr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, NULL, errstr, sizeof(errstr));
-    assert_non_null(rk);
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, "t", NULL);
     /* Partition 1 at 40 (a gap before 45), partition 2 never committed. */
-    rd_kafka_message_t m[4] = {{.rkt = rkt, .partition = 1, .offset = 45},
-                               {.rkt = rkt, .partition = 2, .offset = 7},
-                               {.rkt = rkt, .partition = 1, .offset = 46},
-                               {.rkt = rkt, .partition = 2, .offset = 9}};
-    rd_kafka_message_t *msgs[4] = {&m[0], &m[1], &m[2], &m[3]};
+    fl_msg_t msgs[4] = {{.topic = "t", .partition = 1, .offset = 45},
+                        {.topic = "t", .partition = 2, .offset = 7},
+                        {.topic = "t", .partition = 1, .offset = 46},
+                        {.topic = "t", .partition = 2, .offset = 9}};
     fl_offsets_t o;
     fl_batch_t b;
 
@@ -142,8 +137,6 @@ static void ranges_start_at_the_consumers_position(void **state)
     assert_string_equal(b.ranges[1].topic, "t");
     free(b.ranges);
     fl_offsets_fini(&o);
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_destroy(rk);
 }
 
 int main(void)
