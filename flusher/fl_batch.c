@@ -174,7 +174,9 @@ static int copy_in(fl_batch_t *b, const rd_kafka_message_t *msg, fl_msg_t *m)
     return 0;
 }
 
-int fl_msg_header_next(const fl_msg_t *m, size_t *pos, wb_header_t *h)
+/* Reads header *pos of m into h and advances *pos (start at 0). Returns 0,
+ * or -1 past the last one. */
+static int header_next(const fl_msg_t *m, size_t *pos, wb_header_t *h)
 {
     const unsigned char *p = m->hdrs + *pos, *end = m->hdrs + m->hdrlen;
 
@@ -201,13 +203,27 @@ int fl_msg_header_last(const fl_msg_t *m, const char *name, const void **value, 
     size_t pos = 0;
     int found = -1;
 
-    while (fl_msg_header_next(m, &pos, &h) == 0)
+    while (header_next(m, &pos, &h) == 0)
         if (strcmp(h.name, name) == 0) {
             *value = h.value;
             *len = h.len;
             found = 0;
         }
     return found;
+}
+
+ssize_t fl_msg_headers(const fl_msg_t *m, wb_header_t *stack, size_t nstack, wb_header_t **out)
+{
+    size_t n = 0, pos = 0, want = m->nhdrs == FL_HDRS_BAD ? 0 : m->nhdrs;
+
+    *out = stack;
+    if (want > nstack && !(*out = calloc(want, sizeof(**out)))) {
+        *out = stack;
+        return -1;
+    }
+    while (n < want && header_next(m, &pos, &(*out)[n]) == 0)
+        n++;
+    return (ssize_t)n;
 }
 
 int64_t fl_msg_bytes(const fl_msg_t *m)
@@ -222,9 +238,9 @@ int64_t fl_msg_bytes(const fl_msg_t *m)
 static void decode_one(const wb_config_t *conf, const char *entity_filter, const fl_msg_t *m,
                        fl_item_t *it)
 {
-    wb_header_t stack[16], *hdrs = stack;
+    wb_header_t stack[16], *hdrs;
     char errstr[256], name[WB_EVENT_ENTITY_MAX + 1];
-    size_t n = 0, pos = 0;
+    ssize_t n;
     wb_err_t err;
 
     memset(it, 0, sizeof(*it));
@@ -232,14 +248,12 @@ static void decode_one(const wb_config_t *conf, const char *entity_filter, const
         fl_item_poison(it, "undecodable: cannot parse message headers");
         return;
     }
-    if (m->nhdrs > sizeof(stack) / sizeof(stack[0]) && !(hdrs = calloc(m->nhdrs, sizeof(*hdrs)))) {
+    if ((n = fl_msg_headers(m, stack, sizeof(stack) / sizeof(stack[0]), &hdrs)) < 0) {
         fl_item_poison(it, "undecodable: out of memory for %" PRIu32 " headers", m->nhdrs);
         return;
     }
-    while (n < m->nhdrs && fl_msg_header_next(m, &pos, &hdrs[n]) == 0)
-        n++;
-    err = wb_event_decode(m->key, m->keylen, m->value, m->len, n ? hdrs : NULL, n, &it->ev, errstr,
-                          sizeof(errstr));
+    err = wb_event_decode(m->key, m->keylen, m->value, m->len, n ? hdrs : NULL, (size_t)n, &it->ev,
+                          errstr, sizeof(errstr));
     if (hdrs != stack) free(hdrs);
     if (err != WB_OK) {
         fl_item_poison(it, "undecodable: %s", errstr);

@@ -35,7 +35,7 @@ typedef struct fl_msg_s {
     const char *topic;         /* interned in the batch (fl_batch_t.topics) */
     const char *key;           /* NULL: no key */
     const void *value;         /* NULL: a Kafka null value (a delete) */
-    const unsigned char *hdrs; /* packed, read with fl_msg_header_next */
+    const unsigned char *hdrs; /* packed, read with fl_msg_headers */
     int64_t offset;
     int64_t timestamp_ms; /* -1: none */
     int32_t partition;
@@ -46,10 +46,11 @@ typedef struct fl_msg_s {
 
 #define FL_HDRS_BAD UINT32_MAX
 
-/* Reads header *pos of m into h (name and value point into m; value NULL
- * for a null header) and advances *pos. Start with *pos = 0. Returns 0,
- * or -1 past the last one. */
-int fl_msg_header_next(const fl_msg_t *m, size_t *pos, wb_header_t *h);
+/* Unpacks the headers of m into stack (room for nstack) when they fit,
+ * else into an array it allocates; *out is the one used (free it when it
+ * is not stack). Names and values point into m (value NULL: a null
+ * header). Returns how many (0 for FL_HDRS_BAD), or -1 out of memory. */
+ssize_t fl_msg_headers(const fl_msg_t *m, wb_header_t *stack, size_t nstack, wb_header_t **out);
 /* The value of m's last header called name (NULL: a null header) and its
  * length. Returns 0, or -1 when m has none. */
 int fl_msg_header_last(const fl_msg_t *m, const char *name, const void **value, size_t *len);

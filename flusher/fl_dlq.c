@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wb_daemon.h"
@@ -49,10 +50,11 @@ wb_err_t fl_dlq_send(fl_dlq_t *d, fl_batch_t *b, char *errstr, size_t errstr_siz
         const fl_item_t *it = &b->items[i];
         const fl_msg_t *msg = &b->msgs[i];
         rd_kafka_headers_t *hdrs;
-        wb_header_t dh[WB_EVENT_NHDRS], h;
+        wb_header_t dh[WB_EVENT_NHDRS], stack[16], *own;
         char scratch[WB_EVENT_SCRATCH];
-        size_t ndh = 0, pos = 0;
-        rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        size_t ndh = 0;
+        ssize_t nown;
+        rd_kafka_resp_err_t rerr;
 
         if (it->state != FL_ITEM_POISON) continue;
         if (wb_log_enabled(WB_LOG_WARN)) {
@@ -66,10 +68,14 @@ wb_err_t fl_dlq_send(fl_dlq_t *d, fl_batch_t *b, char *errstr, size_t errstr_siz
             wb_log_write_fields(WB_LOG_WARN, fields, 4, "dead-lettering an event");
         }
         /* Its own headers as they came, then the dead-letter ones. */
-        hdrs = rd_kafka_headers_new((msg->nhdrs == FL_HDRS_BAD ? 0 : msg->nhdrs) + WB_EVENT_NHDRS);
-        while (!rerr && fl_msg_header_next(msg, &pos, &h) == 0)
-            rerr = rd_kafka_header_add(hdrs, h.name, -1, h.value, h.value ? (ssize_t)h.len : 0);
-        if (rerr ||
+        if ((nown = fl_msg_headers(msg, stack, sizeof(stack) / sizeof(stack[0]), &own)) < 0) {
+            wb_set_err(errstr, errstr_size, "out of memory for dead-letter headers");
+            return WB_ERR_NOMEM;
+        }
+        hdrs = rd_kafka_headers_new((size_t)nown + WB_EVENT_NHDRS);
+        wb_err_t herr = wb_event_add_rd_headers(hdrs, own, (size_t)nown);
+        if (own != stack) free(own);
+        if (herr != WB_OK ||
             wb_event_encode_dlq_headers(it->reason ? it->reason : "poison", msg->topic,
                                         msg->partition, msg->offset, dh, WB_EVENT_NHDRS, &ndh,
                                         scratch, sizeof(scratch)) != WB_OK ||

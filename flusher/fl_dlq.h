@@ -36,8 +36,8 @@ wb_err_t fl_dlq_send_event(fl_dlq_t *d, const wb_event_t *ev, const char *reason
 /* Sends b's poison messages (original key, value and headers plus the
  * reason, topic, partition and offset) to the dead-letter topic and waits
  * for the broker's acknowledgement; sets b->dead. Returns WB_OK (also when
- * there is no poison), or WB_ERR_KAFKA with errstr set: nothing of b may
- * be committed then. */
+ * there is no poison), or WB_ERR_KAFKA or WB_ERR_NOMEM with errstr set:
+ * nothing of b may be committed then. */
 wb_err_t fl_dlq_send(fl_dlq_t *d, fl_batch_t *b, char *errstr, size_t errstr_size);
 
 #endif /* FL_DLQ_H */
